@@ -1,0 +1,40 @@
+# kvsd: `make run` sets up a fresh Debian machine and runs the server; `make test` runs every test.
+GO       ?= go
+BIN      := bin/kvsd
+PKGS     := ./...
+GOFLAGS  ?=
+export GOFLAGS
+
+.PHONY: all setup build run test test-short vet fuzz bench clean
+
+all: build
+
+## setup: install missing Debian packages (apt-get, sudo when not root) and Go modules
+setup:
+	@bash scripts/setup.sh
+
+## build: build bin/kvsd only
+build:
+	$(GO) build -o $(BIN) ./cmd/kvsd
+
+## run: set up, build, and serve on the embedded defaults (127.0.0.1:4580, ./data)
+run: setup build
+	./$(BIN) serve
+
+## test: set up, vet, and run every test with the race detector
+test: setup vet
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l cmd internal)" || { echo "gofmt needed:"; gofmt -l cmd internal; exit 1; }
+
+## fuzz: run each fuzz target for FUZZTIME (default 60s)
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeRequests -fuzztime=$(FUZZTIME) ./internal/kvsapi
+	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=$(FUZZTIME) ./internal/sigv4
+	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=$(FUZZTIME) ./internal/mkv
+
+clean:
+	rm -rf bin

@@ -1,0 +1,98 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// DefaultListen is kvsd's port on loopback; --listen 0.0.0.0:4580 opens it to the network.
+const DefaultListen = "127.0.0.1:4580"
+
+// DefaultAccountID is the account in every ARN unless --account-id says otherwise. It is AWS's
+// documentation example account, so it never collides with a real one.
+const DefaultAccountID = "111122223333"
+
+// Config is what `kvsd serve` needs; every field is a flag and a KVSD_ environment variable.
+type Config struct {
+	Listen          string
+	DataDir         string
+	Region          string
+	AccountID       string
+	PublicURL       string
+	CredentialsFile string
+	LogLevel        string
+	LogFormat       string
+}
+
+var regionPattern = regexp.MustCompile(`^[a-z]+(-[a-z]+)?-[a-z]+-[0-9]$`)
+
+// ParseServeFlags reads flags, falling back to KVSD_<NAME> variables, then defaults.
+func ParseServeFlags(args []string, getenv func(string) string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("kvsd serve", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	str := func(p *string, name, def, usage string) {
+		env := "KVSD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		if v := getenv(env); v != "" {
+			def = v
+		}
+		fs.StringVar(p, name, def, usage+" (env "+env+")")
+	}
+	str(&c.Listen, "listen", DefaultListen, "address to serve the KVS API on")
+	str(&c.DataDir, "data-dir", "./data", "directory for the catalog, media and generated credentials")
+	str(&c.Region, "region", "us-east-1", "the region clients sign for and ARNs carry")
+	str(&c.AccountID, "account-id", DefaultAccountID, "12-digit account id in ARNs and image keys")
+	str(&c.PublicURL, "public-url", "", "base URL GetDataEndpoint returns (default: http://<listen address>)")
+	str(&c.CredentialsFile, "credentials-file", "", "AWS-style credentials file with more accepted key pairs")
+	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	str(&c.LogFormat, "log-format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return c, c.Validate()
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: want host:port: %w", c.Listen, err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	if !regionPattern.MatchString(c.Region) {
+		errs = append(errs, fmt.Errorf("--region %q is not a region name such as us-east-1", c.Region))
+	}
+	if len(c.AccountID) != 12 || strings.Trim(c.AccountID, "0123456789") != "" {
+		errs = append(errs, fmt.Errorf("--account-id %q must be 12 digits", c.AccountID))
+	}
+	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
+		errs = append(errs, fmt.Errorf("--public-url %q must start with http:// or https://", c.PublicURL))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q must be text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+// publicURL is what clients should call back on: --public-url, or the bound address. A
+// wildcard bind has no single address to hand out, so loopback stands in (and Start warns).
+func publicURL(configured string, bound net.Addr) string {
+	if configured != "" {
+		return strings.TrimRight(configured, "/")
+	}
+	host, port, _ := net.SplitHostPort(bound.String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}

@@ -1,0 +1,160 @@
+package bolt
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/kvsd/kvsd/internal/catalog/catalogtest"
+	"github.com/kvsd/kvsd/internal/stream"
+)
+
+func openTemp(t testing.TB) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	db, err := Open(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	return db, path
+}
+
+func TestStore(t *testing.T) {
+	catalogtest.TestStore(t, func(t *testing.T) stream.Store {
+		db, _ := openTemp(t)
+		return db
+	})
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	db, err := Open(path)
+	require.NoError(t, err)
+	want := &stream.Stream{
+		Name: "cam", ARN: "arn", Version: "v1", Status: stream.StatusActive,
+		CreationTime: time.UnixMilli(1700000000123).UTC(), RetentionHours: 5,
+		Tags: map[string]string{"k": "v"}, StorageTier: "HOT",
+	}
+	require.NoError(t, db.CreateStream(ctx, want))
+	require.NoError(t, db.Close())
+
+	db, err = Open(path)
+	require.NoError(t, err)
+	defer db.Close()
+	got, err := db.GetStream(ctx, "cam")
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+}
+
+func TestSecondOpenFailsFast(t *testing.T) {
+	_, path := openTemp(t)
+	start := time.Now()
+	db, err := Open(path)
+	if db != nil {
+		_ = db.Close()
+	}
+	require.ErrorContains(t, err, "data dir is in use by another kvsd process")
+	assert.Less(t, time.Since(start), 3*time.Second)
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	raw, err := bbolt.Open(path, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, raw.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		return b.Put(keySchema, []byte("99"))
+	}))
+	require.NoError(t, raw.Close())
+
+	db, err := Open(path)
+	if db != nil {
+		_ = db.Close()
+	}
+	require.ErrorContains(t, err, "schema version 99 is newer than this kvsd supports (1)")
+}
+
+func TestCanceledContext(t *testing.T) {
+	db, _ := openTemp(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := db.GetStream(ctx, "cam")
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+func benchDB(b *testing.B) *DB {
+	db, _ := openTemp(b)
+	require.NoError(b, db.CreateStream(context.Background(), &stream.Stream{
+		Name: "cam", ARN: "arn", Version: "v1", Status: stream.StatusActive,
+		CreationTime: time.UnixMilli(1700000000123), Tags: map[string]string{"k": "v"}, StorageTier: "HOT",
+	}))
+	return db
+}
+
+// BenchmarkUpdateStream includes bbolt's fsync per commit, the real cost of a control-plane write.
+func BenchmarkUpdateStream(b *testing.B) {
+	db, ctx := benchDB(b), context.Background()
+	for b.Loop() {
+		if _, err := db.UpdateStream(ctx, "cam", func(s *stream.Stream) error {
+			s.RetentionHours++
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkGetStream(b *testing.B) {
+	db, ctx := benchDB(b), context.Background()
+	for b.Loop() {
+		if _, err := db.GetStream(ctx, "cam"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// goldenRecord is a version-1 record as docs/format/catalog.md describes it. Files written by
+// released kvsd builds contain exactly this; if this test fails, the format changed.
+const goldenRecord = `{"v":1,"name":"cam","arn":"arn:aws:kinesisvideo:us-east-1:123456789012:stream/cam/1700000000123",` +
+	`"deviceName":"dev","mediaType":"video/h264","kmsKeyId":"k","version":"v1","status":"ACTIVE",` +
+	`"creationTimeMs":1700000000123,"retentionHours":24,"tags":{"a":"b"},"storageTier":"HOT",` +
+	`"imageGeneration":{"status":"ENABLED","imageSelectorType":"SERVER_TIMESTAMP",` +
+	`"destination":{"uri":"s3://b/p","region":"us-east-1"},"samplingIntervalMs":3000,"format":"JPEG",` +
+	`"formatConfig":{"JPEGQuality":"80"},"widthPixels":640,"heightPixels":480},` +
+	`"notification":{"status":"ENABLED","destination":{"uri":"arn:aws:sns:us-east-1:1:t"}}}`
+
+func TestRecordFormat(t *testing.T) {
+	i := func(v int) *int { return &v }
+	s := &stream.Stream{
+		Name: "cam", ARN: "arn:aws:kinesisvideo:us-east-1:123456789012:stream/cam/1700000000123",
+		DeviceName: "dev", MediaType: "video/h264", KmsKeyID: "k", Version: "v1", Status: stream.StatusActive,
+		CreationTime: time.UnixMilli(1700000000123).UTC(), RetentionHours: 24,
+		Tags: map[string]string{"a": "b"}, StorageTier: "HOT",
+		ImageGeneration: &stream.ImageGenerationConfiguration{
+			Status: "ENABLED", ImageSelectorType: "SERVER_TIMESTAMP",
+			DestinationConfig: &stream.ImageGenerationDestinationConfig{Uri: "s3://b/p", DestinationRegion: "us-east-1"},
+			SamplingInterval:  i(3000), Format: "JPEG", FormatConfig: map[string]string{"JPEGQuality": "80"},
+			WidthPixels: i(640), HeightPixels: i(480),
+		},
+		Notification: &stream.NotificationConfiguration{
+			Status: "ENABLED", DestinationConfig: &stream.NotificationDestinationConfig{Uri: "arn:aws:sns:us-east-1:1:t"},
+		},
+	}
+	got, err := encodeStream(s)
+	require.NoError(t, err)
+	assert.JSONEq(t, goldenRecord, string(got))
+	back, err := decodeStream([]byte(goldenRecord))
+	require.NoError(t, err)
+	assert.Equal(t, s, back)
+
+	_, err = decodeStream([]byte(`{"v":2,"name":"cam"}`))
+	assert.ErrorContains(t, err, "version 2")
+}

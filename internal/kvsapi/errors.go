@@ -1,0 +1,57 @@
+package kvsapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/kvsd/kvsd/internal/awsapi"
+	"github.com/kvsd/kvsd/internal/sigv4"
+	"github.com/kvsd/kvsd/internal/stream"
+)
+
+// errorTable maps domain sentinels to AWS error types: the one place this mapping lives.
+var errorTable = []struct {
+	err    error
+	code   string
+	status int
+}{
+	{stream.ErrNotFound, "ResourceNotFoundException", http.StatusNotFound},
+	{stream.ErrInUse, "ResourceInUseException", http.StatusBadRequest},
+	{stream.ErrVersionMismatch, "VersionMismatchException", http.StatusBadRequest},
+	{stream.ErrTooManyTags, "TagsPerResourceExceededLimitException", http.StatusBadRequest},
+	{stream.ErrNoDataRetention, "NoDataRetentionException", http.StatusBadRequest},
+	{stream.ErrInvalidARN, "InvalidResourceFormatException", http.StatusBadRequest},
+	{stream.ErrInvalidArgument, awsapi.CodeInvalidArgument, http.StatusBadRequest},
+}
+
+var authErrorCodes = map[sigv4.Kind]string{
+	sigv4.KindMissing:          "MissingAuthenticationTokenException",
+	sigv4.KindIncomplete:       "IncompleteSignatureException",
+	sigv4.KindUnrecognized:     "UnrecognizedClientException",
+	sigv4.KindInvalidSignature: "InvalidSignatureException",
+	sigv4.KindExpired:          "InvalidSignatureException",
+}
+
+// toAPIError turns any handler error into what the client sees. Unknown errors become a 500
+// that names the request id; their cause goes to the log only.
+func toAPIError(err error) *awsapi.Error {
+	var ae *awsapi.Error
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var se *sigv4.Error
+	if errors.As(err, &se) {
+		return &awsapi.Error{Code: authErrorCodes[se.Kind], Status: http.StatusForbidden, Message: se.Message, Cause: err}
+	}
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			return &awsapi.Error{Code: e.code, Status: e.status, Message: err.Error(), Cause: err}
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		return &awsapi.Error{Code: "RequestCanceled", Status: 499, Message: "the client went away", Cause: err}
+	}
+	return &awsapi.Error{Code: awsapi.CodeInternalFailure, Status: http.StatusInternalServerError,
+		Message: "kvsd failed to process the request; the server log has the cause under this request id", Cause: err}
+}

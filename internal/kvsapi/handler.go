@@ -1,0 +1,114 @@
+// Package kvsapi serves the KVS API over HTTP: one route per operation, SigV4 on all of them,
+// AWS-shaped errors. Handlers decode, call a domain package and encode; the rules live in the
+// domain packages.
+package kvsapi
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kvsd/kvsd/internal/awsapi"
+	"github.com/kvsd/kvsd/internal/stream"
+)
+
+// Handler is the API's http.Handler.
+type Handler struct {
+	streams *stream.Service
+	auth    verifier
+	log     *slog.Logger
+	metrics *metrics
+	mux     *http.ServeMux
+	ops     map[string]bool // every operation name served, for bounded metric labels
+	chain   http.Handler
+}
+
+// Config wires the handler's dependencies; a nil Registerer disables metrics registration.
+type Config struct {
+	Streams  *stream.Service
+	Auth     verifier
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+}
+
+// opFunc handles one JSON operation: body in, response value (or nil for {}) out.
+type opFunc func(ctx context.Context, body []byte) (any, error)
+
+// notImplemented are the KVS operations (signaling channels, edge agent, WebRTC storage) that
+// kvsd knows by name but does not serve yet.
+var notImplemented = []string{
+	"createSignalingChannel", "deleteSignalingChannel", "describeSignalingChannel", "listSignalingChannels",
+	"updateSignalingChannel", "getSignalingChannelEndpoint", "TagResource", "UntagResource", "ListTagsForResource",
+	"updateMediaStorageConfiguration", "describeMediaStorageConfiguration", "describeMappedResourceConfiguration",
+	"startEdgeConfigurationUpdate", "describeEdgeConfiguration", "deleteEdgeConfiguration", "listEdgeAgentConfigurations",
+	"v1/get-ice-server-config", "v1/send-alexa-offer-to-master", "joinStorageSession", "joinStorageSessionAsViewer",
+}
+
+// New builds the API handler.
+func New(cfg Config) *Handler {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	h := &Handler{streams: cfg.Streams, auth: cfg.Auth, log: log, metrics: newMetrics(cfg.Registry),
+		mux: http.NewServeMux(), ops: map[string]bool{}}
+	h.chain = h.observe(h.authenticate(h.mux))
+	for name, fn := range h.controlPlane() {
+		h.handleJSON(name, fn)
+	}
+	for _, name := range notImplemented {
+		h.mux.Handle("POST /"+name, h.notImplemented(name))
+		h.ops[name] = true
+	}
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h.fail(w, r, awsapi.Errorf(awsapi.CodeUnknownOperation, http.StatusNotFound,
+			"kvsd has no operation %s %s; KVS operations are POST /<operation>, e.g. POST /describeStream", r.Method, r.URL.Path))
+	})
+	return h
+}
+
+// Handle registers a handler for a streaming operation (PutMedia, GetMedia …) that manages
+// its own request and response bodies. It runs behind the same auth and observation.
+func (h *Handler) Handle(name string, fn http.HandlerFunc) {
+	h.ops[name] = true
+	h.mux.Handle("POST /"+name, fn)
+}
+
+func (h *Handler) handleJSON(name string, fn opFunc) {
+	h.ops[name] = true
+	h.mux.HandleFunc("POST /"+name, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body) // a bytes.Reader: authenticate buffered it
+		out, err := fn(r.Context(), body)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		awsapi.WriteJSON(w, out)
+	})
+}
+
+func (h *Handler) notImplemented(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.fail(w, r, awsapi.Errorf(awsapi.CodeNotImplemented, http.StatusNotImplemented,
+			"kvsd does not implement %s yet (signaling channels, edge agent and WebRTC storage are not served)", name))
+	})
+}
+
+// ServeHTTP runs every request through observation and authentication, then routing.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.chain.ServeHTTP(w, r)
+}
+
+// decode is the generic JSON step of an operation.
+func decode[In any](fn func(ctx context.Context, in *In) (any, error)) opFunc {
+	return func(ctx context.Context, body []byte) (any, error) {
+		in := new(In)
+		if err := awsapi.Decode(body, in); err != nil {
+			return nil, err
+		}
+		return fn(ctx, in)
+	}
+}

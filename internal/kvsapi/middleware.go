@@ -1,0 +1,159 @@
+package kvsapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kvsd/kvsd/internal/awsapi"
+	"github.com/kvsd/kvsd/internal/sigv4"
+)
+
+type ctxKey int
+
+const (
+	keyLogger ctxKey = iota
+	keyRequestID
+)
+
+// Logger returns the request-scoped logger (it carries request_id) or slog.Default.
+func Logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(keyLogger).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
+
+// streamingPaths carry media bodies that must not be buffered or hashed.
+var streamingPaths = map[string]bool{"/putMedia": true}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kvsd_api_requests_total", Help: "API requests by operation and HTTP status.",
+		}, []string{"operation", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "kvsd_api_request_duration_seconds", Help: "API request latency by operation (streaming operations: until the response ends).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+		}, []string{"operation"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.latency)
+	}
+	return m
+}
+
+// statusWriter records the status for logs and metrics, and keeps Flush/full-duplex reachable.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// observe wraps every request: request id, scoped logger, access log line, metrics.
+func (h *Handler) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := awsapi.NewRequestID()
+		w.Header().Set(awsapi.RequestIDHeader, id)
+		log := h.log.With("request_id", id)
+		ctx := context.WithValue(context.WithValue(r.Context(), keyLogger, log), keyRequestID, id)
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(ctx))
+
+		op := h.operationLabel(r.URL.Path)
+		dur := time.Since(start)
+		h.metrics.requests.WithLabelValues(op, strconv.Itoa(sw.status)).Inc()
+		h.metrics.latency.WithLabelValues(op).Observe(dur.Seconds())
+		log.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("op", op), slog.Int("status", sw.status),
+			slog.Duration("dur", dur), slog.String("remote", r.RemoteAddr))
+	})
+}
+
+// operationLabel bounds metric cardinality to known operations.
+func (h *Handler) operationLabel(path string) string {
+	name := strings.TrimPrefix(path, "/")
+	if h.ops[name] {
+		return name
+	}
+	return "unknown"
+}
+
+// authenticate buffers JSON bodies (capped), verifies SigV4 and hands the body on. Streaming
+// operations are verified without reading their body.
+func (h *Handler) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bodyHash := ""
+		if !streamingPaths[r.URL.Path] {
+			body, err := io.ReadAll(io.LimitReader(r.Body, awsapi.MaxBodyBytes+1))
+			if err != nil {
+				h.fail(w, r, awsapi.InvalidArgument("reading request body: %v", err))
+				return
+			}
+			if len(body) > awsapi.MaxBodyBytes {
+				h.fail(w, r, awsapi.Errorf(awsapi.CodeInvalidArgument, http.StatusRequestEntityTooLarge,
+					"request body is larger than %d bytes", awsapi.MaxBodyBytes))
+				return
+			}
+			sum := sha256.Sum256(body)
+			bodyHash = hex.EncodeToString(sum[:])
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		key, err := h.auth.Verify(r, bodyHash)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		ctx := context.WithValue(r.Context(), keyLogger, Logger(r.Context()).With("access_key", key))
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// fail writes err in the AWS shape and logs causes the client does not see.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	ae := toAPIError(err)
+	log := Logger(r.Context())
+	switch {
+	case ae.Status >= 500 && ae.Status != http.StatusNotImplemented:
+		log.Error("request failed", "code", ae.Code, "err", err)
+	default:
+		log.Info("request rejected", "code", ae.Code, "msg", ae.Message)
+	}
+	awsapi.WriteError(w, ae)
+}
+
+// verifier checks request signatures; *sigv4.Verifier implements it.
+type verifier interface {
+	Verify(r *http.Request, bodyHash string) (string, error)
+}
+
+var _ verifier = (*sigv4.Verifier)(nil)

@@ -1,0 +1,446 @@
+package stream
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"time"
+)
+
+// Store is the catalog the service needs. Implementations (catalog/bolt, later PostgreSQL) pass
+// catalogtest. Update and Delete run fn under the store's write lock so version checks are atomic.
+type Store interface {
+	// CreateStream adds s; ErrInUse if a stream with that name exists.
+	CreateStream(ctx context.Context, s *Stream) error
+	// GetStream returns a copy of the named stream or ErrNotFound.
+	GetStream(ctx context.Context, name string) (*Stream, error)
+	// ListStreams returns up to limit streams whose name starts with prefix and sorts after
+	// startAfter, in name order.
+	ListStreams(ctx context.Context, prefix, startAfter string, limit int) ([]*Stream, error)
+	// UpdateStream loads the stream, lets fn mutate it and stores the result, all in one
+	// transaction; an error from fn aborts and is returned as is.
+	UpdateStream(ctx context.Context, name string, fn func(*Stream) error) (*Stream, error)
+	// DeleteStream removes the stream if check (run inside the transaction) returns nil.
+	DeleteStream(ctx context.Context, name string, check func(*Stream) error) error
+}
+
+// Service implements the KVS control-plane operations.
+type Service struct {
+	Store     Store
+	Region    string
+	AccountID string
+	// PublicURL is what GetDataEndpoint returns: scheme and host, no trailing slash.
+	PublicURL string
+	Now       func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// CreateInput holds CreateStream's parameters; nil pointers are absent members.
+type CreateInput struct {
+	Name           string
+	DeviceName     *string
+	MediaType      *string
+	KmsKeyID       *string
+	RetentionHours *int
+	Tags           map[string]string
+	StorageTier    *string
+}
+
+// Create adds a stream. KVS creates asynchronously; kvsd's streams are ACTIVE at once, which
+// every producer accepts (they poll DescribeStream until ACTIVE).
+func (s *Service) Create(ctx context.Context, in CreateInput) (*Stream, error) {
+	if err := ValidateName("StreamName", in.Name); err != nil {
+		return nil, err
+	}
+	now := s.now().Truncate(time.Millisecond)
+	st := &Stream{
+		Name:         in.Name,
+		ARN:          FormatARN(s.Region, s.AccountID, in.Name, now),
+		KmsKeyID:     fmt.Sprintf("arn:aws:kms:%s:%s:alias/aws/kinesisvideo", s.Region, s.AccountID),
+		Version:      newVersion(),
+		Status:       StatusActive,
+		CreationTime: now,
+		StorageTier:  "HOT",
+		Tags:         in.Tags,
+	}
+	if in.DeviceName != nil {
+		if err := validateDeviceName(*in.DeviceName); err != nil {
+			return nil, err
+		}
+		st.DeviceName = *in.DeviceName
+	}
+	if in.MediaType != nil {
+		if err := validateMediaType(*in.MediaType); err != nil {
+			return nil, err
+		}
+		st.MediaType = *in.MediaType
+	}
+	if in.KmsKeyID != nil {
+		if err := validateKmsKeyID(*in.KmsKeyID); err != nil {
+			return nil, err
+		}
+		st.KmsKeyID = *in.KmsKeyID
+	}
+	if in.RetentionHours != nil {
+		if err := validateRetention("DataRetentionInHours", *in.RetentionHours); err != nil {
+			return nil, err
+		}
+		st.RetentionHours = *in.RetentionHours
+	}
+	if in.StorageTier != nil {
+		if err := oneOf("StreamStorageConfiguration.DefaultStorageTier", *in.StorageTier, "HOT", "WARM"); err != nil {
+			return nil, err
+		}
+		st.StorageTier = *in.StorageTier
+	}
+	if len(in.Tags) > MaxTags {
+		return nil, fmt.Errorf("%w: a stream can have at most %d tags, %d were given", ErrTooManyTags, MaxTags, len(in.Tags))
+	}
+	if err := validateTags(in.Tags); err != nil {
+		return nil, err
+	}
+	if err := s.Store.CreateStream(ctx, st); err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", in.Name, err)
+	}
+	return st, nil
+}
+
+// Describe resolves ref to its stream.
+func (s *Service) Describe(ctx context.Context, ref Ref) (*Stream, error) {
+	name, check, err := s.resolve(ref, ErrInvalidArgument)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.Store.GetStream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// resolve validates ref and returns the stream name plus a check that an ARN, when given,
+// names this very stream (a re-created stream of the same name has another creation time).
+// badARN is the sentinel a malformed ARN maps to (InvalidResourceFormat for the tag APIs).
+func (s *Service) resolve(ref Ref, badARN error) (string, func(*Stream) error, error) {
+	noCheck := func(*Stream) error { return nil }
+	switch {
+	case ref.Name != "" && ref.ARN != "":
+		return "", nil, invalid("specify either StreamName or StreamARN, not both")
+	case ref.Name == "" && ref.ARN == "":
+		return "", nil, invalid("StreamName or StreamARN is required")
+	case ref.Name != "":
+		return ref.Name, noCheck, ValidateName("StreamName", ref.Name)
+	}
+	a, err := parseARN(ref.ARN)
+	if err != nil {
+		if badARN != ErrInvalidARN {
+			return "", nil, invalid("StreamARN %q is not a Kinesis Video stream ARN", ref.ARN)
+		}
+		return "", nil, err
+	}
+	if a.resource != "stream" || a.region != s.Region || a.account != s.AccountID {
+		return "", nil, fmt.Errorf("%w: no stream %s in region %s, account %s", ErrNotFound, ref.ARN, s.Region, s.AccountID)
+	}
+	check := func(st *Stream) error {
+		if st.CreationTime.UnixMilli() != a.createdMs {
+			return fmt.Errorf("%w: %s names an earlier stream called %s", ErrNotFound, ref.ARN, a.name)
+		}
+		return nil
+	}
+	return a.name, check, nil
+}
+
+// ListPage is one page of ListStreams.
+type ListPage struct {
+	Streams   []*Stream
+	NextToken string
+}
+
+// List returns streams in name order, optionally filtered by name prefix.
+func (s *Service) List(ctx context.Context, prefix string, maxResults *int, token string) (ListPage, error) {
+	limit := 10000
+	if maxResults != nil {
+		if *maxResults < 1 || *maxResults > 10000 {
+			return ListPage{}, invalid("MaxResults must be between 1 and 10000, got %d", *maxResults)
+		}
+		limit = *maxResults
+	}
+	after := ""
+	if token != "" {
+		b, err := base64.StdEncoding.DecodeString(token)
+		if err != nil || len(token) > 1024 || ValidateName("token", string(b)) != nil {
+			return ListPage{}, invalid("NextToken %q is not a token returned by ListStreams", token)
+		}
+		after = string(b)
+	}
+	streams, err := s.Store.ListStreams(ctx, prefix, after, limit+1)
+	if err != nil {
+		return ListPage{}, fmt.Errorf("list streams: %w", err)
+	}
+	page := ListPage{Streams: streams}
+	if len(streams) > limit {
+		page.Streams = streams[:limit]
+		page.NextToken = base64.StdEncoding.EncodeToString([]byte(streams[limit-1].Name))
+	}
+	return page, nil
+}
+
+// Delete removes the stream named by arn, checking currentVersion when given.
+func (s *Service) Delete(ctx context.Context, arn string, currentVersion *string) error {
+	if arn == "" {
+		return invalid("StreamARN is required")
+	}
+	name, check, err := s.resolve(Ref{ARN: arn}, ErrInvalidArgument)
+	if err != nil {
+		return err
+	}
+	if currentVersion != nil {
+		if err := validateVersion(*currentVersion); err != nil {
+			return err
+		}
+	}
+	return s.Store.DeleteStream(ctx, name, func(st *Stream) error {
+		if err := check(st); err != nil {
+			return err
+		}
+		return checkVersion(st, currentVersion)
+	})
+}
+
+func checkVersion(st *Stream, v *string) error {
+	if v != nil && *v != st.Version {
+		return fmt.Errorf("%w: the stream version is %s, not %s; describe the stream for its current version", ErrVersionMismatch, st.Version, *v)
+	}
+	return nil
+}
+
+// mutate applies fn to the stream named by ref inside one catalog transaction.
+func (s *Service) mutate(ctx context.Context, ref Ref, badARN error, fn func(*Stream) error) (*Stream, error) {
+	name, check, err := s.resolve(ref, badARN)
+	if err != nil {
+		return nil, err
+	}
+	return s.Store.UpdateStream(ctx, name, func(st *Stream) error {
+		if err := check(st); err != nil {
+			return err
+		}
+		if st.Status != StatusActive {
+			return fmt.Errorf("%w: stream %s is %s, not ACTIVE", ErrInUse, st.Name, st.Status)
+		}
+		return fn(st)
+	})
+}
+
+// mutateVersioned is mutate for the operations that take CurrentVersion and bump the version.
+func (s *Service) mutateVersioned(ctx context.Context, ref Ref, version string, fn func(*Stream) error) error {
+	if err := validateVersion(version); err != nil {
+		return err
+	}
+	_, err := s.mutate(ctx, ref, ErrInvalidArgument, func(st *Stream) error {
+		if err := checkVersion(st, &version); err != nil {
+			return err
+		}
+		if err := fn(st); err != nil {
+			return err
+		}
+		st.Version = newVersion()
+		return nil
+	})
+	return err
+}
+
+// Update changes DeviceName and MediaType (UpdateStream).
+func (s *Service) Update(ctx context.Context, ref Ref, version string, device, mediaType *string) error {
+	if device != nil {
+		if err := validateDeviceName(*device); err != nil {
+			return err
+		}
+	}
+	if mediaType != nil {
+		if err := validateMediaType(*mediaType); err != nil {
+			return err
+		}
+	}
+	return s.mutateVersioned(ctx, ref, version, func(st *Stream) error {
+		if device != nil {
+			st.DeviceName = *device
+		}
+		if mediaType != nil {
+			st.MediaType = *mediaType
+		}
+		return nil
+	})
+}
+
+// Retention operations.
+const (
+	IncreaseRetention = "INCREASE_DATA_RETENTION"
+	DecreaseRetention = "DECREASE_DATA_RETENTION"
+)
+
+// UpdateRetention adds or removes hours of retention (UpdateDataRetention). A decrease takes
+// effect at once: the retention sweeper reads the new value on its next pass.
+func (s *Service) UpdateRetention(ctx context.Context, ref Ref, version, op string, change *int) error {
+	if err := oneOf("Operation", op, IncreaseRetention, DecreaseRetention); err != nil {
+		return err
+	}
+	if change == nil {
+		return invalid("DataRetentionChangeInHours is required")
+	}
+	if *change < 1 {
+		return invalid("DataRetentionChangeInHours must be at least 1, got %d", *change)
+	}
+	return s.mutateVersioned(ctx, ref, version, func(st *Stream) error {
+		n := st.RetentionHours + *change
+		if op == DecreaseRetention {
+			n = st.RetentionHours - *change
+		}
+		if n < 0 || n > MaxRetentionHours {
+			return invalid("retention would become %d hours (now %d); it must stay between 0 and %d", n, st.RetentionHours, MaxRetentionHours)
+		}
+		st.RetentionHours = n
+		return nil
+	})
+}
+
+// UpdateStorage sets the default storage tier (UpdateStreamStorageConfiguration).
+func (s *Service) UpdateStorage(ctx context.Context, ref Ref, version string, tier *string) error {
+	if tier == nil {
+		return invalid("StreamStorageConfiguration.DefaultStorageTier is required")
+	}
+	if err := oneOf("StreamStorageConfiguration.DefaultStorageTier", *tier, "HOT", "WARM"); err != nil {
+		return err
+	}
+	return s.mutateVersioned(ctx, ref, version, func(st *Stream) error {
+		st.StorageTier = *tier
+		return nil
+	})
+}
+
+// APINames accepted by GetDataEndpoint.
+var APINames = []string{
+	"PUT_MEDIA", "GET_MEDIA", "LIST_FRAGMENTS", "GET_MEDIA_FOR_FRAGMENT_LIST",
+	"GET_HLS_STREAMING_SESSION_URL", "GET_DASH_STREAMING_SESSION_URL", "GET_CLIP", "GET_IMAGES",
+}
+
+// DataEndpoint answers GetDataEndpoint: kvsd serves every API on its own public URL.
+func (s *Service) DataEndpoint(ctx context.Context, ref Ref, apiName string) (string, error) {
+	if err := oneOf("APIName", apiName, APINames...); err != nil {
+		return "", err
+	}
+	if _, err := s.Describe(ctx, ref); err != nil {
+		return "", err
+	}
+	return s.PublicURL, nil
+}
+
+// Tag merges tags into the stream's tags (TagStream).
+func (s *Service) Tag(ctx context.Context, ref Ref, tags map[string]string) error {
+	if len(tags) == 0 {
+		return invalid("Tags must hold at least one entry")
+	}
+	if err := validateTags(tags); err != nil {
+		return err
+	}
+	_, err := s.mutate(ctx, ref, ErrInvalidARN, func(st *Stream) error {
+		merged := len(st.Tags)
+		for k := range tags {
+			if _, ok := st.Tags[k]; !ok {
+				merged++
+			}
+		}
+		if merged > MaxTags {
+			return fmt.Errorf("%w: the stream would have %d tags; the limit is %d", ErrTooManyTags, merged, MaxTags)
+		}
+		if st.Tags == nil {
+			st.Tags = map[string]string{}
+		}
+		for k, v := range tags {
+			st.Tags[k] = v
+		}
+		return nil
+	})
+	return err
+}
+
+// Untag removes keys; missing keys are ignored (UntagStream).
+func (s *Service) Untag(ctx context.Context, ref Ref, keys []string) error {
+	if len(keys) < 1 || len(keys) > MaxTags {
+		return invalid("TagKeyList must hold 1-%d keys, got %d", MaxTags, len(keys))
+	}
+	for _, k := range keys {
+		if err := validateTagKey(k); err != nil {
+			return err
+		}
+	}
+	_, err := s.mutate(ctx, ref, ErrInvalidARN, func(st *Stream) error {
+		for _, k := range keys {
+			delete(st.Tags, k)
+		}
+		return nil
+	})
+	return err
+}
+
+// Tags returns the stream's tags (ListTagsForStream); malformed ARNs are InvalidResourceFormat.
+func (s *Service) Tags(ctx context.Context, ref Ref) (map[string]string, error) {
+	name, check, err := s.resolve(ref, ErrInvalidARN)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.Store.GetStream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(st); err != nil {
+		return nil, err
+	}
+	if st.Tags == nil {
+		return map[string]string{}, nil
+	}
+	return st.Tags, nil
+}
+
+// SetImageGeneration stores cfg, or deletes the configuration when cfg is nil. It applies from
+// the next fragment (AWS needs a minute; kvsd does not).
+func (s *Service) SetImageGeneration(ctx context.Context, ref Ref, cfg *ImageGenerationConfiguration) error {
+	if cfg != nil {
+		if err := cfg.Validate(s.Region); err != nil {
+			return err
+		}
+	}
+	_, err := s.mutate(ctx, ref, ErrInvalidArgument, func(st *Stream) error {
+		if cfg != nil && st.RetentionHours == 0 {
+			return fmt.Errorf("%w: stream %s keeps no data (DataRetentionInHours is 0); images are made from stored fragments, so raise the retention first with update-data-retention", ErrNoDataRetention, st.Name)
+		}
+		st.ImageGeneration = cfg
+		return nil
+	})
+	return err
+}
+
+// SetNotification stores cfg, or deletes the configuration when cfg is nil.
+func (s *Service) SetNotification(ctx context.Context, ref Ref, cfg *NotificationConfiguration) error {
+	if cfg != nil {
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+	}
+	_, err := s.mutate(ctx, ref, ErrInvalidArgument, func(st *Stream) error {
+		if cfg != nil && st.RetentionHours == 0 {
+			return fmt.Errorf("%w: stream %s keeps no data (DataRetentionInHours is 0); notifications are sent for persisted fragments, so raise the retention first", ErrNoDataRetention, st.Name)
+		}
+		st.Notification = cfg
+		return nil
+	})
+	return err
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what kvsd's build and tests need on Debian 12, only where it is missing:
+# Debian packages through apt-get (sudo when not root) and the Go modules.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: the aws CLI v2 for CLI tests, ffmpeg and GStreamer to make test media.
+declare -A need=(
+  [/usr/bin/aws]=awscli
+  [/usr/bin/ffmpeg]=ffmpeg
+  [/usr/bin/gst-launch-1.0]=gstreamer1.0-tools
+  [/usr/bin/curl]=curl
+  [/usr/bin/git]=git
+  [/usr/bin/gcc]=gcc
+)
+# GStreamer plugins have no binary to look for; check their files.
+declare -A need_files=(
+  [/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstmatroska.so]=gstreamer1.0-plugins-good
+  [/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstx264.so]=gstreamer1.0-plugins-ugly
+  [/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstvideotestsrc.so]=gstreamer1.0-plugins-base
+)
+pkgs=()
+for f in "${!need[@]}"; do [ -x "$f" ] || pkgs+=("${need[$f]}"); done
+if [ "$(uname -m)" = x86_64 ]; then
+  for f in "${!need_files[@]}"; do [ -e "$f" ] || pkgs+=("${need_files[$f]}"); done
+fi
+if [ ${#pkgs[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing Debian packages: ${pkgs[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+
+# Go: the toolchain go.mod names is fetched by the go command itself (GOTOOLCHAIN=auto) once a
+# Go of 1.21 or later is present. Debian 12's golang-go is 1.19, so look for a newer one first.
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
+if ! command -v go >/dev/null 2>&1; then
+  echo "setup: no Go toolchain found. Install Go 1.24 or later from https://go.dev/dl (to /usr/local/go)," >&2
+  echo "       or on Debian 12: apt-get install -t bookworm-backports golang-1.23-go; then re-run." >&2
+  exit 1
+fi
+go mod download
