@@ -8,7 +8,9 @@ import (
 )
 
 // Store is the catalog the service needs. Implementations (catalog/bolt, later PostgreSQL) pass
-// catalogtest. Update and Delete run fn under the store's write lock so version checks are atomic.
+// catalogtest. UpdateStream and DeleteStream run fn inside one transaction so version checks are
+// atomic. Names sort in byte order (PostgreSQL: COLLATE "C"); CreationTime keeps milliseconds;
+// fn must not change Name; DeleteStream accepts a nil check; a limit below 1 lists nothing.
 type Store interface {
 	// CreateStream adds s; ErrInUse if a stream with that name exists.
 	CreateStream(ctx context.Context, s *Stream) error
@@ -32,6 +34,10 @@ type Service struct {
 	// PublicURL is what GetDataEndpoint returns: scheme and host, no trailing slash.
 	PublicURL string
 	Now       func() time.Time
+	// OnDelete, when set, runs after a stream left the catalog: it ends the stream's sessions
+	// and removes its data. It reports its own failures: the stream is gone either way, and
+	// data left behind is collected at the next start.
+	OnDelete func(ctx context.Context, s *Stream)
 }
 
 func (s *Service) now() time.Time {
@@ -208,12 +214,18 @@ func (s *Service) Delete(ctx context.Context, arn string, currentVersion *string
 			return err
 		}
 	}
-	return s.Store.DeleteStream(ctx, name, func(st *Stream) error {
+	var deleted *Stream
+	err = s.Store.DeleteStream(ctx, name, func(st *Stream) error {
 		if err := check(st); err != nil {
 			return err
 		}
+		deleted = st.Clone()
 		return checkVersion(st, currentVersion)
 	})
+	if err == nil && s.OnDelete != nil {
+		s.OnDelete(ctx, deleted)
+	}
+	return err
 }
 
 func checkVersion(st *Stream, v *string) error {
