@@ -54,7 +54,7 @@ func canonicalURIs(escapedPath string) []string {
 	if asSent == normalized {
 		return []string{asSent}
 	}
-	return []string{asSent}
+	return []string{asSent, normalized}
 }
 
 // encodePath encodes every byte except the unreserved set and '/'. Applied to

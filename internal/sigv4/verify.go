@@ -58,7 +58,6 @@ type Verifier struct {
 // or the presigned query parameters.
 type authInfo struct {
 	presigned     bool
-	credential    string // the raw Credential value, for messages
 	accessKeyID   string
 	scopeDate     string
 	scopeRegion   string
@@ -233,7 +232,6 @@ func newAuthInfo(presigned bool, credential, signedHeaders, signature, amzDate s
 	}
 	return &authInfo{
 		presigned:     presigned,
-		credential:    credential,
 		accessKeyID:   parts[0],
 		scopeDate:     parts[1],
 		scopeRegion:   parts[2],
@@ -249,7 +247,7 @@ func newAuthInfo(presigned bool, credential, signedHeaders, signature, amzDate s
 // service and with the request date.
 func (v *Verifier) checkScope(info *authInfo) error {
 	if info.scopeService != v.Service {
-		return errorf(KindInvalidSignature, "Credential should be scoped to correct service: '%s'. ", v.Service)
+		return errorf(KindInvalidSignature, "Credential should be scoped to correct service: '%s'.", v.Service)
 	}
 	if info.scopeRegion != v.Region {
 		return errorf(KindInvalidSignature, "Credential should be scoped to a valid region, not '%s'. This kvsd server's region is '%s' (set it with --region).",

@@ -2,6 +2,7 @@ package sigv4
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -257,6 +258,19 @@ func TestAcceptsHeaderAuthVariants(t *testing.T) {
 		_, err := newTestVerifier(testNow).Verify(signedRequest(t, s, "/describeStream", body), sha256Hex(body))
 		wantKind(t, err, KindInvalidSignature)
 	})
+	t.Run("content-length from r.ContentLength when not in r.Header", func(t *testing.T) {
+		// httptest.NewRequest, as handler tests in other packages use it,
+		// sets r.ContentLength and r.Host but no header for either.
+		s := baseSigner(body)
+		s.Headers = [][2]string{{"content-length", "22"}, {"host", "example.com"}, {"x-amz-date", testAmzDate}}
+		r := httptest.NewRequest("POST", "/describeStream", strings.NewReader(body))
+		r.Header.Set("X-Amz-Date", testAmzDate)
+		r.Header.Set("Authorization", s.Authorization())
+		if r.Header.Get("Content-Length") != "" || r.ContentLength != 22 {
+			t.Fatalf("precondition: header %q, ContentLength %d", r.Header.Get("Content-Length"), r.ContentLength)
+		}
+		mustVerify(t, newTestVerifier(testNow), r, sha256Hex(body))
+	})
 	t.Run("payload literals", func(t *testing.T) {
 		for _, literal := range []string{"UNSIGNED-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"} {
 			s := baseSigner(body)
@@ -357,7 +371,7 @@ func TestRejections(t *testing.T) {
 		}, KindInvalidSignature, "Credential should be scoped to a valid region, not 'eu-west-1'. This kvsd server's region is 'us-east-1' (set it with --region)."},
 		{"wrong service", func(t *testing.T) input {
 			return signed(t, func(s *refSigner) { s.Service = "kinesis" })
-		}, KindInvalidSignature, "Credential should be scoped to correct service: 'kinesisvideo'. "},
+		}, KindInvalidSignature, "Credential should be scoped to correct service: 'kinesisvideo'."},
 		{"scope date is not X-Amz-Date's day", func(t *testing.T) input {
 			return signed(t, func(s *refSigner) { s.ScopeDate = "20251120" })
 		}, KindInvalidSignature, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '20251120' != '20251121', from '20251121T101010Z'."},

@@ -12,6 +12,7 @@ botocore.auth sees, the way botocore's own unit tests pin it.
 
 import base64
 import datetime
+import hashlib
 import json
 import sys
 import types
@@ -72,6 +73,7 @@ def sign(name, method, url, headers=None, body=b"", token=False, presign_expires
 
 def main():
     json_headers = {"Content-Type": "application/json", "User-Agent": "Boto3/1.29 botocore/1.29 kvsd-test"}
+    tag_body = b'{"StreamName": "cam-1", "Tags": {"k": "v"}}'
     vectors = [
         sign("describeStream", "POST", "http://127.0.0.1:8080/describeStream",
              json_headers, b'{"StreamName": "cam-1"}'),
@@ -80,9 +82,8 @@ def main():
         sign("listStreams with Date header instead of X-Amz-Date", "POST", "http://127.0.0.1:8080/listStreams",
              dict(json_headers, Date="placeholder, replaced by botocore"), b"{}"),
         sign("explicit hex x-amz-content-sha256", "POST", "http://127.0.0.1:8080/tagStream",
-             dict(json_headers, **{"X-Amz-Content-SHA256": __import__("hashlib").sha256(
-                 b'{"StreamName": "cam-1", "Tags": {"k": "v"}}').hexdigest()}),
-             b'{"StreamName": "cam-1", "Tags": {"k": "v"}}'),
+             dict(json_headers, **{"X-Amz-Content-SHA256": hashlib.sha256(tag_body).hexdigest()}),
+             tag_body),
         sign("putMedia UNSIGNED-PAYLOAD over https", "POST", "https://kvs.example.test/putMedia",
              {"x-amzn-stream-name": "cam-1", "x-amzn-fragment-timecode-type": "ABSOLUTE",
               "x-amzn-producer-start-timestamp": "1795263160.70"},
