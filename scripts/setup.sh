@@ -18,6 +18,7 @@ declare -A need_files=(
   [/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstmatroska.so]=gstreamer1.0-plugins-good
   [/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstx264.so]=gstreamer1.0-plugins-ugly
   [/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstvideotestsrc.so]=gstreamer1.0-plugins-base
+  [/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstvideoparsersbad.so]=gstreamer1.0-plugins-bad
 )
 pkgs=()
 for f in "${!need[@]}"; do [ -x "$f" ] || pkgs+=("${need[$f]}"); done
