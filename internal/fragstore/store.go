@@ -1,14 +1,26 @@
 // Package fragstore is the durable, time-indexed fragment store the rest of kvsd uses: media
 // bytes first, then the index entry, so that a fragment acknowledged PERSISTED survives a crash.
 //
-// CONTRACT (implementation in progress): the exported API below is fixed; ingest and playback
-// code against it.
+// A Store joins two backends, each behind an interface declared here with a conformance suite:
+// Media (fragment bytes in per-stream segments; disk implements it, mediatest checks it) and
+// Index (the fragment index; catalog/bolt implements it, catalogtest.TestIndex checks it).
+// The Index is the truth: a fragment exists when its entry is committed. Media holding bytes
+// the Index does not know of (a crash between the two writes) is cut away by Open's recovery;
+// the Index never points at media that was not synced first.
+//
+// Files by facet: append.go (write path), list.go (time and sequence reads, cursors),
+// expire.go (retention and deletion), recover.go (start-up repair), meta.go (the record
+// self-description), metrics.go.
 package fragstore
 
 import (
 	"context"
 	"errors"
-	"time"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/stream"
@@ -36,69 +48,99 @@ const (
 	ServerTime
 )
 
-// Cursor resumes a listing where the previous page stopped; the zero Cursor starts at the top.
-// It is opaque to callers and safe to put in a NextToken (String/ParseCursor).
-type Cursor struct{ raw []byte }
+// Config wires a Store. The caller opens both backends (only app knows the concrete types:
+// disk.Open, bolt.Open). A Store that opened owns Media and closes it; the Index is the catalog
+// file, shared with the stream metadata, and stays the caller's to close.
+type Config struct {
+	Media      Media                 // fragment bytes, e.g. disk.Open(<data-dir>/media)
+	Index      Index                 // fragment index, e.g. the catalog's *bolt.DB
+	Logger     *slog.Logger          // nil: discard
+	Registerer prometheus.Registerer // nil: metrics are kept but not registered
+}
 
 // Store keeps fragment media and the fragment index.
 type Store struct {
-	// implementation fields
+	media   Media
+	index   Index
+	log     *slog.Logger
+	metrics *metrics
+
+	mu      sync.Mutex
+	streams map[Key]*streamState // never shrinks: see state
 }
 
-// Append makes one fragment durable: the header (stored once per distinct HeaderID), the media
-// bytes (cluster and trailing tags, verbatim) and the index entry, in that order, each synced.
-// f.Seq, f.Number, f.HeaderID and the timestamps are set by the caller; Append sets f.Size.
-// When Append returns nil the fragment survives kill -9 and power loss.
-func (s *Store) Append(ctx context.Context, k Key, header []byte, f *fragment.Fragment, media []byte) error {
-	panic("fragstore: not implemented")
+// streamState serialises the writers of one stream. Append, Expire and DeleteStream of a Key
+// hold mu across their media and index steps, so that Expire never frees a segment between an
+// Append's media write and its index commit. Different Keys never wait on each other.
+type streamState struct {
+	mu      sync.Mutex
+	lastSeq uint64 // highest committed Seq; valid when loaded
+	loaded  bool
+}
+
+// Open runs crash recovery over the backends (see recover.go) and returns the Store.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Media == nil || cfg.Index == nil {
+		return nil, errors.New("fragstore: Config needs both Media and Index")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{media: cfg.Media, index: cfg.Index, log: log, metrics: m, streams: map[Key]*streamState{}}
+	if err := s.repair(context.Background()); err != nil {
+		return nil, fmt.Errorf("fragstore recovery: %w", err)
+	}
+	return s, nil
+}
+
+// state returns k's writer state. States are never removed: a writer blocked on a removed state
+// would no longer exclude the writers of a new one.
+func (s *Store) state(k Key) *streamState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[k]
+	if st == nil {
+		st = &streamState{}
+		s.streams[k] = st
+	}
+	return st
 }
 
 // LastSeq returns the highest stored sequence of the stream, 0 if none.
-func (s *Store) LastSeq(ctx context.Context, k Key) (uint64, error) { panic("fragstore: not implemented") }
+func (s *Store) LastSeq(ctx context.Context, k Key) (uint64, error) {
+	seq, _, err := s.index.LastFragment(ctx, k)
+	return seq, err
+}
 
 // Fragment returns the index entry with that sequence.
 func (s *Store) Fragment(ctx context.Context, k Key, seq uint64) (*fragment.Fragment, error) {
-	panic("fragstore: not implemented")
+	f, _, err := s.index.GetFragment(ctx, k, seq)
+	return f, err
 }
 
 // Media returns the stored bytes of f (cluster and trailing tags), exactly as ingested.
 func (s *Store) Media(ctx context.Context, k Key, f *fragment.Fragment) ([]byte, error) {
-	panic("fragstore: not implemented")
+	// The Location lives in the index, not in fragment.Fragment; one lookup by Seq is cheap.
+	_, loc, err := s.index.GetFragment(ctx, k, f.Seq)
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.media.Read(ctx, k, loc)
+	if err != nil {
+		return nil, fmt.Errorf("media of fragment %d of %s: %w", f.Seq, k.Name, err)
+	}
+	return b, nil
 }
 
 // Header returns the MKV header bytes (EBML … Tracks) stored under id.
 func (s *Store) Header(ctx context.Context, k Key, id string) ([]byte, error) {
-	panic("fragstore: not implemented")
+	return s.index.GetHeader(ctx, k, id)
 }
-
-// List returns up to limit fragments whose start on the kind timeline lies in [from, to]
-// (inclusive), in timeline order, and a cursor for the next page (zero when done).
-func (s *Store) List(ctx context.Context, k Key, kind TimeKind, from, to time.Time, after Cursor, limit int) ([]*fragment.Fragment, Cursor, error) {
-	panic("fragstore: not implemented")
-}
-
-// After returns up to limit fragments with Seq > afterSeq in sequence order (GetMedia's walk).
-func (s *Store) After(ctx context.Context, k Key, afterSeq uint64, limit int) ([]*fragment.Fragment, error) {
-	panic("fragstore: not implemented")
-}
-
-// SeqAt returns the sequence of the fragment that contains t on the kind timeline (start ≤ t <
-// start+duration), or else the first fragment starting after t; ErrNotFound if none.
-func (s *Store) SeqAt(ctx context.Context, k Key, kind TimeKind, t time.Time) (uint64, error) {
-	panic("fragstore: not implemented")
-}
-
-// Expire removes every fragment whose server time is before cutoff and reclaims its disk space
-// as soon as no kept fragment shares the space. It returns how many fragments were removed.
-func (s *Store) Expire(ctx context.Context, k Key, cutoff time.Time) (int, error) {
-	panic("fragstore: not implemented")
-}
-
-// DeleteStream removes all of the stream's fragments, headers and media.
-func (s *Store) DeleteStream(ctx context.Context, k Key) error { panic("fragstore: not implemented") }
-
-// Streams lists the keys that have stored fragments (for retention sweeps and orphan cleanup).
-func (s *Store) Streams(ctx context.Context) ([]Key, error) { panic("fragstore: not implemented") }
 
 // Close releases open files.
-func (s *Store) Close() error { panic("fragstore: not implemented") }
+func (s *Store) Close() error { return s.media.Close() } // the Index is the caller's (Config)

@@ -1,15 +1,17 @@
-// Package bolt is kvsd's embedded catalog: a single bbolt file holding every stream's metadata.
+// Package bolt is kvsd's embedded catalog: a single bbolt file holding every stream's metadata
+// and the fragment index.
 //
 // File layout (schema version 1; docs/format/catalog.md has the full description):
 //
 //	meta      bucket: "schema" -> decimal schema version ("1")
 //	streams   bucket: stream name -> JSON stream record {"v":1,"name":...}
+//	fragments bucket: per stream Key, the fragment index (fragments.go; fragstore.Index)
 //
 // Keys in streams are the raw stream names, so bbolt's byte order is the ListStreams order and
 // a prefix listing is a cursor Seek plus a walk that stops at the first non-matching key.
 //
-// Reserved: the ingest work will add a "fragments" bucket (per-stream fragment index) in the
-// same file; it must bump the schema version only if older kvsd builds would misread the file.
+// The stream methods use Update (one commit each, rare); the fragment index commits through
+// Batch so that concurrent streams share fsyncs.
 package bolt
 
 import (
@@ -40,7 +42,8 @@ var (
 
 var _ stream.Store = (*DB)(nil)
 
-// DB is the bbolt-backed stream.Store. It is safe for concurrent use.
+// DB is the bbolt-backed stream.Store and fragstore.Index (fragments.go). It is safe for
+// concurrent use.
 type DB struct {
 	db *bbolt.DB
 }
@@ -78,7 +81,11 @@ func initSchema(tx *bbolt.Tx) error {
 	} else if err := meta.Put(keySchema, []byte(strconv.Itoa(schemaVersion))); err != nil {
 		return err
 	}
-	_, err = tx.CreateBucketIfNotExists(bucketStreams)
+	if _, err := tx.CreateBucketIfNotExists(bucketStreams); err != nil {
+		return err
+	}
+	// Older schema-1 builds ignore this bucket, so adding it needs no version bump.
+	_, err = tx.CreateBucketIfNotExists(bucketFragments)
 	return err
 }
 

@@ -1,0 +1,201 @@
+package disk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+
+	"github.com/kvsd/kvsd/internal/fragstore"
+)
+
+// Append writes rec at the end of k's open segment (starting a new one when the open one is
+// full or spans too long) and syncs it.
+func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Record) (fragstore.Location, error) {
+	if err := ctx.Err(); err != nil {
+		return fragstore.Location{}, err
+	}
+	if int64(len(rec.Data)) > maxDataLen || len(rec.Meta) > maxMetaLen {
+		return fragstore.Location{}, fmt.Errorf("disk media: record of %d+%d bytes is too large", len(rec.Data), len(rec.Meta))
+	}
+	sf, err := m.files(k)
+	if err != nil {
+		return fragstore.Location{}, err
+	}
+	sf.mu.Lock()
+	defer sf.mu.Unlock()
+	if m.closed.Load() {
+		return fragstore.Location{}, errClosed
+	}
+	total := int64(recHeaderLen + len(rec.Data) + len(rec.Meta))
+	if sf.cur != nil && m.mustRoll(sf, rec, total) {
+		sf.closeCur()
+	}
+	if sf.cur == nil {
+		if err := m.startSegment(k, sf, rec); err != nil {
+			return fragstore.Location{}, fmt.Errorf("disk media: new segment for %s: %w", k.Name, err)
+		}
+	}
+	off := sf.size
+	h := recHeader{seq: rec.Seq, dataLen: int64(len(rec.Data)), metaLen: int64(len(rec.Meta)), dataCRC: crc(rec.Data), metaCRC: crc(rec.Meta)}
+	if err := writeSync(sf.cur, off, h.encode(), rec.Data, rec.Meta); err != nil {
+		// Put the file back to its last good size and stop appending to it: whatever reached
+		// the disk of this record is garbage no index will point at.
+		_ = sf.cur.Truncate(off)
+		sf.closeCur()
+		return fragstore.Location{}, fmt.Errorf("disk media: append to segment %d of %s: %w", sf.seg, k.Name, err)
+	}
+	sf.size = off + total
+	if rec.Time.Before(sf.minT) {
+		sf.minT = rec.Time
+	}
+	if rec.Time.After(sf.maxT) {
+		sf.maxT = rec.Time
+	}
+	return fragstore.Location{Segment: sf.seg, Offset: off + recHeaderLen, Length: int64(len(rec.Data))}, nil
+}
+
+// mustRoll reports whether rec must go to a new segment: the open one would exceed the size
+// limit (a single record larger than the limit still gets a segment of its own), or its
+// records would span SegmentSpan of time, either way round in case the clock stepped back.
+func (m *Media) mustRoll(sf *streamFiles, rec fragstore.Record, total int64) bool {
+	if sf.size+total > m.size {
+		return true
+	}
+	lo, hi := sf.minT, sf.maxT
+	if rec.Time.Before(lo) {
+		lo = rec.Time
+	}
+	if rec.Time.After(hi) {
+		hi = rec.Time
+	}
+	return hi.Sub(lo) >= m.span
+}
+
+// startSegment creates the next segment of k: header written to a .tmp file and synced, then
+// renamed into place and the directory synced, so a segment file always has its header and
+// survives power loss once a record in it was acknowledged.
+func (m *Media) startSegment(k fragstore.Key, sf *streamFiles, rec fragstore.Record) error {
+	if !sf.ready {
+		if err := m.prepareDir(k, sf); err != nil {
+			return err
+		}
+	}
+	n := max(rec.Seq, sf.maxSeg+1)
+	name := path.Join(sf.dir, segName(n))
+	f, err := m.root.OpenFile(name+".tmp", os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	hdr := segmentHeader(k, n)
+	err = writeSync(f, 0, hdr)
+	if _, serr := m.root.Lstat(name); err == nil && serr == nil {
+		err = fmt.Errorf("segment %s exists already", name) // never replace records
+	}
+	if err == nil {
+		err = m.root.Rename(name+".tmp", name)
+	}
+	if err == nil {
+		err = m.syncDir(sf.dir)
+	}
+	if err != nil {
+		_ = f.Close()
+		_ = m.root.Remove(name + ".tmp")
+		return err
+	}
+	sf.cur, sf.seg, sf.size, sf.maxSeg = f, n, int64(len(hdr)), n
+	sf.minT, sf.maxT = rec.Time, rec.Time
+	return nil
+}
+
+// prepareDir creates k's directory if needed (syncing the root so that it survives) and finds
+// the highest segment number already used, so that new segments number above it.
+func (m *Media) prepareDir(k fragstore.Key, sf *streamFiles) error {
+	err := m.root.Mkdir(sf.dir, 0o700)
+	switch {
+	case err == nil:
+		if err := m.syncDir("."); err != nil {
+			return err
+		}
+	case !errors.Is(err, fs.ErrExist):
+		return err
+	}
+	segs, err := m.Segments(context.Background(), k)
+	if err != nil {
+		return err
+	}
+	sf.maxSeg = 0
+	if len(segs) > 0 {
+		sf.maxSeg = segs[len(segs)-1].Number
+	}
+	sf.ready = true
+	return nil
+}
+
+func (m *Media) syncDir(dir string) error {
+	d, err := m.root.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// writeSync writes the parts back to back at off and makes them durable.
+func writeSync(f *os.File, off int64, parts ...[]byte) error {
+	for _, p := range parts {
+		if _, err := f.WriteAt(p, off); err != nil {
+			return err
+		}
+		off += int64(len(p))
+	}
+	return datasync(f)
+}
+
+// TruncateAfter checks the record at loc, data and meta, and cuts its segment right after it.
+func (m *Media) TruncateAfter(ctx context.Context, k fragstore.Key, loc fragstore.Location) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	sf, err := m.files(k)
+	if err != nil {
+		return 0, err
+	}
+	sf.mu.Lock()
+	defer sf.mu.Unlock()
+	f, err := m.root.OpenFile(m.segPath(k, loc.Segment), os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("%w: segment %d of %s is gone", fragstore.ErrNotFound, loc.Segment, k.Name)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if _, err := readSegmentHeader(f); err != nil {
+		return 0, fmt.Errorf("segment %d of %s: %w", loc.Segment, k.Name, err)
+	}
+	h, _, _, err := readRecord(f, loc.Offset, loc.Length, true)
+	if err != nil {
+		return 0, fmt.Errorf("segment %d of %s: %w", loc.Segment, k.Name, err)
+	}
+	end := loc.Offset + h.dataLen + h.metaLen
+	fi, err := f.Stat()
+	if err != nil || fi.Size() <= end {
+		return 0, err
+	}
+	if err := f.Truncate(end); err != nil {
+		return 0, err
+	}
+	if err := datasync(f); err != nil {
+		return 0, err
+	}
+	if sf.cur != nil && sf.seg == loc.Segment {
+		sf.closeCur() // its size is stale now; the next Append starts afresh
+	}
+	return fi.Size() - end, nil
+}

@@ -1,0 +1,376 @@
+// Package disk is the embedded fragstore.Media: each stream's fragments are appended to segment
+// files under one media directory, synced before Append returns.
+//
+// Layout (docs/format/media.md has the byte format):
+//
+//	<Dir>/<createdMs>_<name>/<20-digit segment number>.seg
+//
+// Names too long for one path element (KVS allows 256 characters) are shortened and suffixed
+// with a hash of the full name; the segment headers always carry the full name. A segment rolls
+// when its records would span SegmentSpan of server time or exceed SegmentSize, so retention
+// frees space by deleting whole files soon after their fragments expire. A new segment is
+// numbered by the sequence of its first record (or one past the previous segment, if higher),
+// so file names sort in fragment order and point at the fragments they hold.
+//
+// Every new file is written as <name>.tmp, synced, renamed and its directory synced, so a crash
+// never leaves a segment without its header; Open deletes leftover .tmp files.
+package disk
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kvsd/kvsd/internal/fragstore"
+)
+
+// Defaults of Config.
+const (
+	DefaultSegmentSpan = 30 * time.Second
+	DefaultSegmentSize = 256 << 20
+)
+
+// maxDirName keeps a stream directory within the 255-byte limit of common file systems.
+const maxDirName = 200
+
+var _ fragstore.Media = (*Media)(nil)
+
+var errClosed = errors.New("disk media: closed")
+
+// Config says where and how Media stores segments.
+type Config struct {
+	Dir         string        // media root, e.g. <data-dir>/media; created if missing
+	Logger      *slog.Logger  // nil: discard
+	SegmentSpan time.Duration // 0: DefaultSegmentSpan
+	SegmentSize int64         // 0: DefaultSegmentSize
+}
+
+// Media is the disk fragstore.Media. It is safe for concurrent use.
+type Media struct {
+	root *os.Root
+	log  *slog.Logger
+	span time.Duration
+	size int64
+
+	closed atomic.Bool // read by writers that hold a streamFiles lock, so not under mu
+
+	mu      sync.Mutex                     // guards streams; taken before any streamFiles.mu
+	streams map[fragstore.Key]*streamFiles // never shrinks: see fragstore's streamState
+}
+
+// streamFiles is one stream's append state; mu serialises its writers (Append, deletions,
+// truncation). Reads open the segment file by name and need no lock.
+type streamFiles struct {
+	mu     sync.Mutex
+	dir    string
+	ready  bool   // dir exists and maxSeg is known
+	maxSeg uint64 // highest segment number in use or used
+	cur    *os.File
+	seg    uint64 // cur's number
+	size   int64  // cur's size: where the next record goes
+	minT   time.Time
+	maxT   time.Time
+}
+
+// Open opens (creating it if needed) the media root and deletes temporary files a crash left.
+func Open(cfg Config) (*Media, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("disk media: Config.Dir is empty")
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("disk media: %w", err)
+	}
+	root, err := os.OpenRoot(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("disk media: %w", err)
+	}
+	m := &Media{root: root, log: cfg.Logger, span: cfg.SegmentSpan, size: cfg.SegmentSize, streams: map[fragstore.Key]*streamFiles{}}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.span <= 0 {
+		m.span = DefaultSegmentSpan
+	}
+	if m.size <= 0 {
+		m.size = DefaultSegmentSize
+	}
+	if err := m.removeTemp(); err != nil {
+		_ = root.Close()
+		return nil, fmt.Errorf("disk media: %w", err)
+	}
+	return m, nil
+}
+
+// removeTemp deletes the .tmp files of interrupted segment creations.
+func (m *Media) removeTemp() error {
+	dirs, err := fs.ReadDir(m.root.FS(), ".")
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if !d.IsDir() || !isStreamDir(d.Name()) {
+			continue
+		}
+		files, err := fs.ReadDir(m.root.FS(), d.Name())
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			if !strings.HasSuffix(f.Name(), ".tmp") {
+				continue
+			}
+			var size int64
+			if fi, err := f.Info(); err == nil {
+				size = fi.Size()
+			}
+			if err := m.root.Remove(path.Join(d.Name(), f.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			m.log.Info("deleted temporary media file", "stream", d.Name(), "segment", f.Name(), "bytes", size)
+		}
+	}
+	return nil
+}
+
+// dirName is k's directory: "<createdMs>_<name>", shortened with a hash suffix when too long.
+func dirName(k fragstore.Key) string {
+	d := strconv.FormatInt(k.CreatedMs, 10) + "_" + k.Name
+	if len(d) <= maxDirName {
+		return d
+	}
+	sum := sha256.Sum256([]byte(k.Name))
+	keep := maxDirName - 1 - 16 - (len(d) - len(k.Name))
+	return strconv.FormatInt(k.CreatedMs, 10) + "_" + k.Name[:keep] + "~" + hex.EncodeToString(sum[:8])
+}
+
+// isStreamDir reports whether a root entry is named like a stream directory; Retain leaves
+// everything else alone.
+func isStreamDir(name string) bool {
+	ms, _, ok := strings.Cut(name, "_")
+	_, err := strconv.ParseInt(ms, 10, 64)
+	return ok && err == nil
+}
+
+func segName(n uint64) string { return fmt.Sprintf("%020d.seg", n) }
+
+func parseSegName(name string) (uint64, bool) {
+	digits, ok := strings.CutSuffix(name, ".seg")
+	if !ok || len(digits) != 20 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(digits, 10, 64)
+	return n, err == nil
+}
+
+func checkKey(k fragstore.Key) error {
+	if k.Name == "" || len(k.Name) > maxNameLen || strings.ContainsAny(k.Name, "/\x00") {
+		return fmt.Errorf("disk media: stream name %q cannot be stored", k.Name)
+	}
+	return nil
+}
+
+// files returns k's append state.
+func (m *Media) files(k fragstore.Key) (*streamFiles, error) {
+	if err := checkKey(k); err != nil {
+		return nil, err
+	}
+	if m.closed.Load() {
+		return nil, errClosed
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sf := m.streams[k]
+	if sf == nil {
+		sf = &streamFiles{dir: dirName(k)}
+		m.streams[k] = sf
+	}
+	return sf, nil
+}
+
+func (m *Media) segPath(k fragstore.Key, seg uint64) string {
+	return path.Join(dirName(k), segName(seg))
+}
+
+// Read returns the data at loc after checking its record's checksums.
+func (m *Media) Read(ctx context.Context, k fragstore.Key, loc fragstore.Location) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkKey(k); err != nil {
+		return nil, err
+	}
+	f, err := m.root.Open(m.segPath(k, loc.Segment))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: segment %d of %s is gone", fragstore.ErrNotFound, loc.Segment, k.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	_, data, _, err := readRecord(f, loc.Offset, loc.Length, false)
+	if err != nil {
+		return nil, fmt.Errorf("segment %d of %s: %w", loc.Segment, k.Name, err)
+	}
+	return data, nil
+}
+
+// Segments lists k's segment files.
+func (m *Media) Segments(ctx context.Context, k fragstore.Key) ([]fragstore.Segment, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkKey(k); err != nil {
+		return nil, err
+	}
+	entries, err := fs.ReadDir(m.root.FS(), dirName(k))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []fragstore.Segment
+	for _, e := range entries {
+		n, ok := parseSegName(e.Name())
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fragstore.Segment{Number: n, Size: fi.Size()})
+	}
+	slices.SortFunc(out, func(a, b fragstore.Segment) int { return cmpU64(a.Number, b.Number) })
+	return out, nil
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// DeleteSegment removes one segment file; the open one is closed first, so the next Append
+// starts a new segment.
+func (m *Media) DeleteSegment(ctx context.Context, k fragstore.Key, seg uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sf, err := m.files(k)
+	if err != nil {
+		return err
+	}
+	sf.mu.Lock()
+	defer sf.mu.Unlock()
+	if sf.cur != nil && sf.seg == seg {
+		sf.closeCur()
+	}
+	// No directory sync: a deletion lost to power failure is repeated by fragstore's recovery,
+	// which finds the segment unreferenced.
+	if err := m.root.Remove(m.segPath(k, seg)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// DeleteStream removes k's directory.
+func (m *Media) DeleteStream(ctx context.Context, k fragstore.Key) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sf, err := m.files(k)
+	if err != nil {
+		return err
+	}
+	sf.mu.Lock()
+	defer sf.mu.Unlock()
+	sf.closeCur()
+	sf.ready, sf.maxSeg = false, 0
+	return m.root.RemoveAll(sf.dir)
+}
+
+// Retain removes the directories of streams not in keep. Entries not named like stream
+// directories are not kvsd's and are left alone.
+func (m *Media) Retain(ctx context.Context, keep []fragstore.Key) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	want := make(map[string]bool, len(keep))
+	for _, k := range keep {
+		want[dirName(k)] = true
+	}
+	entries, err := fs.ReadDir(m.root.FS(), ".")
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range entries {
+		if !e.IsDir() || !isStreamDir(e.Name()) || want[e.Name()] {
+			continue
+		}
+		m.forget(e.Name())
+		if err := m.root.RemoveAll(e.Name()); err != nil {
+			return removed, err
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, nil
+}
+
+// forget closes the open segment of whichever stream lives in dir.
+func (m *Media) forget(dir string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, sf := range m.streams {
+		if sf.dir == dir {
+			sf.mu.Lock()
+			sf.closeCur()
+			sf.ready, sf.maxSeg = false, 0
+			sf.mu.Unlock()
+		}
+	}
+}
+
+// Close closes every open segment; later appends fail.
+func (m *Media) Close() error {
+	if m.closed.Swap(true) {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, sf := range m.streams {
+		sf.mu.Lock()
+		sf.closeCur()
+		sf.mu.Unlock()
+	}
+	return m.root.Close()
+}
+
+// closeCur drops the open segment. Its records are synced already, so a close error loses
+// nothing.
+func (sf *streamFiles) closeCur() {
+	if sf.cur != nil {
+		_ = sf.cur.Close()
+		sf.cur = nil
+	}
+}
