@@ -1,0 +1,357 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kvsd/kvsd/internal/fragment"
+	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/mkv"
+	"github.com/kvsd/kvsd/internal/stream"
+)
+
+// maxBacklog is how many received fragments may wait for the writer before the session stops
+// reading the body. A few absorb an fsync hiccup; more would only hide a slow disk.
+const maxBacklog = 4
+
+// Session is one PutMedia connection. Run it once, then Close it.
+type Session struct {
+	m       *Manager
+	st      *stream.Stream
+	key     fragstore.Key
+	persist bool // retention > 0: fragments are stored and acked PERSISTED
+	log     *slog.Logger
+	frag    *fragmenter
+
+	stopped  chan struct{} // closed by stop
+	stopOnce sync.Once
+	stopWhy  int           // the ERROR id stop was given; set before stopped is closed
+	released chan struct{} // closed once the connection slot is free
+	relOnce  sync.Once
+}
+
+// stop asks the session to end with ERROR why: errStreamNotActive at once, errInternal once
+// the fragments received so far are persisted.
+func (s *Session) stop(why int) {
+	s.stopOnce.Do(func() {
+		s.stopWhy = why
+		close(s.stopped)
+	})
+}
+
+// Stream returns the stream the session writes to.
+func (s *Session) Stream() *stream.Stream { return s.st }
+
+// Close frees the stream's connection slot. It is safe to call after Run and more than once.
+func (s *Session) Close() {
+	s.relOnce.Do(func() {
+		s.m.release(s)
+		close(s.released)
+	})
+}
+
+// Run reads the body until it ends and sends acks through emit, which is only ever called from
+// the goroutine running Run. It returns nil once the body ended and every fragment was
+// acknowledged; otherwise the reason the session ended early: the error an ERROR ack reported,
+// the idle timeout, ctx's error, or emit's.
+//
+// When Run stops before the body ended it closes body if body is an io.Closer, which must make
+// a pending Read return (kvsapi's body sets a read deadline); otherwise it waits for that Read.
+func (s *Session) Run(ctx context.Context, body io.Reader, emit func(Ack) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	in := &meter{r: body}
+	in.touch()
+	events, stop := make(chan input), make(chan struct{})
+	wg.Go(func() { s.parse(in, events, stop) })
+	var w *writer
+	if s.persist {
+		w = &writer{work: make(chan *complete), done: make(chan written)}
+		wg.Go(func() { s.write(ctx, w) })
+	}
+
+	l := &loop{s: s, emit: emit, in: in, w: w, resumed: time.Now()}
+	err := l.run(ctx, events)
+
+	// Stop and release before the final ERROR ack: the producer reconnects the moment it reads
+	// one, and its new connection must find the slot free.
+	close(stop)
+	if c, ok := body.(io.Closer); ok && err != nil { // after a clean end the parser is done
+		_ = c.Close()
+	}
+	cancel()
+	if w != nil {
+		close(w.work)
+	}
+	wg.Wait()
+	s.Close()
+	if ae, ok := errors.AsType[*ackError](err); ok {
+		s.m.metrics.errors.WithLabelValues(errorCodes[ae.id]).Inc()
+		_ = emit(ae.ack()) // the producer may be gone already; the error is returned either way
+	}
+	return err
+}
+
+// input is one Reader result handed from the parser to the session loop.
+type input struct {
+	ev         mkv.Event // Raw is the parser's own copy
+	at         time.Time // when it was read: a cluster's server timestamp
+	err        error     // io.EOF when the body ended cleanly
+	readFailed bool      // err came from reading the body, not from its content
+}
+
+// parse runs the Reader on the body and hands every event to the loop. It stops after the
+// first error or when stop is closed.
+func (s *Session) parse(in *meter, out chan<- input, stop <-chan struct{}) {
+	rd := mkv.NewReader(in, mkv.Limits{MaxClusterSize: s.m.cfg.MaxFragmentSize})
+	for {
+		ev, err := rd.Next()
+		msg := input{ev: ev, at: s.m.cfg.Now(), err: err, readFailed: err != nil && in.err != nil}
+		msg.ev.Raw = bytes.Clone(ev.Raw) // the Reader reuses its buffers on the next call
+		select {
+		case out <- msg:
+		case <-stop:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// meter records when body bytes last arrived (for IDLE) and whether reading failed (4000, as
+// opposed to malformed content).
+type meter struct {
+	r    io.Reader
+	last atomic.Int64 // UnixNano of the last byte read
+	err  error        // the first error other than io.EOF; parser goroutine only
+}
+
+func (m *meter) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if n > 0 {
+		m.touch()
+	}
+	if err != nil && err != io.EOF && m.err == nil {
+		m.err = err
+	}
+	return n, err
+}
+
+func (m *meter) touch() { m.last.Store(time.Now().UnixNano()) }
+
+func (m *meter) lastByte() time.Time { return time.Unix(0, m.last.Load()) }
+
+// writer appends fragments in order on its own goroutine.
+type writer struct {
+	work chan *complete
+	done chan written
+}
+
+type written struct {
+	c   *complete
+	err error // an *ackError
+}
+
+func (s *Session) write(ctx context.Context, w *writer) {
+	for c := range w.work {
+		err := s.append(ctx, c)
+		select {
+		case w.done <- written{c, err}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// append stores one fragment, unless the stream is gone: a stream deleted (or deleted and
+// created again) must not receive this session's fragments.
+func (s *Session) append(ctx context.Context, c *complete) error {
+	st, err := s.m.cfg.Streams.Describe(ctx, stream.Ref{Name: s.st.Name})
+	switch {
+	case errors.Is(err, stream.ErrNotFound) || err == nil && fragstore.KeyOf(st) != s.key:
+		return failf(errStreamNotActive, c.frag, "the stream was deleted")
+	case err != nil:
+		return failf(errArchival, c.frag, "check the stream: %w", err)
+	}
+	start := time.Now()
+	if err := s.m.cfg.Store.Append(ctx, s.key, c.doc.raw, c.frag, c.media); err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("persist fragment", "fragment", c.frag.Number, "err", err)
+		}
+		return failf(errArchival, c.frag, "persist: %w", err)
+	}
+	s.m.metrics.persist.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// loop is the session's main goroutine: the only one that emits acks and publishes.
+type loop struct {
+	s    *Session
+	emit func(Ack) error
+	in   *meter
+	w    *writer // nil without retention
+
+	backlog []*complete // received, not yet handed to the writer
+	busy    bool        // the writer holds a fragment
+	failure *ackError   // to send once the fragments before it are persisted
+	eof     bool
+
+	reading  bool      // taking events last time round
+	resumed  time.Time // when reading last resumed: a pause is ours, not the producer's silence
+	lastIdle time.Time
+}
+
+func (l *loop) run(ctx context.Context, events <-chan input) error {
+	cfg := &l.s.m.cfg
+	tick := time.NewTicker(min(cfg.IdleAckInterval, cfg.IdleTimeout) / 2)
+	defer tick.Stop()
+	stopped := l.s.stopped
+	for {
+		draining := l.eof || l.failure != nil
+		if draining && len(l.backlog) == 0 && !l.busy {
+			if l.failure != nil {
+				return l.failure
+			}
+			return nil
+		}
+		reading := !draining && len(l.backlog) < maxBacklog
+		if reading && !l.reading {
+			l.resumed = time.Now()
+		}
+		l.reading = reading
+		var (
+			recv <-chan input
+			work chan<- *complete
+			next *complete
+			done <-chan written
+		)
+		if reading {
+			recv = events
+		}
+		if l.w != nil {
+			done = l.w.done
+			if !l.busy && len(l.backlog) > 0 {
+				work, next = l.w.work, l.backlog[0]
+			}
+		}
+
+		var err error
+		select {
+		case in := <-recv:
+			err = l.input(in)
+		case work <- next:
+			l.backlog, l.busy = l.backlog[1:], true
+		case r := <-done:
+			l.busy = false
+			err = l.persisted(r)
+		case <-tick.C:
+			err = l.idle()
+		case <-stopped:
+			stopped = nil
+			if l.s.stopWhy == errStreamNotActive {
+				return failf(errStreamNotActive, nil, "the stream was deleted")
+			}
+			if l.failure == nil && !l.eof {
+				l.failure = failf(errInternal, nil, "kvsd is shutting down")
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// input applies one parser result. Its outputs go out at once; an error waits for the
+// fragments before it to be persisted, so the producer does not resend those.
+func (l *loop) input(in input) error {
+	f := l.s.frag
+	var outs []output
+	var fail *ackError
+	switch {
+	case in.err == io.EOF:
+		outs, fail = f.end()
+		l.eof = true
+	case in.err != nil:
+		fail = readFailure(in, f.open())
+	default:
+		outs, fail = f.handle(in.ev, in.at)
+	}
+	for _, o := range outs {
+		if err := l.emit(o.ack); err != nil {
+			return err
+		}
+		if o.done != nil {
+			l.received(o.done)
+		}
+	}
+	l.failure = fail
+	return nil
+}
+
+// readFailure classifies a Reader error.
+func readFailure(in input, open *fragment.Fragment) *ackError {
+	switch {
+	case in.readFailed:
+		return failf(errStreamRead, open, "read body: %w", in.err)
+	case errors.Is(in.err, mkv.ErrTooLarge):
+		return failf(errFragmentSize, open, "%w", in.err)
+	}
+	return failf(errInvalidMKV, open, "%w", in.err)
+}
+
+func (l *loop) received(c *complete) {
+	m := l.s.m.metrics
+	m.fragments.Inc()
+	m.bytes.Add(float64(len(c.media)))
+	if l.s.persist {
+		l.backlog = append(l.backlog, c)
+		return
+	}
+	l.publish(c, false)
+}
+
+func (l *loop) persisted(r written) error {
+	if r.err != nil {
+		return r.err // supersedes a pending failure: the producer must resend from here
+	}
+	if err := l.emit(ackFor(EventPersisted, r.c.frag)); err != nil {
+		return err
+	}
+	l.publish(r.c, true)
+	return nil
+}
+
+func (l *loop) publish(c *complete, persisted bool) {
+	if p := l.s.m.cfg.Publish; p != nil {
+		p(Event{Stream: l.s.st, Key: l.s.key, Fragment: c.frag, Header: c.doc.raw, Media: c.media, Persisted: persisted})
+	}
+}
+
+// idle sends IDLE while the producer is silent and ends the session after IdleTimeout. Time
+// spent not reading (backpressure, draining) does not count as the producer's silence.
+func (l *loop) idle() error {
+	cfg := &l.s.m.cfg
+	since := l.in.lastByte()
+	if l.resumed.After(since) {
+		since = l.resumed
+	}
+	quiet := time.Since(since)
+	if l.reading && quiet >= cfg.IdleTimeout {
+		return errIdle
+	}
+	if quiet >= cfg.IdleAckInterval && time.Since(l.lastIdle) >= cfg.IdleAckInterval {
+		l.lastIdle = time.Now()
+		return l.emit(Ack{EventType: EventIdle})
+	}
+	return nil
+}
