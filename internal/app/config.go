@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // DefaultListen is kvsd's port on loopback; --listen 0.0.0.0:4580 opens it to the network.
@@ -27,6 +28,12 @@ type Config struct {
 	CredentialsFile string
 	LogLevel        string
 	LogFormat       string
+
+	// RetentionInterval is how often expired fragments are removed (default 10 s); not a flag.
+	RetentionInterval time.Duration
+	// GetMediaIdleClose ends a caught-up GetMedia after this long without a new fragment
+	// (default 30 s); not a flag.
+	GetMediaIdleClose time.Duration
 }
 
 var regionPattern = regexp.MustCompile(`^[a-z]+(-[a-z]+)?-[a-z]+-[0-9]$`)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +21,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kvsd/kvsd/internal/catalog/bolt"
+	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/fragstore/disk"
+	"github.com/kvsd/kvsd/internal/ingest"
 	"github.com/kvsd/kvsd/internal/kvsapi"
+	"github.com/kvsd/kvsd/internal/playback"
+	"github.com/kvsd/kvsd/internal/retention"
 	"github.com/kvsd/kvsd/internal/sigv4"
 	"github.com/kvsd/kvsd/internal/stream"
 )
@@ -34,16 +40,22 @@ type Env struct {
 
 // Server is a running kvsd.
 type Server struct {
-	URL     string // the public URL (GetDataEndpoint's answer)
-	Addr    net.Addr
+	URL   string // the public URL (GetDataEndpoint's answer)
+	Addr  net.Addr
+	Store *fragstore.Store
+
 	catalog *bolt.DB
+	ingest  *ingest.Manager
+	log     *slog.Logger
 	http    *http.Server
 	done    chan error
 	ready   atomic.Bool
+	cancel  context.CancelFunc // ends sessions, GetMedia tails and the retention loop
+	loops   sync.WaitGroup
 }
 
 // Start opens the data dir, binds the listener and serves in the background until Shutdown.
-func Start(cfg Config, env Env) (*Server, error) {
+func Start(cfg Config, env Env) (srv *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -68,21 +80,54 @@ func Start(cfg Config, env Env) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	media, err := disk.Open(disk.Config{Dir: filepath.Join(cfg.DataDir, "media"), Logger: log})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	store, err := fragstore.Open(fragstore.Config{Media: media, Index: db, Logger: log, Registerer: reg})
+	if err != nil {
+		media.Close()
+		db.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		store.Close()
 		db.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	s := &Server{Addr: ln.Addr(), URL: publicURL(cfg.PublicURL, ln.Addr()), catalog: db, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{Addr: ln.Addr(), URL: publicURL(cfg.PublicURL, ln.Addr()), Store: store, catalog: db, log: log, done: make(chan error, 1), cancel: cancel}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	streams := &stream.Service{Store: db, Region: cfg.Region, AccountID: cfg.AccountID, PublicURL: s.URL}
+	hub := playback.NewHub(liveBufferBytes)
+	ingester := ingest.NewManager(ingest.Config{
+		Streams: streams, Store: store, Logger: log, Registerer: reg,
+		Publish: func(ev ingest.Event) {
+			hub.Publish(ev.Key, playback.Item{Fragment: ev.Fragment, Header: ev.Header, Media: ev.Media}, ev.Persisted)
+		},
+	})
+	s.ingest = ingester
+	streams.OnDelete = func(ctx context.Context, st *stream.Stream) {
+		k := fragstore.KeyOf(st)
+		ingester.EndStream(st.Name)
+		hub.Forget(k)
+		if err := store.DeleteStream(ctx, k); err != nil {
+			log.Error("removing data of deleted stream; the retention loop retries", "stream", st.Name, "err", err)
+		}
+	}
 	api := kvsapi.New(kvsapi.Config{
-		Streams:  &stream.Service{Store: db, Region: cfg.Region, AccountID: cfg.AccountID, PublicURL: s.URL},
+		Streams:  streams,
+		Playback: &playback.Service{Streams: streams, Store: store, Hub: hub, IdleClose: cfg.GetMediaIdleClose},
 		Auth:     &sigv4.Verifier{Region: cfg.Region, Service: "kinesisvideo", Lookup: keys.lookup},
 		Logger:   log,
 		Registry: reg,
 	})
+	api.Handle("putMedia", api.PutMedia(ingester))
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !s.ready.Load() {
@@ -94,10 +139,15 @@ func Start(cfg Config, env Env) (*Server, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", api)
 
-	// No write timeout: PutMedia and GetMedia responses stream for up to 45 minutes.
+	// No write timeout: PutMedia and GetMedia responses stream for up to 45 minutes. Request
+	// contexts derive from ctx, so Shutdown can end those long requests.
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	go func() { s.done <- s.http.Serve(ln) }()
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	sweeper := &retention.Sweeper{Store: store, Catalog: db, Interval: cfg.RetentionInterval, Logger: log}
+	s.loops.Add(2)
+	go func() { defer s.loops.Done(); s.done <- s.http.Serve(ln) }()
+	go func() { defer s.loops.Done(); _ = sweeper.Run(ctx) }()
 	s.ready.Store(true)
 
 	if host, _, _ := net.SplitHostPort(cfg.Listen); cfg.PublicURL == "" && net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
@@ -108,9 +158,20 @@ func Start(cfg Config, env Env) (*Server, error) {
 	return s, nil
 }
 
-// Shutdown stops taking requests, waits for running ones (bounded by ctx), then closes the catalog.
+// liveBufferBytes bounds the in-memory buffer of each stream without retention.
+const liveBufferBytes = 64 << 20
+
+// Shutdown stops taking requests, ends long-lived sessions (fragments already acknowledged
+// PERSISTED are durable; the one in flight was never acknowledged), waits for handlers (bounded
+// by ctx), then closes the store and the catalog.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
+	// Producers first: each session persists what it received and gets a retriable ERROR, so
+	// it reconnects elsewhere or later without losing a fragment.
+	if err := s.ingest.Shutdown(ctx); err != nil {
+		s.log.Warn("ingest sessions did not finish in time", "err", err)
+	}
+	s.cancel()
 	err := s.http.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = errors.Join(err, s.http.Close())
@@ -118,7 +179,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
-	return errors.Join(err, s.catalog.Close())
+	s.loops.Wait()
+	return errors.Join(err, s.Store.Close(), s.catalog.Close())
 }
 
 // Run starts the server and blocks until ctx is cancelled (SIGINT/SIGTERM in main), then shuts down.

@@ -3,7 +3,6 @@ package kvsapi_test
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,38 +12,11 @@ import (
 	"github.com/kvsd/kvsd/internal/kvstest"
 )
 
-// awsCLI is Debian's aws CLI v2; another `aws` earlier on PATH may be an old v1 shim.
-const awsCLI = "/usr/bin/aws"
-
-// runCLI runs the real aws CLI against srv in a clean environment and returns its stdout.
+// runCLI runs the real aws CLI against srv.
 func runCLI(t *testing.T, srv *kvstest.Server, dir string, configFile string, args ...string) (string, error) {
 	t.Helper()
-	if _, err := os.Stat(awsCLI); err != nil {
-		t.Fatalf("%s is missing: run `make setup` (apt-get install awscli)", awsCLI)
-	}
-	cmd := exec.Command(awsCLI, append(args, "--endpoint-url", srv.URL, "--output", "json")...)
-	cmd.Dir = dir
-	cmd.Env = []string{
-		"PATH=/usr/bin:/bin", "HOME=" + dir,
-		"AWS_ACCESS_KEY_ID=" + kvstest.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + kvstest.SecretAccessKey,
-		"AWS_DEFAULT_REGION=" + kvstest.Region, "AWS_CONFIG_FILE=" + configFile,
-		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "no-credentials"), "AWS_PAGER=",
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return string(out), &cliError{err: err, stderr: stderr.String()}
-	}
-	return string(out), nil
+	return srv.AWSCLI(t, dir, configFile, args...)
 }
-
-type cliError struct {
-	err    error
-	stderr string
-}
-
-func (e *cliError) Error() string { return e.err.Error() + ": " + e.stderr }
 
 // blogInput is update-image-generation-input.json from the AWS blog post on KVS images.
 const blogInput = `{

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/kvsd/kvsd/internal/awsapi"
+	"github.com/kvsd/kvsd/internal/playback"
 	"github.com/kvsd/kvsd/internal/sigv4"
 	"github.com/kvsd/kvsd/internal/stream"
 )
@@ -23,6 +24,7 @@ var errorTable = []struct {
 	{stream.ErrNoDataRetention, "NoDataRetentionException", http.StatusBadRequest},
 	{stream.ErrInvalidARN, "InvalidResourceFormatException", http.StatusBadRequest},
 	{stream.ErrInvalidArgument, awsapi.CodeInvalidArgument, http.StatusBadRequest},
+	{playback.ErrConnectionLimit, "ConnectionLimitExceededException", http.StatusBadRequest},
 }
 
 var authErrorCodes = map[sigv4.Kind]string{

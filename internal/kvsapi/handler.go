@@ -12,23 +12,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kvsd/kvsd/internal/awsapi"
+	"github.com/kvsd/kvsd/internal/playback"
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
 // Handler is the API's http.Handler.
 type Handler struct {
-	streams *stream.Service
-	auth    verifier
-	log     *slog.Logger
-	metrics *metrics
-	mux     *http.ServeMux
-	ops     map[string]bool // every operation name served, for bounded metric labels
-	chain   http.Handler
+	streams  *stream.Service
+	playback *playback.Service
+	auth     verifier
+	log      *slog.Logger
+	metrics  *metrics
+	mux      *http.ServeMux
+	ops      map[string]bool // every operation name served, for bounded metric labels
+	chain    http.Handler
 }
 
 // Config wires the handler's dependencies; a nil Registerer disables metrics registration.
 type Config struct {
 	Streams  *stream.Service
+	Playback *playback.Service // nil: the media read APIs are not served
 	Auth     verifier
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
@@ -53,11 +56,18 @@ func New(cfg Config) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &Handler{streams: cfg.Streams, auth: cfg.Auth, log: log, metrics: newMetrics(cfg.Registry),
+	h := &Handler{streams: cfg.Streams, playback: cfg.Playback, auth: cfg.Auth, log: log, metrics: newMetrics(cfg.Registry),
 		mux: http.NewServeMux(), ops: map[string]bool{}}
 	h.chain = h.observe(h.authenticate(h.mux))
 	for name, fn := range h.controlPlane() {
 		h.handleJSON(name, fn)
+	}
+	if h.playback != nil {
+		for name, fn := range h.archivedMedia() {
+			h.handleJSON(name, fn)
+		}
+		h.Handle("getMedia", h.getMedia)
+		h.Handle("getMediaForFragmentList", h.getMediaForFragmentList)
 	}
 	for _, name := range notImplemented {
 		h.mux.Handle("POST /"+name, h.notImplemented(name))
@@ -80,7 +90,7 @@ func (h *Handler) Handle(name string, fn http.HandlerFunc) {
 func (h *Handler) handleJSON(name string, fn opFunc) {
 	h.ops[name] = true
 	h.mux.HandleFunc("POST /"+name, func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body) // a bytes.Reader: authenticate buffered it
+		body, _ := readBody(r)
 		out, err := fn(r.Context(), body)
 		if err != nil {
 			h.fail(w, r, err)
@@ -101,6 +111,9 @@ func (h *Handler) notImplemented(name string) http.Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.chain.ServeHTTP(w, r)
 }
+
+// readBody returns the body authenticate already buffered (it cannot fail on a bytes.Reader).
+func readBody(r *http.Request) ([]byte, error) { return io.ReadAll(r.Body) }
 
 // decode is the generic JSON step of an operation.
 func decode[In any](fn func(ctx context.Context, in *In) (any, error)) opFunc {

@@ -25,8 +25,9 @@ const (
 // Server is a running kvsd for one test.
 type Server struct {
 	*app.Server
-	Config app.Config
-	env    app.Env
+	Config   app.Config
+	env      app.Env
+	attached bool // Attach: a server this test does not own
 }
 
 // Options tweak the server a test starts.
@@ -50,7 +51,7 @@ func Start(t testing.TB, opts ...Options) *Server {
 		env[k] = v
 	}
 	cfg := app.Config{Listen: "127.0.0.1:0", DataDir: o.DataDir, Region: Region, AccountID: app.DefaultAccountID,
-		LogLevel: "info", LogFormat: "text"}
+		LogLevel: "info", LogFormat: "text", RetentionInterval: 200 * time.Millisecond, GetMediaIdleClose: 2 * time.Second}
 	s := &Server{Config: cfg, env: app.Env{Getenv: func(k string) string { return env[k] }, Logger: testLogger(t)}}
 	srv, err := app.Start(cfg, s.env)
 	if err != nil {
@@ -63,7 +64,7 @@ func Start(t testing.TB, opts ...Options) *Server {
 
 // Stop shuts the server down; calling it twice is harmless.
 func (s *Server) Stop(t testing.TB) {
-	if s.Server == nil {
+	if s.Server == nil || s.attached {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -99,4 +100,10 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// Attach returns helpers for a kvsd already running at url with the test credentials (a child
+// process in crash tests). Stop does nothing for it.
+func Attach(url string) *Server {
+	return &Server{Server: &app.Server{URL: url}, attached: true}
 }

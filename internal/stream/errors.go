@@ -24,5 +24,11 @@ func (e *argError) Error() string        { return e.msg }
 func (e *argError) Is(target error) bool { return target == ErrInvalidArgument }
 
 func invalid(format string, args ...any) error {
+	return Invalid(format, args...)
+}
+
+// Invalid returns an ErrInvalidArgument with the given message, for other domain packages whose
+// validation failures are InvalidArgumentException too.
+func Invalid(format string, args ...any) error {
 	return &argError{msg: fmt.Sprintf(format, args...)}
 }

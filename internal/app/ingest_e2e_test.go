@@ -1,0 +1,353 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kvsd/kvsd/internal/kvstest"
+	"github.com/kvsd/kvsd/internal/mkv"
+	"github.com/kvsd/kvsd/internal/putmedia"
+)
+
+func createStream(t *testing.T, srv *kvstest.Server, name string, retention int32) {
+	t.Helper()
+	_, err := srv.KinesisVideo().CreateStream(context.Background(), &kinesisvideo.CreateStreamInput{
+		StreamName: aws.String(name), DataRetentionInHours: aws.Int32(retention), MediaType: aws.String("video/h264")})
+	require.NoError(t, err)
+}
+
+// persisted returns the fragment numbers acknowledged PERSISTED, after checking that every
+// fragment went BUFFERING → RECEIVED → PERSISTED under one number and numbers increase.
+func persisted(t *testing.T, acks []putmedia.Ack) []string {
+	t.Helper()
+	seen := map[string][]string{}
+	var order, out []string
+	for _, a := range acks {
+		require.NotEqual(t, "ERROR", a.EventType, "ack %+v", a)
+		if a.EventType == "IDLE" {
+			continue
+		}
+		if _, ok := seen[a.FragmentNumber]; !ok {
+			order = append(order, a.FragmentNumber)
+		}
+		seen[a.FragmentNumber] = append(seen[a.FragmentNumber], a.EventType)
+		if a.EventType == "PERSISTED" {
+			out = append(out, a.FragmentNumber)
+		}
+	}
+	for i, n := range order {
+		require.Equal(t, []string{"BUFFERING", "RECEIVED", "PERSISTED"}, seen[n], "fragment %s", n)
+		if i > 0 {
+			require.Less(t, order[i-1], n, "fragment numbers increase")
+		}
+	}
+	return out
+}
+
+type chunk struct {
+	header  []byte // everything before the cluster: producer header + AWS tags
+	media   []byte // cluster + producer tags
+	awsTags map[string]string
+	trailer map[string]string
+}
+
+// parseChunks splits GetMedia-style output into its self-contained MKV documents.
+func parseChunks(t *testing.T, data []byte) []chunk {
+	t.Helper()
+	var out []chunk
+	r := mkv.NewReader(bytes.NewReader(data), mkv.Limits{})
+	for {
+		ev, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		require.NoError(t, err)
+		switch ev.Kind {
+		case mkv.KindHeader:
+			out = append(out, chunk{header: bytes.Clone(ev.Header.Raw), awsTags: tagsIn(t, ev.Header.Raw)})
+		case mkv.KindClusterEnd:
+			out[len(out)-1].media = append(out[len(out)-1].media, ev.Raw...)
+		case mkv.KindTags:
+			c := &out[len(out)-1]
+			if ev.Tags[0].Name == "AWS_KINESISVIDEO_MILLIS_BEHIND_NOW" {
+				c.trailer = map[string]string{}
+				for _, tg := range ev.Tags {
+					c.trailer[tg.Name] = tg.Value
+				}
+				continue
+			}
+			c.media = append(c.media, ev.Raw...)
+		}
+	}
+}
+
+// tagsIn finds the AWS tags kvsd put before the cluster (they sit in the chunk's header).
+func tagsIn(t *testing.T, header []byte) map[string]string {
+	tags := map[string]string{}
+	for _, name := range []string{"AWS_KINESISVIDEO_FRAGMENT_NUMBER", "AWS_KINESISVIDEO_SERVER_TIMESTAMP", "AWS_KINESISVIDEO_PRODUCER_TIMESTAMP"} {
+		i := bytes.Index(header, []byte(name))
+		if i < 0 {
+			continue
+		}
+		// TagString (44 87) with a 4-byte size follows the name.
+		rest := header[i+len(name):]
+		require.Equal(t, []byte{0x44, 0x87}, rest[:2])
+		n := int(rest[2]&0x0f)<<24 | int(rest[3])<<16 | int(rest[4])<<8 | int(rest[5])
+		tags[name] = string(rest[6 : 6+n])
+	}
+	return tags
+}
+
+func TestIngestAndReadBackByteIdentical(t *testing.T) {
+	srv := kvstest.Start(t)
+	createStream(t, srv, "cam", 24)
+	start := time.Now().Add(-time.Minute).Truncate(time.Second)
+	media := kvstest.TestPattern(t, 5, start)
+	header, frags := kvstest.Clusters(t, media)
+	require.Len(t, frags, 5)
+
+	numbers := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(media)))
+	require.Len(t, numbers, len(frags))
+
+	// ListFragments by producer time: inclusive range on fragment start.
+	status, _, body := srv.Call(t, "listFragments", map[string]any{"StreamName": "cam",
+		"FragmentSelector": map[string]any{"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+			"TimestampRange": map[string]any{"StartTimestamp": start.Unix(), "EndTimestamp": start.Unix() + 4}}})
+	require.Equal(t, 200, status, string(body))
+	var list struct {
+		Fragments []struct {
+			FragmentNumber               string
+			FragmentSizeInBytes          int64
+			ProducerTimestamp            float64
+			ServerTimestamp              float64
+			FragmentLengthInMilliseconds int64
+		}
+		NextToken *string
+	}
+	require.NoError(t, json.Unmarshal(body, &list))
+	require.Len(t, list.Fragments, 5)
+	require.Nil(t, list.NextToken)
+	byNumber := map[string]int{}
+	for i, n := range numbers {
+		byNumber[n] = i
+	}
+	for _, f := range list.Fragments {
+		i, ok := byNumber[f.FragmentNumber]
+		require.True(t, ok, f.FragmentNumber)
+		require.Equal(t, int64(len(frags[i])), f.FragmentSizeInBytes)
+		require.InDelta(t, float64(start.Unix()+int64(i)), f.ProducerTimestamp, 0.001)
+		require.InDelta(t, float64(time.Now().Unix()), f.ServerTimestamp, 30)
+		require.InDelta(t, 1000, f.FragmentLengthInMilliseconds, 40)
+	}
+
+	// GetMediaForFragmentList: every fragment back byte for byte, in self-contained chunks.
+	status, hdr, out := srv.Call(t, "getMediaForFragmentList", map[string]any{"StreamName": "cam", "Fragments": numbers})
+	require.Equal(t, 200, status, string(out))
+	require.Equal(t, "video/webm", hdr.Get("Content-Type"))
+	chunks := parseChunks(t, out)
+	require.Len(t, chunks, len(frags))
+	for i, c := range chunks {
+		require.True(t, bytes.HasPrefix(c.header, header), "chunk %d starts with the producer's header verbatim", i)
+		require.Equal(t, frags[i], c.media, "fragment %d byte-identical", i)
+		require.Equal(t, numbers[i], c.awsTags["AWS_KINESISVIDEO_FRAGMENT_NUMBER"])
+		require.Equal(t, fmt.Sprintf("%d.000", start.Unix()+int64(i)), c.awsTags["AWS_KINESISVIDEO_PRODUCER_TIMESTAMP"])
+		require.Regexp(t, `^\d{10}\.\d{3}$`, c.awsTags["AWS_KINESISVIDEO_SERVER_TIMESTAMP"])
+	}
+	requireDecodes(t, out, 125)
+
+	// A missing fragment number is a 404 before any media is sent.
+	bad := strings.Replace(numbers[0], numbers[0][len(numbers[0])-6:], "000001", 1)
+	status, _, _ = srv.Call(t, "getMediaForFragmentList", map[string]any{"StreamName": "cam", "Fragments": []string{bad}})
+	require.Equal(t, 404, status)
+}
+
+// requireDecodes checks that ffprobe decodes every frame of a GetMedia-style output.
+func requireDecodes(t *testing.T, data []byte, frames int) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "out.mkv")
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path).CombinedOutput()
+	require.NoError(t, err, string(out))
+	// ffprobe notes each chunk's new unknown-size Segment; the count is the last line.
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	n, err := strconv.Atoi(strings.TrimSpace(lines[len(lines)-1]))
+	require.NoError(t, err, string(out))
+	require.Equal(t, frames, n, "decoded frames")
+}
+
+func TestGetMediaSelectorsAndLiveTail(t *testing.T) {
+	srv := kvstest.Start(t)
+	createStream(t, srv, "cam", 24)
+	start := time.Now().Add(-time.Minute).Truncate(time.Second)
+	first := kvstest.TestPattern(t, 3, start)
+	_, frags1 := kvstest.Clusters(t, first)
+	numbers := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(first)))
+	require.Len(t, numbers, 3)
+
+	read := func(sel map[string]any, want int) []chunk {
+		t.Helper()
+		resp := srv.Open(t, "getMedia", map[string]any{"StreamName": "cam", "StartSelector": sel})
+		defer resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode)
+		data, _ := io.ReadAll(resp.Body) // ends after the idle close
+		cs := parseChunks(t, data)
+		require.Len(t, cs, want, "selector %v", sel)
+		return cs
+	}
+	cs := read(map[string]any{"StartSelectorType": "EARLIEST"}, 3)
+	for i, c := range cs {
+		require.Equal(t, frags1[i], c.media)
+		require.Equal(t, numbers[i], c.trailer["AWS_KINESISVIDEO_CONTINUATION_TOKEN"])
+		require.NotEmpty(t, c.trailer["AWS_KINESISVIDEO_MILLIS_BEHIND_NOW"])
+	}
+	cs = read(map[string]any{"StartSelectorType": "FRAGMENT_NUMBER", "AfterFragmentNumber": numbers[0]}, 2)
+	require.Equal(t, numbers[1], cs[0].awsTags["AWS_KINESISVIDEO_FRAGMENT_NUMBER"])
+	cs = read(map[string]any{"StartSelectorType": "CONTINUATION_TOKEN", "ContinuationToken": numbers[1]}, 1)
+	require.Equal(t, numbers[2], cs[0].awsTags["AWS_KINESISVIDEO_FRAGMENT_NUMBER"])
+	cs = read(map[string]any{"StartSelectorType": "PRODUCER_TIMESTAMP", "StartTimestamp": float64(start.Unix()) + 1.5}, 2)
+	require.Equal(t, numbers[1], cs[0].awsTags["AWS_KINESISVIDEO_FRAGMENT_NUMBER"], "starts with the fragment containing the time")
+
+	// NOW: only what arrives after the request, pushed as it is persisted.
+	resp := srv.Open(t, "getMedia", map[string]any{"StreamName": "cam", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	second := kvstest.TestPattern(t, 2, start.Add(10*time.Second))
+	_, frags2 := kvstest.Clusters(t, second)
+	numbers2 := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(second)))
+	data, _ := io.ReadAll(resp.Body)
+	cs = parseChunks(t, data)
+	require.Len(t, cs, 2)
+	for i, c := range cs {
+		require.Equal(t, frags2[i], c.media)
+		require.Equal(t, numbers2[i], c.awsTags["AWS_KINESISVIDEO_FRAGMENT_NUMBER"])
+	}
+
+	// Errors are AWS-shaped, before any media.
+	status, hdr, _ := srv.Call(t, "getMedia", map[string]any{"StreamName": "nope", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
+	require.Equal(t, 404, status)
+	require.Equal(t, "ResourceNotFoundException", hdr.Get("x-amzn-ErrorType"))
+	status, hdr, _ = srv.Call(t, "getMedia", map[string]any{"StreamName": "cam", "StartSelector": map[string]any{"StartSelectorType": "SOMETIME"}})
+	require.Equal(t, 400, status)
+	require.Equal(t, "InvalidArgumentException", hdr.Get("x-amzn-ErrorType"))
+}
+
+func TestGetMediaReaderLimit(t *testing.T) {
+	srv := kvstest.Start(t)
+	createStream(t, srv, "cam", 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for range 3 {
+		resp, err := srv.OpenContext(ctx, "getMedia", map[string]any{"StreamName": "cam", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
+		require.NoError(t, err)
+		require.Equal(t, 200, resp.StatusCode)
+		defer resp.Body.Close()
+	}
+	status, hdr, _ := srv.Call(t, "getMedia", map[string]any{"StreamName": "cam", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
+	require.Equal(t, 400, status)
+	require.Equal(t, "ConnectionLimitExceededException", hdr.Get("x-amzn-ErrorType"))
+}
+
+func TestRetentionZeroServesLiveOnly(t *testing.T) {
+	srv := kvstest.Start(t)
+	createStream(t, srv, "live", 0)
+	resp := srv.Open(t, "getMedia", map[string]any{"StreamName": "live", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
+	defer resp.Body.Close()
+	media := kvstest.TestPattern(t, 2, time.Now().Add(-time.Minute))
+	_, frags := kvstest.Clusters(t, media)
+	acks := srv.PutMedia(t, "live", bytes.NewReader(media))
+	for _, a := range acks {
+		require.NotEqual(t, "PERSISTED", a.EventType, "nothing is archived with retention 0")
+		require.NotEqual(t, "ERROR", a.EventType)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	cs := parseChunks(t, data)
+	require.Len(t, cs, 2)
+	require.Equal(t, frags[1], cs[1].media)
+
+	status, _, body := srv.Call(t, "listFragments", map[string]any{"StreamName": "live",
+		"FragmentSelector": map[string]any{"FragmentSelectorType": "SERVER_TIMESTAMP",
+			"TimestampRange": map[string]any{"StartTimestamp": 0, "EndTimestamp": time.Now().Unix() + 60}}})
+	require.Equal(t, 200, status)
+	require.JSONEq(t, `{"Fragments":[],"NextToken":null}`, string(body))
+}
+
+func TestRetentionDecreaseAndDeleteReclaimDisk(t *testing.T) {
+	srv := kvstest.Start(t)
+	c := srv.KinesisVideo()
+	createStream(t, srv, "cam", 2)
+	createStream(t, srv, "other", 2)
+	media := kvstest.TestPattern(t, 3, time.Now().Add(-time.Minute))
+	require.Len(t, persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(media))), 3)
+	require.Len(t, persisted(t, srv.PutMedia(t, "other", bytes.NewReader(media))), 3)
+	mediaDir := filepath.Join(srv.Config.DataDir, "media")
+	require.Equal(t, 2, countDirs(t, mediaDir))
+
+	listAll := func(name string) int {
+		status, _, body := srv.Call(t, "listFragments", map[string]any{"StreamName": name,
+			"FragmentSelector": map[string]any{"FragmentSelectorType": "SERVER_TIMESTAMP",
+				"TimestampRange": map[string]any{"StartTimestamp": 0, "EndTimestamp": time.Now().Unix() + 60}}})
+		require.Equal(t, 200, status)
+		var l struct{ Fragments []any }
+		require.NoError(t, json.Unmarshal(body, &l))
+		return len(l.Fragments)
+	}
+	require.Equal(t, 3, listAll("cam"))
+
+	// Decreasing retention to 0 applies at once: the fragments and their files go.
+	d, err := c.DescribeStream(context.Background(), &kinesisvideo.DescribeStreamInput{StreamName: aws.String("cam")})
+	require.NoError(t, err)
+	_, err = c.UpdateDataRetention(context.Background(), &kinesisvideo.UpdateDataRetentionInput{StreamName: aws.String("cam"),
+		CurrentVersion: d.StreamInfo.Version, Operation: types.UpdateDataRetentionOperationDecreaseDataRetention, DataRetentionChangeInHours: aws.Int32(2)})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return listAll("cam") == 0 }, 5*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return segmentFiles(t, mediaDir, "cam") == 0 }, 5*time.Second, 50*time.Millisecond)
+	require.Equal(t, 3, listAll("other"), "other streams keep their data")
+
+	// DeleteStream removes everything of the stream.
+	d, err = c.DescribeStream(context.Background(), &kinesisvideo.DescribeStreamInput{StreamName: aws.String("other")})
+	require.NoError(t, err)
+	_, err = c.DeleteStream(context.Background(), &kinesisvideo.DeleteStreamInput{StreamARN: d.StreamInfo.StreamARN})
+	require.NoError(t, err)
+	require.Equal(t, 0, segmentFiles(t, mediaDir, "other"))
+}
+
+func countDirs(t *testing.T, dir string) int {
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	n := 0
+	for _, e := range entries {
+		if e.IsDir() {
+			n++
+		}
+	}
+	return n
+}
+
+// segmentFiles counts the files under the media directories of the named stream.
+func segmentFiles(t *testing.T, mediaDir, name string) int {
+	n := 0
+	_ = filepath.WalkDir(mediaDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(filepath.Base(filepath.Dir(p)), "_"+name) {
+			n++
+		}
+		return nil
+	})
+	return n
+}
