@@ -12,6 +12,9 @@ declare -A need=(
   [/usr/bin/curl]=curl
   [/usr/bin/git]=git
   [/usr/bin/gcc]=gcc
+  [/usr/bin/pkg-config]=pkg-config
+  [/usr/sbin/nats-server]=nats-server
+  [/usr/sbin/mosquitto]=mosquitto
 )
 # GStreamer plugins have no binary to look for; check their files.
 declare -A need_files=(
@@ -20,10 +23,18 @@ declare -A need_files=(
   [/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstvideotestsrc.so]=gstreamer1.0-plugins-base
   [/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstvideoparsersbad.so]=gstreamer1.0-plugins-bad
 )
+# Headers for the media package (cgo over FFmpeg 5.1 and libjpeg-turbo).
+declare -A need_headers=(
+  [/usr/include/x86_64-linux-gnu/libavcodec/avcodec.h]=libavcodec-dev
+  [/usr/include/x86_64-linux-gnu/libavutil/avutil.h]=libavutil-dev
+  [/usr/include/x86_64-linux-gnu/libswscale/swscale.h]=libswscale-dev
+  [/usr/include/turbojpeg.h]=libturbojpeg0-dev
+)
 pkgs=()
 for f in "${!need[@]}"; do [ -x "$f" ] || pkgs+=("${need[$f]}"); done
 if [ "$(uname -m)" = x86_64 ]; then
   for f in "${!need_files[@]}"; do [ -e "$f" ] || pkgs+=("${need_files[$f]}"); done
+  for f in "${!need_headers[@]}"; do [ -e "$f" ] || pkgs+=("${need_headers[$f]}"); done
 fi
 if [ ${#pkgs[@]} -gt 0 ]; then
   sudo=""
@@ -44,3 +55,24 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 go mod download
+
+# An S3-compatible server for the image-delivery tests (POSIX backend, SigV4 enforced).
+gobin="$(go env GOPATH)/bin"
+if [ ! -x "$gobin/versitygw" ]; then
+  echo "setup: go install versitygw (S3 server used by the tests)"
+  GOFLAGS= go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi
+
+# Brokers the notification tests publish to, on their standard loopback ports.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if ! port_open 4222; then
+  echo "setup: starting nats-server (JetStream) on 127.0.0.1:4222"
+  mkdir -p /tmp/kvsd-nats
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+    -a 127.0.0.1 -p 4222 -js -sd /tmp/kvsd-nats -l /tmp/kvsd-nats/nats.log
+fi
+if ! port_open 1883; then
+  echo "setup: starting mosquitto on 127.0.0.1:1883"
+  mosquitto -d -c /etc/mosquitto/mosquitto.conf 2>/dev/null || mosquitto -d -p 1883
+fi
+for _ in $(seq 50); do port_open 4222 && port_open 1883 && break; sleep 0.2; done
