@@ -1,0 +1,48 @@
+package app
+
+import (
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestServeFlagsEnvAndDefaults(t *testing.T) {
+	env := map[string]string{"KVSD_REGION": "eu-west-1", "KVSD_DATA_DIR": "/var/lib/kvsd", "KVSD_LISTEN": "0.0.0.0:9000"}
+	getenv := func(k string) string { return env[k] }
+
+	c, err := ParseServeFlags(nil, func(string) string { return "" })
+	require.NoError(t, err)
+	require.Equal(t, Config{Listen: DefaultListen, DataDir: "./data", Region: "us-east-1", AccountID: DefaultAccountID,
+		LogLevel: "info", LogFormat: "text"}, c)
+
+	c, err = ParseServeFlags(nil, getenv)
+	require.NoError(t, err)
+	require.Equal(t, "eu-west-1", c.Region)
+	require.Equal(t, "/var/lib/kvsd", c.DataDir)
+
+	c, err = ParseServeFlags([]string{"--region", "ap-southeast-2", "--public-url", "https://kvs.example.com/"}, getenv)
+	require.NoError(t, err)
+	require.Equal(t, "ap-southeast-2", c.Region, "a flag wins over its variable")
+	require.Equal(t, "0.0.0.0:9000", c.Listen)
+}
+
+func TestServeFlagErrorsAllAtOnce(t *testing.T) {
+	_, err := ParseServeFlags([]string{"--listen", "nohost", "--region", "Mars", "--account-id", "12", "--public-url", "ftp://x", "--log-format", "xml"},
+		func(string) string { return "" })
+	require.Error(t, err)
+	for _, want := range []string{"--listen", "--region \"Mars\"", "--account-id \"12\" must be 12 digits", "--public-url", "--log-format"} {
+		require.Contains(t, err.Error(), want)
+	}
+	_, err = ParseServeFlags([]string{"extra"}, func(string) string { return "" })
+	require.ErrorContains(t, err, "unexpected arguments")
+}
+
+func TestPublicURL(t *testing.T) {
+	addr := func(s string) net.Addr { a, _ := net.ResolveTCPAddr("tcp", s); return a }
+	require.Equal(t, "http://127.0.0.1:4580", publicURL("", addr("127.0.0.1:4580")))
+	require.Equal(t, "http://127.0.0.1:4580", publicURL("", addr("0.0.0.0:4580")), "a wildcard bind answers loopback")
+	require.Equal(t, "https://kvs.example.com", publicURL("https://kvs.example.com/", addr("0.0.0.0:4580")))
+	require.True(t, strings.HasPrefix(publicURL("", addr("[::1]:4580")), "http://[::1]:"))
+}
