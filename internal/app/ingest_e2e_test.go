@@ -351,3 +351,32 @@ func segmentFiles(t *testing.T, mediaDir, name string) int {
 	})
 	return n
 }
+
+// An MKV file written by ffmpeg to disk has a known Segment size (the whole file). Uploaded as
+// is, its header is still replayed in front of every single fragment: kvsd marks the Segment
+// size unknown there so each chunk is a valid document, while fragment bytes stay identical.
+func TestUploadedFileWithKnownSegmentSize(t *testing.T) {
+	srv := kvstest.Start(t)
+	createStream(t, srv, "cam", 1)
+	path := filepath.Join(t.TempDir(), "rec.mkv")
+	start := time.Now().Add(-time.Minute).Truncate(time.Second)
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
+		"-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-sc_threshold", "0",
+		"-output_ts_offset", fmt.Sprintf("%d", start.Unix()), path).CombinedOutput()
+	require.NoError(t, err, string(out))
+	file, err := os.ReadFile(path)
+	require.NoError(t, err)
+	header, frags := kvstest.Clusters(t, file)
+	require.Len(t, frags, 3)
+	require.NotEqual(t, byte(0xFF), header[bytes.Index(header, []byte{0x18, 0x53, 0x80, 0x67})+4], "ffmpeg wrote a known size")
+
+	numbers := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(file)))
+	status, _, body := srv.Call(t, "getMediaForFragmentList", map[string]any{"StreamName": "cam", "Fragments": numbers})
+	require.Equal(t, 200, status)
+	chunks := parseChunks(t, body)
+	require.Len(t, chunks, 3)
+	for i, c := range chunks {
+		require.Equal(t, frags[i], c.media)
+	}
+	requireDecodes(t, body, 75)
+}

@@ -26,10 +26,11 @@ func seconds(t time.Time) string {
 	return fmt.Sprintf("%d.%03d", ms/1000, ms%1000)
 }
 
-// appendChunk builds one self-contained MKV document for f: the producer's header verbatim, the
+// appendChunk builds one self-contained MKV document for f: the producer's header verbatim (but
+// for a Segment size, which becomes "unknown": it may have counted a whole uploaded file), the
 // AWS tags, the stored cluster and producer tags verbatim, and (for GetMedia) the trailing tags.
 func appendChunk(dst, header, media []byte, f *fragment.Fragment, trailer []mkv.SimpleTag) []byte {
-	dst = append(dst, header...)
+	dst = append(dst, mkv.UnknownSegmentSize(header)...)
 	dst = mkv.AppendTags(dst, []mkv.SimpleTag{
 		{Name: TagFragmentNumber, Value: f.Number},
 		{Name: TagServerTimestamp, Value: seconds(f.ServerTime)},
@@ -55,7 +56,7 @@ func liveTrailer(f *fragment.Fragment, now time.Time) []mkv.SimpleTag {
 // header, then the error tags with the fragment number and no server timestamp (that absence is
 // how the KVS parser library recognises an error chunk).
 func appendErrorChunk(dst, header []byte, number string, id int, code string) []byte {
-	dst = append(dst, header...)
+	dst = append(dst, mkv.UnknownSegmentSize(header)...)
 	return mkv.AppendTags(dst, []mkv.SimpleTag{
 		{Name: TagFragmentNumber, Value: number},
 		{Name: TagErrorCode, Value: code},
