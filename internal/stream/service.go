@@ -425,33 +425,34 @@ func (s *Service) Tags(ctx context.Context, ref Ref) (map[string]string, error) 
 // SetImageGeneration stores cfg, or deletes the configuration when cfg is nil. It applies from
 // the next fragment (AWS needs a minute; kvsd does not).
 func (s *Service) SetImageGeneration(ctx context.Context, ref Ref, cfg *ImageGenerationConfiguration) error {
-	if cfg != nil {
-		if err := cfg.Validate(s.Region); err != nil {
-			return err
-		}
+	if cfg == nil {
+		return s.setConfig(ctx, ref, false, "", func(st *Stream) { st.ImageGeneration = nil })
 	}
-	_, err := s.mutate(ctx, ref, ErrInvalidArgument, func(st *Stream) error {
-		if cfg != nil && st.RetentionHours == 0 {
-			return fmt.Errorf("%w: stream %s keeps no data (DataRetentionInHours is 0); images are made from stored fragments, so raise the retention first with update-data-retention", ErrNoDataRetention, st.Name)
-		}
-		st.ImageGeneration = cfg
-		return nil
-	})
-	return err
+	if err := cfg.Validate(s.Region); err != nil {
+		return err
+	}
+	return s.setConfig(ctx, ref, true, "images are made from stored fragments", func(st *Stream) { st.ImageGeneration = cfg })
 }
 
 // SetNotification stores cfg, or deletes the configuration when cfg is nil.
 func (s *Service) SetNotification(ctx context.Context, ref Ref, cfg *NotificationConfiguration) error {
-	if cfg != nil {
-		if err := cfg.Validate(); err != nil {
-			return err
-		}
+	if cfg == nil {
+		return s.setConfig(ctx, ref, false, "", func(st *Stream) { st.Notification = nil })
 	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	return s.setConfig(ctx, ref, true, "notifications are sent for persisted fragments", func(st *Stream) { st.Notification = cfg })
+}
+
+// setConfig applies a per-stream configuration change; setting one (not deleting it) needs
+// retention, since both features work on persisted fragments (why says which).
+func (s *Service) setConfig(ctx context.Context, ref Ref, needsRetention bool, why string, apply func(*Stream)) error {
 	_, err := s.mutate(ctx, ref, ErrInvalidArgument, func(st *Stream) error {
-		if cfg != nil && st.RetentionHours == 0 {
-			return fmt.Errorf("%w: stream %s keeps no data (DataRetentionInHours is 0); notifications are sent for persisted fragments, so raise the retention first", ErrNoDataRetention, st.Name)
+		if needsRetention && st.RetentionHours == 0 {
+			return fmt.Errorf("%w: stream %s keeps no data (DataRetentionInHours is 0) and %s; raise the retention first with update-data-retention", ErrNoDataRetention, st.Name, why)
 		}
-		st.Notification = cfg
+		apply(st)
 		return nil
 	})
 	return err
