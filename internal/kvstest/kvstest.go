@@ -34,6 +34,8 @@ type Server struct {
 type Options struct {
 	DataDir string            // reuse a data dir (restart tests); default t.TempDir()
 	Env     map[string]string // extra environment as kvsd would read it
+	// Configure, when set, adjusts the server configuration before start.
+	Configure func(*app.Config)
 }
 
 // Start runs kvsd until the test ends.
@@ -52,6 +54,9 @@ func Start(t testing.TB, opts ...Options) *Server {
 	}
 	cfg := app.Config{Listen: "127.0.0.1:0", DataDir: o.DataDir, Region: Region, AccountID: app.DefaultAccountID,
 		LogLevel: "info", LogFormat: "text", RetentionInterval: 200 * time.Millisecond, GetMediaIdleClose: 2 * time.Second}
+	if o.Configure != nil {
+		o.Configure(&cfg)
+	}
 	s := &Server{Config: cfg, env: app.Env{Getenv: func(k string) string { return env[k] }, Logger: testLogger(t)}}
 	srv, err := app.Start(cfg, s.env)
 	if err != nil {
