@@ -1,0 +1,52 @@
+package media
+
+import "fmt"
+
+// nalLengthSize returns how many bytes prefix each NAL unit in a packet,
+// from the codec private data: avcC (first byte 1) and hvcC records give it
+// as lengthSizeMinusOne; anything else (empty, or Annex B parameter sets as
+// some producers send them) means Annex B packets, which have no prefix (0).
+// The tests for "is this hvcC" follow libavcodec's.
+func nalLengthSize(codecID string, cp []byte) (int, error) {
+	switch {
+	case codecID == CodecH264 && len(cp) > 0 && cp[0] == 1:
+		if len(cp) < 7 {
+			return 0, fmt.Errorf("media: avcC codec private data of %d bytes is too short", len(cp))
+		}
+		return int(cp[4]&3) + 1, nil
+	case codecID == CodecH265 && len(cp) > 3 && (cp[0] != 0 || cp[1] != 0 || cp[2] > 1):
+		if len(cp) < 23 {
+			return 0, fmt.Errorf("media: hvcC codec private data of %d bytes is too short", len(cp))
+		}
+		return int(cp[21]&3) + 1, nil
+	}
+	return 0, nil
+}
+
+// checkNALs checks that the NAL length prefixes of a packet add up to its
+// size exactly, so that a truncated or damaged frame is reported as such
+// rather than half-decoded. Annex B packets (n == 0) are only checked for
+// being non-empty.
+func checkNALs(b []byte, n int) error {
+	if len(b) == 0 {
+		return fmt.Errorf("empty frame")
+	}
+	if n == 0 {
+		return nil
+	}
+	for off := 0; off < len(b); {
+		if len(b)-off < n {
+			return fmt.Errorf("frame of %d bytes ends inside a NAL unit length at byte %d", len(b), off)
+		}
+		size := 0
+		for _, c := range b[off : off+n] {
+			size = size<<8 | int(c)
+		}
+		off += n
+		if size > len(b)-off {
+			return fmt.Errorf("frame of %d bytes is cut short: NAL unit at byte %d needs %d bytes, %d left", len(b), off-n, size, len(b)-off)
+		}
+		off += size
+	}
+	return nil
+}
