@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kvsd/kvsd/internal/awsapi"
+	"github.com/kvsd/kvsd/internal/diag"
 	"github.com/kvsd/kvsd/internal/playback"
 	"github.com/kvsd/kvsd/internal/stream"
 )
@@ -20,6 +21,8 @@ import (
 type Handler struct {
 	streams  *stream.Service
 	playback *playback.Service
+	images   images
+	status   []diag.Source
 	auth     verifier
 	log      *slog.Logger
 	metrics  *metrics
@@ -32,6 +35,8 @@ type Handler struct {
 type Config struct {
 	Streams  *stream.Service
 	Playback *playback.Service // nil: the media read APIs are not served
+	Images   images            // nil: GetImages is not served
+	Status   []diag.Source     // reports of the status API (kvsd doctor)
 	Auth     verifier
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
@@ -56,7 +61,7 @@ func New(cfg Config) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &Handler{streams: cfg.Streams, playback: cfg.Playback, auth: cfg.Auth, log: log, metrics: newMetrics(cfg.Registry),
+	h := &Handler{streams: cfg.Streams, playback: cfg.Playback, images: cfg.Images, status: cfg.Status, auth: cfg.Auth, log: log, metrics: newMetrics(cfg.Registry),
 		mux: http.NewServeMux(), ops: map[string]bool{}}
 	h.chain = h.observe(h.authenticate(h.mux))
 	for name, fn := range h.controlPlane() {
@@ -69,6 +74,10 @@ func New(cfg Config) *Handler {
 		h.Handle("getMedia", h.getMedia)
 		h.Handle("getMediaForFragmentList", h.getMediaForFragmentList)
 	}
+	if h.images != nil {
+		h.handleJSON("getImages", decode(h.getImages))
+	}
+	h.handleJSON(StatusOperation, decode(h.streamStatus))
 	for _, name := range notImplemented {
 		h.mux.Handle("POST /"+name, h.notImplemented(name))
 		h.ops[name] = true

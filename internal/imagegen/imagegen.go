@@ -1,0 +1,347 @@
+// Package imagegen makes images from stored fragments: automatically for streams whose
+// ImageGenerationConfiguration is ENABLED (delivered to S3 or the local folder with KVS's keys
+// and metadata), and on request for GetImages.
+//
+// Durable work is the fragment index plus one cursor per stream. The index already records
+// every persisted fragment; the generator keeps, per stream, the sequence of the last fragment
+// it fully handled (catalog state imagegen/<createdMs>_<name>) and works through
+// Store.After(cursor) in order. Ingest only wakes it (Wake). A fragment counts when it was
+// persisted while the configuration was ENABLED: while a stream is not enabled its cursor
+// follows the newest fragment, so enabling applies from the next fragment, and after a
+// restart an enabled stream resumes where its cursor stands.
+//
+// Delivery never drops an image: a fragment's cursor moves only after all of its images are
+// stored (and, for the local folder, synced). Transient failures retry with exponential backoff (RetryMin doubling to RetryMax);
+// permanent ones (NoSuchBucket, AccessDenied …) retry every RetryMax, since someone may fix the
+// bucket, and are reported by `kvsd doctor` and the metrics with their S3 code. Keys are
+// deterministic, so an image redone after a crash overwrites its object instead of adding one.
+//
+// Concurrency: a fixed set of Workers goroutines, all owned by Run, takes streams from a ready
+// queue; a stream is handled by one worker at a time (its fragments stay in order) and keeps
+// one Decoder that is reused from fragment to fragment. Rendering (decode, scale, encode) is
+// further bounded by RenderWorkers, so uploads to a slow S3 do not leave cores idle.
+package imagegen
+
+import (
+	"context"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kvsd/kvsd/internal/fragment"
+	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/stream"
+)
+
+// Store is the part of the fragment store the generator reads; *fragstore.Store implements it.
+type Store interface {
+	LastSeq(ctx context.Context, k fragstore.Key) (uint64, error)
+	Fragment(ctx context.Context, k fragstore.Key, seq uint64) (*fragment.Fragment, error)
+	After(ctx context.Context, k fragstore.Key, afterSeq uint64, limit int) ([]*fragment.Fragment, error)
+	Media(ctx context.Context, k fragstore.Key, f *fragment.Fragment) ([]byte, error)
+	Header(ctx context.Context, k fragstore.Key, id string) ([]byte, error)
+	List(ctx context.Context, k fragstore.Key, kind fragstore.TimeKind, from, to time.Time, after fragstore.Cursor, limit int) ([]*fragment.Fragment, fragstore.Cursor, error)
+	SeqAt(ctx context.Context, k fragstore.Key, kind fragstore.TimeKind, t time.Time) (uint64, error)
+}
+
+// Catalog holds the streams and the generator's durable cursors; *bolt.DB implements it.
+type Catalog interface {
+	GetStream(ctx context.Context, name string) (*stream.Stream, error)
+	ListStreams(ctx context.Context, prefix, startAfter string, limit int) ([]*stream.Stream, error)
+	LoadState(ctx context.Context, component, key string) ([]byte, error)
+	SaveState(ctx context.Context, component, key string, value []byte) error
+	DeleteState(ctx context.Context, component, key string) error
+	StateKeys(ctx context.Context, component string) ([]string, error)
+}
+
+// Objects is where images go (objstore.S3 or objstore.Dir).
+type Objects interface {
+	Put(ctx context.Context, bucket, key string, body []byte, contentType string, meta map[string]string) error
+}
+
+// Delivered describes one image that reached its destination.
+type Delivered struct {
+	URI            string // s3://bucket/key
+	ImageTime      time.Time
+	FragmentNumber string
+}
+
+// Config wires a Generator. Zero values take the defaults named.
+type Config struct {
+	Catalog    Catalog
+	Store      Store
+	Objects    Objects
+	NewDecoder NewDecoderFunc
+	AccountID  string // the account in image keys
+	// Destination says in words where s3:// URIs are delivered ("local folder …", "S3
+	// endpoint …"), for `kvsd doctor`.
+	Destination string
+
+	Workers       int           // streams handled at once; default 4 × GOMAXPROCS (uploads wait on I/O)
+	RenderWorkers int           // renders at once; default GOMAXPROCS
+	RetryMin      time.Duration // first retry after a transient failure; default 1 s
+	RetryMax      time.Duration // backoff cap, and the pace of retries after a permanent failure; default 1 min
+	PutTimeout    time.Duration // one upload; default 30 s
+	// UntaggedWarnAfter is how many eligible-looking fragments in a row must arrive without
+	// the image tag before the server logs its one WARN for the stream; default 10.
+	UntaggedWarnAfter int
+
+	// OnDelivered, when set, runs after each image is stored (notifications' IMAGE_DELIVERED).
+	// It runs on a worker and should not block long.
+	OnDelivered func(ctx context.Context, st *stream.Stream, d Delivered)
+
+	Now        func() time.Time
+	Logger     *slog.Logger          // nil: discard
+	Registerer prometheus.Registerer // nil: metrics are kept but not registered
+}
+
+func (c Config) withDefaults() Config {
+	if c.Workers <= 0 {
+		c.Workers = 4 * runtime.GOMAXPROCS(0)
+	}
+	if c.RenderWorkers <= 0 {
+		c.RenderWorkers = runtime.GOMAXPROCS(0)
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = time.Minute
+	}
+	if c.PutTimeout <= 0 {
+		c.PutTimeout = 30 * time.Second
+	}
+	if c.UntaggedWarnAfter <= 0 {
+		c.UntaggedWarnAfter = 10
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Generator makes and delivers images; see the package documentation.
+type Generator struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	render  gate
+	kick    chan struct{} // a token: some task may be ready
+	resumed chan struct{} // closed once Run resumed every stream
+
+	mu      sync.Mutex
+	tasks   map[fragstore.Key]*task
+	ready   []*task
+	delayed map[*task]struct{}
+}
+
+// New returns a Generator; it does no I/O until Run.
+func New(cfg Config) (*Generator, error) {
+	cfg = cfg.withDefaults()
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Generator{cfg: cfg, log: cfg.Logger.With("component", "imagegen"), metrics: m,
+		render: make(gate, cfg.RenderWorkers), kick: make(chan struct{}, 1), resumed: make(chan struct{}),
+		tasks: map[fragstore.Key]*task{}, delayed: map[*task]struct{}{}}, nil
+}
+
+// Wake tells the generator that stream k has a new fragment (or changed). It never blocks on
+// image work: ingest calls it after each PERSISTED ack.
+func (g *Generator) Wake(k fragstore.Key) {
+	g.mu.Lock()
+	t := g.taskLocked(k)
+	switch {
+	case t.running:
+		t.dirty = true
+	case t.queued, !t.retryAt.IsZero():
+		// Already waiting: in the queue, or for its retry (which reads the new fragment too).
+	default:
+		g.enqueueLocked(t)
+	}
+	g.mu.Unlock()
+	g.signal()
+}
+
+// Ready is closed once Run has read every stream's cursor: a stream created after that starts
+// from its first fragment.
+func (g *Generator) Ready() <-chan struct{} { return g.resumed }
+
+// Run starts the workers and blocks until ctx ends; it returns nil after a clean stop. Every
+// goroutine it starts has ended when it returns, and every decoder is closed.
+func (g *Generator) Run(ctx context.Context) error {
+	for {
+		err := g.resume(ctx)
+		if err == nil {
+			break
+		}
+		g.log.Error("reading image-generation cursors; retrying in 5 s", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(5 * time.Second):
+		}
+	}
+	close(g.resumed)
+	var wg sync.WaitGroup
+	for range g.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.work(ctx)
+		}()
+	}
+	wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, t := range g.tasks {
+		t.dec.close()
+	}
+	return nil
+}
+
+// task is one stream's image work. Scheduling fields are guarded by Generator.mu; the worker
+// fields are touched only by the goroutine running the task; status has its own lock because
+// Diagnose reads it from API requests.
+type task struct {
+	key fragstore.Key
+
+	// scheduling (Generator.mu)
+	queued, running bool
+	dirty           bool      // woken while running: run again
+	retryAt         time.Time // waiting for a retry; zero when not
+	removed         bool      // the stream is gone
+
+	// worker-owned
+	known      bool   // cursor and enabled reflect this process's view of the stream
+	cursor     uint64 // last fragment fully handled
+	enabled    bool   // as last recorded (durably when true)
+	dec        decoderSlot
+	pending    *pendingFragment
+	failures   int    // consecutive delivery failures (backoff exponent)
+	untagged   int    // ineligible fragments in a row while enabled
+	warned     bool   // the untagged WARN was logged
+	lastLogged string // last delivery error code logged, to log changes only
+	unsynced   bool   // images were put since the destination's last Sync
+
+	mu     sync.Mutex
+	status status
+}
+
+func (g *Generator) taskLocked(k fragstore.Key) *task {
+	t := g.tasks[k]
+	if t == nil {
+		t = &task{key: k}
+		g.tasks[k] = t
+	}
+	return t
+}
+
+func (g *Generator) enqueueLocked(t *task) {
+	if !t.queued {
+		t.queued = true
+		g.ready = append(g.ready, t)
+	}
+}
+
+func (g *Generator) signal() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+// work runs tasks until ctx ends.
+func (g *Generator) work(ctx context.Context) {
+	for {
+		t := g.next(ctx)
+		if t == nil {
+			return
+		}
+		res := g.process(ctx, t)
+		g.finish(t, res)
+	}
+}
+
+// next blocks until a task is ready (moving due retries to the queue) or ctx ends.
+func (g *Generator) next(ctx context.Context) *task {
+	for {
+		g.mu.Lock()
+		now := time.Now()
+		wait := time.Duration(-1)
+		for t := range g.delayed {
+			if d := t.retryAt.Sub(now); d > 0 {
+				if wait < 0 || d < wait {
+					wait = d
+				}
+				continue
+			}
+			delete(g.delayed, t)
+			t.retryAt = time.Time{}
+			g.enqueueLocked(t)
+		}
+		if len(g.ready) > 0 {
+			t := g.ready[0]
+			g.ready[0] = nil
+			g.ready = g.ready[1:]
+			t.queued, t.running, t.dirty = false, true, false
+			more := len(g.ready) > 0
+			g.mu.Unlock()
+			if more {
+				g.signal() // pass the token on to another idle worker
+			}
+			return t
+		}
+		g.mu.Unlock()
+		var timer *time.Timer
+		var due <-chan time.Time
+		if wait >= 0 {
+			timer = time.NewTimer(wait)
+			due = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-g.kick:
+		case <-due:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// outcome is what a worker's turn on a task decided.
+type outcome struct {
+	more    bool      // fragments are left: queue again (after the others, for fairness)
+	retryAt time.Time // delivery failed: come back then
+	remove  bool      // the stream is gone
+}
+
+func (g *Generator) finish(t *task, res outcome) {
+	g.mu.Lock()
+	t.running = false
+	switch {
+	case res.remove:
+		t.removed = true
+		if g.tasks[t.key] == t {
+			delete(g.tasks, t.key)
+		}
+		t.dec.close()
+	case !res.retryAt.IsZero():
+		t.retryAt = res.retryAt
+		g.delayed[t] = struct{}{}
+	case res.more || t.dirty:
+		g.enqueueLocked(t)
+	}
+	t.dirty = false
+	g.mu.Unlock()
+	g.signal()
+}

@@ -1,0 +1,96 @@
+package imagegen
+
+import (
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kvsd/kvsd/internal/fragment"
+	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/mkv"
+	"github.com/kvsd/kvsd/internal/stream"
+)
+
+func TestSampleOffsets(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct {
+		dur, interval time.Duration
+		want          []time.Duration
+	}{
+		{1000 * ms, 1000 * ms, []time.Duration{0}},
+		{2500 * ms, 1000 * ms, []time.Duration{0, 1000 * ms, 2000 * ms}},
+		{1000 * ms, 200 * ms, []time.Duration{0, 200 * ms, 400 * ms, 600 * ms, 800 * ms}},
+		{1000 * ms, 3000 * ms, []time.Duration{0}},
+		{0, 200 * ms, []time.Duration{0}}, // a single frame still gets its image
+	} {
+		require.Equal(t, c.want, sampleOffsets(c.dur, c.interval), "%s every %s", c.dur, c.interval)
+	}
+}
+
+func TestObjectKeysFollowKVS(t *testing.T) {
+	at := time.UnixMilli(1690707290324)
+	id := imageID("arn:aws:kinesisvideo:us-east-1:111122223333:stream/demo-stream/1690000000000", "91343852333181432392682062607743920146159169392", at)
+	require.Regexp(t, regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`), id)
+	require.Equal(t, id, imageID("arn:aws:kinesisvideo:us-east-1:111122223333:stream/demo-stream/1690000000000", "91343852333181432392682062607743920146159169392", at), "deterministic")
+	require.NotEqual(t, id, imageID("arn:aws:kinesisvideo:us-east-1:111122223333:stream/demo-stream/1690000000001", "91343852333181432392682062607743920146159169392", at), "per stream incarnation")
+	require.NotEqual(t, id, imageID("arn:aws:kinesisvideo:us-east-1:111122223333:stream/demo-stream/1690000000000", "91343852333181432392682062607743920146159169392", at.Add(time.Millisecond)), "per image time")
+
+	require.Equal(t, "111122223333_demo-stream_1690707290324_"+id+".jpg", objectKey("", "", account, "demo-stream", at, id, media.JPEG))
+	require.Equal(t, "a/b/cam1_111122223333_demo-stream_1690707290324_"+id+".png", objectKey("a/b", "cam1", account, "demo-stream", at, id, media.PNG))
+
+	for uri, want := range map[string][2]string{
+		"s3://images":           {"images", ""},
+		"s3://images/":          {"images", ""},
+		"s3://images/a/b/":      {"images", "a/b"},
+		"s3://images/prefix":    {"images", "prefix"},
+		"s3://images//x//":      {"images", "x"},
+		"s3://my.bucket-1/deep": {"my.bucket-1", "deep"},
+	} {
+		b, p, err := destination(uri)
+		require.NoError(t, err, uri)
+		require.Equal(t, want, [2]string{b, p}, uri)
+	}
+	_, _, err := destination("sns://x")
+	require.Error(t, err)
+}
+
+func TestMetadataCarriesFragmentFactsAndCustomTags(t *testing.T) {
+	f := &fragment.Fragment{Number: "9000", ProducerTime: time.UnixMilli(1690707290324), ServerTime: time.UnixMilli(1690707289209),
+		Tags: []mkv.SimpleTag{{Name: fragment.TagImageGeneration}, {Name: fragment.TagImagePrefix, Value: "cam1"},
+			{Name: "Zone", Value: "A"}, {Name: "camera id", Value: "7"}, {Name: "aws_kinesisvideo_fragment_number", Value: "spoof"}}}
+	require.Equal(t, map[string]string{
+		"aws_kinesisvideo_producer_timestamp": "1690707290324",
+		"aws_kinesisvideo_server_timestamp":   "1690707289209",
+		"aws_kinesisvideo_fragment_number":    "9000",
+		"zone":                                "A",
+		"camera_id":                           "7",
+	}, metadata(f))
+	require.Equal(t, "cam1", imagePrefix(f))
+}
+
+func TestEligibilityAndSpec(t *testing.T) {
+	st := &stream.Stream{RetentionHours: 1, ImageGeneration: imageConfig("s3://b", 1000)}
+	tagged := &fragment.Fragment{Tags: []mkv.SimpleTag{{Name: fragment.TagImageGeneration}}}
+	plain := &fragment.Fragment{}
+	require.True(t, enabled(st))
+	require.True(t, eligible(st, tagged))
+	require.False(t, eligible(st, plain))
+	st.Tags = map[string]string{StreamTag: AllFragments}
+	require.True(t, eligible(st, plain))
+	st.Tags[StreamTag] = TaggedFragments
+	require.False(t, eligible(st, plain))
+
+	st.RetentionHours = 0
+	require.False(t, enabled(st), "no retention, no persisted fragments")
+	st.RetentionHours = 1
+	st.ImageGeneration.Status = "DISABLED"
+	require.False(t, enabled(st))
+
+	w, h := 320, 240
+	require.Equal(t, media.Spec{Format: media.JPEG, Quality: 80}, specOf("JPEG", nil, nil, nil))
+	require.Equal(t, media.Spec{Format: media.JPEG, Quality: 95, Width: 320}, specOf("JPEG", map[string]string{"JPEGQuality": "95"}, &w, nil))
+	require.Equal(t, media.Spec{Format: media.PNG, Quality: 80, Width: 320, Height: 240}, specOf("PNG", nil, &w, &h))
+	require.Equal(t, "a-b_c", metaKey("A-B c"))
+}

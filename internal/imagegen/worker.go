@@ -1,0 +1,311 @@
+package imagegen
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/kvsd/kvsd/internal/fragment"
+	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/objstore"
+	"github.com/kvsd/kvsd/internal/stream"
+)
+
+const (
+	// turnFragments is how many fragments a worker handles for one stream before it queues
+	// the stream behind the others, so a backlog on one stream does not starve the rest.
+	turnFragments = 4
+	// queueProbe bounds how far ahead the queue-depth gauge counts (one index read per turn).
+	queueProbe = 64
+	// codeMediaError labels images that could not be rendered.
+	codeMediaError = "MEDIA_ERROR"
+)
+
+// pendingFragment is a fragment whose images are rendered but not all stored. It survives
+// failed uploads (no second decode on retry), not restarts (the fragment is rendered again).
+type pendingFragment struct {
+	frag   *fragment.Fragment
+	meta   map[string]string
+	images []renderedImage
+	next   int // images[:next] are stored
+}
+
+type renderedImage struct {
+	at     time.Time
+	format media.Format
+	data   []byte
+}
+
+// process is one worker turn on a stream.
+func (g *Generator) process(ctx context.Context, t *task) outcome {
+	st, err := g.cfg.Catalog.GetStream(ctx, t.key.Name)
+	if errors.Is(err, stream.ErrNotFound) || (err == nil && st.CreationTime.UnixMilli() != t.key.CreatedMs) {
+		g.forget(ctx, t)
+		return outcome{remove: true}
+	}
+	if err == nil {
+		err = g.observe(ctx, t, st)
+	}
+	if err != nil {
+		return g.retryAfterError(ctx, t, err)
+	}
+	if !t.enabled {
+		return outcome{}
+	}
+	frags, err := g.cfg.Store.After(ctx, t.key, t.cursor, queueProbe+1)
+	if err != nil {
+		return g.retryAfterError(ctx, t, err)
+	}
+	g.setQueue(t, st, len(frags))
+	n := min(len(frags), turnFragments)
+	// The cursor is recorded once per turn (one catalog commit for up to turnFragments
+	// fragments): a crash redoes at most a turn's images, under the same keys.
+	moved := false
+	defer func() {
+		if moved && g.syncObjects(ctx, t) == nil {
+			g.saveCursor(ctx, t)
+		}
+	}()
+	for i, f := range frags[:n] {
+		if ctx.Err() != nil {
+			return outcome{}
+		}
+		if retryAt := g.handle(ctx, t, st, f); !retryAt.IsZero() {
+			g.setQueue(t, st, len(frags)-i)
+			return outcome{retryAt: retryAt}
+		}
+		t.cursor, moved = f.Seq, true
+	}
+	g.setQueue(t, st, len(frags)-n)
+	return outcome{more: len(frags) > n}
+}
+
+// observe brings the task's view of the stream up to date. While a stream is not enabled its
+// cursor follows the newest fragment (in memory: resume handles restarts), so that enabling
+// applies from the next fragment; when it becomes enabled the cursor is recorded durably.
+func (g *Generator) observe(ctx context.Context, t *task, st *stream.Stream) error {
+	on := enabled(st)
+	if !t.known {
+		// A stream created after Run started (resume knows all older ones): every fragment it
+		// has was persisted while this process watched, and this is the first wake.
+		t.known = true
+	}
+	switch {
+	case on && !t.enabled:
+		// Recorded before any image: after a restart the stream resumes here. Until the
+		// save succeeds the stream stays "not enabled" and the next wake tries again.
+		if err := g.saveCursor(ctx, t); err != nil {
+			return err
+		}
+		t.enabled = true
+		return nil
+	case on:
+		return nil
+	case t.enabled:
+		t.enabled, t.pending, t.failures = false, nil, 0
+		t.setFailing(nil)
+		g.setQueue(t, st, 0)
+		if err := g.cfg.Catalog.DeleteState(ctx, component, stateKey(t.key)); err != nil {
+			return err
+		}
+	}
+	last, err := g.cfg.Store.LastSeq(ctx, t.key)
+	if err != nil {
+		return err
+	}
+	t.cursor = last
+	return nil
+}
+
+// handle makes and delivers fragment f's images. It returns a retry time when the fragment
+// must be tried again.
+func (g *Generator) handle(ctx context.Context, t *task, st *stream.Stream, f *fragment.Fragment) time.Time {
+	if !eligible(st, f) {
+		if t.untagged++; t.untagged >= g.cfg.UntaggedWarnAfter && !t.warned {
+			t.warned = true
+			g.log.Warn("image generation is ENABLED but the stream's fragments carry no "+fragment.TagImageGeneration+
+				" tag, so no images are made; tag fragments in the producer, or make every fragment eligible with "+
+				"`aws kinesisvideo tag-stream --stream-name "+st.Name+" --tags "+StreamTag+"="+AllFragments+" --endpoint-url …`",
+				"stream", st.Name, "fragments", t.untagged)
+		}
+		return time.Time{}
+	}
+	t.untagged = 0
+	if t.pending == nil || t.pending.frag.Seq != f.Seq {
+		p, err := g.renderFragment(ctx, t, st, f)
+		switch {
+		case ctx.Err() != nil:
+			return time.Now()
+		case errors.Is(err, media.ErrUnavailable):
+			// Not the media's fault: keep the fragment until a kvsd with the media package runs.
+			t.setRenderError(err, "")
+			return time.Now().Add(g.cfg.RetryMax)
+		case err != nil:
+			// The media cannot be decoded, now or later: count its images as failed, move on.
+			t.setRenderError(err, t.dec.codecID)
+			g.metrics.failed.WithLabelValues(st.Name, codeMediaError).Inc()
+			g.log.Warn("cannot render images of fragment; skipping it", "stream", st.Name, "fragment", f.Number, "err", err)
+			return time.Time{}
+		}
+		t.pending = p
+	}
+	return g.deliver(ctx, t, st)
+}
+
+// renderFragment decodes f and encodes the images of its sample times.
+func (g *Generator) renderFragment(ctx context.Context, t *task, st *stream.Stream, f *fragment.Fragment) (*pendingFragment, error) {
+	cfg := st.ImageGeneration
+	v, err := loadVideo(ctx, g.cfg.Store, t.key, f)
+	if err != nil {
+		return nil, err
+	}
+	g.leadIn(ctx, t.key, f, v)
+	dec, err := t.dec.get(g.cfg.NewDecoder, v)
+	if err != nil {
+		return nil, err
+	}
+	interval := time.Duration(*cfg.SamplingInterval) * time.Millisecond
+	offsets := sampleOffsets(f.Duration, interval)
+	spec := configSpec(cfg)
+	if err := g.render.enter(ctx); err != nil {
+		return nil, err
+	}
+	began, before := time.Now(), dec.Stats()
+	results := dec.Render(v.packets, offsets, spec)
+	g.render.leave()
+	g.metrics.render.Observe(time.Since(began).Seconds())
+	g.metrics.observeRender(before, dec.Stats())
+
+	start := timeline(cfg, f)
+	p := &pendingFragment{frag: f, meta: metadata(f)}
+	var failed error
+	for _, r := range results {
+		switch {
+		case r.Err == nil:
+			p.images = append(p.images, renderedImage{at: start.Add(r.At).Truncate(time.Millisecond), format: spec.Format, data: r.Image})
+		case !errors.Is(r.Err, media.ErrNoFrame):
+			failed = r.Err
+			g.metrics.failed.WithLabelValues(st.Name, codeMediaError).Inc()
+		}
+	}
+	if failed != nil {
+		t.setRenderError(failed, v.codecID)
+	}
+	g.metrics.generated.WithLabelValues(st.Name).Add(float64(len(p.images)))
+	return p, nil
+}
+
+// deliver stores the pending images in order, recomputing the destination from the current
+// configuration (a corrected bucket applies to images still waiting). It returns a retry time
+// when an upload failed.
+func (g *Generator) deliver(ctx context.Context, t *task, st *stream.Stream) time.Time {
+	p := t.pending
+	bucket, path, err := destination(st.ImageGeneration.DestinationConfig.Uri)
+	if err != nil {
+		return g.failDelivery(t, st, &objstore.Error{Code: "InvalidBucketName", Permanent: true, Err: err})
+	}
+	for p.next < len(p.images) {
+		img := p.images[p.next]
+		key := objectKey(path, imagePrefix(p.frag), g.cfg.AccountID, st.Name, img.at, imageID(st.ARN, p.frag.Number, img.at), img.format)
+		pctx, cancel := context.WithTimeout(ctx, g.cfg.PutTimeout)
+		began := time.Now()
+		err := g.cfg.Objects.Put(pctx, bucket, key, img.data, contentType(img.format), p.meta)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return time.Now()
+			}
+			return g.failDelivery(t, st, err)
+		}
+		now := time.Now()
+		g.metrics.put.Observe(now.Sub(began).Seconds())
+		g.metrics.delivered.WithLabelValues(st.Name).Inc()
+		// Fragment end on the server clock is when a live producer's fragment is complete.
+		end := p.frag.ServerTime.Add(p.frag.Duration)
+		g.metrics.latency.Observe(max(now.Sub(end), 0).Seconds())
+		uri := "s3://" + bucket + "/" + key
+		t.unsynced = true
+		t.noteDelivered(uri, now)
+		if g.cfg.OnDelivered != nil {
+			g.cfg.OnDelivered(ctx, st, Delivered{URI: uri, ImageTime: img.at, FragmentNumber: p.frag.Number})
+		}
+		p.next++
+	}
+	t.pending, t.failures, t.lastLogged = nil, 0, ""
+	t.setFailing(nil)
+	return time.Time{}
+}
+
+// failDelivery records a failed upload and returns when to try again: transient failures back
+// off from RetryMin to RetryMax; permanent ones wait RetryMax each time.
+func (g *Generator) failDelivery(t *task, st *stream.Stream, err error) time.Time {
+	t.failures++
+	code, permanent := objstore.Code(err), objstore.IsPermanent(err)
+	wait := g.cfg.RetryMax
+	if !permanent {
+		wait = g.cfg.RetryMin << min(t.failures-1, 20)
+		wait = min(wait, g.cfg.RetryMax)
+	}
+	g.metrics.failed.WithLabelValues(st.Name, code).Inc()
+	retryAt := time.Now().Add(wait)
+	msg := err.Error()
+	var oe *objstore.Error
+	if errors.As(err, &oe) && oe.Err != nil {
+		msg = oe.Err.Error() // the code is reported on its own
+	}
+	t.setFailing(&deliveryError{Code: code, Message: msg, Permanent: permanent, At: g.cfg.Now(),
+		Attempts: t.failures, RetryAt: retryAt, URI: st.ImageGeneration.DestinationConfig.Uri})
+	if code != t.lastLogged {
+		t.lastLogged = code
+		g.log.Warn("image delivery failed; it is retried until it succeeds", "stream", st.Name, "code", code,
+			"permanent", permanent, "retry_in", wait.String(), "err", err)
+	}
+	return retryAt
+}
+
+// syncer is a destination whose Put is visible before it is durable (objstore.Dir): its
+// Sync must succeed before the cursor may pass the images.
+type syncer interface {
+	Sync(ctx context.Context) error
+}
+
+// syncObjects makes the images stored since the last call durable, when the destination
+// needs that. On failure the cursor is not recorded: a crash would redo those images.
+func (g *Generator) syncObjects(ctx context.Context, t *task) error {
+	s, ok := g.cfg.Objects.(syncer)
+	if !ok || !t.unsynced {
+		return nil
+	}
+	if err := s.Sync(ctx); err != nil {
+		if ctx.Err() == nil {
+			g.log.Error("making delivered images durable; the cursor waits", "stream", t.key.Name, "err", err)
+		}
+		return err
+	}
+	t.unsynced = false
+	return nil
+}
+
+// retryAfterError handles a failure to read the catalog or the store: try again soon.
+func (g *Generator) retryAfterError(ctx context.Context, t *task, err error) outcome {
+	if ctx.Err() != nil {
+		return outcome{}
+	}
+	g.log.Error("image generation could not read its stream", "stream", t.key.Name, "err", err)
+	return outcome{retryAt: time.Now().Add(g.cfg.RetryMin)}
+}
+
+// forget drops a deleted stream's cursor and metrics.
+func (g *Generator) forget(ctx context.Context, t *task) {
+	if err := g.cfg.Catalog.DeleteState(ctx, component, stateKey(t.key)); err != nil && ctx.Err() == nil {
+		g.log.Warn("removing the image cursor of a deleted stream; it is removed at the next start", "stream", t.key.Name, "err", err)
+	}
+	g.metrics.forget(t.key.Name)
+}
+
+func (g *Generator) setQueue(t *task, st *stream.Stream, n int) {
+	g.metrics.queue.WithLabelValues(st.Name).Set(float64(n))
+	t.mu.Lock()
+	t.status.queued = n
+	t.mu.Unlock()
+}

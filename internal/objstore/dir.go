@@ -1,0 +1,153 @@
+package objstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Dir is a local folder laid out like S3 buckets: object key K of bucket B is the file
+// Root/B/K ("/" in keys are directories), and its content type and user metadata are kept
+// beside it in Root/B/K.metadata.json:
+//
+//	{"ContentType":"image/jpeg","Metadata":{"aws_kinesisvideo_fragment_number":"9…"}}
+//
+// Put writes both files atomically (a temporary ".<name>.<random>.tmp" file renamed into
+// place), metadata first, so an object that is visible always has its metadata; putting a key
+// again replaces both. Buckets are created on first use: the folder is kvsd's own, and images
+// should land there the first time.
+//
+// Durability comes in groups: Sync makes everything Put so far durable with one syncfs(2),
+// because on small files an fsync per file costs more than the rest of the write (a caller
+// that records progress durably, like the image generator's cursor, calls Sync first).
+type Dir struct {
+	Root string
+}
+
+// MetadataSuffix ends the name of the file that holds an object's content type and metadata.
+const MetadataSuffix = ".metadata.json"
+
+// Metadata is the content of an object's MetadataSuffix file.
+type Metadata struct {
+	ContentType string            `json:"ContentType"`
+	Metadata    map[string]string `json:"Metadata"`
+}
+
+// bucketPattern is S3's bucket naming rule (3–63 characters of lower-case letters, digits,
+// dots and hyphens, starting and ending with a letter or digit); it also keeps bucket names
+// from naming anything outside Root.
+var bucketPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// Put writes the object and its metadata; they are visible when it returns and durable after
+// the next Sync.
+func (d *Dir) Put(ctx context.Context, bucket, key string, body []byte, contentType string, meta map[string]string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	path, err := d.path(bucket, key)
+	if err != nil {
+		return err
+	}
+	m, err := json.Marshal(Metadata{ContentType: contentType, Metadata: meta})
+	if err != nil {
+		return &Error{Code: "InvalidArgument", Permanent: true, Err: err}
+	}
+	if err := replace(path+MetadataSuffix, m); err != nil {
+		return localError(err)
+	}
+	return localError(replace(path, body))
+}
+
+// Sync makes every object Put so far durable (file data, names and directories).
+func (d *Dir) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return localError(syncFS(d.Root))
+}
+
+// ReadMetadata returns what Put stored beside the object bucket/key.
+func (d *Dir) ReadMetadata(bucket, key string) (Metadata, error) {
+	var m Metadata
+	path, err := d.path(bucket, key)
+	if err != nil {
+		return m, err
+	}
+	b, err := os.ReadFile(path + MetadataSuffix)
+	if err != nil {
+		return m, err
+	}
+	return m, json.Unmarshal(b, &m)
+}
+
+// path maps bucket/key to a file below Root, refusing anything that would leave the bucket:
+// keys come from stream configurations, which any API caller can set.
+func (d *Dir) path(bucket, key string) (string, error) {
+	if !bucketPattern.MatchString(bucket) || strings.Contains(bucket, "..") {
+		return "", &Error{Code: "InvalidBucketName", Permanent: true, Err: fmt.Errorf("bucket name %q is not a valid S3 bucket name", bucket)}
+	}
+	if len(key) == 0 || len(key) > 1024 {
+		return "", &Error{Code: "KeyTooLongError", Permanent: true, Err: fmt.Errorf("object key of %d bytes (1–1024 allowed)", len(key))}
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg == "." || seg == ".." || strings.ContainsAny(seg, "\x00\\") || strings.HasSuffix(seg, MetadataSuffix) {
+			return "", &Error{Code: "InvalidObjectName", Permanent: true,
+				Err: fmt.Errorf("object key %q cannot be stored in a folder (empty, '.', '..' or '\\' segments, or a %s name)", key, MetadataSuffix)}
+		}
+	}
+	return filepath.Join(d.Root, bucket, filepath.FromSlash(key)), nil
+}
+
+// replace writes data to a temporary file beside path and renames it over path, so readers see
+// the old file or the whole new one. A missing directory is made on the way.
+func replace(path string, data []byte) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+strconv.FormatUint(rand.Uint64(), 36)+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil && syncEach {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
+
+// localError classifies file-system failures: a full disk frees up, a permission or a file
+// where a directory should be does not change by itself.
+func localError(err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return &Error{Code: "AccessDenied", Permanent: true, Err: err}
+	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENAMETOOLONG):
+		return &Error{Code: "InvalidObjectName", Permanent: true, Err: err}
+	}
+	return &Error{Code: "LocalWriteError", Err: err}
+}
