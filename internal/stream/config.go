@@ -1,8 +1,11 @@
 package stream
 
 import (
+	"fmt"
+	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // ImageGenerationConfiguration is the AWS shape, stored as given so Describe returns what was set.
@@ -147,7 +150,9 @@ func validateFormatConfig(fc map[string]string) error {
 	return nil
 }
 
-// Validate applies the NotificationConfiguration shape rules.
+// Validate applies the NotificationConfiguration shape rules and checks that kvsd can deliver to
+// the destination: the URI's scheme selects the transport (internal/notify), so a URI no
+// transport understands is refused here rather than failing silently at every fragment.
 func (c *NotificationConfiguration) Validate() error {
 	if err := oneOf("NotificationConfiguration.Status", c.Status, "ENABLED", "DISABLED"); err != nil {
 		return err
@@ -156,8 +161,57 @@ func (c *NotificationConfiguration) Validate() error {
 		return invalid("NotificationConfiguration.DestinationConfig is required")
 	}
 	u := c.DestinationConfig.Uri
+	const supported = "arn:aws:sns:<region>:<account>:<topic> (SNS), https://… or http://… (webhook), " +
+		"nats://host:port/<subject> (NATS) and mqtt://host:port/<topic> or mqtts://host:port/<topic> (MQTT)"
+	bad := func(why string) error {
+		return invalid("NotificationConfiguration.DestinationConfig.Uri %q %s; supported destinations: %s", u, why, supported)
+	}
 	if len(u) < 1 || len(u) > 255 || !destinationURIPattern.MatchString(u) {
-		return invalid("NotificationConfiguration.DestinationConfig.Uri %q is not a valid destination URI (1-255 characters, scheme:…)", u)
+		return bad("is not a valid destination URI (1-255 characters, scheme:…)")
+	}
+	if strings.HasPrefix(u, "arn:") {
+		// Partition, region, 12-digit account, topic name (FIFO topics end in .fifo).
+		snsARN := regexp.MustCompile(`^arn:aws(-[a-z]+)*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$`)
+		if !snsARN.MatchString(u) {
+			return bad("is not an SNS topic ARN")
+		}
+		return nil
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return bad("cannot be parsed as a URL")
+	}
+	scheme := strings.ToLower(p.Scheme)
+	switch scheme {
+	case "http", "https", "nats", "mqtt", "mqtts":
+	default:
+		return bad(fmt.Sprintf("uses the unsupported scheme %q", p.Scheme))
+	}
+	if p.Hostname() == "" {
+		return bad("names no host")
+	}
+	if port := p.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return bad("has an invalid port")
+		}
+	}
+	if scheme == "http" || scheme == "https" {
+		return nil
+	}
+	// Brokers: the path is one subject or topic to publish to, so wildcards (which only
+	// subscribers may use) and query strings have no meaning there.
+	name := strings.TrimPrefix(p.Path, "/")
+	if p.RawQuery != "" || p.Fragment != "" || strings.Contains(u, "#") {
+		return bad("must not carry a query or a '#'")
+	}
+	if scheme == "nats" {
+		if name == "" || strings.ContainsAny(name, " \t\r\n*>") || strings.Contains("."+name+".", "..") {
+			return bad("must name one NATS subject without wildcards after the host, e.g. nats://127.0.0.1:4222/kvs.events")
+		}
+		return nil
+	}
+	if name == "" || strings.ContainsAny(name, "+#\x00") {
+		return bad("must name one MQTT topic without wildcards after the host, e.g. mqtt://127.0.0.1:1883/kvs/events")
 	}
 	return nil
 }

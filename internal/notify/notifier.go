@@ -1,0 +1,471 @@
+// Package notify delivers stream events to the destination of each stream's
+// NotificationConfiguration: SNS topics (as KVS does), webhooks, NATS subjects and MQTT topics.
+//
+// Delivery is durable and at-least-once. The fragment index is the record of persisted
+// fragments, so PERSISTED events need no queue of their own: per stream the notifier keeps a
+// durable cursor (the last fragment sequence handled) and walks the index after it, advancing
+// only once the destination acknowledged. IMAGE_DELIVERED events have no such record, so they
+// are written to a durable outbox before ImageDelivered returns (outbox.go). Every event has a
+// deterministic id (message.go) that receivers use to drop the duplicates a retry or a restart
+// can cause.
+//
+// One worker at a time handles a stream, so its events leave in order; a bounded pool of workers
+// serves all streams, and a stream whose destination fails waits out its backoff without holding
+// a worker, so other streams go on. Files: notifier.go (scheduling, the walk), outbox.go
+// (durable state), message.go, destination.go (connection pool), status.go (Status, Diagnose,
+// metrics) and one file per transport (sns.go, webhook.go, nats.go, mqtt.go).
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kvsd/kvsd/internal/fragment"
+	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/stream"
+)
+
+// NotifyImagesTag is the stream tag that turns IMAGE_DELIVERED events on (value "true").
+const NotifyImagesTag = "kvsd:NotifyImages"
+
+// Streams reads stream records; stream.Store (the catalog) implements it.
+type Streams interface {
+	GetStream(ctx context.Context, name string) (*stream.Stream, error)
+}
+
+// Fragments reads the fragment index; *fragstore.Store implements it.
+type Fragments interface {
+	After(ctx context.Context, k fragstore.Key, afterSeq uint64, limit int) ([]*fragment.Fragment, error)
+	LastSeq(ctx context.Context, k fragstore.Key) (uint64, error)
+	// List is for Diagnose only (recent fragments by time).
+	List(ctx context.Context, k fragstore.Key, kind fragstore.TimeKind, from, to time.Time, after fragstore.Cursor, limit int) ([]*fragment.Fragment, fragstore.Cursor, error)
+}
+
+// Config wires a Notifier. Zero durations and counts take the defaults in brackets.
+type Config struct {
+	Streams   Streams
+	Fragments Fragments
+	State     State // durable cursors and outbox: the catalog (*bolt.DB)
+
+	Logger     *slog.Logger          // nil: discard
+	Registerer prometheus.Registerer // nil: metrics are kept but not registered
+
+	// SNSEndpoint replaces the AWS SNS endpoint, for SNS-compatible servers (--sns-endpoint).
+	SNSEndpoint string
+	// AWSCredentials signs SNS requests; nil: EnvCredentials(os.Getenv).
+	AWSCredentials aws.CredentialsProvider
+	// WebhookSecret, when set, signs every webhook body: X-Kvsd-Signature: sha256=<hex HMAC>.
+	WebhookSecret []byte
+
+	Workers        int           // streams delivered at once [8]
+	MinBackoff     time.Duration // first retry delay after a failure [500 ms]
+	MaxBackoff     time.Duration // longest retry delay [30 s]
+	AttemptTimeout time.Duration // one delivery attempt, connection included [10 s]
+	IdleClose      time.Duration // a destination connection unused this long is closed [5 min]
+	ResyncInterval time.Duration // every stream with a cursor is re-checked this often [30 s]
+}
+
+// Notifier delivers the events of every stream. Create it with New, run it with Run.
+type Notifier struct {
+	cfg   Config
+	log   *slog.Logger
+	m     *metrics
+	dests *destinations
+
+	mu          sync.Mutex
+	streams     map[fragstore.Key]*streamState
+	ready       []*streamState // streams waiting for a worker, in wake order
+	changed     chan struct{}  // closed (and replaced) when ready grows
+	retryTimer  chan struct{}  // tells the scheduler a retry time was set (buffered 1)
+	lastImageID int64          // orders outbox entries (outbox.go)
+	outboxOK    bool           // the outbox has been loaded from the catalog
+	started     bool
+}
+
+// streamState is the notifier's view of one stream.
+type streamState struct {
+	key fragstore.Key
+
+	// Guarded by Notifier.mu.
+	queued, running bool
+	dirty           bool   // woken since a worker last started on it
+	wakeSeq         uint64 // lowest fragment seq woken for since then; 0: none
+	failures        int
+	retryAt         time.Time // non-zero: backing off until then
+	images          []imageEntry
+	dest            string // redacted URI of the destination last used
+	delivered       uint64
+	lastErr         string
+	lastErrAt       time.Time
+	lastOK          time.Time
+	pending         int
+	forgotten       bool // the stream is gone; drop the state once idle
+
+	// Owned by the worker running the stream (running == true); the hand-over between workers
+	// goes through Notifier.mu.
+	cursorLoaded bool
+	hasCursor    bool
+	cursor       uint64 // last fragment seq handled (in memory; may be ahead of saved)
+	saved        uint64 // cursor value in the catalog
+	savedAt      time.Time
+	counted      uint64 // highest fragment seq counted in kvsd_notify_events_total
+}
+
+// Defaults.
+const (
+	defaultWorkers        = 8
+	defaultMinBackoff     = 500 * time.Millisecond
+	defaultMaxBackoff     = 30 * time.Second
+	defaultAttemptTimeout = 10 * time.Second
+	defaultIdleClose      = 5 * time.Minute
+	defaultResync         = 30 * time.Second
+
+	walkBatch = 256 // fragments read from the index at a time
+	// cursorSaveInterval bounds how often a cursor moved only over untagged fragments is
+	// written: re-reading those after a crash costs nothing, a commit per fragment would.
+	cursorSaveInterval = 10 * time.Second
+	pendingCountLimit  = 10000 // Status and the gauge count pending events up to this many
+)
+
+// New checks cfg and registers the metrics.
+func New(cfg Config) (*Notifier, error) {
+	if cfg.Streams == nil || cfg.Fragments == nil || cfg.State == nil {
+		return nil, errors.New("notify: Config needs Streams, Fragments and State")
+	}
+	setDefault(&cfg.Workers, defaultWorkers)
+	setDefault(&cfg.MinBackoff, defaultMinBackoff)
+	setDefault(&cfg.MaxBackoff, defaultMaxBackoff)
+	setDefault(&cfg.AttemptTimeout, defaultAttemptTimeout)
+	setDefault(&cfg.IdleClose, defaultIdleClose)
+	setDefault(&cfg.ResyncInterval, defaultResync)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Notifier{cfg: cfg, log: log, streams: map[fragstore.Key]*streamState{},
+		changed: make(chan struct{}), retryTimer: make(chan struct{}, 1)}
+	n.dests = newDestinations(&n.cfg, log)
+	m, err := newMetrics(cfg.Registerer, n.pendingTotal)
+	if err != nil {
+		return nil, err
+	}
+	n.m = m
+	return n, nil
+}
+
+func setDefault[T int | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+// Run delivers until ctx ends, then saves the cursors and closes the destination connections.
+// The notifier's goroutines (scheduler, workers) end before Run returns.
+func (n *Notifier) Run(ctx context.Context) error {
+	n.mu.Lock()
+	if n.started {
+		n.mu.Unlock()
+		return errors.New("notify: Run called twice")
+	}
+	n.started = true
+	n.mu.Unlock()
+	n.resync(ctx)
+
+	var wg sync.WaitGroup
+	for range n.cfg.Workers {
+		wg.Go(func() { n.work(ctx) })
+	}
+	n.schedule(ctx)
+	wg.Wait()
+	n.saveCursors()
+	n.dests.closeAll()
+	return nil
+}
+
+// Wake tells the notifier that the fragment seq of stream k is persisted (ingest's Publish
+// hook). It never blocks. seq lets a stream whose notifications were just enabled start exactly
+// at that fragment; 0 means "unknown" (the stream's last fragment is taken).
+func (n *Notifier) Wake(k fragstore.Key, seq uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := n.stateLocked(k)
+	if seq > 0 && (st.wakeSeq == 0 || seq < st.wakeSeq) {
+		st.wakeSeq = seq
+	}
+	st.dirty = true
+	n.enqueueLocked(st)
+}
+
+func (n *Notifier) stateLocked(k fragstore.Key) *streamState {
+	st := n.streams[k]
+	if st == nil {
+		st = &streamState{key: k}
+		n.streams[k] = st
+	}
+	st.forgotten = false
+	return st
+}
+
+// enqueueLocked hands st to the workers unless it is queued, being worked on (the worker
+// requeues it when dirty), or backing off (the scheduler requeues it when the time comes).
+func (n *Notifier) enqueueLocked(st *streamState) {
+	if st.queued || st.running || !st.retryAt.IsZero() {
+		return
+	}
+	st.queued = true
+	n.ready = append(n.ready, st)
+	close(n.changed)
+	n.changed = make(chan struct{})
+}
+
+// schedule requeues streams whose backoff ended, re-checks every stream with a cursor and
+// closes idle connections, until ctx ends.
+func (n *Notifier) schedule(ctx context.Context) {
+	resync := time.NewTicker(n.cfg.ResyncInterval)
+	defer resync.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		n.mu.Lock()
+		now := time.Now()
+		var next time.Time
+		for _, st := range n.streams {
+			switch {
+			case st.retryAt.IsZero():
+			case !st.retryAt.After(now):
+				st.retryAt = time.Time{}
+				st.dirty = true
+				n.enqueueLocked(st)
+			case next.IsZero() || st.retryAt.Before(next):
+				next = st.retryAt
+			}
+		}
+		n.mu.Unlock()
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = time.Until(next)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.retryTimer:
+		case <-timer.C:
+		case <-resync.C:
+			n.resync(ctx)
+			n.dests.closeIdle(n.cfg.IdleClose)
+		}
+	}
+}
+
+// work runs streams handed out by enqueueLocked until ctx ends.
+func (n *Notifier) work(ctx context.Context) {
+	for {
+		st, wakeSeq := n.next(ctx)
+		if st == nil {
+			return
+		}
+		err := n.process(ctx, st, wakeSeq)
+		n.finish(ctx, st, wakeSeq, err)
+	}
+}
+
+func (n *Notifier) next(ctx context.Context) (*streamState, uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for len(n.ready) == 0 {
+		ch := n.changed
+		n.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			n.mu.Lock()
+			return nil, 0
+		case <-ch:
+		}
+		n.mu.Lock()
+	}
+	st := n.ready[0]
+	n.ready[0] = nil
+	n.ready = n.ready[1:]
+	st.queued, st.running, st.dirty = false, true, false
+	wakeSeq := st.wakeSeq
+	st.wakeSeq = 0
+	return st, wakeSeq
+}
+
+// finish records the outcome of one run over st: a failure starts (or lengthens) the backoff,
+// a success ends it and picks up wakes that came in meanwhile.
+func (n *Notifier) finish(ctx context.Context, st *streamState, wakeSeq uint64, err error) {
+	var pending int
+	if err != nil && ctx.Err() == nil {
+		pending = n.countPending(ctx, st)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st.running = false
+	if err != nil && !st.hasCursor && wakeSeq > 0 && (st.wakeSeq == 0 || wakeSeq < st.wakeSeq) {
+		st.wakeSeq = wakeSeq // the start of a newly enabled stream must not be lost to a failure
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		st.failures++
+		st.retryAt = time.Now().Add(n.backoff(st.failures))
+		st.lastErr, st.lastErrAt, st.pending = err.Error(), time.Now(), pending
+		if st.failures == 1 {
+			n.log.Warn("notification delivery failed; retrying with backoff", "stream", st.key.Name, "err", err)
+		} else {
+			n.log.Debug("notification delivery failed again", "stream", st.key.Name, "failures", st.failures, "err", err)
+		}
+		select {
+		case n.retryTimer <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if st.failures > 0 {
+		n.log.Info("notification delivery resumed", "stream", st.key.Name, "after_failures", st.failures)
+	}
+	st.failures, st.pending = 0, 0
+	if st.dirty {
+		n.enqueueLocked(st)
+	} else if st.forgotten && len(st.images) == 0 {
+		delete(n.streams, st.key)
+	}
+}
+
+// backoff doubles from MinBackoff up to MaxBackoff.
+func (n *Notifier) backoff(failures int) time.Duration {
+	d := n.cfg.MinBackoff
+	for i := 1; i < failures && d < n.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, n.cfg.MaxBackoff)
+}
+
+// process delivers every event of st that is due, in order: the PERSISTED event of each tagged
+// fragment after the cursor, and recorded images, each after the PERSISTED event of its
+// fragment. It returns at the first failure; the next run starts again there.
+func (n *Notifier) process(ctx context.Context, st *streamState, wakeSeq uint64) error {
+	s, err := n.cfg.Streams.GetStream(ctx, st.key.Name)
+	if errors.Is(err, stream.ErrNotFound) || (err == nil && fragstore.KeyOf(s) != st.key) {
+		return n.forget(ctx, st)
+	}
+	if err != nil {
+		return fmt.Errorf("read stream %s: %w", st.key.Name, err)
+	}
+	if err := n.loadCursor(ctx, st); err != nil {
+		return err
+	}
+	uri := enabledURI(s)
+	n.mu.Lock()
+	st.dest = redact(uri)
+	n.mu.Unlock()
+	if uri == "" {
+		return n.disable(ctx, st)
+	}
+	if !st.hasCursor {
+		// Newly enabled: events start with the fragment that woke us, or after the last one.
+		if wakeSeq > 0 {
+			st.cursor = wakeSeq - 1
+		} else if st.cursor, err = n.cfg.Fragments.LastSeq(ctx, st.key); err != nil {
+			return fmt.Errorf("last fragment of %s: %w", st.key.Name, err)
+		}
+		if err := n.saveCursor(ctx, st); err != nil {
+			return err
+		}
+	}
+	for {
+		frags, err := n.cfg.Fragments.After(ctx, st.key, st.cursor, walkBatch)
+		if err != nil {
+			return fmt.Errorf("fragments of %s after %d: %w", st.key.Name, st.cursor, err)
+		}
+		more := len(frags) == walkBatch // the index may hold more after this batch
+		for i := 0; ; {
+			var f *fragment.Fragment
+			if i < len(frags) {
+				f = frags[i]
+			}
+			// An image goes before fragment f when its own fragment comes earlier (images of
+			// fragment N follow the PERSISTED event of N), and after the last fragment.
+			if img, ok := n.firstImage(st); ok && ((f == nil && !more) || (f != nil && img.seq < f.Seq)) {
+				err := n.deliver(ctx, st, uri, img.event(), func() error { return n.dropImage(ctx, st, img.key) })
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			if f == nil {
+				break
+			}
+			i++
+			if !f.HasTag(fragment.TagNotification) {
+				st.cursor = f.Seq
+				continue
+			}
+			if f.Seq > st.counted {
+				st.counted = f.Seq
+				n.m.events.WithLabelValues(TypePersisted).Inc()
+			}
+			ev := persistedEvent(s.ARN, s.Name, f)
+			err := n.deliver(ctx, st, uri, ev, func() error {
+				st.cursor = f.Seq
+				return n.saveCursor(ctx, st)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	if st.cursor != st.saved && time.Since(st.savedAt) >= cursorSaveInterval {
+		return n.saveCursor(ctx, st)
+	}
+	return nil
+}
+
+// enabledURI is the destination of an ENABLED notification configuration, or "".
+func enabledURI(s *stream.Stream) string {
+	c := s.Notification
+	if c == nil || c.Status != "ENABLED" || c.DestinationConfig == nil {
+		return ""
+	}
+	return c.DestinationConfig.Uri
+}
+
+// deliver sends one event, waits for the destination's acknowledgement and then runs commit,
+// which records durably that the event is done (cursor or outbox).
+func (n *Notifier) deliver(ctx context.Context, st *streamState, uri string, ev event, commit func() error) error {
+	d, err := n.dests.get(uri)
+	if err != nil {
+		n.m.failures.WithLabelValues(transportOf(uri)).Inc()
+		return fmt.Errorf("%s event %s: connect to %s: %w", ev.Type, ev.ID, redact(uri), err)
+	}
+	actx, cancel := context.WithTimeout(ctx, n.cfg.AttemptTimeout)
+	defer cancel()
+	if err := d.send(actx, &ev); err != nil {
+		n.m.failures.WithLabelValues(d.transport).Inc()
+		n.dests.checkBroken(d, err)
+		return fmt.Errorf("%s event %s: send to %s: %w", ev.Type, ev.ID, redact(uri), err)
+	}
+	n.m.delivered.WithLabelValues(d.transport).Inc()
+	n.m.latency.WithLabelValues(d.transport).Observe(time.Since(ev.Origin).Seconds())
+	if err := commit(); err != nil {
+		return err // delivered again later: a duplicate with the same id
+	}
+	n.mu.Lock()
+	st.delivered++
+	st.lastOK = time.Now()
+	n.mu.Unlock()
+	return nil
+}
