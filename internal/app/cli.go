@@ -19,6 +19,7 @@ const usage = `kvsd: a self-hosted Amazon Kinesis Video Streams server.
 
 Usage:
   kvsd serve [flags]    run the server (kvsd serve -h lists the flags)
+  kvsd doctor STREAM    explain why a stream does or does not produce images
   kvsd version          print the version
 `
 
@@ -48,6 +49,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "doctor":
+		return doctor(ctx, args[1:], os.Getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "kvsd", version())
 		return 0

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -28,12 +29,25 @@ type Config struct {
 	CredentialsFile string
 	LogLevel        string
 	LogFormat       string
+	// S3Endpoint, when set, sends generated images to that S3-compatible endpoint (credentials
+	// and region from the standard AWS chain: AWS_ACCESS_KEY_ID …, AWS_PROFILE, instance
+	// roles). Empty: images go to the local folder <data-dir>/buckets.
+	S3Endpoint  string
+	S3PathStyle bool // bucket in the URL path (most self-hosted S3 servers)
+	// SNSEndpoint, when set, publishes notifications for arn:aws:sns:… destinations to that
+	// SNS-compatible endpoint instead of AWS (credentials from AWS_ACCESS_KEY_ID …).
+	SNSEndpoint string
+	// WebhookSecret, when set, signs every notification webhook body (X-Kvsd-Signature).
+	WebhookSecret string
 
 	// RetentionInterval is how often expired fragments are removed (default 10 s); not a flag.
 	RetentionInterval time.Duration
 	// GetMediaIdleClose ends a caught-up GetMedia after this long without a new fragment
 	// (default 30 s); not a flag.
 	GetMediaIdleClose time.Duration
+	// ImageRetryMax caps the image-delivery backoff and paces retries after permanent S3
+	// errors (default 1 min); not a flag.
+	ImageRetryMax time.Duration
 }
 
 var regionPattern = regexp.MustCompile(`^[a-z]+(-[a-z]+)?-[a-z]+-[0-9]$`)
@@ -58,8 +72,18 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	str(&c.CredentialsFile, "credentials-file", "", "AWS-style credentials file with more accepted key pairs")
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text", "text or json")
+	str(&c.S3Endpoint, "s3-endpoint", "", "send generated images to this S3-compatible endpoint, e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:7070 (default: the local folder <data-dir>/buckets)")
+	pathStyle := getenv("KVSD_S3_PATH_STYLE")
+	fs.BoolVar(&c.S3PathStyle, "s3-path-style", pathStyle == "true" || pathStyle == "1",
+		"address buckets in the URL path (http://host/bucket/key), as most self-hosted S3 servers need (env KVSD_S3_PATH_STYLE)")
+	str(&c.SNSEndpoint, "sns-endpoint", "", "publish SNS notifications to this SNS-compatible endpoint, e.g. http://127.0.0.1:9911 (default: AWS SNS of the topic's region)")
+	// Not through str: its default would print the secret in --help.
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "key that signs notification webhooks: X-Kvsd-Signature: sha256=<HMAC-SHA256 of the body> (env KVSD_WEBHOOK_SECRET, preferred: flags show in ps)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if c.WebhookSecret == "" {
+		c.WebhookSecret = getenv("KVSD_WEBHOOK_SECRET")
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -84,6 +108,16 @@ func (c Config) Validate() error {
 	}
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		errs = append(errs, fmt.Errorf("--public-url %q must start with http:// or https://", c.PublicURL))
+	}
+	if c.S3Endpoint != "" {
+		if u, err := url.Parse(c.S3Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--s3-endpoint %q must be an http:// or https:// URL", c.S3Endpoint))
+		}
+	}
+	if c.SNSEndpoint != "" {
+		if u, err := url.Parse(c.SNSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--sns-endpoint %q must be an http:// or https:// URL", c.SNSEndpoint))
+		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q must be text or json", c.LogFormat))

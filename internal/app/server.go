@@ -21,10 +21,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kvsd/kvsd/internal/catalog/bolt"
+	"github.com/kvsd/kvsd/internal/diag"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
+	"github.com/kvsd/kvsd/internal/imagegen"
 	"github.com/kvsd/kvsd/internal/ingest"
 	"github.com/kvsd/kvsd/internal/kvsapi"
+	"github.com/kvsd/kvsd/internal/notify"
 	"github.com/kvsd/kvsd/internal/playback"
 	"github.com/kvsd/kvsd/internal/retention"
 	"github.com/kvsd/kvsd/internal/sigv4"
@@ -44,14 +47,16 @@ type Server struct {
 	Addr  net.Addr
 	Store *fragstore.Store
 
-	catalog *bolt.DB
-	ingest  *ingest.Manager
-	log     *slog.Logger
-	http    *http.Server
-	done    chan error
-	ready   atomic.Bool
-	cancel  context.CancelFunc // ends sessions, GetMedia tails and the retention loop
-	loops   sync.WaitGroup
+	catalog  *bolt.DB
+	ingest   *ingest.Manager
+	images   *imagegen.Generator
+	notifier *notify.Notifier
+	log      *slog.Logger
+	http     *http.Server
+	done     chan error
+	ready    atomic.Bool
+	cancel   context.CancelFunc // ends sessions, GetMedia tails and the retention loop
+	loops    sync.WaitGroup
 }
 
 // Start opens the data dir, binds the listener and serves in the background until Shutdown.
@@ -103,11 +108,45 @@ func Start(cfg Config, env Env) (srv *Server, err error) {
 	s := &Server{Addr: ln.Addr(), URL: publicURL(cfg.PublicURL, ln.Addr()), Store: store, catalog: db, log: log, done: make(chan error, 1), cancel: cancel}
 
 	streams := &stream.Service{Store: db, Region: cfg.Region, AccountID: cfg.AccountID, PublicURL: s.URL}
+	snsCreds, _, credErr := s3Credentials(ctx, env.Getenv) // the standard AWS chain, as for S3
+	if credErr != nil {
+		log.Warn("SNS notifications: no AWS credential chain, using AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY only", "err", credErr)
+		snsCreds = notify.EnvCredentials(env.Getenv)
+	}
+	s.notifier, err = notify.New(notify.Config{Streams: db, Fragments: store, State: db,
+		SNSEndpoint: cfg.SNSEndpoint, AWSCredentials: snsCreds,
+		WebhookSecret: []byte(cfg.WebhookSecret), Logger: log, Registerer: reg})
+	var objects imagegen.Objects
+	var destination string
+	if err == nil {
+		objects, destination, err = imageObjects(ctx, cfg, env.Getenv)
+	}
+	if err == nil {
+		s.images, err = imagegen.New(imagegen.Config{Catalog: db, Store: store, Objects: objects, NewDecoder: newDecoder,
+			AccountID: cfg.AccountID, Destination: "images are " + destination, RetryMax: cfg.ImageRetryMax,
+			Logger: log, Registerer: reg,
+			OnDelivered: func(ctx context.Context, st *stream.Stream, d imagegen.Delivered) {
+				if err := s.notifier.ImageDelivered(ctx, st, d.URI, d.ImageTime, d.FragmentNumber); err != nil {
+					log.Error("recording IMAGE_DELIVERED notification", "stream", st.Name, "uri", d.URI, "err", err)
+				}
+			}})
+	}
+	if err != nil {
+		cancel()
+		ln.Close()
+		store.Close()
+		db.Close()
+		return nil, err
+	}
 	hub := playback.NewHub(liveBufferBytes)
 	ingester := ingest.NewManager(ingest.Config{
 		Streams: streams, Store: store, Logger: log, Registerer: reg,
 		Publish: func(ev ingest.Event) {
 			hub.Publish(ev.Key, playback.Item{Fragment: ev.Fragment, Header: ev.Header, Media: ev.Media}, ev.Persisted)
+			if ev.Persisted {
+				s.images.Wake(ev.Key) // the fragment index is the durable work list
+				s.notifier.Wake(ev.Key, ev.Fragment.Seq)
+			}
 		},
 	})
 	s.ingest = ingester
@@ -118,10 +157,14 @@ func Start(cfg Config, env Env) (srv *Server, err error) {
 		if err := store.DeleteStream(ctx, k); err != nil {
 			log.Error("removing data of deleted stream; the retention loop retries", "stream", st.Name, "err", err)
 		}
+		s.images.Wake(k)      // drops the stream's cursor and decoder
+		s.notifier.Wake(k, 0) // drops the stream's notification cursor and outbox
 	}
 	api := kvsapi.New(kvsapi.Config{
 		Streams:  streams,
 		Playback: &playback.Service{Streams: streams, Store: store, Hub: hub, IdleClose: cfg.GetMediaIdleClose},
+		Images:   s.images,
+		Status:   []diag.Source{s.images, s.notifier},
 		Auth:     &sigv4.Verifier{Region: cfg.Region, Service: "kinesisvideo", Lookup: keys.lookup},
 		Logger:   log,
 		Registry: reg,
@@ -145,15 +188,18 @@ func Start(cfg Config, env Env) (srv *Server, err error) {
 		BaseContext: func(net.Listener) context.Context { return ctx },
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	sweeper := &retention.Sweeper{Store: store, Catalog: db, Interval: cfg.RetentionInterval, Logger: log}
-	s.loops.Add(2)
+	s.loops.Add(4)
 	go func() { defer s.loops.Done(); s.done <- s.http.Serve(ln) }()
 	go func() { defer s.loops.Done(); _ = sweeper.Run(ctx) }()
+	go func() { defer s.loops.Done(); _ = s.images.Run(ctx) }()
+	go func() { defer s.loops.Done(); _ = s.notifier.Run(ctx) }()
 	s.ready.Store(true)
 
 	if host, _, _ := net.SplitHostPort(cfg.Listen); cfg.PublicURL == "" && net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
 		log.Warn("listening on all interfaces without --public-url: GetDataEndpoint answers a loopback URL that remote producers cannot reach", "url", s.URL)
 	}
 	log.Info("kvsd serving", "addr", s.Addr.String(), "url", s.URL, "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir)
+	log.Info("images for s3:// destinations are " + destination)
 	fmt.Fprintf(env.Stdout, "kvsd: serving the KVS API on %s (region %s). Point clients at it, e.g.\n  /usr/bin/aws kinesisvideo list-streams --endpoint-url %s\n", s.URL, cfg.Region, s.URL)
 	return s, nil
 }

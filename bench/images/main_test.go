@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kvsd/kvsd/internal/media"
+)
+
+// tinyVideo is small enough for ffmpeg to make in about a second: 4 one-second fragments
+// at 640×360, so that the 320×240 output is still scaled.
+var tinyVideo = videoSpec{Name: "test-360p-g30-4s", FPS: 30, Args: []string{
+	"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-t", "4",
+	"-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-b:v", "500k",
+	"-g", "30", "-keyint_min", "30", "-sc_threshold", "0",
+	"-cluster_size_limit", "5000000", "-cluster_time_limit", "5000",
+}}
+
+// TestSmoke runs the whole benchmark at toy size and checks that the report comes out whole.
+// The numbers of a toy run on a test machine say nothing, so they are not checked.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ffmpeg about ten times")
+	}
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("needs ffmpeg (make setup installs it)")
+	}
+	if _, err := media.NewDecoder(media.CodecH264, nil); errors.Is(err, media.ErrUnavailable) {
+		t.Skip("(d) needs a build with cgo")
+	}
+	cfg := config{cacheDir: t.TempDir(), workDir: t.TempDir(), rounds: 2, video: tinyVideo, latencyStreams: 2}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, log bytes.Buffer
+	if err := runBench(ctx, cfg, &out, &log, "test"); err != nil {
+		t.Fatalf("%v\nprogress:\n%s", err, log.String())
+	}
+	report := out.String()
+	for _, want := range []string{
+		"4 fragments of 1s", "images: 4, one per 1s, 320×240 JPEG (quality 80",
+		"| (a) | kvsd, whole path: stored fragments → images in the local bucket | 4 |",
+		"| (b) | `ffmpeg -threads 1 -skip_frame nokey", "| (c) | ffmpeg spawned", "| (d) | media package loop",
+		"4 packets decoded, 116 skipped", "## Targets", "| (a) ≥ 10 × (c) |", "(c) |",
+		"| PERSISTED → object visible, p99 ≤ 500 ms with 2 streams |", "## Delivery latency", "| 8 |",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	t.Log("\n" + report)
+}
+
+func TestFlags(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-rounds", "0"}, &out, &errOut); code != 2 {
+		t.Errorf("-rounds 0: exit %d, want 2", code)
+	}
+	if code := run([]string{"-nonsense"}, &out, &errOut); code != 2 {
+		t.Errorf("unknown flag: exit %d, want 2", code)
+	}
+}

@@ -1,0 +1,154 @@
+package app_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kvsd/kvsd/internal/kvstest"
+	"github.com/kvsd/kvsd/internal/objstore/s3test"
+	"github.com/kvsd/kvsd/internal/putmedia"
+)
+
+// startImageProcess runs the kvsd binary as a child delivering images to s3.
+func startImageProcess(t *testing.T, bin, dataDir string, s3 *s3test.Server) *process {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn",
+		"--s3-endpoint", s3.Endpoint, "--s3-path-style")
+	cmd.Env = append(os.Environ(), "KVSD_ACCESS_KEY_ID="+kvstest.AccessKeyID, "KVSD_SECRET_ACCESS_KEY="+kvstest.SecretAccessKey,
+		"AWS_ACCESS_KEY_ID="+s3test.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+s3test.SecretAccessKey, "AWS_SESSION_TOKEN=", "AWS_REGION="+s3test.Region)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	urlRe := regexp.MustCompile(`serving the KVS API on (http://\S+)`)
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if m := urlRe.FindStringSubmatch(sc.Text()); m != nil {
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			p := &process{cmd: cmd, url: m[1]}
+			t.Cleanup(p.kill)
+			return p
+		}
+	}
+	_ = cmd.Wait()
+	t.Fatalf("kvsd did not start: %s", stderr.String())
+	return nil
+}
+
+// TestImagesSurviveKillAndS3Outage kills kvsd (SIGKILL) while it generates images, takes the
+// S3 server away while fragments keep arriving, kills kvsd again during the outage, and then
+// checks that every image of every persisted fragment arrived exactly once.
+func TestImagesSurviveKillAndS3Outage(t *testing.T) {
+	bin := buildKVSD(t)
+	s3 := s3test.Start(t)
+	s3.CreateBucket(t, "images")
+	dataDir := t.TempDir()
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+
+	p := startImageProcess(t, bin, dataDir, s3)
+	srv := p.server()
+	createStream(t, srv, "cam", 24)
+	tagStream(t, srv, "cam", map[string]string{"kvsd:ImageGeneration": "ALL_FRAGMENTS"})
+	configureImages(t, srv, "cam", imageConfig("s3://images/crash", 200, nil)) // 5 images per 1-s fragment
+
+	// 1. Kill kvsd as soon as the first images are out, while ingest and generation run.
+	ingest := func(srv *kvstest.Server, media []byte) (wait func()) {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = srv.PutMediaClient().Put(context.Background(), putmedia.Request{StreamName: "cam", Body: bytes.NewReader(media)}, func(putmedia.Ack) {})
+		}()
+		return wg.Wait
+	}
+	wait := ingest(srv, greyMedia(t, 30, start))
+	require.NotEmpty(t, s3.WaitKeys(t, "images", 1, 30*time.Second))
+	p.kill()
+	wait()
+	first := len(s3.Keys(t, "images"))
+
+	// 2. Restart; S3 goes away; more fragments arrive; kvsd is killed again during the outage.
+	p = startImageProcess(t, bin, dataDir, s3)
+	srv = p.server()
+	s3.Stop()
+	acks := srv.PutMedia(t, "cam", bytes.NewReader(greyMedia(t, 5, start.Add(10*time.Minute))))
+	require.Len(t, persisted(t, acks), 5)
+	time.Sleep(1500 * time.Millisecond) // deliveries fail and back off
+	p.kill()
+
+	// 3. Restart; S3 comes back a little later; everything arrives.
+	p = startImageProcess(t, bin, dataDir, s3)
+	srv = p.server()
+	time.Sleep(time.Second)
+	s3.Resume(t)
+	frags := listFragmentLengths(t, srv, "cam")
+	want := map[int64]bool{}
+	for _, f := range frags {
+		for off := int64(0); off == 0 || off < f.length; off += 200 {
+			want[f.producer+off] = true
+		}
+	}
+	require.Greater(t, len(frags), 5, "the test stored too little to mean anything")
+	keys := s3.WaitKeys(t, "images", len(want), 60*time.Second)
+	time.Sleep(500 * time.Millisecond) // anything extra would show up now
+	keys = s3.Keys(t, "images")
+	got := map[int64]int{}
+	for _, k := range keys {
+		got[parseKey(t, k).ms]++
+	}
+	var missing, dup []int64
+	for ms := range want {
+		if got[ms] != 1 {
+			missing = append(missing, ms)
+		}
+	}
+	for ms, n := range got {
+		if n > 1 || !want[ms] {
+			dup = append(dup, ms)
+		}
+	}
+	sort.Slice(missing, func(i, j int) bool { return missing[i] < missing[j] })
+	require.Empty(t, missing, "images missing (or not exactly once)")
+	require.Empty(t, dup, "images duplicated or unexpected")
+	require.Len(t, keys, len(want))
+	t.Logf("%d fragments, %d images exactly once (%d before the first kill)", len(frags), len(keys), first)
+}
+
+type fragmentLength struct {
+	producer, length int64 // ms
+}
+
+func listFragmentLengths(t *testing.T, srv *kvstest.Server, name string) []fragmentLength {
+	t.Helper()
+	var page struct {
+		Fragments []struct {
+			ProducerTimestamp            float64
+			FragmentLengthInMilliseconds int64
+		}
+	}
+	status, _, body := srv.Call(t, "listFragments", map[string]any{"StreamName": name, "FragmentSelector": map[string]any{
+		"FragmentSelectorType": "SERVER_TIMESTAMP", "TimestampRange": map[string]any{"StartTimestamp": 0, "EndTimestamp": time.Now().Unix() + 60}}})
+	require.Equal(t, 200, status, string(body))
+	require.NoError(t, json.Unmarshal(body, &page))
+	out := make([]fragmentLength, len(page.Fragments))
+	for i, f := range page.Fragments {
+		out[i] = fragmentLength{producer: int64(math.Round(f.ProducerTimestamp * 1000)), length: f.FragmentLengthInMilliseconds}
+	}
+	return out
+}
