@@ -30,10 +30,13 @@ type process struct {
 	url string
 }
 
-func startProcess(t *testing.T, bin, dataDir string) *process {
+// startProcess runs `kvsd serve` on dataDir with the test credentials, plus extra flags and
+// environment, and returns once it prints its URL. The test's end kills it if still running.
+func startProcess(t *testing.T, bin, dataDir string, extraArgs, extraEnv []string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "KVSD_ACCESS_KEY_ID="+kvstest.AccessKeyID, "KVSD_SECRET_ACCESS_KEY="+kvstest.SecretAccessKey)
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"}, extraArgs...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(append(os.Environ(), "KVSD_ACCESS_KEY_ID="+kvstest.AccessKeyID, "KVSD_SECRET_ACCESS_KEY="+kvstest.SecretAccessKey), extraEnv...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	var stderr bytes.Buffer
@@ -47,7 +50,9 @@ func startProcess(t *testing.T, bin, dataDir string) *process {
 				for sc.Scan() {
 				}
 			}()
-			return &process{cmd: cmd, url: m[1]}
+			p := &process{cmd: cmd, url: m[1]}
+			t.Cleanup(p.kill)
+			return p
 		}
 	}
 	_ = cmd.Wait()
@@ -89,7 +94,7 @@ func TestCrashKeepsEveryPersistedFragment(t *testing.T) {
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
 	const rounds = 4
 	for round := range rounds {
-		p := startProcess(t, bin, dataDir)
+		p := startProcess(t, bin, dataDir, nil, nil)
 		srv := p.server()
 		if round == 0 {
 			for _, s := range streams {
@@ -127,7 +132,7 @@ func TestCrashKeepsEveryPersistedFragment(t *testing.T) {
 		cancel()
 		wg.Wait()
 	}
-	p := startProcess(t, bin, dataDir)
+	p := startProcess(t, bin, dataDir, nil, nil)
 	defer p.kill()
 	srv := p.server()
 	total := verifyPersisted(t, srv, persistedBytes)

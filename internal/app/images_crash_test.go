@@ -1,14 +1,10 @@
 package app_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"math"
-	"os"
-	"os/exec"
-	"regexp"
 	"sort"
 	"sync"
 	"testing"
@@ -24,31 +20,8 @@ import (
 // startImageProcess runs the kvsd binary as a child delivering images to s3.
 func startImageProcess(t *testing.T, bin, dataDir string, s3 *s3test.Server) *process {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn",
-		"--s3-endpoint", s3.Endpoint, "--s3-path-style")
-	cmd.Env = append(os.Environ(), "KVSD_ACCESS_KEY_ID="+kvstest.AccessKeyID, "KVSD_SECRET_ACCESS_KEY="+kvstest.SecretAccessKey,
-		"AWS_ACCESS_KEY_ID="+s3test.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+s3test.SecretAccessKey, "AWS_SESSION_TOKEN=", "AWS_REGION="+s3test.Region)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
-	urlRe := regexp.MustCompile(`serving the KVS API on (http://\S+)`)
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if m := urlRe.FindStringSubmatch(sc.Text()); m != nil {
-			go func() {
-				for sc.Scan() {
-				}
-			}()
-			p := &process{cmd: cmd, url: m[1]}
-			t.Cleanup(p.kill)
-			return p
-		}
-	}
-	_ = cmd.Wait()
-	t.Fatalf("kvsd did not start: %s", stderr.String())
-	return nil
+	return startProcess(t, bin, dataDir, []string{"--s3-endpoint", s3.Endpoint, "--s3-path-style"},
+		[]string{"AWS_ACCESS_KEY_ID=" + s3test.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretAccessKey, "AWS_SESSION_TOKEN=", "AWS_REGION=" + s3test.Region})
 }
 
 // TestImagesSurviveKillAndS3Outage kills kvsd (SIGKILL) while it generates images, takes the

@@ -17,7 +17,7 @@ func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 	bin := buildKVSD(t)
 	dir := t.TempDir()
 	for range 2 {
-		p := startProcess(t, bin, dir)
+		p := startProcess(t, bin, dir, nil, nil)
 		resp, err := http.Get(p.url + "/healthz")
 		require.NoError(t, err)
 		resp.Body.Close()
