@@ -248,6 +248,9 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 		case in := <-recv:
 			err = l.input(in)
 		case work <- next:
+			// Clear the slot before reslicing: the backing array would otherwise keep the
+			// handed-off fragment (hundreds of KB) alive until the next one arrives.
+			l.backlog[0] = nil
 			l.backlog, l.busy = l.backlog[1:], true
 		case r := <-done:
 			l.busy = false

@@ -57,6 +57,10 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
+	// Batch waits up to MaxBatchDelay for other writers to share a commit. bbolt's 10 ms default
+	// is added to every lone fragment's PERSISTED ack; 1 ms still lets concurrent streams
+	// (the case that needs sharing) fill a batch, since each commit's fsync takes longer.
+	db.MaxBatchDelay = time.Millisecond
 	if err := db.Update(initSchema); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
