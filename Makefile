@@ -5,7 +5,7 @@ PKGS     := ./...
 GOFLAGS  ?=
 export GOFLAGS
 
-.PHONY: all setup build run test test-short vet fuzz bench clean
+.PHONY: all setup build run test vet fuzz bench clean
 
 all: build
 
@@ -35,6 +35,11 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeRequests -fuzztime=$(FUZZTIME) ./internal/kvsapi
 	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=$(FUZZTIME) ./internal/sigv4
 	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=$(FUZZTIME) ./internal/mkv
+
+## bench: the benchmark programs (tables in the README); each takes a few minutes
+bench: setup
+	$(GO) run ./bench/ingest
+	$(GO) run ./bench/images -rounds 5
 
 clean:
 	rm -rf bin

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kvsd/kvsd/internal/putmedia"
+)
+
+// fragTimes is what one camera saw of one fragment.
+type fragTimes struct {
+	done      time.Time // the next Cluster's first bytes were written: the fragment is complete
+	received  time.Time // RECEIVED ack
+	persisted time.Time // PERSISTED ack
+}
+
+// camera is one simulated real-time camera.
+type camera struct {
+	name  string
+	mu    sync.Mutex
+	frags map[uint64]*fragTimes // by cluster timecode
+	err   error
+	errs  int // ERROR acks
+	lag   []time.Duration
+}
+
+func (c *camera) at(tc uint64) *fragTimes {
+	ft := c.frags[tc]
+	if ft == nil {
+		ft = &fragTimes{}
+		c.frags[tc] = ft
+	}
+	return ft
+}
+
+// cameras runs section 2.
+func (b *bench) cameras(ctx context.Context) error {
+	f := b.media
+	n, dur := b.cfg.cameras, b.cfg.camDuration
+	fmt.Fprintf(b.out, "## 2. %d simulated real-time cameras\n\n", n)
+	k, err := b.kvsd.start("cameras", filepath.Join(b.work, "kvsd-cameras"))
+	if err != nil {
+		return err
+	}
+	defer k.stop()
+	cams := make([]*camera, n)
+	names := make([]string, n)
+	for i := range cams {
+		names[i] = fmt.Sprintf("cam-%03d", i)
+		cams[i] = &camera{name: names[i], frags: map[uint64]*fragTimes{}}
+	}
+	if err := k.createStreams(ctx, names, 24); err != nil {
+		return err
+	}
+	fragDur := f.fragmentDuration()
+	clusters := int((dur+fragDur-1)/fragDur) + 1 // the last one only completes the one before
+	b.logf("cameras: %d cameras, %d fragments of %s each (about %s)", n, clusters-1, fragDur, dur)
+
+	// Memory: VmHWM is the kernel's peak; sampling VmRSS shows the curve's shape too.
+	samplerDone := make(chan struct{})
+	var peakSampled int64
+	var samplerWG sync.WaitGroup
+	samplerWG.Go(func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if m, err := readMem(k.pid()); err == nil {
+				peakSampled = max(peakSampled, m.RSS)
+			}
+			select {
+			case <-samplerDone:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	memStart, _ := readMem(k.pid())
+	var probe []time.Duration
+	samplerWG.Go(func() { probe = diskProbe(filepath.Join(b.work, "disk-probe"), 100*time.Millisecond, samplerDone) })
+
+	pc := k.putClient()
+	rng := rand.New(rand.NewPCG(1, 2))
+	t0 := time.Now().Add(time.Second)
+	cpu0 := snapCPU(k.pid())
+	h0 := k.scrapeHistogram(ctx, storeAppend)
+	ctx, cancel := context.WithTimeout(ctx, dur+fragDur+2*time.Minute)
+	defer cancel()
+	heap := time.AfterFunc(time.Until(t0.Add(dur*3/4)), k.heapProfile) // all cameras streaming
+	defer heap.Stop()
+	var wg sync.WaitGroup
+	for _, c := range cams {
+		start := t0.Add(time.Duration(rng.Int64N(int64(fragDur))))
+		wg.Go(func() {
+			body := newPacedBody(ctx, f, start, clusters, func(tc uint64, at time.Time) {
+				c.mu.Lock()
+				c.at(tc).done = at
+				c.mu.Unlock()
+			})
+			time.Sleep(time.Until(start.Add(-200 * time.Millisecond))) // connect just before the first frame
+			err := pc.Put(ctx, putmedia.Request{StreamName: c.name, Body: body}, func(a putmedia.Ack) {
+				now := time.Now()
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				switch a.EventType {
+				case "RECEIVED":
+					c.at(a.FragmentTimecode).received = now
+				case "PERSISTED":
+					c.at(a.FragmentTimecode).persisted = now
+				case "ERROR":
+					c.errs++
+					if c.err == nil {
+						c.err = fmt.Errorf("ERROR ack %d %s", a.ErrorID, a.ErrorCode)
+					}
+				}
+			})
+			c.mu.Lock()
+			if err != nil && c.err == nil {
+				c.err = err
+			}
+			c.lag = body.lateness()
+			c.mu.Unlock()
+		})
+	}
+	wg.Wait()
+	cpu := cpu0.to(snapCPU(k.pid()))
+	appends := k.scrapeHistogram(ctx, storeAppend).since(h0)
+	close(samplerDone)
+	samplerWG.Wait()
+	memEnd, err := readMem(k.pid())
+	if err != nil {
+		return err
+	}
+	if err := k.alive(); err != nil {
+		return err
+	}
+
+	var persist, received, lag []time.Duration
+	missing, failed, errAcks := 0, 0, 0
+	var firstErr error
+	for _, c := range cams {
+		if c.err != nil {
+			failed++
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%s: %w", c.name, c.err)
+			}
+		}
+		errAcks += c.errs
+		lag = append(lag, c.lag...)
+		for _, ft := range c.frags {
+			if ft.done.IsZero() {
+				continue // the last fragment: no next cluster completes it
+			}
+			if ft.persisted.IsZero() {
+				missing++
+				continue
+			}
+			persist = append(persist, max(0, ft.persisted.Sub(ft.done)))
+			if !ft.received.IsZero() {
+				received = append(received, max(0, ft.received.Sub(ft.done)))
+			}
+		}
+	}
+	dp, dr, dl, dd := newDist(persist), newDist(received), newDist(lag), newDist(probe)
+	p99ok := len(dp) > 0 && dp.pct(99) <= 50*time.Millisecond && missing == 0 && failed == 0
+	rssOK := memEnd.HWM <= 300e6
+
+	t := &table{head: []string{"latency per fragment", "samples", "p50", "p90", "p99", "max"}}
+	t.add("fragment complete → PERSISTED", len(dp), ms(dp.pct(50)), ms(dp.pct(90)), ms(dp.pct(99)), ms(dp.max()))
+	t.add("fragment complete → RECEIVED", len(dr), ms(dr.pct(50)), ms(dr.pct(90)), ms(dr.pct(99)), ms(dr.max()))
+	t.add("client pacing lag (late pieces only)", len(dl), ms(dl.pct(50)), ms(dl.pct(90)), ms(dl.pct(99)), ms(dl.max()))
+	t.add("disk probe: 4 KiB write + fdatasync, every 100 ms", len(dd), ms(dd.pct(50)), ms(dd.pct(90)), ms(dd.pct(99)), ms(dd.max()))
+	t.write(b.out)
+	m := &table{head: []string{"kvsd", "value", "target"}}
+	m.add("peak RSS (VmHWM)", mb(memEnd.HWM), "≤ 300 MB: "+verdict(rssOK))
+	m.add("RSS at the end (VmRSS)", mb(memEnd.RSS), "")
+	m.add("RSS before the cameras started", mb(memStart.RSS), "")
+	m.add("highest RSS sampled every 250 ms", mb(peakSampled), "")
+	m.add("CPU, mean over the run", fmt.Sprintf("%.2f cores", cpu.server), "")
+	m.add("(CPU of this program: the cameras)", fmt.Sprintf("%.2f cores", cpu.self), "")
+	m.add("(CPU of the kernel outside processes: interrupts, writeback)", fmt.Sprintf("%.2f cores", cpu.kernel), "")
+	m.add("(CPU of other processes, not the benchmark)", fmt.Sprintf("%.2f cores", cpu.other), "")
+	m.add("p99 fragment complete → PERSISTED", ms(dp.pct(99)), "≤ 50 ms: "+verdict(p99ok))
+	m.add("Store.Append per fragment (kvsd's own histogram)", appends.describe(), "")
+	m.add("fragments without PERSISTED / failed sessions / ERROR acks", fmt.Sprintf("%d / %d / %d", missing, failed, errAcks), "0")
+	m.write(b.out)
+	fmt.Fprintf(b.out, "%d cameras, one PutMedia session each, %d fragments of %s per camera (%.1f Mbit/s), "+
+		"each block written at its presentation time; camera starts spread at random over the first %s. "+
+		"Latency is measured per fragment from the moment the client finished writing the first bytes of the *next* Cluster "+
+		"(no server can know a fragment ended before that) to the PERSISTED ack arriving at the client. "+
+		"The frame interval between the fragment's last frame and the next Cluster (%s at 30 fps) is not counted; a viewer "+
+		"would see it on top. Each camera's last fragment (ended by the end of the body, not by a Cluster) is left out. "+
+		"Client pacing lag: how late the client handed out pieces that were already due (writes blocked by back-pressure "+
+		"or the CPU being busy); it is 0 for pieces sent on time. Disk probe: this program appends 4 KiB to a file beside kvsd's "+
+		"data dir and fdatasyncs it every 100 ms during the run; its tail shows disk stalls that are not kvsd's doing.\n\n",
+		n, clusters-1, fragDur, float64(len(f.Raw)*8)/f.duration().Seconds()/1e6, fragDur, 33*time.Millisecond)
+	if firstErr != nil {
+		fmt.Fprintf(b.out, "- errors: %d sessions failed; first: %v\n\n", failed, firstErr)
+	}
+	b.results = append(b.results,
+		result{fmt.Sprintf("cameras (%d): p99 complete → PERSISTED ≤ 50 ms", n), ms(dp.pct(99)), p99ok, cpu.other},
+		result{fmt.Sprintf("cameras (%d): kvsd peak RSS ≤ 300 MB", n), mb(memEnd.HWM), rssOK, cpu.other})
+	b.logf("cameras: p50 %s p99 %s max %s, peak RSS %s", ms(dp.pct(50)), ms(dp.pct(99)), ms(dp.max()), mb(memEnd.HWM))
+	return nil
+}
+
+// diskProbe appends 4 KiB to a file and fdatasyncs it every interval until stop is closed, and
+// returns how long each write+sync took: the disk's own latency while the load runs.
+func diskProbe(path string, every time.Duration, stop <-chan struct{}) []time.Duration {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	var out []time.Duration
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return out
+		case <-t.C:
+		}
+		start := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			return out
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return out
+		}
+		out = append(out, time.Since(start))
+	}
+}

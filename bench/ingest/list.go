@@ -1,0 +1,294 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/kvsd/kvsd/internal/catalog/bolt"
+	"github.com/kvsd/kvsd/internal/fragment"
+	"github.com/kvsd/kvsd/internal/fragstore"
+)
+
+const (
+	listStream     = "list-30d"
+	listInterval   = 2 * time.Second
+	listWindow     = time.Hour
+	listMarkerFile = "bench-filled.json"
+	listVersion    = 1 // bump when the fill changes
+)
+
+// listMarker describes a filled list data dir; it is written last, so a dir without one is
+// an interrupted fill.
+type listMarker struct {
+	Version  int
+	Stream   string
+	FirstMs  int64 // producer time of the first fragment
+	Count    int
+	FillSecs float64
+}
+
+// fillListDir makes a kvsd data dir whose stream listStream holds count fragments 2 s apart
+// (index entries only: no media, none is needed to list), or finds it in the cache.
+func (b *bench) fillListDir(ctx context.Context, count int) (string, listMarker, bool, error) {
+	dir := filepath.Join(b.cfg.cacheDir, fmt.Sprintf("list-%d-v%d", count, listVersion))
+	var mk listMarker
+	if raw, err := os.ReadFile(filepath.Join(dir, listMarkerFile)); err == nil &&
+		json.Unmarshal(raw, &mk) == nil && mk.Version == listVersion && mk.Count == count && mk.Stream == listStream {
+		return dir, mk, true, nil
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return "", mk, false, err
+	}
+	begin := time.Now()
+	// The stream is created through the API, so that its record is what kvsd writes; retention
+	// of a year keeps the cached dir usable (nothing expires while kvsd serves it).
+	k, err := b.kvsd.start("list-create", dir)
+	if err != nil {
+		return "", mk, false, err
+	}
+	err = k.createStreams(ctx, []string{listStream}, 24*365)
+	if serr := k.stop(); err == nil && serr != nil {
+		err = fmt.Errorf("stop kvsd: %w", serr)
+	}
+	if err != nil {
+		return "", mk, false, err
+	}
+
+	db, err := bolt.Open(filepath.Join(dir, "catalog.db"))
+	if err != nil {
+		return "", mk, false, err
+	}
+	defer db.Close()
+	st, err := db.GetStream(ctx, listStream)
+	if err != nil {
+		return "", mk, false, err
+	}
+	key := fragstore.KeyOf(st)
+	header := b.media.Raw[:b.media.HeaderEnd]
+	sum := sha256.Sum256(header)
+	headerID := hex.EncodeToString(sum[:16])
+	headers := map[string][]byte{headerID: header}
+
+	first := time.Now().Add(-time.Duration(count)*listInterval - time.Hour).Truncate(time.Second)
+	mk = listMarker{Version: listVersion, Stream: listStream, FirstMs: first.UnixMilli(), Count: count}
+	const batch = 50_000
+	const perSegment = 30 // fragments per media segment: a minute, as kvsd's disk media cuts them
+	entries := make([]fragstore.Entry, 0, batch)
+	var off int64
+	for i := range count {
+		pt := first.Add(time.Duration(i) * listInterval).UTC()
+		stime := pt.Add(300*time.Millisecond + time.Duration(i%97)*time.Millisecond)
+		seq := uint64(stime.UnixMicro())
+		size := int64(480_000 + (i%101)*400)
+		if i%perSegment == 0 {
+			off = 0
+		}
+		entries = append(entries, fragstore.Entry{
+			Fragment: &fragment.Fragment{
+				Seq: seq, Number: fragment.FormatNumber(key.CreatedMs, seq), Timecode: uint64(pt.UnixMilli()),
+				ProducerTime: pt, ServerTime: stime, Duration: listInterval, Size: size, HeaderID: headerID,
+			},
+			Location: fragstore.Location{Segment: uint64(i/perSegment) + 1, Offset: off, Length: size},
+		})
+		off += size + 200
+		if len(entries) == batch || i == count-1 {
+			if err := db.Import(ctx, key, headers, entries); err != nil {
+				return "", mk, false, fmt.Errorf("import index entries: %w", err)
+			}
+			entries = entries[:0]
+			b.logf("list: filled %d of %d index entries", i+1, count)
+		}
+	}
+	mk.FillSecs = time.Since(begin).Seconds()
+	raw, _ := json.Marshal(mk)
+	return dir, mk, false, os.WriteFile(filepath.Join(dir, listMarkerFile), raw, 0o644)
+}
+
+// listPage is the part of ListFragments' answer the benchmark checks.
+type listPage struct {
+	Fragments []struct {
+		FragmentNumber    string
+		ProducerTimestamp float64
+	}
+	NextToken *string
+}
+
+// call sends a signed JSON request and returns the answer's body and how long the exchange
+// took, from sending the request to the last byte of the answer (signing and decoding are
+// outside).
+func (k *kvsd) call(ctx context.Context, op string, in any) ([]byte, time.Duration, error) {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return nil, 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, k.URL+"/"+op, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "kinesisvideo", region, time.Now()); err != nil {
+		return nil, 0, err
+	}
+	start := time.Now()
+	resp, err := k.http.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	out, err := io.ReadAll(resp.Body)
+	d := time.Since(start)
+	resp.Body.Close()
+	if err != nil {
+		return nil, 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, 0, fmt.Errorf("%s: %d %s", op, resp.StatusCode, strings.TrimSpace(string(out)))
+	}
+	return out, d, nil
+}
+
+// listWindowOnce lists one window completely and returns the fragment count and the time of
+// each call.
+func (k *kvsd) listWindowOnce(ctx context.Context, fromMs int64) (int, []time.Duration, error) {
+	toMs := fromMs + listWindow.Milliseconds()
+	in := map[string]any{
+		"StreamName": listStream,
+		"MaxResults": 1000,
+		"FragmentSelector": map[string]any{
+			"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+			"TimestampRange":       map[string]any{"StartTimestamp": float64(fromMs) / 1000, "EndTimestamp": float64(toMs) / 1000},
+		},
+	}
+	var calls []time.Duration
+	n := 0
+	for range 100 {
+		raw, d, err := k.call(ctx, "listFragments", in)
+		if err != nil {
+			return n, calls, err
+		}
+		calls = append(calls, d)
+		var p listPage
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return n, calls, fmt.Errorf("listFragments answer: %w", err)
+		}
+		for _, f := range p.Fragments {
+			if ms := int64(f.ProducerTimestamp*1000 + 0.5); ms < fromMs || ms > toMs {
+				return n, calls, fmt.Errorf("fragment %s at %d ms is outside [%d, %d]", f.FragmentNumber, ms, fromMs, toMs)
+			}
+		}
+		n += len(p.Fragments)
+		if p.NextToken == nil || *p.NextToken == "" {
+			return n, calls, nil
+		}
+		in = map[string]any{"StreamName": listStream, "MaxResults": 1000, "NextToken": *p.NextToken}
+	}
+	return n, calls, errors.New("more than 100 pages for one window")
+}
+
+// list runs section 3.
+func (b *bench) list(ctx context.Context) error {
+	count := int(b.cfg.listDays * 24 * float64(time.Hour/listInterval))
+	fmt.Fprintf(b.out, "## 3. ListFragments, 1-hour windows in a %g-day index\n\n", b.cfg.listDays)
+	b.logf("list: preparing a data dir with %d index entries", count)
+	dir, mk, cached, err := b.fillListDir(ctx, count)
+	if err != nil {
+		return err
+	}
+	// Read the catalog once so that it is in the page cache, as the index of a server in use
+	// would be; a cached data dir may have been evicted since (see damonNote).
+	if err := readAll(filepath.Join(dir, "catalog.db")); err != nil {
+		return err
+	}
+	k, err := b.kvsd.start("list", dir)
+	if err != nil && cached {
+		// A data dir an older kvsd wrote may no longer open: fill it again.
+		b.logf("list: kvsd does not start on the cached data dir (%v); filling it again", err)
+		if err := os.Remove(filepath.Join(dir, listMarkerFile)); err != nil {
+			return err
+		}
+		if dir, mk, cached, err = b.fillListDir(ctx, count); err != nil {
+			return err
+		}
+		k, err = b.kvsd.start("list", dir)
+	}
+	if err != nil {
+		return err
+	}
+	defer k.stop()
+	rng := rand.New(rand.NewPCG(3, 4))
+	span := int64(mk.Count)*listInterval.Milliseconds() - listWindow.Milliseconds()
+	want := int(listWindow / listInterval)
+	var calls, windows []time.Duration
+	var cpu0 cpuSnap
+	for i := range b.cfg.listWarmup + b.cfg.listWindows {
+		from := mk.FirstMs + rng.Int64N(span)
+		n, cs, err := k.listWindowOnce(ctx, from)
+		if err != nil {
+			return err
+		}
+		if n != want && n != want+1 { // +1: both ends inclusive, and a window can start on a fragment
+			return fmt.Errorf("window at %d ms listed %d fragments, want %d", from, n, want)
+		}
+		if i < b.cfg.listWarmup {
+			cpu0 = snapCPU(k.pid())
+			continue
+		}
+		var sum time.Duration
+		for _, c := range cs {
+			sum += c
+		}
+		calls = append(calls, cs...)
+		windows = append(windows, sum)
+	}
+	cpu := cpu0.to(snapCPU(k.pid()))
+	dc, dw := newDist(calls), newDist(windows)
+	ok := dc.pct(99) <= 20*time.Millisecond
+	catSize := int64(0)
+	if fi, err := os.Stat(filepath.Join(dir, "catalog.db")); err == nil {
+		catSize = fi.Size()
+	}
+	t := &table{head: []string{"ListFragments", "samples", "p50", "p90", "p99", "max", "target"}}
+	t.add("per call (MaxResults 1000)", len(dc), ms(dc.pct(50)), ms(dc.pct(90)), ms(dc.pct(99)), ms(dc.max()), "p99 ≤ 20 ms: "+verdict(ok))
+	t.add(fmt.Sprintf("per 1-hour window (%d fragments, %d calls)", want, len(dc)/max(1, len(dw))), len(dw),
+		ms(dw.pct(50)), ms(dw.pct(90)), ms(dw.pct(99)), ms(dw.max()), "(p99 ≤ 20 ms: "+verdict(dw.pct(99) <= 20*time.Millisecond)+")")
+	t.write(b.out)
+	fill := fmt.Sprintf("filled in %.0f s", mk.FillSecs)
+	if cached {
+		fill = fmt.Sprintf("reused from the cache (filling took %.0f s)", mk.FillSecs)
+	}
+	fmt.Fprintf(b.out, "One stream whose index holds %d fragments (%g days at one per %s; index entries only, written with "+
+		"the catalog's bulk Import, no media), catalog file %s, %s. Windows start at random (fixed seed) and are listed "+
+		"with PRODUCER_TIMESTAMP, MaxResults 1000, following NextToken (the catalog file is read once before kvsd starts, so that it is in the page cache); each one is checked to return all %d fragments. "+
+		"Times are signed HTTP POSTs over a kept-alive loopback connection, from sending the request to reading the "+
+		"last byte of the answer; the first %s are not counted. One client, one call at a time. "+
+		"CPU while measuring: kvsd %.2f cores, this program %.2f, kernel %.2f, other processes %.2f.\n\n",
+		mk.Count, b.cfg.listDays, listInterval, mb(catSize), fill, want, plural(b.cfg.listWarmup, "window"), cpu.server, cpu.self, cpu.kernel, cpu.other)
+	b.results = append(b.results, result{"ListFragments: p99 per call ≤ 20 ms", ms(dc.pct(99)), ok, cpu.other})
+	b.logf("list: per call p50 %s p99 %s; per window p50 %s p99 %s", ms(dc.pct(50)), ms(dc.pct(99)), ms(dw.pct(50)), ms(dw.pct(99)))
+	return nil
+}
+
+// readAll reads a file to the end, which leaves it in the page cache.
+func readAll(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(io.Discard, f)
+	return err
+}

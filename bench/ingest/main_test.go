@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary stand in for this program's child modes (the baseline server
+// and kvsd), which the benchmark starts by re-executing itself.
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(run(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// tinyVideo is small enough for ffmpeg to make in well under a second; 2-second clusters like
+// the real one.
+var tinyVideo = mediaSpec{Name: "test-240p-g60-8s", Args: []string{
+	"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "8",
+	"-c:v", "libx264", "-preset", "ultrafast", "-b:v", "500k",
+	"-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+	"-cluster_size_limit", "5000000", "-cluster_time_limit", "5000",
+}}
+
+// TestSmoke runs every section at toy size against kvsd (in this test binary's kvsd child
+// mode, so no go build) and checks that the report comes out whole. Targets are not checked:
+// toy sizes on a busy test machine say nothing about them.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers and streams for ~15 s")
+	}
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("needs ffmpeg (make setup installs it)")
+	}
+	cfg := config{
+		cacheDir: t.TempDir(), workDir: t.TempDir(), kvsdBin: "self", media: tinyVideo,
+		streams: []int{1, 3}, tpDuration: time.Second,
+		cameras: 4, camDuration: 4 * time.Second,
+		listDays: 0.25, listWindows: 5, listWarmup: 1,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, log bytes.Buffer
+	results, err := runBench(ctx, cfg, &out, &log, "test")
+	if err != nil {
+		t.Fatalf("%v\nreport:\n%s\nprogress:\n%s", err, out.String(), log.String())
+	}
+	report := out.String()
+	for _, want := range []string{"## 1. Aggregate ingest throughput", "| 3       | kvsd", "## 2. 4 simulated real-time cameras",
+		"fragment complete → PERSISTED", "| 0 / 0 / 0 ", "## 3. ListFragments", "per 1-hour window (1800 fragments", "## Targets"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	if len(results) != 2+2+1 {
+		t.Errorf("%d target results, want 5", len(results))
+	}
+	if strings.Contains(report, "- errors:") {
+		t.Errorf("the report lists errors:\n%s", report)
+	}
+	t.Log("\n" + report)
+}
+
+func TestParseMKVAndPacing(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("needs ffmpeg (make setup installs it)")
+	}
+	raw, _, err := makeMedia(context.Background(), tinyVideo, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := parseMKV(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Clusters) != 4 || m.fragmentDuration() != 2*time.Second {
+		t.Fatalf("%d clusters of %s; want 4 of 2s", len(m.Clusters), m.fragmentDuration())
+	}
+	// Two loops, sent without waiting (start in the past), must parse as one stream whose
+	// timecodes keep increasing, with each fragment reported done exactly once.
+	var done []uint64
+	body := newPacedBody(context.Background(), m, time.Now().Add(-time.Hour), 2*len(m.Clusters), func(tc uint64, _ time.Time) {
+		done = append(done, tc)
+	})
+	var sent bytes.Buffer
+	if _, err := sent.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	again, err := parseMKV(sent.Bytes())
+	if err != nil {
+		t.Fatalf("paced body: %v", err)
+	}
+	if len(again.Clusters) != 8 || len(done) != 7 {
+		t.Fatalf("%d clusters, %d done; want 8 and 7", len(again.Clusters), len(done))
+	}
+	for i, c := range again.Clusters {
+		want := m.Clusters[i%4].TC + uint64(i/4)*m.LoopTicks
+		if c.TC != want || c.crcAt < 0 {
+			t.Errorf("cluster %d: timecode %d (want %d), CRC valid %v", i, c.TC, want, c.crcAt >= 0)
+		}
+		if i < 7 && done[i] != c.TC {
+			t.Errorf("done[%d] = %d, want %d", i, done[i], c.TC)
+		}
+	}
+}

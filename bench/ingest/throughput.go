@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kvsd/kvsd/internal/putmedia"
+)
+
+// tpResult is one throughput configuration against one server.
+type tpResult struct {
+	streams  int
+	wall     time.Duration
+	bytes    int64
+	acks     int64 // PERSISTED acks (kvsd) or sync acks (baseline)
+	puts     int64
+	short    int64 // PutMedia calls that got fewer acks than the file has fragments
+	errs     int64
+	firstErr error
+	cpu      cpuUse
+}
+
+// merge adds up two runs of the same configuration.
+func (r *tpResult) merge(o *tpResult) *tpResult {
+	w1, w2 := r.wall.Seconds(), o.wall.Seconds()
+	avg := func(a, b float64) float64 { return (a*w1 + b*w2) / (w1 + w2) }
+	m := &tpResult{streams: r.streams, wall: r.wall + o.wall, bytes: r.bytes + o.bytes, acks: r.acks + o.acks,
+		puts: r.puts + o.puts, short: r.short + o.short, errs: r.errs + o.errs, firstErr: r.firstErr,
+		cpu: cpuUse{server: avg(r.cpu.server, o.cpu.server), self: avg(r.cpu.self, o.cpu.self),
+			kernel: avg(r.cpu.kernel, o.cpu.kernel), other: avg(r.cpu.other, o.cpu.other)}}
+	if m.firstErr == nil {
+		m.firstErr = o.firstErr
+	}
+	return m
+}
+
+func (r *tpResult) mbps() float64   { return float64(r.bytes) / 1e6 / r.wall.Seconds() }
+func (r *tpResult) fragps() float64 { return float64(r.acks) / r.wall.Seconds() }
+
+// runLoad has `streams` producers each send body through PutMedia again and again until dur
+// has passed, then waits for the calls in flight. wantAcks is the acks a complete call gets.
+func runLoad(ctx context.Context, pc *putmedia.Client, names []string, body []byte, dur time.Duration, wantAcks int, serverPID int) *tpResult {
+	ctx, cancel := context.WithTimeout(ctx, dur+3*time.Minute)
+	defer cancel()
+	res := &tpResult{streams: len(names)}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	cpu0 := snapCPU(serverPID)
+	start := time.Now()
+	until := start.Add(dur)
+	for _, name := range names {
+		wg.Go(func() {
+			for time.Now().Before(until) && ctx.Err() == nil {
+				acks, errAcks := 0, 0
+				// A plain Reader: net/http then sends 32 KiB chunks, as a streaming producer
+				// would, rather than one chunk of the whole file.
+				err := pc.Put(ctx, putmedia.Request{StreamName: name, Body: struct{ io.Reader }{bytes.NewReader(body)}},
+					func(a putmedia.Ack) {
+						switch a.EventType {
+						case "PERSISTED":
+							acks++
+						case "ERROR":
+							errAcks++
+						}
+					})
+				mu.Lock()
+				res.puts++
+				res.acks += int64(acks)
+				if err == nil && errAcks > 0 {
+					err = fmt.Errorf("%d ERROR acks", errAcks)
+				}
+				if err != nil {
+					res.errs++
+					if res.firstErr == nil {
+						res.firstErr = fmt.Errorf("stream %s: %w", name, err)
+					}
+				} else {
+					res.bytes += int64(len(body))
+					if acks < wantAcks {
+						res.short++
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	res.wall = time.Since(start)
+	res.cpu = cpu0.to(snapCPU(serverPID))
+	return res
+}
+
+// throughput runs section 1.
+func (b *bench) throughput(ctx context.Context) error {
+	f := b.media
+	fmt.Fprintf(b.out, "## 1. Aggregate ingest throughput\n\n")
+	b.logf("throughput: starting the baseline server and kvsd")
+	baseDir := filepath.Join(b.work, "baseline")
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	baseArgs := []string{"-baseline-server", "-baseline-dir", baseDir, "-sync-bytes", fmt.Sprint(f.meanFragment())}
+	if b.cfg.kvsdProfileDir != "" {
+		baseArgs = append(baseArgs, "-cpuprofile", filepath.Join(b.cfg.kvsdProfileDir, "baseline.pprof"))
+	}
+	base, err := startProc("baseline", self, baseArgs, nil, filepath.Join(b.work, "baseline.log"))
+	if err != nil {
+		return err
+	}
+	defer base.stop()
+	k, err := b.kvsd.start("throughput", filepath.Join(b.work, "kvsd-throughput"))
+	if err != nil {
+		return err
+	}
+	defer k.stop()
+	basePC := &putmedia.Client{Endpoint: base.URL, Region: region, Credentials: creds, HTTP: newHTTPClient()}
+
+	t := &table{head: []string{"streams", "server", "MB/s", "fragments/s", "PutMedia calls", "server CPU", "client CPU",
+		"kernel CPU", "other CPU", "kvsd/baseline", "target ≥ 70 %"}}
+	appends := &table{head: []string{"streams", "kvsd Store.Append per fragment (kvsd's own histogram: media synced, index committed)"}}
+	var notes []string
+	for _, n := range b.cfg.streams {
+		names := make([]string, n)
+		for i := range names {
+			names[i] = fmt.Sprintf("tp%d-%03d", n, i)
+		}
+		if err := k.createStreams(ctx, names, 24); err != nil {
+			return err
+		}
+		// ABBA: baseline, kvsd, kvsd, baseline, each for half the time, so that a disk or
+		// machine that speeds up or slows down during the row favours neither.
+		half := b.cfg.tpDuration / 2
+		load := func(who string, pc *putmedia.Client, p *proc) (*tpResult, error) {
+			settle(baseDir)
+			b.logf("throughput: %s against %s for %s", plural(n, "stream"), who, half)
+			r := runLoad(ctx, pc, names, f.Raw, half, len(f.Clusters), p.pid())
+			return r, p.alive()
+		}
+		rb1, err := load("the baseline", basePC, base)
+		if err != nil {
+			return err
+		}
+		h0 := k.scrapeHistogram(ctx, storeAppend)
+		rk1, err := load("kvsd", k.putClient(), k.proc)
+		if err != nil {
+			return err
+		}
+		rk2, err := load("kvsd", k.putClient(), k.proc)
+		if err != nil {
+			return err
+		}
+		appends.add(n, k.scrapeHistogram(ctx, storeAppend).since(h0).describe())
+		rb2, err := load("the baseline", basePC, base)
+		if err != nil {
+			return err
+		}
+		rb, rk := rb1.merge(rb2), rk1.merge(rk2)
+		ratio := rk.mbps() / rb.mbps() * 100
+		row := func(who string, r *tpResult, ratio, target string) {
+			t.add(n, who, fmt.Sprintf("%.1f", r.mbps()), fmt.Sprintf("%.1f", r.fragps()), r.puts,
+				cores(r.cpu.server), cores(r.cpu.self), cores(r.cpu.kernel), cores(r.cpu.other), ratio, target)
+		}
+		row("baseline", rb, "", "")
+		row("kvsd", rk, fmt.Sprintf("%.0f %%", ratio), verdict(ratio >= 70))
+		b.results = append(b.results, result{fmt.Sprintf("throughput, %s: kvsd/baseline ≥ 70 %%", plural(n, "stream")), fmt.Sprintf("%.0f %%", ratio), ratio >= 70, max(rb.cpu.other, rk.cpu.other)})
+		for _, r := range []struct {
+			who string
+			r   *tpResult
+		}{{"baseline", rb}, {"kvsd", rk}} {
+			if r.r.errs > 0 || r.r.short > 0 {
+				notes = append(notes, fmt.Sprintf("%d streams, %s: %d of %d calls failed (first: %v), %d complete calls got fewer than %d acks",
+					n, r.who, r.r.errs, r.r.puts, r.r.firstErr, r.r.short, len(f.Clusters)))
+			}
+		}
+		b.logf("throughput: %d streams: baseline %.1f MB/s, kvsd %.1f MB/s (%.0f %%)", n, rb.mbps(), rk.mbps(), ratio)
+	}
+	t.write(b.out)
+	appends.write(b.out)
+	fmt.Fprintf(b.out, "Each stream sends the %.1f MB test file (%d fragments of %s, %d KB mean) through PutMedia again and again, "+
+		"in 32 KiB HTTP chunks, for %s per server and stream count, in two halves ordered baseline, kvsd, kvsd, baseline; "+
+		"calls in flight at the end of a half finish. MB/s = 10^6 bytes of PutMedia body "+
+		"per second of wall time, all streams together. kvsd fragments/s counts PERSISTED acks; baseline fragments/s counts "+
+		"its sync acks (one f.Sync() per %d bytes received, the file's mean fragment size). CPU columns are cores "+
+		"(CPU seconds per wall second, user+system): the server process, this program (the producers), the kernel outside "+
+		"any process (interrupts, writeback and journal threads: mostly the servers' I/O), and other processes on the machine "+
+		"(not part of the benchmark; numbers taken while they are well above 0 are less trustworthy). "+
+		"Each stream count has its own fresh streams; before each half the baseline's files are removed and dirty pages flushed.\n\n",
+		float64(len(f.Raw))/1e6, len(f.Clusters), f.fragmentDuration().Round(time.Millisecond), f.meanFragment()/1000,
+		b.cfg.tpDuration, f.meanFragment())
+	for _, n := range notes {
+		fmt.Fprintf(b.out, "- errors: %s\n", n)
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(b.out)
+	}
+	return nil
+}
+
+// settle empties the baseline's directory and flushes dirty pages, so one run does not pay
+// for the previous one's writes.
+func settle(baseDir string) {
+	entries, _ := os.ReadDir(baseDir)
+	for _, e := range entries {
+		_ = os.Remove(filepath.Join(baseDir, e.Name()))
+	}
+	syscall.Sync()
+	time.Sleep(500 * time.Millisecond)
+}
