@@ -3,8 +3,6 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"math"
 	"sort"
 	"sync"
 	"testing"
@@ -70,11 +68,11 @@ func TestImagesSurviveKillAndS3Outage(t *testing.T) {
 	srv = p.server()
 	time.Sleep(time.Second)
 	s3.Resume(t)
-	frags := listFragmentLengths(t, srv, "cam")
+	frags := listFragments(t, srv, "cam")
 	want := map[int64]bool{}
 	for _, f := range frags {
-		for off := int64(0); off == 0 || off < f.length; off += 200 {
-			want[f.producer+off] = true
+		for off := int64(0); off == 0 || off < f.Length; off += 200 {
+			want[f.Producer+off] = true
 		}
 	}
 	require.Greater(t, len(frags), 5, "the test stored too little to mean anything")
@@ -101,27 +99,4 @@ func TestImagesSurviveKillAndS3Outage(t *testing.T) {
 	require.Empty(t, dup, "images duplicated or unexpected")
 	require.Len(t, keys, len(want))
 	t.Logf("%d fragments, %d images exactly once (%d before the first kill)", len(frags), len(keys), first)
-}
-
-type fragmentLength struct {
-	producer, length int64 // ms
-}
-
-func listFragmentLengths(t *testing.T, srv *kvstest.Server, name string) []fragmentLength {
-	t.Helper()
-	var page struct {
-		Fragments []struct {
-			ProducerTimestamp            float64
-			FragmentLengthInMilliseconds int64
-		}
-	}
-	status, _, body := srv.Call(t, "listFragments", map[string]any{"StreamName": name, "FragmentSelector": map[string]any{
-		"FragmentSelectorType": "SERVER_TIMESTAMP", "TimestampRange": map[string]any{"StartTimestamp": 0, "EndTimestamp": time.Now().Unix() + 60}}})
-	require.Equal(t, 200, status, string(body))
-	require.NoError(t, json.Unmarshal(body, &page))
-	out := make([]fragmentLength, len(page.Fragments))
-	for i, f := range page.Fragments {
-		out[i] = fragmentLength{producer: int64(math.Round(f.ProducerTimestamp * 1000)), length: f.FragmentLengthInMilliseconds}
-	}
-	return out
 }

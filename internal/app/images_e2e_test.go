@@ -233,11 +233,11 @@ func TestImagesFromClustersCutMidGOP(t *testing.T) {
 	tagStream(t, srv, "cut", map[string]string{"kvsd:ImageGeneration": "ALL_FRAGMENTS"})
 	configureImages(t, srv, "cut", imageConfig("s3://cut", 200, nil))
 	n := len(persisted(t, srv.PutMedia(t, "cut", bytes.NewReader(greyMediaCut(t, 3, start, 500)))))
-	frags := listFragmentLengths(t, srv, "cut")
+	frags := listFragments(t, srv, "cut")
 	require.Len(t, frags, n)
 	want := 0
 	for _, f := range frags {
-		for off := int64(0); off == 0 || off < f.length; off += 200 {
+		for off := int64(0); off == 0 || off < f.Length; off += 200 {
 			want++
 		}
 	}

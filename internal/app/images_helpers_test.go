@@ -137,6 +137,7 @@ type fragmentInfo struct {
 	Number   string
 	Producer int64 // ms
 	Server   int64 // ms
+	Length   int64 // ms
 }
 
 // listFragments returns a stream's fragments in number order.
@@ -144,9 +145,10 @@ func listFragments(t *testing.T, srv *kvstest.Server, name string) []fragmentInf
 	t.Helper()
 	var page struct {
 		Fragments []struct {
-			FragmentNumber    string
-			ProducerTimestamp float64
-			ServerTimestamp   float64
+			FragmentNumber               string
+			ProducerTimestamp            float64
+			ServerTimestamp              float64
+			FragmentLengthInMilliseconds int64
 		}
 	}
 	status, _, body := srv.Call(t, "listFragments", map[string]any{"StreamName": name, "FragmentSelector": map[string]any{
@@ -155,7 +157,8 @@ func listFragments(t *testing.T, srv *kvstest.Server, name string) []fragmentInf
 	require.NoError(t, json.Unmarshal(body, &page))
 	out := make([]fragmentInfo, len(page.Fragments))
 	for i, f := range page.Fragments {
-		out[i] = fragmentInfo{Number: f.FragmentNumber, Producer: int64(math.Round(f.ProducerTimestamp * 1000)), Server: int64(math.Round(f.ServerTimestamp * 1000))}
+		out[i] = fragmentInfo{Number: f.FragmentNumber, Producer: int64(math.Round(f.ProducerTimestamp * 1000)),
+			Server: int64(math.Round(f.ServerTimestamp * 1000)), Length: f.FragmentLengthInMilliseconds}
 	}
 	slices.SortFunc(out, func(a, b fragmentInfo) int { return strings.Compare(a.Number, b.Number) })
 	return out
