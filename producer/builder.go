@@ -35,14 +35,14 @@ type builder struct {
 	now    func() time.Time
 	sleep  func(context.Context, time.Duration) error
 
-	cur      *fragment
-	count    int   // fragments started
-	prevTC   int64 // last Cluster timecode
-	anchor   time.Time
-	pts0     time.Duration
-	began    bool
+	cur       *fragment
+	count     int   // fragments started
+	prevTC    int64 // last Cluster timecode
+	anchor    time.Time
+	pts0      time.Duration
+	began     bool
 	paceStart time.Time // when the first frame was read
-	warnedGO bool
+	warnedGO  bool
 }
 
 // run reads frames until the source ends or ctx is done, then completes the
