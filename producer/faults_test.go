@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os/exec"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/kvsd/kvsd/internal/app"
 	"github.com/kvsd/kvsd/internal/kvstest"
 	"github.com/kvsd/kvsd/internal/mkv"
+	"github.com/kvsd/kvsd/internal/putmedia"
 	"github.com/kvsd/kvsd/producer"
 )
 
@@ -284,4 +286,34 @@ func TestTagLimits(t *testing.T) {
 	ok := producer.Config{Metadata: pairs(10), ImageGeneration: true, ImagePrefix: strings.Repeat("p", 256)}
 	require.NoError(t, ok.ValidateTags())
 	require.False(t, errors.Is(ok.ValidateTags(), producer.ErrInvalidConfig))
+}
+
+// ConnectionLimitExceededException (another session still holds the
+// stream, as the old one may right after a reconnect) is retried with
+// backoff until the slot is free.
+func TestConnectionLimitRetried(t *testing.T) {
+	srv := kvstest.Start(t)
+	createStream(t, srv, "cam", 24)
+	// Another producer holds the stream's one connection for a second.
+	pr, pw := io.Pipe()
+	held := make(chan error, 1)
+	go func() {
+		held <- srv.PutMediaClient().Put(context.Background(), putmedia.Request{StreamName: "cam", Body: pr}, nil)
+	}()
+	_, err := pw.Write(kvstest.TestPattern(t, 1, time.Now())[:100]) // a header's start: the session is open
+	require.NoError(t, err)
+	time.AfterFunc(time.Second, func() { pw.Close() })
+
+	data := clip(t, 2, 10)
+	start := time.UnixMilli(1_700_000_000_000)
+	cfg := baseConfig(srv, "cam")
+	cfg.Fast, cfg.StartTime = true, start
+	var evs events
+	cfg.OnEvent = evs.add
+	st := runFile(t, cfg, data)
+	require.Positive(t, st.Reconnects)
+	require.Contains(t, evs.String(), "putMedia: 400 ConnectionLimitExceededException")
+	require.Zero(t, st.Pending+st.Skipped+st.Dropped)
+	<-held
+	requireAllFrames(t, sourceFrames(t, data), storedFragments(t, srv, "cam"), start)
 }

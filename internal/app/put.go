@@ -222,7 +222,7 @@ func Put(ctx context.Context, args []string, env PutEnv) int {
 		ctx, cancel = context.WithTimeout(ctx, f.duration)
 		defer cancel()
 	}
-	ui := newPutUI(stderr, env.Terminal && !f.quiet, src, f.stream)
+	ui := newPutUI(stderr, env.Terminal && !f.quiet, src, f.stream, retention)
 	cfg.OnEvent = ui.event
 	p, err := producer.New(cfg)
 	if err != nil {

@@ -25,6 +25,12 @@ import (
 // (secret overrides the secret key when set) and stdin.
 func runPut(t *testing.T, url, secret string, stdin io.Reader, args ...string) (string, int) {
 	t.Helper()
+	return runPutTTY(t, url, secret, stdin, false, args...)
+}
+
+// runPutTTY is runPut with Stderr taken for a terminal when tty is set.
+func runPutTTY(t *testing.T, url, secret string, stdin io.Reader, tty bool, args ...string) (string, int) {
+	t.Helper()
 	dir := t.TempDir()
 	if secret == "" {
 		secret = kvstest.SecretAccessKey
@@ -40,7 +46,7 @@ func runPut(t *testing.T, url, secret string, stdin io.Reader, args ...string) (
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	code := app.Put(ctx, args, app.PutEnv{Getenv: func(k string) string { return env[k] }, Stdin: stdin, Stdout: &out, Stderr: &out})
+	code := app.Put(ctx, args, app.PutEnv{Getenv: func(k string) string { return env[k] }, Stdin: stdin, Stdout: &out, Stderr: &out, Terminal: tty})
 	return out.String(), code
 }
 
@@ -224,4 +230,17 @@ func TestPutStdinFromGStreamer(t *testing.T) {
 	require.Len(t, frames, 50)
 	require.True(t, frames[0].Keyframe)
 	require.True(t, frames[25].Keyframe)
+}
+
+// On a terminal a file gets a progress bar, redrawn in place, and the summary after it.
+func TestPutProgressBarOnTerminal(t *testing.T) {
+	srv := kvstest.Start(t)
+	createStream(t, srv, "cam", 0)
+	path, _ := h264File(t, "1.5")
+	out, code := runPutTTY(t, srv.URL, "", nil, true, "--stream", "cam", "--fragment-duration", "400ms", path) // paced: 1.5 s
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "\r\033[K[")
+	require.Regexp(t, `\] +\d+%  [0-9.]+ MB/[0-9.]+ MB  \d+ fragments received  [0-9.]+ MB/s  ETA `, out)
+	require.Contains(t, out, "stream cam keeps no data (retention 0)")
+	require.Contains(t, out, "cam: 4 of 4 fragments received")
 }
