@@ -290,7 +290,9 @@ func TestTagLimits(t *testing.T) {
 
 // ConnectionLimitExceededException (another session still holds the
 // stream, as the old one may right after a reconnect) is retried with
-// backoff until the slot is free.
+// backoff until the slot is free. The holder's connection goes back to the
+// shared default transport and the reads below reuse it: before the fix in
+// kvsapi's putMediaBody.Close, kvsd answered them 499.
 func TestConnectionLimitRetried(t *testing.T) {
 	srv := kvstest.Start(t)
 	createStream(t, srv, "cam", 24)
