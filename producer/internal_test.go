@@ -88,6 +88,7 @@ func TestFragmentsFollowGOPs(t *testing.T) {
 		require.Equal(t, f.timecode, fr[0].Timecode)
 		if i < 3 {
 			require.Len(t, fr, 75)
+			require.Equal(t, 3*time.Second, f.duration(), "fragment %d lasts its GOP", i)
 		}
 	}
 }
@@ -108,7 +109,7 @@ func TestLongGOPCutBeforeLimit(t *testing.T) {
 	require.Contains(t, warns[0].Error(), "fragments are limited to 20s")
 	require.Len(t, frags, 3)
 	for _, f := range frags {
-		require.Less(t, f.duration(), MaxFragmentDuration)
+		require.Less(t, f.last-f.first, MaxFragmentDuration.Milliseconds())
 		for _, fr := range clusterFrames(t, f) {
 			require.Less(t, fr.Timecode-f.timecode, int64(20_000))
 		}
@@ -138,7 +139,7 @@ func TestTagsLayout(t *testing.T) {
 func closed(t *testing.T, b *buffer, tc int64, n int) *fragment {
 	f := b.start(tc)
 	require.NoError(t, b.add(context.Background(), f, make([]byte, n), tc, true))
-	require.NoError(t, b.close(context.Background(), f, nil))
+	require.NoError(t, b.close(context.Background(), f, nil, 0))
 	return f
 }
 
