@@ -84,6 +84,26 @@ func TestResendAfterRetriableErrorAck(t *testing.T) {
 	requireAllFrames(t, sourceFrames(t, data), storedFragments(t, direct, "cam"), start)
 }
 
+// A connection that takes the body but answers nothing (a half-dead peer)
+// is dropped after AckTimeout and the fragments are resent.
+func TestSilentConnectionRestarted(t *testing.T) {
+	px := newFaultProxy(t)
+	px.silence = true
+	direct := startBehindProxy(t, px)
+	createStream(t, direct, "cam", 24)
+	data := clip(t, 2, 10)
+	start := time.UnixMilli(1_700_000_000_000)
+	cfg := baseConfig(direct, "cam")
+	cfg.Fast, cfg.StartTime, cfg.FragmentDuration, cfg.AckTimeout = true, start, 400*time.Millisecond, 500*time.Millisecond
+	var evs events
+	cfg.OnEvent = evs.add
+	st := runFile(t, cfg, data)
+	require.True(t, px.faulted.Load())
+	require.ErrorContains(t, evs.first(producer.EventReconnect).Err, "no acknowledgement for the data sent")
+	require.Zero(t, st.Pending+st.Skipped+st.Dropped)
+	requireAllFrames(t, sourceFrames(t, data), storedFragments(t, direct, "cam"), start)
+}
+
 // A non-retriable ERROR (4002) skips exactly that fragment, says which and
 // why, and the rest of the file still arrives.
 func TestSkipOnNonRetriableErrorAck(t *testing.T) {

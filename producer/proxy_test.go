@@ -15,16 +15,18 @@ import (
 )
 
 // faultProxy is a TCP proxy in front of a real kvsd that breaks the first
-// PutMedia connection in one of two ways: cut it after cutAfter body
-// bytes, or, when it forwards the inject-th BUFFERING acknowledgement,
-// answer an ERROR ack instead (built by errorAck from that fragment's
-// timecode) and end the connection, as KVS does after an ERROR. Every
-// other connection (later PutMedias, control-plane calls) passes through.
+// PutMedia connection in one of three ways: cut it after cutAfter bytes;
+// when it forwards the inject-th BUFFERING acknowledgement, answer an
+// ERROR ack instead (built by errorAck from that fragment's timecode) and
+// end the connection, as KVS does after an ERROR; or (silence) pass the
+// body on but no answer back. Every other connection (later PutMedias,
+// control-plane calls) passes through.
 type faultProxy struct {
 	ln       net.Listener
 	target   atomic.Value // string: kvsd's address
 	cutAfter int64
 	inject   int
+	silence  bool // forward no ack of the first PutMedia (a half-dead connection)
 	errorAck func(timecode uint64) string
 
 	putMedias atomic.Int32
@@ -93,6 +95,11 @@ func (p *faultProxy) handle(client net.Conn) {
 	})
 	if first && p.inject > 0 {
 		p.injectAcks(client, up, closeBoth)
+		return
+	}
+	if first && p.silence {
+		p.faulted.Store(true)
+		_, _ = io.Copy(io.Discard, up)
 		return
 	}
 	_, _ = io.Copy(client, up)

@@ -18,10 +18,10 @@ var Version = "dev"
 const usage = `kvsd: a self-hosted Amazon Kinesis Video Streams server.
 
 Usage:
-  kvsd serve [flags]    run the server (kvsd serve -h lists the flags)
-  kvsd put --stream NAME SOURCE   stream a video file or a Matroska pipe to a stream (kvsd put -h)
-  kvsd doctor STREAM    explain why a stream does or does not produce images
-  kvsd version          print the version
+  kvsd serve [flags]              run the server (kvsd serve -h lists the flags)
+  kvsd put --stream NAME SOURCE   stream a video file or a Matroska pipe (kvsd put -h)
+  kvsd doctor STREAM              explain why a stream does or does not produce images
+  kvsd version                    print the version
 `
 
 // Main runs a kvsd subcommand and returns the process exit code.

@@ -190,6 +190,10 @@ func Put(ctx context.Context, args []string, env PutEnv) int {
 		return 2
 	}
 
+	if f.source == "-" && isTerminalReader(env.Stdin) {
+		fmt.Fprintln(stderr, "kvsd put: stdin is a terminal; pipe a Matroska stream in (… ! matroskamux streamable=true ! fdsink fd=1 | kvsd put … -)")
+		return 2
+	}
 	src, err := openSource(f.source, env.Stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "kvsd put: %v\n", err)
@@ -347,5 +351,11 @@ func explainAPIError(op string, err error, where string) error {
 // isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// isTerminalReader reports whether r is a terminal.
+func isTerminalReader(r io.Reader) bool {
+	f, ok := r.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
