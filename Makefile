@@ -41,6 +41,7 @@ fuzz:
 bench: setup
 	$(GO) run ./bench/ingest
 	$(GO) run ./bench/images -rounds 5
+	$(GO) run ./bench/put
 
 clean:
 	rm -rf bin
