@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -77,4 +78,41 @@ func TestImageTagBytesEveryNth(t *testing.T) {
 		last := f.Frames[len(f.Frames)-1].Data
 		require.Greater(t, at, bytes.LastIndex(f.Media, last), "fragment %d: the tag follows its frames", i)
 	}
+}
+
+// Several Matroska documents in one input (a restarted pipeline): the
+// second continues after the first, one frame interval later.
+func TestMKVSourceSeveralDocuments(t *testing.T) {
+	one := clip(t, 1, 25)
+	src := producer.NewMKVSource(bytes.NewReader(append(bytes.Clone(one), one...)), true)
+	defer src.Close()
+	tr, err := src.Track(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, producer.CodecH264, tr.CodecID)
+	require.Equal(t, 160, tr.Width)
+	var pts []time.Duration
+	for {
+		f, err := src.ReadFrame(context.Background())
+		if err != nil {
+			require.ErrorIs(t, err, io.EOF)
+			break
+		}
+		pts = append(pts, f.PTS)
+	}
+	require.Len(t, pts, 50)
+	for i := 1; i < len(pts); i++ {
+		require.Equal(t, 40*time.Millisecond, pts[i]-pts[i-1], "frame %d", i)
+	}
+}
+
+// ReadFrame returns when its context ends, even while the input blocks.
+func TestMKVSourceReadFrameHonoursContext(t *testing.T) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	src := producer.NewMKVSource(pr, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := src.ReadFrame(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NoError(t, src.Close()) // closes the pipe, ending the reader
 }
