@@ -66,6 +66,9 @@ func (s *session) loop(ctx context.Context) error {
 		err := s.connect(ctx)
 		after := s.buf.snapshot()
 		progressed := after.Persisted+after.Skipped > before.Persisted+before.Skipped
+		if progressed {
+			idle = 0
+		}
 		var f fatal
 		switch {
 		case errors.As(err, &f):
@@ -82,7 +85,6 @@ func (s *session) loop(ctx context.Context) error {
 			}
 			continue
 		}
-		idle = 0
 		s.buf.mu.Lock()
 		s.buf.stats.Reconnects++
 		s.buf.stats.LastError = err
