@@ -7,6 +7,8 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,16 +227,27 @@ func TestStopFlushesLiveSource(t *testing.T) {
 
 	cfg := baseConfig(srv, "cam")
 	cfg.FragmentDuration = time.Second
+	// Stop (as Ctrl-C does) once two fragments are persisted: mid-fragment.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var persisted atomic.Int32
+	var stopAt atomic.Int64
+	cfg.OnEvent = func(ev producer.Event) {
+		if ev.Kind == producer.EventFragmentPersisted && persisted.Add(1) == 2 {
+			stopAt.Store(time.Now().UnixNano())
+			cancel()
+		}
+	}
 	p, err := producer.New(cfg)
 	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
-	defer cancel()
 	began := time.Now()
 	st, err := p.Run(ctx, src)
 	require.NoError(t, err)
-	require.Less(t, time.Since(began), 2500*time.Millisecond+producer.DefaultStopTimeout)
+	require.NotZero(t, stopAt.Load(), "stopped by the test, not the timeout")
+	require.Less(t, time.Since(time.Unix(0, stopAt.Load())), producer.DefaultStopTimeout)
 	require.Zero(t, st.Pending+st.Skipped+st.Dropped)
-	require.Greater(t, st.Frames, int64(25))
+	require.Greater(t, st.Fragments, int64(2), "the fragment being built was sent too")
+	require.Greater(t, st.Frames, int64(50))
 
 	stored := storedFragments(t, srv, "cam")
 	require.Len(t, stored, int(st.Fragments))
@@ -321,26 +334,46 @@ func TestTagLimits(t *testing.T) {
 func TestConnectionLimitRetried(t *testing.T) {
 	srv := kvstest.Start(t)
 	createStream(t, srv, "cam", 24)
-	// Another producer holds the stream's one connection for a second.
+	data := clip(t, 2, 10)
+	// Another producer holds the stream's one connection until ours was refused once.
 	pr, pw := io.Pipe()
 	held := make(chan error, 1)
 	go func() {
 		held <- srv.PutMediaClient().Put(context.Background(), putmedia.Request{StreamName: "cam", Body: pr}, nil)
 	}()
-	_, err := pw.Write(kvstest.TestPattern(t, 1, time.Now())[:100]) // a header's start: the session is open
+	_, err := pw.Write(data[:100]) // a header's start: the session is open
 	require.NoError(t, err)
-	time.AfterFunc(time.Second, func() { pw.Close() })
+	require.Eventually(t, func() bool {
+		_, code := putMediaStatus(srv)
+		return code == 400
+	}, 5*time.Second, 20*time.Millisecond, "the holder's session is open")
 
-	data := clip(t, 2, 10)
 	start := time.UnixMilli(1_700_000_000_000)
 	cfg := baseConfig(srv, "cam")
 	cfg.Fast, cfg.StartTime = true, start
 	var evs events
-	cfg.OnEvent = evs.add
+	var release sync.Once
+	cfg.OnEvent = func(ev producer.Event) {
+		evs.add(ev)
+		if ev.Kind == producer.EventReconnect {
+			release.Do(func() { pw.Close() })
+		}
+	}
 	st := runFile(t, cfg, data)
 	require.Positive(t, st.Reconnects)
 	require.Contains(t, evs.String(), "putMedia: 400 ConnectionLimitExceededException")
 	require.Zero(t, st.Pending+st.Skipped+st.Dropped)
 	<-held
 	requireAllFrames(t, sourceFrames(t, data), storedFragments(t, srv, "cam"), start)
+}
+
+// putMediaStatus tries a PutMedia with an empty body and returns the error
+// code and HTTP status it got (200 when it was admitted).
+func putMediaStatus(srv *kvstest.Server) (string, int) {
+	err := srv.PutMediaClient().Put(context.Background(), putmedia.Request{StreamName: "cam", Body: bytes.NewReader(nil)}, nil)
+	var ae *putmedia.APIError
+	if errors.As(err, &ae) {
+		return ae.Code, ae.Status
+	}
+	return "", 200
 }
