@@ -161,6 +161,13 @@ func TestServerRestartMidUpload(t *testing.T) {
 	start := time.UnixMilli(1_700_000_000_000)
 	cfg := baseConfig(srv, "cam")
 	cfg.StartTime, cfg.FragmentDuration = start, 400*time.Millisecond // paced: 3 s
+	firstPersisted := make(chan struct{})
+	var once sync.Once
+	cfg.OnEvent = func(ev producer.Event) {
+		if ev.Kind == producer.EventFragmentPersisted {
+			once.Do(func() { close(firstPersisted) })
+		}
+	}
 	p, err := producer.New(cfg)
 	require.NoError(t, err)
 	type result struct {
@@ -172,7 +179,11 @@ func TestServerRestartMidUpload(t *testing.T) {
 		st, err := p.Run(context.Background(), producer.NewMKVSource(bytes.NewReader(data), false))
 		done <- result{st, err}
 	}()
-	time.Sleep(1200 * time.Millisecond)
+	select { // mid-upload: a fragment is in, most of the file is not
+	case <-firstPersisted:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no fragment persisted")
+	}
 	srv.Stop(t)
 	time.Sleep(300 * time.Millisecond) // the producer finds nothing listening
 	srv2 := kvstest.Start(t, kvstest.Options{DataDir: dir, Configure: func(c *app.Config) { c.Listen = addr }})
