@@ -21,6 +21,7 @@ type fragment struct {
 	closed   bool  // complete: tags written, nothing more is appended
 	sentBy   int64 // connection that started sending it (0: none)
 	received bool  // RECEIVED on the connection sending it now
+	skipped  bool  // refused while still being built: removed once complete
 }
 
 func (f *fragment) duration() time.Duration {
@@ -103,7 +104,7 @@ func (b *buffer) start(timecode int64) *fragment {
 // It returns ctx's error if the wait is cancelled.
 func (b *buffer) add(ctx context.Context, f *fragment, p []byte, ts int64, frame bool) error {
 	b.mu.Lock()
-	for frame && b.bytes+int64(len(p)) > b.limit && b.frags[0] != f {
+	for frame && b.bytes+int64(len(p)) > b.limit && len(b.frags) > 0 && b.frags[0] != f {
 		if b.live {
 			if !b.dropOldest(f) {
 				break // only f is left: let it exceed the limit
@@ -166,6 +167,11 @@ func (b *buffer) close(ctx context.Context, f *fragment, tags []byte, end int64)
 	}
 	b.mu.Lock()
 	f.closed = true
+	if f.skipped {
+		if i := slices.Index(b.frags, f); i >= 0 {
+			b.remove(i)
+		}
+	}
 	f.end = end
 	if end == 0 && f.frames > 1 { // the last fragment: one mean frame interval after its last frame
 		f.end = f.last + (f.last-f.first)/int64(f.frames-1)
@@ -183,11 +189,12 @@ func (b *buffer) finish() {
 	b.unlock()
 }
 
-// find returns the index of the fragment with the Cluster timecode tc that
-// connection conn sent, or -1.
+// find returns the index of the complete fragment with the Cluster
+// timecode tc that connection conn sent, or -1. A fragment still being
+// built cannot have been acknowledged: the body never ends inside one.
 func (b *buffer) find(conn int64, tc int64) int {
 	for i, f := range b.frags {
-		if f.timecode == tc && f.sentBy == conn {
+		if f.timecode == tc && f.sentBy == conn && f.closed {
 			return i
 		}
 	}
@@ -225,15 +232,19 @@ func (b *buffer) markReceived(conn int64, tc int64) {
 func (b *buffer) skip(conn int64, tc int64, why error) bool {
 	b.mu.Lock()
 	defer b.unlock()
-	i := b.find(conn, tc)
+	i := slices.IndexFunc(b.frags, func(f *fragment) bool { return f.timecode == tc && f.sentBy == conn && !f.skipped })
 	if i < 0 {
-		i = slices.IndexFunc(b.frags, func(f *fragment) bool { return f.sentBy == conn && !f.received })
+		i = slices.IndexFunc(b.frags, func(f *fragment) bool { return f.sentBy == conn && !f.received && !f.skipped })
 	}
 	if i < 0 {
 		return false
 	}
 	f := b.frags[i]
-	b.remove(i)
+	if f.closed {
+		b.remove(i)
+	} else {
+		f.skipped = true // the builder still appends to it; close removes it
+	}
 	b.stats.Skipped++
 	b.stats.LastError = why
 	b.event(fragEvent(EventFragmentSkipped, f, why))

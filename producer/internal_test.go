@@ -217,3 +217,21 @@ func TestHeaderParses(t *testing.T) {
 	require.True(t, bytes.HasPrefix(doc, ebmlHeader))
 	require.False(t, errors.Is(err, io.EOF))
 }
+
+// A fragment refused while it is still being built is not sent again and
+// leaves the buffer once complete.
+func TestSkipWhileBuilding(t *testing.T) {
+	b := newBuffer(1<<20, true, nil)
+	f := b.start(1000)
+	require.NoError(t, b.add(context.Background(), f, make([]byte, 100), 1000, true))
+	f.sentBy = 1
+	require.True(t, b.skip(1, 1000, errors.New("ERROR 4002")))
+	require.NoError(t, b.add(context.Background(), f, make([]byte, 100), 1040, true))
+	require.Len(t, b.frags, 1)
+	require.NoError(t, b.close(context.Background(), f, nil, 0))
+	require.Empty(t, b.frags)
+	require.Zero(t, b.bytes)
+	st := b.snapshot()
+	require.Equal(t, int64(1), st.Skipped)
+	require.Zero(t, st.Pending)
+}

@@ -222,7 +222,7 @@ func (bd *body) Read(p []byte) (int, error) {
 				b.unlock()
 				return 0, io.EOF
 			}
-			if i := slices.IndexFunc(b.frags, func(f *fragment) bool { return f.seq > bd.lastSeq }); i >= 0 {
+			if i := slices.IndexFunc(b.frags, func(f *fragment) bool { return f.seq > bd.lastSeq && !f.skipped }); i >= 0 {
 				bd.cur, bd.off = b.frags[i], 0
 				bd.cur.sentBy = bd.conn
 			} else if b.final {
