@@ -443,3 +443,22 @@ func testHeader() []byte {
 func testCluster(tc byte) []byte {
 	return []byte{0x1F, 0x43, 0xB6, 0x75, 0xFF, 0xE7, 0x81, tc, 0xA3, 0x85, 0x81, 0x00, 0x00, 0x80, 0x5A}
 }
+
+// A PutMedia that ends with an ERROR after its body has ended leaves its kept-alive connection
+// usable: the next request on it is served, not answered 499 because the session's read
+// deadline failed net/http's background read of the idle connection.
+func TestPutMediaErrorKeepsConnectionUsable(t *testing.T) {
+	s := startPutMedia(t)
+	s.createStream(t, "cam")
+	hc := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}}
+	truncated := []byte{0x1A, 0x45, 0xDF, 0xA3, 0xA3, 0x42, 0x86, 0x81} // an EBML header cut short
+	for i := range 10 {
+		resp, err := hc.Do(s.putMediaRequest(t, "cam", io.MultiReader(bytes.NewReader(truncated)))) // length unknown: chunked
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "request %d on the kept-alive connection: %s", i, body)
+		require.Contains(t, string(body), `"EventType":"ERROR"`, "request %d", i)
+	}
+}
