@@ -33,6 +33,8 @@ var ebmlMagic = []byte{0x1A, 0x45, 0xDF, 0xA3}
 // WebM file is recognised by its EBML magic.
 func openSource(arg string, stdin io.Reader) (*putSource, error) {
 	switch {
+	case arg == "-" && stdin == nil:
+		return nil, errors.New("-: there is no stdin to read")
 	case arg == "-":
 		return &putSource{Source: producer.NewMKVSource(stdin, true)}, nil
 	case strings.HasPrefix(arg, "rtsp://") || strings.HasPrefix(arg, "rtsps://"):

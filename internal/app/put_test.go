@@ -175,6 +175,12 @@ func TestPutFlagValidation(t *testing.T) {
 			require.Contains(t, out, tc.want)
 		})
 	}
+	// --fast and --start-time are for files: a pipe is live.
+	for _, flag := range [][]string{{"--fast"}, {"--start-time", "2026-01-02T03:04:05Z"}} {
+		out, code := runPut(t, "http://127.0.0.1:1", "", strings.NewReader(""), append([]string{"--stream", "cam"}, append(flag, "-")...)...)
+		require.Equal(t, 2, code, out)
+		require.Contains(t, out, "--start-time and --fast apply to files")
+	}
 	for arg, want := range map[string]string{
 		"rtsp://cam/stream": "RTSP cameras are not supported in this build",
 		"testsrc":           "test pattern is not supported in this build",
