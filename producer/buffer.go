@@ -277,6 +277,19 @@ func (b *buffer) snapshot() Stats {
 	return s
 }
 
+// unconfirmed lists the producer timestamps of the fragments left.
+func (b *buffer) unconfirmed() []time.Time {
+	b.mu.Lock()
+	defer b.unlock()
+	var out []time.Time
+	for _, f := range b.frags {
+		if !f.skipped {
+			out = append(out, time.UnixMilli(f.timecode))
+		}
+	}
+	return out
+}
+
 // warn reports a warning through OnEvent.
 func (b *buffer) warn(err error) {
 	b.mu.Lock()

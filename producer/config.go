@@ -149,6 +149,9 @@ type Stats struct {
 	Skipped    int64 // refused with a non-retriable ERROR
 	Dropped    int64 // dropped because the buffer was full
 	Pending    int64 // not yet confirmed (at the end of Run: lost, or of unknown fate)
+	// Unconfirmed lists the producer timestamps of the Pending fragments;
+	// only Run's final Stats carry it.
+	Unconfirmed []time.Time
 	BytesSent  int64 // body bytes written, resends included
 	Reconnects int64
 	// Media is the time span of the fragments persisted so far.

@@ -388,3 +388,27 @@ func putMediaStatus(srv *kvstest.Server) (string, int) {
 	}
 	return "", 200
 }
+
+// When PutMedia cannot get through, stopping waits StopTimeout and then
+// reports which fragments were not confirmed.
+func TestStopReportsUnconfirmed(t *testing.T) {
+	px := newFaultProxy(t)
+	direct := startBehindProxy(t, px)
+	px.target.Store("127.0.0.1:1") // PutMedia goes nowhere
+	createStream(t, direct, "cam", 24)
+	start := time.UnixMilli(1_700_000_000_000)
+	cfg := baseConfig(direct, "cam")
+	cfg.Fast, cfg.StartTime, cfg.FragmentDuration, cfg.StopTimeout = true, start, 400*time.Millisecond, 300*time.Millisecond
+	p, err := producer.New(cfg)
+	require.NoError(t, err)
+	data := clip(t, 2, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st, err := p.Run(ctx, producer.NewMKVSource(bytes.NewReader(data), false))
+	require.NoError(t, err)
+	require.Equal(t, int64(5), st.Pending)
+	require.Zero(t, st.Persisted)
+	require.Positive(t, st.Reconnects)
+	require.Equal(t, []time.Time{start, start.Add(400 * time.Millisecond), start.Add(800 * time.Millisecond),
+		start.Add(1200 * time.Millisecond), start.Add(1600 * time.Millisecond)}, st.Unconfirmed)
+}

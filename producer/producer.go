@@ -230,7 +230,9 @@ func (p *Producer) Run(ctx context.Context, src Source) (Stats, error) {
 
 	st := buf.snapshot()
 	if st.Pending > 0 {
-		p.cfg.Logger.Warn("fragments not confirmed", "stream", p.cfg.StreamName, "count", st.Pending)
+		st.Unconfirmed = buf.unconfirmed()
+		p.cfg.Logger.Warn("fragments not confirmed", "stream", p.cfg.StreamName, "count", st.Pending,
+			"first", st.Unconfirmed[0], "last", st.Unconfirmed[len(st.Unconfirmed)-1])
 	}
 	switch {
 	case connErr != nil:

@@ -156,7 +156,12 @@ func (u *putUI) summary(st producer.Stats, runErr error, took time.Duration) int
 		code = 1
 	}
 	if st.Pending > 0 {
-		fmt.Fprintf(u.w, "kvsd put: %d fragments were not confirmed before stopping; they may be missing from the stream\n", st.Pending)
+		fmt.Fprintf(u.w, "kvsd put: %d fragments were not confirmed before stopping; they may be missing from the stream", st.Pending)
+		if n := len(st.Unconfirmed); n > 0 {
+			const at = "2006-01-02T15:04:05.000Z"
+			fmt.Fprintf(u.w, " (producer times %s to %s)", st.Unconfirmed[0].UTC().Format(at), st.Unconfirmed[n-1].UTC().Format(at))
+		}
+		fmt.Fprintln(u.w)
 		code = 1
 	}
 	return code
