@@ -143,17 +143,17 @@ type Event struct {
 
 // Stats counts what a Run did.
 type Stats struct {
-	Frames     int64 // frames read from the source
-	Fragments  int64 // fragments made
-	Persisted  int64 // fragments the server acknowledged PERSISTED (RECEIVED without retention)
-	Skipped    int64 // refused with a non-retriable ERROR
-	Dropped    int64 // dropped because the buffer was full
-	Pending    int64 // not yet confirmed (at the end of Run: lost, or of unknown fate)
+	Frames    int64 // frames read from the source
+	Fragments int64 // fragments made
+	Persisted int64 // fragments the server acknowledged PERSISTED (RECEIVED without retention)
+	Skipped   int64 // refused with a non-retriable ERROR
+	Dropped   int64 // dropped because the buffer was full
+	Pending   int64 // not yet confirmed (at the end of Run: lost, or of unknown fate)
 	// Unconfirmed lists the producer timestamps of the Pending fragments;
 	// only Run's final Stats carry it.
 	Unconfirmed []time.Time
-	BytesSent  int64 // body bytes written, resends included
-	Reconnects int64
+	BytesSent   int64 // body bytes written, resends included
+	Reconnects  int64
 	// Media is the time span of the fragments persisted so far.
 	Media time.Duration
 	// LastError is the last error that made the producer reconnect or skip.
