@@ -34,8 +34,8 @@ type FileSource struct {
 	name    string
 	track   producer.Track
 	cfg     h26x.Config
-	nalSize int          // bytes of each NAL length prefix in packets; 0: Annex B
-	tbNum   int64        // the time base: seconds per tick = tbNum/tbDen
+	nalSize int   // bytes of each NAL length prefix in packets; 0: Annex B
+	tbNum   int64 // the time base: seconds per tick = tbNum/tbDen
 	tbDen   int64
 	step    int64        // ticks of one frame, for packets without timestamps
 	first   int64        // timestamp of the first frame (ticks)
