@@ -169,8 +169,14 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 }
 
-// validateTags checks the KVS metadata limits, so that a bad tag is an
-// error now rather than an ERROR 4009 on every fragment later.
+// ValidateTags checks the tag options against the KVS metadata limits (New
+// does too), so that a bad tag is an error now rather than an ERROR 4009 on
+// every fragment later.
+func (c *Config) ValidateTags() error {
+	_, err := c.validateTags()
+	return err
+}
+
 func (c *Config) validateTags() (tagPlan, error) {
 	p := tagPlan{image: c.ImageGeneration || c.ImageEvery > 0, notify: c.Notify, imageEvery: max(c.ImageEvery, 1), prefix: c.ImagePrefix}
 	if c.ImageEvery < 0 {

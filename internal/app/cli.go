@@ -19,6 +19,7 @@ const usage = `kvsd: a self-hosted Amazon Kinesis Video Streams server.
 
 Usage:
   kvsd serve [flags]    run the server (kvsd serve -h lists the flags)
+  kvsd put --stream NAME SOURCE   stream a video file or a Matroska pipe to a stream (kvsd put -h)
   kvsd doctor STREAM    explain why a stream does or does not produce images
   kvsd version          print the version
 `
@@ -49,6 +50,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "put":
+		return Put(ctx, args[1:], PutEnv{Getenv: os.Getenv, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr, Terminal: isTerminal(stderr)})
 	case "doctor":
 		return doctor(ctx, args[1:], os.Getenv, stdout, stderr)
 	case "version", "--version", "-v":
