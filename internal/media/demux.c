@@ -102,3 +102,12 @@ int kv_demux_read(kv_demux *d, const uint8_t **data, int *size, int64_t *pts, in
 		return 0;
 	}
 }
+
+void kv_demux_progress(kv_demux *d, int64_t *pos, int64_t *size) {
+	*pos = 0;
+	*size = -1;
+	if (d->fmt && d->fmt->pb) {
+		*pos = avio_tell(d->fmt->pb);
+		*size = avio_size(d->fmt->pb);
+	}
+}

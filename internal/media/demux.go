@@ -264,6 +264,17 @@ func (s *FileSource) pts(p pendingPkt) time.Duration {
 	return s.duration(t - s.first)
 }
 
+// Progress returns the bytes of the file read so far and its size (-1
+// when unknown), for a progress bar.
+func (s *FileSource) Progress() (done, total int64) {
+	if s.c == nil {
+		return 0, -1
+	}
+	var pos, size C.int64_t
+	C.kv_demux_progress(s.c, &pos, &size)
+	return int64(pos), int64(size)
+}
+
 // Close frees the demuxer.
 func (s *FileSource) Close() error {
 	if s.c != nil {

@@ -32,6 +32,9 @@ int kv_demux_open(kv_demux **out, const char *path, int fps_num, int fps_den, kv
 // kv_demux_read returns the next packet of the video stream: 0 with data
 // valid until the next call, KV_EOF at the end, or a negative AVERROR.
 int kv_demux_read(kv_demux *d, const uint8_t **data, int *size, int64_t *pts, int64_t *dts, int64_t *duration);
+// kv_demux_progress gives the bytes read so far and the file's size
+// (-1 when unknown, e.g. a pipe).
+void kv_demux_progress(kv_demux *d, int64_t *pos, int64_t *size);
 void kv_demux_close(kv_demux *d);
 
 #endif

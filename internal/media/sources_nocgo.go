@@ -19,6 +19,9 @@ type FileSource struct{ unavailable }
 // OpenFile needs cgo.
 func OpenFile(path string, opts FileOptions) (*FileSource, error) { return nil, errNoSources }
 
+// Progress reports nothing.
+func (*FileSource) Progress() (done, total int64) { return 0, -1 }
+
 // TestSource is a placeholder in builds without cgo.
 type TestSource struct{ unavailable }
 

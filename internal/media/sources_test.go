@@ -122,11 +122,18 @@ func TestFileSourceMP4(t *testing.T) {
 			if src.Live() {
 				t.Error("a file is not live")
 			}
+			if done, total := src.Progress(); total <= 0 || done > total {
+				t.Errorf("progress before reading: %d of %d bytes", done, total)
+			}
 			track, frames := readAll(t, src)
 			if track.CodecID != codec {
 				t.Fatalf("codec %s", track.CodecID)
 			}
 			checkFrames(t, track, frames, 45, 10, time.Second/30, 322, 242)
+			// At the end every byte of the video was read.
+			if done, total := src.Progress(); done < total*9/10 || done > total {
+				t.Errorf("progress at the end: %d of %d bytes", done, total)
+			}
 		})
 	}
 }
