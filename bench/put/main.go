@@ -1,0 +1,360 @@
+// Command put measures the CPU that `kvsd put` uses for one real-time
+// camera-like stream (1080p30 H.264 at 2 Mbit/s by default) from a file and
+// from an RTSP camera, beside the CPU of the kvsd server taking the same
+// stream. It prints Markdown tables on stdout; progress goes to stderr.
+// See bench/README.md.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/rtspsrc/rtsptest"
+	"github.com/kvsd/kvsd/producer"
+)
+
+// Credentials the kvsd this program starts accepts.
+const (
+	accessKeyID     = "AKIAKVSDBENCHPUT0001"
+	secretAccessKey = "kvsdBenchPutSecret/0123456789abcdefghijk"
+	region          = "us-east-1"
+)
+
+// target is the most CPU `kvsd put` may use for one stream, in cores.
+const target = 0.05
+
+type config struct {
+	duration time.Duration
+	width    int
+	height   int
+	fps      int
+	bitrate  int
+	kvsd     string
+	cacheDir string
+	workDir  string
+	keep     bool
+	only     string
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var cfg config
+	fs := flag.NewFlagSet("put", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.DurationVar(&cfg.duration, "duration", 60*time.Second, "how long each stream runs (real time)")
+	size := fs.String("size", "1920x1080", "picture size of the test video")
+	fs.IntVar(&cfg.fps, "fps", 30, "frame rate of the test video")
+	fs.IntVar(&cfg.bitrate, "bitrate", 2_000_000, "bit rate of the test video")
+	fs.StringVar(&cfg.kvsd, "kvsd", "", "benchmark this kvsd binary instead of building ./cmd/kvsd")
+	fs.StringVar(&cfg.cacheDir, "cache-dir", filepath.Join(os.TempDir(), "kvsd-bench-cache"), "keeps the test video between runs")
+	fs.StringVar(&cfg.workDir, "work-dir", "", "this run's data (default: a new temporary directory, removed at the end)")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep the work dir (the logs of kvsd and kvsd put are there)")
+	fs.StringVar(&cfg.only, "only", "file,rtsp", "sources to measure: file, rtsp (comma-separated)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if _, err := fmt.Sscanf(*size, "%dx%d", &cfg.width, &cfg.height); err != nil {
+		fmt.Fprintf(stderr, "put: -size %q: want WxH\n", *size)
+		return 2
+	}
+	rows, err := bench(context.Background(), cfg, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "put: %v\n", err)
+		return 1
+	}
+	for _, r := range rows {
+		if r.putCores() > target {
+			return 3
+		}
+	}
+	return 0
+}
+
+// row is one measured stream.
+type row struct {
+	source    string
+	wall      time.Duration
+	putCPU    time.Duration
+	putRSS    int64 // bytes
+	serverCPU time.Duration
+	summary   string // kvsd put's last line
+}
+
+func (r row) putCores() float64    { return r.putCPU.Seconds() / r.wall.Seconds() }
+func (r row) serverCores() float64 { return r.serverCPU.Seconds() / r.wall.Seconds() }
+
+func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]row, error) {
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "put: "+format+"\n", a...) }
+	work := cfg.workDir
+	if work == "" {
+		var err error
+		if work, err = os.MkdirTemp("", "kvsd-bench-put-"); err != nil {
+			return nil, err
+		}
+		if !cfg.keep {
+			defer os.RemoveAll(work)
+		}
+	} else if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	bin := cfg.kvsd
+	if bin == "" {
+		logf("building ./cmd/kvsd")
+		bin = filepath.Join(work, "kvsd")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/kvsd").CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build ./cmd/kvsd (run from the repository root): %v\n%s", err, out)
+		}
+	}
+	video, err := testVideo(ctx, cfg, logf)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := startServer(ctx, bin, work)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+
+	var rows []row
+	if strings.Contains(cfg.only, "file") {
+		logf("file: kvsd put %s in real time (%v)", filepath.Base(video), cfg.duration)
+		r, err := measure(ctx, bin, srv, work, "file", []string{video})
+		if err != nil {
+			return nil, err
+		}
+		r.source = "file (MP4, real time)"
+		rows = append(rows, r)
+	}
+	if strings.Contains(cfg.only, "rtsp") {
+		cam, err := camera(video)
+		if err != nil {
+			return nil, err
+		}
+		logf("rtsp: kvsd put %s for %v", cam.URL(), cfg.duration)
+		r, err := measure(ctx, bin, srv, work, "rtsp", []string{"--duration", cfg.duration.String(), cam.URL()})
+		cam.Close()
+		if err != nil {
+			return nil, err
+		}
+		r.source = "RTSP camera (gortsplib server in this program)"
+		rows = append(rows, r)
+	}
+	report(stdout, cfg, rows)
+	return rows, nil
+}
+
+// testVideo makes (once, then from the cache) an MP4 of the configured
+// stream with ffmpeg: testsrc2, libx264, a keyframe every 2 s, no B-frames,
+// the bit rate held by the VBV as a camera holds it.
+func testVideo(ctx context.Context, cfg config, logf func(string, ...any)) (string, error) {
+	if err := os.MkdirAll(cfg.cacheDir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(cfg.cacheDir, fmt.Sprintf("put-%dx%d-%dfps-%dbps-%ds.mp4", cfg.width, cfg.height, cfg.fps, cfg.bitrate, int(cfg.duration.Seconds())))
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	logf("making the test video with ffmpeg (cached in %s)", cfg.cacheDir)
+	gop := strconv.Itoa(2 * cfg.fps)
+	br := strconv.Itoa(cfg.bitrate)
+	tmp := path + ".tmp.mp4"
+	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=s=%dx%d:r=%d", cfg.width, cfg.height, cfg.fps), "-t", fmt.Sprint(cfg.duration.Seconds()),
+		"-c:v", "libx264", "-preset", "ultrafast", "-b:v", br, "-maxrate", br, "-bufsize", strconv.Itoa(2*cfg.bitrate),
+		"-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p", tmp)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("ffmpeg: %v\n%s", err, out)
+	}
+	return path, os.Rename(tmp, path)
+}
+
+// camera serves the video's frames over RTSP in real time, looping.
+func camera(video string) (*rtsptest.Server, error) {
+	src, err := media.OpenFile(video, media.FileOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	ctx := context.Background()
+	track, err := src.Track(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var frames []producer.Frame
+	for {
+		f, err := src.ReadFrame(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		frames = append(frames, f)
+	}
+	return rtsptest.Start(rtsptest.Config{Track: track, Frames: frames, Loop: true})
+}
+
+// server is the kvsd child process.
+type server struct {
+	cmd  *exec.Cmd
+	url  string
+	done chan error
+}
+
+var urlLine = regexp.MustCompile(`serving the KVS API on (http://127\.0\.0\.1:[0-9]+)`)
+
+func startServer(ctx context.Context, bin, work string) (*server, error) {
+	cmd := exec.CommandContext(ctx, bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(work, "data"),
+		"--region", region, "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "KVSD_ACCESS_KEY_ID="+accessKeyID, "KVSD_SECRET_ACCESS_KEY="+secretAccessKey,
+		"KVSD_SESSION_TOKEN=", "KVSD_LISTEN=", "KVSD_DATA_DIR=", "KVSD_PUBLIC_URL=", "KVSD_CREDENTIALS_FILE=")
+	logf, err := os.Create(filepath.Join(work, "kvsd.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = logf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, done: make(chan error, 1)}
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := urlLine.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case urlc <- m[1]:
+				default:
+				}
+			}
+		}
+		s.done <- cmd.Wait()
+		logf.Close()
+	}()
+	select {
+	case s.url = <-urlc:
+		return s, nil
+	case err := <-s.done:
+		return nil, fmt.Errorf("kvsd exited before serving: %v (see %s)", err, logf.Name())
+	case <-time.After(60 * time.Second):
+		s.stop()
+		return nil, errors.New("kvsd did not announce its URL within 60 s")
+	}
+}
+
+func (s *server) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// measure runs kvsd put on a new stream and returns its CPU (rusage of the
+// child) and the server's over the same wall time (/proc/<pid>/stat).
+func measure(ctx context.Context, bin string, srv *server, work, stream string, args []string) (row, error) {
+	full := append([]string{"put", "--stream", stream, "--create", "--endpoint-url", srv.url, "--region", region, "--quiet"}, args...)
+	cmd := exec.CommandContext(ctx, bin, full...)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+accessKeyID, "AWS_SECRET_ACCESS_KEY="+secretAccessKey,
+		"AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_ENDPOINT_URL=", "AWS_ENDPOINT_URL_KINESIS_VIDEO=")
+	logPath := filepath.Join(work, "put-"+stream+".log")
+	out, err := os.Create(logPath)
+	if err != nil {
+		return row{}, err
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	server0, err := cpuTime(srv.cmd.Process.Pid)
+	if err != nil {
+		return row{}, err
+	}
+	t0 := time.Now()
+	runErr := cmd.Run()
+	wall := time.Since(t0)
+	server1, err := cpuTime(srv.cmd.Process.Pid)
+	if err != nil {
+		return row{}, err
+	}
+	log, _ := os.ReadFile(logPath)
+	lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+	if runErr != nil {
+		return row{}, fmt.Errorf("kvsd put %s: %v\n%s", strings.Join(args, " "), runErr, log)
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return row{
+		wall:      wall,
+		putCPU:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		putRSS:    ru.Maxrss * 1024,
+		serverCPU: server1 - server0,
+		summary:   lines[len(lines)-1],
+	}, nil
+}
+
+// cpuTime is the user+system CPU time a process has used, from
+// /proc/<pid>/stat (USER_HZ is 100 on Linux).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("CPU time of kvsd (Linux /proc needed): %w", err)
+	}
+	// The command name may hold spaces: fields start after its ")".
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+func report(w io.Writer, cfg config, rows []row) {
+	fmt.Fprintf(w, "## kvsd put: CPU for one real-time stream\n\n")
+	fmt.Fprintf(w, "%s, %d cores, %s/%s, %s. Video: %dx%d at %d fps, H.264 %.1f Mbit/s, a keyframe every 2 s; each stream runs %v.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel(),
+		cfg.width, cfg.height, cfg.fps, float64(cfg.bitrate)/1e6, cfg.duration)
+	fmt.Fprintf(w, "| source | wall s | kvsd put CPU s | kvsd put, %% of a core | target ≤ 5 %% | kvsd put max RSS | kvsd serve CPU s | kvsd serve, %% of a core |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---|---:|---:|---:|\n")
+	for _, r := range rows {
+		met := "met"
+		if r.putCores() > target {
+			met = "missed"
+		}
+		fmt.Fprintf(w, "| %s | %.1f | %.2f | %.2f %% | %s | %.0f MB | %.2f | %.2f %% |\n", r.source, r.wall.Seconds(), r.putCPU.Seconds(),
+			100*r.putCores(), met, float64(r.putRSS)/1e6, r.serverCPU.Seconds(), 100*r.serverCores())
+	}
+	fmt.Fprintln(w)
+	for _, r := range rows {
+		fmt.Fprintf(w, "- %s: `%s`\n", r.source, r.summary)
+	}
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
