@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -22,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kvsd/kvsd/internal/app"
 	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/rtspsrc/rtsptest"
 	"github.com/kvsd/kvsd/producer"
@@ -50,7 +52,23 @@ type config struct {
 	only     string
 }
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+// childEnv makes this program (or its test binary) run as kvsd, for
+// -kvsd self: the smoke test has no kvsd binary to start.
+const childEnv = "KVSD_BENCH_PUT_CHILD"
+
+func main() {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(kvsdMain())
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// kvsdMain is cmd/kvsd's main.
+func kvsdMain() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return app.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	var cfg config
@@ -60,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	size := fs.String("size", "1920x1080", "picture size of the test video")
 	fs.IntVar(&cfg.fps, "fps", 30, "frame rate of the test video")
 	fs.IntVar(&cfg.bitrate, "bitrate", 2_000_000, "bit rate of the test video")
-	fs.StringVar(&cfg.kvsd, "kvsd", "", "benchmark this kvsd binary instead of building ./cmd/kvsd")
+	fs.StringVar(&cfg.kvsd, "kvsd", "", "benchmark this kvsd binary instead of building ./cmd/kvsd (self: this program)")
 	fs.StringVar(&cfg.cacheDir, "cache-dir", filepath.Join(os.TempDir(), "kvsd-bench-cache"), "keeps the test video between runs")
 	fs.StringVar(&cfg.workDir, "work-dir", "", "this run's data (default: a new temporary directory, removed at the end)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the work dir (the logs of kvsd and kvsd put are there)")
@@ -113,6 +131,15 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]row, er
 		return nil, err
 	}
 	bin := cfg.kvsd
+	if bin == "self" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		bin = self
+		os.Setenv(childEnv, "1") // the children run as kvsd
+		defer os.Unsetenv(childEnv)
+	}
 	if bin == "" {
 		logf("building ./cmd/kvsd")
 		bin = filepath.Join(work, "kvsd")
