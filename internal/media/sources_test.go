@@ -138,6 +138,25 @@ func TestFileSourceMP4(t *testing.T) {
 	}
 }
 
+// MPEG-TS carries Annex-B packets with timestamps (90 kHz, not from 0).
+func TestFileSourceMPEGTS(t *testing.T) {
+	for _, codec := range []string{producer.CodecH264, producer.CodecH265} {
+		t.Run(codec, func(t *testing.T) {
+			args := append(append([]string{}, encodeArgs[codec]...), "clip.ts")
+			src, err := media.OpenFile(ffmpegFile(t, "testsrc2=s=320x180:r=30", 30, args...), media.FileOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			track, frames := readAll(t, src)
+			if track.CodecID != codec {
+				t.Fatalf("codec %s", track.CodecID)
+			}
+			checkFrames(t, track, frames, 30, 10, time.Second/30, 320, 180)
+		})
+	}
+}
+
 func TestFileSourceAnnexB(t *testing.T) {
 	for _, c := range []struct {
 		codec, file string
