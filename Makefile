@@ -27,7 +27,7 @@ test: setup vet
 
 vet:
 	$(GO) vet $(PKGS)
-	@test -z "$$(gofmt -l cmd internal)" || { echo "gofmt needed:"; gofmt -l cmd internal; exit 1; }
+	@test -z "$$(gofmt -l cmd internal producer)" || { echo "gofmt needed:"; gofmt -l cmd internal producer; exit 1; }
 
 ## fuzz: run each fuzz target for FUZZTIME (default 60s)
 FUZZTIME ?= 60s
@@ -38,6 +38,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzSplitAnnexB -fuzztime=$(FUZZTIME) ./internal/h26x
 	$(GO) test -run='^$$' -fuzz=FuzzParseSPS -fuzztime=$(FUZZTIME) ./internal/h26x
 	$(GO) test -run='^$$' -fuzz=FuzzConfigFromRecord -fuzztime=$(FUZZTIME) ./internal/h26x
+	$(GO) test -run='^$$' -fuzz=FuzzMKVSource -fuzztime=$(FUZZTIME) ./producer
 
 ## bench: the benchmark programs (tables in the README); each takes a few minutes
 bench: setup

@@ -15,6 +15,7 @@ type fragment struct {
 	timecode int64 // Cluster Timecode: epoch ms
 	first    int64 // earliest frame, epoch ms
 	last     int64 // latest frame, epoch ms
+	end      int64 // where the fragment ends (the next one's start), once closed
 	frames   int
 	data     []byte
 	closed   bool  // complete: tags written, nothing more is appended
@@ -23,7 +24,7 @@ type fragment struct {
 }
 
 func (f *fragment) duration() time.Duration {
-	return time.Duration(f.last-f.first) * time.Millisecond
+	return time.Duration(max(f.end, f.last)-f.first) * time.Millisecond
 }
 
 // buffer holds the fragments that are not confirmed yet, in order. The
@@ -155,8 +156,9 @@ func (b *buffer) remove(i int) {
 	b.signal()
 }
 
-// close marks f complete after appending its trailing bytes (tags).
-func (b *buffer) close(ctx context.Context, f *fragment, tags []byte) error {
+// close marks f complete after appending its trailing bytes (tags); end is
+// where it ends, the next fragment's start when there is one.
+func (b *buffer) close(ctx context.Context, f *fragment, tags []byte, end int64) error {
 	if len(tags) > 0 {
 		if err := b.add(ctx, f, tags, 0, false); err != nil {
 			return err
@@ -164,6 +166,10 @@ func (b *buffer) close(ctx context.Context, f *fragment, tags []byte) error {
 	}
 	b.mu.Lock()
 	f.closed = true
+	f.end = end
+	if end == 0 && f.frames > 1 { // the last fragment: one mean frame interval after its last frame
+		f.end = f.last + (f.last-f.first)/int64(f.frames-1)
+	}
 	b.signal()
 	b.unlock()
 	return nil

@@ -52,14 +52,14 @@ func (b *builder) run(ctx context.Context) error {
 	for {
 		fr, err := b.src.ReadFrame(ctx)
 		if err != nil {
-			cerr := b.closeCurrent()
+			cerr := b.closeCurrent(0)
 			if errors.Is(err, io.EOF) || ctx.Err() != nil {
 				return cerr
 			}
 			return fmt.Errorf("read the source: %w", err)
 		}
 		if err := b.frame(ctx, fr); err != nil {
-			_ = b.closeCurrent()
+			_ = b.closeCurrent(0)
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -105,7 +105,7 @@ func (b *builder) frame(ctx context.Context, fr Frame) error {
 		}
 		b.open(ts)
 	case fr.Keyframe && ts-b.cur.first >= b.target.Milliseconds():
-		if err := b.closeCurrent(); err != nil {
+		if err := b.closeCurrent(ts); err != nil {
 			return err
 		}
 		b.open(ts)
@@ -115,7 +115,7 @@ func (b *builder) frame(ctx context.Context, fr Frame) error {
 			b.buf.warn(fmt.Errorf("no keyframe for %s: fragments are limited to %s, so this one is cut at a non-key frame (it plays only after the fragment before it); encode with keyframes at most every few seconds",
 				time.Duration(ts-b.cur.first)*time.Millisecond, MaxFragmentDuration))
 		}
-		if err := b.closeCurrent(); err != nil {
+		if err := b.closeCurrent(ts); err != nil {
 			return err
 		}
 		b.open(ts)
@@ -142,14 +142,15 @@ func (b *builder) open(ts int64) {
 	b.count++
 }
 
-// closeCurrent writes the current fragment's tags and completes it.
-func (b *builder) closeCurrent() error {
+// closeCurrent writes the current fragment's tags and completes it; next
+// is the following fragment's start (0 at the end).
+func (b *builder) closeCurrent(next int64) error {
 	if b.cur == nil {
 		return nil
 	}
 	f := b.cur
 	b.cur = nil
-	return b.buf.close(context.Background(), f, b.tags.bytes(b.count-1))
+	return b.buf.close(context.Background(), f, b.tags.bytes(b.count-1), next)
 }
 
 // bytes returns the Tags elements of fragment n (0-based), in the SDK's

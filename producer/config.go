@@ -88,7 +88,10 @@ type Config struct {
 	// RetryMin and RetryMax bound the reconnect backoff; default 250 ms and 5 s.
 	RetryMin, RetryMax time.Duration
 
-	HTTPClient *http.Client // nil: a client without timeouts
+	// HTTPClient makes every request; nil: the default client for the
+	// control plane, and for PutMedia one that opens a fresh connection
+	// each time (a streamed body leaves nothing worth reusing).
+	HTTPClient *http.Client
 	Logger     *slog.Logger // nil: no logs
 	// OnEvent, when set, receives what happens (fragments persisted,
 	// dropped, skipped, reconnects, warnings). It is called from the
@@ -237,9 +240,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{}
 	}
 	return c
 }

@@ -115,7 +115,7 @@ func requireAllFrames(t testing.TB, src []mkv.Frame, stored []storedFragment, st
 		require.True(t, bytes.Equal(s.Data, g.Data), "frame %d data", i)
 		require.Equal(t, s.Keyframe, g.Keyframe, "frame %d key flag", i)
 	}
-	require.Len(t, got, len(src), "no frames beyond the source's")
+	require.Equal(t, len(src), len(got), "no frames beyond the source's")
 }
 
 // events collects a producer's events.
@@ -140,6 +140,17 @@ func (e *events) count(k producer.EventKind) int {
 		}
 	}
 	return n
+}
+
+func (e *events) first(k producer.EventKind) producer.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ev := range e.evs {
+		if ev.Kind == k {
+			return ev
+		}
+	}
+	return producer.Event{}
 }
 
 func (e *events) String() string {

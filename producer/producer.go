@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +59,7 @@ type Producer struct {
 	cfg  Config
 	tags tagPlan
 	kv   *kinesisvideo.Client
+	put  *http.Client // PutMedia
 }
 
 // New checks cfg and returns a Producer. It does no I/O.
@@ -67,13 +69,21 @@ func New(cfg Config) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	awsCfg := aws.Config{Region: cfg.Region, Credentials: cfg.Credentials, HTTPClient: cfg.HTTPClient}
+	awsCfg := aws.Config{Region: cfg.Region, Credentials: cfg.Credentials}
+	put := cfg.HTTPClient
+	if put != nil {
+		awsCfg.HTTPClient = put
+	} else {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.DisableKeepAlives = true
+		put = &http.Client{Transport: tr}
+	}
 	kv := kinesisvideo.NewFromConfig(awsCfg, func(o *kinesisvideo.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
 	})
-	return &Producer{cfg: cfg, tags: tags, kv: kv}, nil
+	return &Producer{cfg: cfg, tags: tags, kv: kv, put: put}, nil
 }
 
 // CheckCodec returns an error wrapping ErrUnsupportedCodec unless codecID is

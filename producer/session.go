@@ -127,7 +127,7 @@ func (s *session) connect(ctx context.Context) error {
 	wg.Go(func() { bd.watch(cctx, cancel) })
 
 	var ackErr error
-	client := &putmedia.Client{Endpoint: endpoint, Region: cfg.Region, Credentials: creds, HTTP: cfg.HTTPClient}
+	client := &putmedia.Client{Endpoint: endpoint, Region: cfg.Region, Credentials: creds, HTTP: s.p.put}
 	err = client.Put(cctx, putmedia.Request{StreamName: cfg.StreamName, Body: bd}, func(a putmedia.Ack) {
 		bd.lastAck.Store(time.Now().UnixNano())
 		switch a.EventType {

@@ -15,7 +15,8 @@ const (
 type Track struct {
 	CodecID string // CodecH264 or CodecH265
 	// CodecPrivate is the decoder configuration record: avcC for H.264,
-	// hvcC for H.265, with 4-byte NAL unit lengths (lengthSizeMinusOne 3).
+	// hvcC for H.265. Its lengthSizeMinusOne sets the size of the NAL unit
+	// lengths in every Frame (4 bytes is usual).
 	CodecPrivate  []byte
 	Width, Height int
 }
@@ -28,9 +29,10 @@ type Frame struct {
 	PTS time.Duration
 	// Keyframe: decoding can start at this frame (IDR / IRAP).
 	Keyframe bool
-	// Data holds the NAL units, each prefixed by its 4-byte big-endian
-	// length (AVCC), without parameter sets that are only repeats of
-	// CodecPrivate's. The producer owns Data once ReadFrame returns it.
+	// Data holds the NAL units, each prefixed by its big-endian length
+	// (AVCC/HVCC, of the size CodecPrivate says). Parameter sets sent in
+	// band (SPS/PPS before keyframes) may stay: decoders accept them. The
+	// producer owns Data once ReadFrame returns it.
 	Data []byte
 }
 
@@ -41,7 +43,9 @@ type Source interface {
 	// wait for its first parameter sets).
 	Track(ctx context.Context) (Track, error)
 	// ReadFrame returns the next frame in decoding order, or io.EOF at the
-	// end of a finite source.
+	// end of a finite source. It must return soon after ctx is done (with
+	// ctx's error): that is how the producer stops reading on Ctrl-C
+	// before it sends the last fragment.
 	ReadFrame(ctx context.Context) (Frame, error)
 	// Live reports whether frames arrive in real time (camera, pipe,
 	// generator): the producer stamps them with the wall clock and never

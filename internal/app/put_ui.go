@@ -20,6 +20,7 @@ type putUI struct {
 	src    *putSource
 	stream string
 	began  time.Time
+	acked  string // "persisted", or "received" on streams that keep no data
 
 	mu       sync.Mutex
 	st       producer.Stats
@@ -27,8 +28,12 @@ type putUI struct {
 	stopping bool
 }
 
-func newPutUI(w io.Writer, tty bool, src *putSource, stream string) *putUI {
-	return &putUI{w: w, tty: tty, src: src, stream: stream, began: time.Now()}
+func newPutUI(w io.Writer, tty bool, src *putSource, stream string, retention int32) *putUI {
+	acked := "persisted"
+	if retention == 0 {
+		acked = "received"
+	}
+	return &putUI{w: w, tty: tty, src: src, stream: stream, began: time.Now(), acked: acked}
 }
 
 // event receives the producer's events.
@@ -109,11 +114,11 @@ func (u *putUI) draw() {
 		if frac > 0.01 {
 			eta = (time.Duration(float64(el)/frac) - el).Round(time.Second).String()
 		}
-		line = fmt.Sprintf("[%s] %3.0f%%  %s/%s  %d fragments persisted  %s/s  ETA %s",
-			bar, frac*100, mb(done), mb(total), st.Persisted, mb(int64(rate)), eta)
+		line = fmt.Sprintf("[%s] %3.0f%%  %s/%s  %d fragments %s  %s/s  ETA %s",
+			bar, frac*100, mb(done), mb(total), st.Persisted, u.acked, mb(int64(rate)), eta)
 	} else {
-		line = fmt.Sprintf("live %s  %d fragments persisted (%s of video)  %d dropped  %.1f Mbit/s  %d waiting",
-			el.Round(time.Second), st.Persisted, st.Media.Round(time.Second), st.Dropped, rate*8/1e6, st.Fragments-st.Persisted-st.Skipped-st.Dropped)
+		line = fmt.Sprintf("live %s  %d fragments %s (%s of video)  %d dropped  %.1f Mbit/s  %d waiting",
+			el.Round(time.Second), st.Persisted, u.acked, st.Media.Round(time.Second), st.Dropped, rate*8/1e6, st.Fragments-st.Persisted-st.Skipped-st.Dropped)
 	}
 	if u.stopping {
 		line = "stopping… " + line
@@ -136,8 +141,8 @@ func (u *putUI) summary(st producer.Stats, runErr error, took time.Duration) int
 		fmt.Fprintf(u.w, "kvsd put: %s\n", explainRunError(runErr, u.stream))
 		code = 1
 	}
-	fmt.Fprintf(u.w, "kvsd put: %s: %d of %d fragments persisted (%s of video, %d frames), %s sent in %s",
-		u.stream, st.Persisted, st.Fragments, st.Media.Round(time.Millisecond), st.Frames, mb(st.BytesSent), took.Round(100*time.Millisecond))
+	fmt.Fprintf(u.w, "kvsd put: %s: %d of %d fragments %s (%s of video, %d frames), %s sent in %s",
+		u.stream, st.Persisted, st.Fragments, u.acked, st.Media.Round(time.Millisecond), st.Frames, mb(st.BytesSent), took.Round(100*time.Millisecond))
 	if st.Reconnects > 0 {
 		fmt.Fprintf(u.w, ", %d reconnects", st.Reconnects)
 	}

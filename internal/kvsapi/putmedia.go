@@ -2,10 +2,12 @@ package kvsapi
 
 import (
 	"errors"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/kvsd/kvsd/internal/awsapi"
@@ -127,12 +129,26 @@ func parseEpochSeconds(v string) (time.Time, error) {
 
 // putMediaBody is the request body as the session reads it. Close interrupts a pending Read
 // through the connection's read deadline (closing the body would wait for that Read), so the
-// session can stop at once; the server then drops the connection.
+// session can stop at once; the server then drops the connection. Once the body has ended
+// there is no Read to interrupt, and a deadline would instead fail net/http's background read
+// of the idle connection, which cancels the context of every later request on it (499).
 type putMediaBody struct {
-	r  *http.Request
-	rc *http.ResponseController
+	r   *http.Request
+	rc  *http.ResponseController
+	eof atomic.Bool
 }
 
-func (b *putMediaBody) Read(p []byte) (int, error) { return b.r.Body.Read(p) }
+func (b *putMediaBody) Read(p []byte) (int, error) {
+	n, err := b.r.Body.Read(p)
+	if err == io.EOF {
+		b.eof.Store(true)
+	}
+	return n, err
+}
 
-func (b *putMediaBody) Close() error { return b.rc.SetReadDeadline(time.Now()) }
+func (b *putMediaBody) Close() error {
+	if b.eof.Load() {
+		return nil
+	}
+	return b.rc.SetReadDeadline(time.Now())
+}

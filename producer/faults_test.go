@@ -1,0 +1,326 @@
+package producer_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kvsd/kvsd/internal/app"
+	"github.com/kvsd/kvsd/internal/kvstest"
+	"github.com/kvsd/kvsd/internal/mkv"
+	"github.com/kvsd/kvsd/internal/putmedia"
+	"github.com/kvsd/kvsd/producer"
+)
+
+// startBehindProxy starts kvsd with GetDataEndpoint answering the proxy, so
+// that PutMedia goes through it, and returns a handle that reaches kvsd
+// directly (control plane and reads).
+func startBehindProxy(t *testing.T, p *faultProxy) *kvstest.Server {
+	t.Helper()
+	srv := kvstest.Start(t, kvstest.Options{Configure: func(c *app.Config) { c.PublicURL = p.URL() }})
+	p.target.Store(srv.Addr.String())
+	return kvstest.Attach("http://" + srv.Addr.String())
+}
+
+// runFile streams data (a file, Fast unless paced) with cfg and returns the
+// stats; Run must succeed.
+func runFile(t *testing.T, cfg producer.Config, data []byte) producer.Stats {
+	t.Helper()
+	p, err := producer.New(cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := p.Run(ctx, producer.NewMKVSource(bytes.NewReader(data), false))
+	require.NoError(t, err)
+	return st
+}
+
+// A connection cut in the middle of the body: the producer reconnects and
+// resends from the first fragment not persisted; every frame arrives.
+func TestResendAfterConnectionCut(t *testing.T) {
+	px := newFaultProxy(t)
+	direct := startBehindProxy(t, px)
+	createStream(t, direct, "cam", 24)
+	data := clip(t, 4, 10)
+	px.cutAfter = int64(len(data) / 2)
+	start := time.UnixMilli(1_700_000_000_000)
+	cfg := baseConfig(direct, "cam") // the data endpoint is the proxy
+	cfg.Fast, cfg.StartTime, cfg.FragmentDuration = true, start, 400*time.Millisecond
+	st := runFile(t, cfg, data)
+	require.True(t, px.faulted.Load(), "the proxy cut the connection")
+	require.Positive(t, st.Reconnects)
+	require.Zero(t, st.Pending+st.Skipped+st.Dropped)
+	requireAllFrames(t, sourceFrames(t, data), storedFragments(t, direct, "cam"), start)
+}
+
+// A retriable ERROR (5000) in the ack stream: the producer reconnects and
+// resends; every frame arrives.
+func TestResendAfterRetriableErrorAck(t *testing.T) {
+	px := newFaultProxy(t)
+	px.inject, px.errorAck = 3, errorAckJSON(5000, "INTERNAL_ERROR")
+	direct := startBehindProxy(t, px)
+	createStream(t, direct, "cam", 24)
+	data := clip(t, 4, 10)
+	start := time.UnixMilli(1_700_000_000_000)
+	cfg := baseConfig(direct, "cam") // the data endpoint is the proxy
+	cfg.Fast, cfg.StartTime, cfg.FragmentDuration = true, start, 400*time.Millisecond
+	var evs events
+	cfg.OnEvent = evs.add
+	st := runFile(t, cfg, data)
+	require.True(t, px.faulted.Load(), "the proxy injected the ERROR")
+	// The first reconnect is the ERROR's; later ones may meet the old session still open.
+	var ae *producer.AckError
+	require.ErrorAs(t, evs.first(producer.EventReconnect).Err, &ae)
+	require.Equal(t, 5000, ae.ID)
+	require.Positive(t, st.Reconnects)
+	require.Zero(t, st.Pending+st.Skipped+st.Dropped)
+	requireAllFrames(t, sourceFrames(t, data), storedFragments(t, direct, "cam"), start)
+}
+
+// A non-retriable ERROR (4002) skips exactly that fragment, says which and
+// why, and the rest of the file still arrives.
+func TestSkipOnNonRetriableErrorAck(t *testing.T) {
+	px := newFaultProxy(t)
+	px.inject, px.errorAck = 3, errorAckJSON(4002, "MAX_FRAGMENT_DURATION_REACHED")
+	direct := startBehindProxy(t, px)
+	createStream(t, direct, "cam", 24)
+	data := clip(t, 4, 10)
+	start := time.UnixMilli(1_700_000_000_000)
+	cfg := baseConfig(direct, "cam") // the data endpoint is the proxy
+	cfg.Fast, cfg.StartTime, cfg.FragmentDuration = true, start, 400*time.Millisecond
+	var evs events
+	cfg.OnEvent = evs.add
+	st := runFile(t, cfg, data)
+	require.Equal(t, int64(1), st.Skipped, evs.String())
+	require.Zero(t, st.Pending+st.Dropped)
+
+	var skipped producer.Event
+	for _, ev := range evs.evs {
+		if ev.Kind == producer.EventFragmentSkipped {
+			skipped = ev
+		}
+	}
+	var ae *producer.AckError
+	require.ErrorAs(t, skipped.Err, &ae)
+	require.Equal(t, 4002, ae.ID)
+	// The third fragment: 0.8 s into the file.
+	require.Equal(t, start.Add(800*time.Millisecond), skipped.Timecode)
+	require.Contains(t, ae.Error(), "MAX_FRAGMENT_DURATION_REACHED")
+
+	// Every frame but the skipped fragment's (it lasts until the next one).
+	from, to := skipped.Timecode.UnixMilli(), skipped.Timecode.Add(skipped.Duration).UnixMilli()
+	require.Equal(t, int64(400), to-from)
+	var want []mkv.Frame
+	for _, f := range sourceFrames(t, data) {
+		if ts := start.UnixMilli() + f.Timecode; ts < from || ts >= to {
+			want = append(want, f)
+		}
+	}
+	require.Len(t, want, 90)
+	requireAllFrames(t, want, storedFragments(t, direct, "cam"), start)
+}
+
+// kvsd restarted (same data dir, same port) in the middle of a paced
+// upload: the producer gets ERROR 5000 or a refused connection, retries,
+// and every frame arrives.
+func TestServerRestartMidUpload(t *testing.T) {
+	dir := t.TempDir()
+	srv := kvstest.Start(t, kvstest.Options{DataDir: dir})
+	addr := srv.Addr.String()
+	createStream(t, srv, "cam", 24)
+	data := clip(t, 3, 10)
+	start := time.UnixMilli(1_700_000_000_000)
+	cfg := baseConfig(srv, "cam")
+	cfg.StartTime, cfg.FragmentDuration = start, 400*time.Millisecond // paced: 3 s
+	p, err := producer.New(cfg)
+	require.NoError(t, err)
+	type result struct {
+		st  producer.Stats
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := p.Run(context.Background(), producer.NewMKVSource(bytes.NewReader(data), false))
+		done <- result{st, err}
+	}()
+	time.Sleep(1200 * time.Millisecond)
+	srv.Stop(t)
+	time.Sleep(300 * time.Millisecond) // the producer finds nothing listening
+	srv2 := kvstest.Start(t, kvstest.Options{DataDir: dir, Configure: func(c *app.Config) { c.Listen = addr }})
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not finish after the restart")
+	}
+	require.NoError(t, r.err)
+	require.Positive(t, r.st.Reconnects)
+	require.Zero(t, r.st.Pending+r.st.Skipped+r.st.Dropped)
+	requireAllFrames(t, sourceFrames(t, data), storedFragments(t, srv2, "cam"), start)
+}
+
+// Connections are rotated at fragment boundaries (here every 0.5 s, in
+// production before 45 minutes) without resending anything.
+func TestConnectionRotation(t *testing.T) {
+	srv := kvstest.Start(t)
+	createStream(t, srv, "cam", 24)
+	data := clip(t, 2, 5)
+	start := time.UnixMilli(1_700_000_000_000)
+	cfg := baseConfig(srv, "cam")
+	cfg.StartTime, cfg.FragmentDuration, cfg.ConnectionAge = start, 200*time.Millisecond, 500*time.Millisecond
+	st := runFile(t, cfg, data)
+	require.Zero(t, st.Pending+st.Skipped+st.Dropped+st.Reconnects)
+	stored := storedFragments(t, srv, "cam")
+	require.Len(t, stored, int(st.Fragments), "no fragment sent twice")
+	uids := map[string]bool{}
+	for _, f := range stored {
+		hdr, _, err := mkv.ReadFrames(f.Media, mkv.Limits{})
+		require.NoError(t, err)
+		uids[string(hdr.SegmentUID)] = true
+	}
+	require.GreaterOrEqual(t, len(uids), 3, "one MKV header per connection")
+	requireAllFrames(t, sourceFrames(t, data), stored, start)
+}
+
+// Stopping a live source (Ctrl-C) completes the fragment being built, ends
+// the body and waits for the last acks: everything read is persisted.
+func TestStopFlushesLiveSource(t *testing.T) {
+	srv := kvstest.Start(t)
+	createStream(t, srv, "cam", 24)
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25",
+		"-t", "20", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "10", "-flush_packets", "1", "-f", "matroska", "-")
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	src := producer.NewMKVSource(out, true)
+	defer src.Close()
+
+	cfg := baseConfig(srv, "cam")
+	cfg.FragmentDuration = time.Second
+	p, err := producer.New(cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	st, err := p.Run(ctx, src)
+	require.NoError(t, err)
+	require.Less(t, time.Since(began), 2500*time.Millisecond+producer.DefaultStopTimeout)
+	require.Zero(t, st.Pending+st.Skipped+st.Dropped)
+	require.Greater(t, st.Frames, int64(25))
+
+	stored := storedFragments(t, srv, "cam")
+	require.Len(t, stored, int(st.Fragments))
+	n := 0
+	for _, f := range stored {
+		n += len(f.Frames)
+		require.True(t, f.Frames[0].Keyframe)
+	}
+	require.Equal(t, int(st.Frames), n, "every frame read is in the stream")
+	// A live source is stamped with the wall clock.
+	require.InDelta(t, began.UnixMilli(), stored[0].Producer, 2000)
+}
+
+// Streams that keep no data never answer PERSISTED: fragments are released
+// on RECEIVED.
+func TestRetentionZeroReleasesOnReceived(t *testing.T) {
+	srv := kvstest.Start(t)
+	createStream(t, srv, "live", 0)
+	cfg := baseConfig(srv, "live")
+	cfg.Fast, cfg.FragmentDuration = true, 400*time.Millisecond
+	st := runFile(t, cfg, clip(t, 2, 10))
+	require.Equal(t, st.Fragments, st.Persisted)
+	require.Zero(t, st.Pending)
+}
+
+// A missing stream is reported as such, without retrying.
+func TestMissingStreamIsFatal(t *testing.T) {
+	srv := kvstest.Start(t)
+	p, err := producer.New(baseConfig(srv, "nope"))
+	require.NoError(t, err)
+	_, err = p.Run(context.Background(), producer.NewMKVSource(bytes.NewReader(clip(t, 1, 10)), false))
+	require.ErrorIs(t, err, producer.ErrStreamNotFound)
+}
+
+// Another codec is refused before anything is sent, naming it.
+func TestVP8Refused(t *testing.T) {
+	data := kvstest.FFmpegMKV(t, "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", "1", "-c:v", "libvpx", "-f", "webm", "-")
+	_, err := producer.NewMKVSource(bytes.NewReader(data), false).Track(context.Background())
+	require.ErrorIs(t, err, producer.ErrUnsupportedCodec)
+	require.EqualError(t, err, "unsupported codec: kvsd streams H.264/H.265, this is VP8")
+}
+
+// Tag limits are checked before anything is sent.
+func TestTagLimits(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	pairs := func(n int) []producer.Tag {
+		var out []producer.Tag
+		for i := range n {
+			out = append(out, producer.Tag{Name: "k" + string(rune('a'+i)), Value: "v"})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  producer.Config
+		want string
+	}{
+		{"11 pairs", producer.Config{Metadata: pairs(11)}, "11 tags: at most 10"},
+		{"6 pairs, both events", producer.Config{Metadata: pairs(6), Notify: true, ImageGeneration: true}, "use at most 5 tags"},
+		{"long name", producer.Config{Metadata: []producer.Tag{{Name: long[:129], Value: "v"}}}, "129 bytes: at most 128"},
+		{"long value", producer.Config{Metadata: []producer.Tag{{Name: "k", Value: long[:257]}}}, "257 bytes: at most 256"},
+		{"reserved name", producer.Config{Metadata: []producer.Tag{{Name: "AWS_X", Value: "v"}}}, "names starting with AWS are reserved"},
+		{"long prefix", producer.Config{ImageGeneration: true, ImagePrefix: long[:257]}, "image prefix of 257 bytes"},
+		{"AWS prefix", producer.Config{ImageGeneration: true, ImagePrefix: "AWSfoo"}, "must not start with AWS"},
+		{"prefix without images", producer.Config{ImagePrefix: "p"}, "needs image generation"},
+		{"duplicate", producer.Config{Metadata: []producer.Tag{{Name: "k", Value: "1"}, {Name: "k", Value: "2"}}}, "given twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.ValidateTags()
+			require.ErrorIs(t, err, producer.ErrInvalidConfig)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+	ok := producer.Config{Metadata: pairs(10), ImageGeneration: true, ImagePrefix: strings.Repeat("p", 256)}
+	require.NoError(t, ok.ValidateTags())
+	require.False(t, errors.Is(ok.ValidateTags(), producer.ErrInvalidConfig))
+}
+
+// ConnectionLimitExceededException (another session still holds the
+// stream, as the old one may right after a reconnect) is retried with
+// backoff until the slot is free. The holder's connection goes back to the
+// shared default transport and the reads below reuse it: before the fix in
+// kvsapi's putMediaBody.Close, kvsd answered them 499.
+func TestConnectionLimitRetried(t *testing.T) {
+	srv := kvstest.Start(t)
+	createStream(t, srv, "cam", 24)
+	// Another producer holds the stream's one connection for a second.
+	pr, pw := io.Pipe()
+	held := make(chan error, 1)
+	go func() {
+		held <- srv.PutMediaClient().Put(context.Background(), putmedia.Request{StreamName: "cam", Body: pr}, nil)
+	}()
+	_, err := pw.Write(kvstest.TestPattern(t, 1, time.Now())[:100]) // a header's start: the session is open
+	require.NoError(t, err)
+	time.AfterFunc(time.Second, func() { pw.Close() })
+
+	data := clip(t, 2, 10)
+	start := time.UnixMilli(1_700_000_000_000)
+	cfg := baseConfig(srv, "cam")
+	cfg.Fast, cfg.StartTime = true, start
+	var evs events
+	cfg.OnEvent = evs.add
+	st := runFile(t, cfg, data)
+	require.Positive(t, st.Reconnects)
+	require.Contains(t, evs.String(), "putMedia: 400 ConnectionLimitExceededException")
+	require.Zero(t, st.Pending+st.Skipped+st.Dropped)
+	<-held
+	requireAllFrames(t, sourceFrames(t, data), storedFragments(t, srv, "cam"), start)
+}
