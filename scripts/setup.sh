@@ -26,6 +26,7 @@ declare -A need_files=(
 # Headers for the media package (cgo over FFmpeg 5.1 and libjpeg-turbo).
 declare -A need_headers=(
   [/usr/include/x86_64-linux-gnu/libavcodec/avcodec.h]=libavcodec-dev
+  [/usr/include/x86_64-linux-gnu/libavformat/avformat.h]=libavformat-dev
   [/usr/include/x86_64-linux-gnu/libavutil/avutil.h]=libavutil-dev
   [/usr/include/x86_64-linux-gnu/libswscale/swscale.h]=libswscale-dev
   [/usr/include/turbojpeg.h]=libturbojpeg0-dev

@@ -1,168 +1,387 @@
-// Command put measures the CPU that `kvsd put` spends on one real-time 1080p30 H.264 stream at
-// 2 Mbit/s read from a Matroska file, beside what kvsd itself spends ingesting it. Both run as
-// separate processes over loopback; CPU is user+system time from the kernel (the put process's
-// rusage, kvsd's /proc/<pid>/stat over the same span), so load from other processes changes the
-// wall time little and the CPU figures not at all. It prints a Markdown table on stdout.
-//
-//	go run ./bench/put                  # 60 s of video, paced to real time
-//	go run ./bench/put -seconds 20
-//
-// Exit status: 0 when `kvsd put` stays within 5 % of one core, 3 when it does not, 1 on error.
+// Command put measures the CPU that `kvsd put` uses for one real-time
+// camera-like stream (1080p30 H.264 at 2 Mbit/s by default) from a file and
+// from an RTSP camera, beside the CPU of the kvsd server taking the same
+// stream. It prints Markdown tables on stdout; progress goes to stderr.
+// See bench/README.md.
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
+	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/kvsd/kvsd/internal/app"
+	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/rtspsrc/rtsptest"
+	"github.com/kvsd/kvsd/producer"
 )
 
+// Credentials the kvsd this program starts accepts.
 const (
-	accessKey = "AKIAKVSDBENCHPUT0001"
-	secretKey = "kvsdBenchPutSecret/0123456789abcdefghij"
-	target    = 5.0 // % of one core
+	accessKeyID     = "AKIAKVSDBENCHPUT0001"
+	secretAccessKey = "kvsdBenchPutSecret/0123456789abcdefghijk"
+	region          = "us-east-1"
 )
+
+// target is the most CPU `kvsd put` may use for one stream, in cores.
+const target = 0.05
+
+type config struct {
+	duration time.Duration
+	width    int
+	height   int
+	fps      int
+	bitrate  int
+	kvsd     string
+	cacheDir string
+	workDir  string
+	keep     bool
+	only     string
+}
+
+// childEnv makes this program (or its test binary) run as kvsd, for
+// -kvsd self: the smoke test has no kvsd binary to start.
+const childEnv = "KVSD_BENCH_PUT_CHILD"
 
 func main() {
-	seconds := flag.Int("seconds", 60, "length of the test video (it streams in real time)")
-	workDir := flag.String("work-dir", "", "where the binary, video and data go (default: a new temporary directory, removed)")
-	flag.Parse()
-	code, err := run(*seconds, *workDir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench/put:", err)
-		os.Exit(1)
+	if os.Getenv(childEnv) != "" {
+		os.Exit(kvsdMain())
 	}
-	os.Exit(code)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(seconds int, dir string) (int, error) {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "kvsd-bench-put-")
-		if err != nil {
-			return 0, err
+// kvsdMain is cmd/kvsd's main.
+func kvsdMain() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return app.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var cfg config
+	fs := flag.NewFlagSet("put", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.DurationVar(&cfg.duration, "duration", 60*time.Second, "how long each stream runs (real time)")
+	size := fs.String("size", "1920x1080", "picture size of the test video")
+	fs.IntVar(&cfg.fps, "fps", 30, "frame rate of the test video")
+	fs.IntVar(&cfg.bitrate, "bitrate", 2_000_000, "bit rate of the test video")
+	fs.StringVar(&cfg.kvsd, "kvsd", "", "benchmark this kvsd binary instead of building ./cmd/kvsd (self: this program)")
+	fs.StringVar(&cfg.cacheDir, "cache-dir", filepath.Join(os.TempDir(), "kvsd-bench-cache"), "keeps the test video between runs")
+	fs.StringVar(&cfg.workDir, "work-dir", "", "this run's data (default: a new temporary directory, removed at the end)")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep the work dir (the logs of kvsd and kvsd put are there)")
+	fs.StringVar(&cfg.only, "only", "file,rtsp", "sources to measure: file, rtsp (comma-separated)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if _, err := fmt.Sscanf(*size, "%dx%d", &cfg.width, &cfg.height); err != nil {
+		fmt.Fprintf(stderr, "put: -size %q: want WxH\n", *size)
+		return 2
+	}
+	rows, err := bench(context.Background(), cfg, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "put: %v\n", err)
+		return 1
+	}
+	for _, r := range rows {
+		if r.putCores() > target {
+			return 3
 		}
-		defer os.RemoveAll(d)
-		dir = d
 	}
-	bin := filepath.Join(dir, "kvsd")
-	fmt.Fprintln(os.Stderr, "building kvsd …")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/kvsd").CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("go build: %v: %s", err, out)
-	}
-	video := filepath.Join(dir, "hd.mkv")
-	fmt.Fprintf(os.Stderr, "encoding %d s of 1080p30 at 2 Mbit/s …\n", seconds)
-	if out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
-		"-t", strconv.Itoa(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "2M", "-maxrate", "2M", "-bufsize", "4M",
-		"-g", "60", "-f", "matroska", video).CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("ffmpeg: %v: %s", err, out)
-	}
-
-	addr, err := freeAddr()
-	if err != nil {
-		return 0, err
-	}
-	url := "http://" + addr
-	srv := exec.Command(bin, "serve", "--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--log-level", "warn")
-	srv.Env = append(os.Environ(), "KVSD_ACCESS_KEY_ID="+accessKey, "KVSD_SECRET_ACCESS_KEY="+secretKey)
-	srv.Stderr = os.Stderr
-	if err := srv.Start(); err != nil {
-		return 0, err
-	}
-	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-	if err := waitHealthy(url); err != nil {
-		return 0, err
-	}
-
-	fmt.Fprintf(os.Stderr, "streaming for %d s …\n", seconds)
-	put := exec.Command(bin, "put", "--stream", "bench", "--create", "--endpoint-url", url, "--quiet", video)
-	put.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+accessKey, "AWS_SECRET_ACCESS_KEY="+secretKey, "AWS_REGION=us-east-1",
-		"AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
-	var summary strings.Builder
-	put.Stderr = &summary
-	before, err := procCPU(srv.Process.Pid)
-	if err != nil {
-		return 0, err
-	}
-	began := time.Now()
-	if err := put.Run(); err != nil {
-		return 0, fmt.Errorf("kvsd put: %v: %s", err, summary.String())
-	}
-	wall := time.Since(began)
-	after, err := procCPU(srv.Process.Pid)
-	if err != nil {
-		return 0, err
-	}
-	putCPU := put.ProcessState.UserTime() + put.ProcessState.SystemTime()
-	srvCPU := after - before
-
-	pct := func(d time.Duration) float64 { return 100 * d.Seconds() / wall.Seconds() }
-	fmt.Printf("One real-time stream, %d s of 1080p30 H.264 at 2 Mbit/s from a Matroska file, %.1f s wall.\n\n", seconds, wall.Seconds())
-	fmt.Println("| process | CPU s | % of one core | target |")
-	fmt.Println("|---|---:|---:|---|")
-	met := pct(putCPU) <= target
-	verdict := "met"
-	if !met {
-		verdict = "missed"
-	}
-	fmt.Printf("| `kvsd put` (whole process: start, DescribeStream/CreateStream, PutMedia) | %.2f | %.1f %% | ≤ %.0f %%: %s |\n", putCPU.Seconds(), pct(putCPU), target, verdict)
-	fmt.Printf("| `kvsd serve` ingesting it (same span) | %.2f | %.1f %% | |\n", srvCPU.Seconds(), pct(srvCPU))
-	fmt.Printf("\n`kvsd put` said: %s\n", strings.TrimSpace(summary.String()))
-	if !met {
-		return 3, nil
-	}
-	return 0, nil
+	return 0
 }
 
-// procCPU returns a process's user+system CPU time from /proc.
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name (which may hold spaces) start after the last ')'.
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 13 {
-		return 0, errors.New("short /proc stat")
-	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, errors.New("bad /proc stat")
-	}
-	const clkTck = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / clkTck, nil
+// row is one measured stream.
+type row struct {
+	source    string
+	wall      time.Duration
+	putCPU    time.Duration
+	putRSS    int64 // bytes
+	serverCPU time.Duration
+	summary   string // kvsd put's last line
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func (r row) putCores() float64    { return r.putCPU.Seconds() / r.wall.Seconds() }
+func (r row) serverCores() float64 { return r.serverCPU.Seconds() / r.wall.Seconds() }
+
+func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]row, error) {
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "put: "+format+"\n", a...) }
+	work := cfg.workDir
+	if work == "" {
+		var err error
+		if work, err = os.MkdirTemp("", "kvsd-bench-put-"); err != nil {
+			return nil, err
+		}
+		if !cfg.keep {
+			defer os.RemoveAll(work)
+		}
+	} else if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	bin := cfg.kvsd
+	if bin == "self" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		bin = self
+		os.Setenv(childEnv, "1") // the children run as kvsd
+		defer os.Unsetenv(childEnv)
+	}
+	if bin == "" {
+		logf("building ./cmd/kvsd")
+		bin = filepath.Join(work, "kvsd")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/kvsd").CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build ./cmd/kvsd (run from the repository root): %v\n%s", err, out)
+		}
+	}
+	video, err := testVideo(ctx, cfg, logf)
 	if err != nil {
+		return nil, err
+	}
+	srv, err := startServer(ctx, bin, work)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+
+	var rows []row
+	if strings.Contains(cfg.only, "file") {
+		logf("file: kvsd put %s in real time (%v)", filepath.Base(video), cfg.duration)
+		r, err := measure(ctx, bin, srv, work, "file", []string{video})
+		if err != nil {
+			return nil, err
+		}
+		r.source = "file (MP4, real time)"
+		rows = append(rows, r)
+	}
+	if strings.Contains(cfg.only, "rtsp") {
+		cam, err := camera(video)
+		if err != nil {
+			return nil, err
+		}
+		logf("rtsp: kvsd put %s for %v", cam.URL(), cfg.duration)
+		r, err := measure(ctx, bin, srv, work, "rtsp", []string{"--duration", cfg.duration.String(), cam.URL()})
+		cam.Close()
+		if err != nil {
+			return nil, err
+		}
+		r.source = "RTSP camera (gortsplib server in this program)"
+		rows = append(rows, r)
+	}
+	report(stdout, cfg, rows)
+	return rows, nil
+}
+
+// testVideo makes (once, then from the cache) an MP4 of the configured
+// stream with ffmpeg: testsrc2, libx264, a keyframe every 2 s, no B-frames,
+// the bit rate held by the VBV as a camera holds it.
+func testVideo(ctx context.Context, cfg config, logf func(string, ...any)) (string, error) {
+	if err := os.MkdirAll(cfg.cacheDir, 0o755); err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	path := filepath.Join(cfg.cacheDir, fmt.Sprintf("put-%dx%d-%dfps-%dbps-%ds.mp4", cfg.width, cfg.height, cfg.fps, cfg.bitrate, int(cfg.duration.Seconds())))
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	logf("making the test video with ffmpeg (cached in %s)", cfg.cacheDir)
+	gop := strconv.Itoa(2 * cfg.fps)
+	br := strconv.Itoa(cfg.bitrate)
+	tmp := path + ".tmp.mp4"
+	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=s=%dx%d:r=%d", cfg.width, cfg.height, cfg.fps), "-t", fmt.Sprint(cfg.duration.Seconds()),
+		"-c:v", "libx264", "-preset", "ultrafast", "-b:v", br, "-maxrate", br, "-bufsize", strconv.Itoa(2*cfg.bitrate),
+		"-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p", tmp)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("ffmpeg: %v\n%s", err, out)
+	}
+	return path, os.Rename(tmp, path)
 }
 
-func waitHealthy(url string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/healthz", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
+// camera serves the video's frames over RTSP in real time, looping.
+func camera(video string) (*rtsptest.Server, error) {
+	src, err := media.OpenFile(video, media.FileOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	ctx := context.Background()
+	track, err := src.Track(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var frames []producer.Frame
+	for {
+		f, err := src.ReadFrame(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		frames = append(frames, f)
+	}
+	return rtsptest.Start(rtsptest.Config{Track: track, Frames: frames, Loop: true})
+}
+
+// server is the kvsd child process.
+type server struct {
+	cmd  *exec.Cmd
+	url  string
+	done chan error
+}
+
+var urlLine = regexp.MustCompile(`serving the KVS API on (http://127\.0\.0\.1:[0-9]+)`)
+
+func startServer(ctx context.Context, bin, work string) (*server, error) {
+	cmd := exec.CommandContext(ctx, bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(work, "data"),
+		"--region", region, "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "KVSD_ACCESS_KEY_ID="+accessKeyID, "KVSD_SECRET_ACCESS_KEY="+secretAccessKey,
+		"KVSD_SESSION_TOKEN=", "KVSD_LISTEN=", "KVSD_DATA_DIR=", "KVSD_PUBLIC_URL=", "KVSD_CREDENTIALS_FILE=")
+	logf, err := os.Create(filepath.Join(work, "kvsd.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = logf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, done: make(chan error, 1)}
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := urlLine.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case urlc <- m[1]:
+				default:
+				}
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		s.done <- cmd.Wait()
+		logf.Close()
+	}()
+	select {
+	case s.url = <-urlc:
+		return s, nil
+	case err := <-s.done:
+		return nil, fmt.Errorf("kvsd exited before serving: %v (see %s)", err, logf.Name())
+	case <-time.After(60 * time.Second):
+		s.stop()
+		return nil, errors.New("kvsd did not announce its URL within 60 s")
 	}
-	return errors.New("kvsd did not become healthy within 30 s")
+}
+
+func (s *server) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// measure runs kvsd put on a new stream and returns its CPU (rusage of the
+// child) and the server's over the same wall time (/proc/<pid>/stat).
+func measure(ctx context.Context, bin string, srv *server, work, stream string, args []string) (row, error) {
+	full := append([]string{"put", "--stream", stream, "--create", "--endpoint-url", srv.url, "--region", region, "--quiet"}, args...)
+	cmd := exec.CommandContext(ctx, bin, full...)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+accessKeyID, "AWS_SECRET_ACCESS_KEY="+secretAccessKey,
+		"AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_ENDPOINT_URL=", "AWS_ENDPOINT_URL_KINESIS_VIDEO=")
+	logPath := filepath.Join(work, "put-"+stream+".log")
+	out, err := os.Create(logPath)
+	if err != nil {
+		return row{}, err
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	server0, err := cpuTime(srv.cmd.Process.Pid)
+	if err != nil {
+		return row{}, err
+	}
+	t0 := time.Now()
+	runErr := cmd.Run()
+	wall := time.Since(t0)
+	server1, err := cpuTime(srv.cmd.Process.Pid)
+	if err != nil {
+		return row{}, err
+	}
+	log, _ := os.ReadFile(logPath)
+	lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+	if runErr != nil {
+		return row{}, fmt.Errorf("kvsd put %s: %v\n%s", strings.Join(args, " "), runErr, log)
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return row{
+		wall:      wall,
+		putCPU:    time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		putRSS:    ru.Maxrss * 1024,
+		serverCPU: server1 - server0,
+		summary:   lines[len(lines)-1],
+	}, nil
+}
+
+// cpuTime is the user+system CPU time a process has used, from
+// /proc/<pid>/stat (USER_HZ is 100 on Linux).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("CPU time of kvsd (Linux /proc needed): %w", err)
+	}
+	// The command name may hold spaces: fields start after its ")".
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+func report(w io.Writer, cfg config, rows []row) {
+	fmt.Fprintf(w, "## kvsd put: CPU for one real-time stream\n\n")
+	fmt.Fprintf(w, "%s, %d cores, %s/%s, %s. Video: %dx%d at %d fps, H.264 %.1f Mbit/s, a keyframe every 2 s; each stream runs %v.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel(),
+		cfg.width, cfg.height, cfg.fps, float64(cfg.bitrate)/1e6, cfg.duration)
+	fmt.Fprintf(w, "| source | wall s | kvsd put CPU s | kvsd put, %% of a core | target ≤ 5 %% | kvsd put max RSS | kvsd serve CPU s | kvsd serve, %% of a core |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---|---:|---:|---:|\n")
+	for _, r := range rows {
+		met := "met"
+		if r.putCores() > target {
+			met = "missed"
+		}
+		fmt.Fprintf(w, "| %s | %.1f | %.2f | %.2f %% | %s | %.0f MB | %.2f | %.2f %% |\n", r.source, r.wall.Seconds(), r.putCPU.Seconds(),
+			100*r.putCores(), met, float64(r.putRSS)/1e6, r.serverCPU.Seconds(), 100*r.serverCores())
+	}
+	fmt.Fprintln(w)
+	for _, r := range rows {
+		fmt.Fprintf(w, "- %s: `%s`\n", r.source, r.summary)
+	}
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
 }

@@ -67,9 +67,12 @@ Streams video to a Kinesis Video stream on kvsd or AWS, the way the KVS producer
 (DescribeStream, GetDataEndpoint, PutMedia), with fragments on keyframes, tags for image
 generation and notifications, and resends after network or server failures.
 
-SOURCE is a Matroska/WebM file (H.264 or H.265), or - for a Matroska stream on stdin, e.g.
+SOURCE (H.264 or H.265 video) is one of
+  a file: Matroska/WebM, MP4/MOV, MPEG-TS, raw Annex-B .h264/.h265 (timed at 25 fps)
+  rtsp://[user:pass@]camera/stream   an RTSP camera, dialled again when it drops
+  testsrc                            a moving test pattern (libx264, 1280x720 30 fps 2 Mbit/s)
+  -                                  a Matroska stream on stdin, e.g.
   gst-launch-1.0 -q v4l2src ! x264enc tune=zerolatency ! h264parse ! matroskamux streamable=true ! fdsink fd=1 | kvsd put --stream cam-1 -
-  ffmpeg -i rtsp://camera/stream -c copy -f matroska - | kvsd put --stream cam-1 -
 
 Endpoint: --endpoint-url, else AWS_ENDPOINT_URL_KINESIS_VIDEO, else AWS_ENDPOINT_URL, else AWS.
 Credentials and region: the standard AWS chain (AWS_ACCESS_KEY_ID …, AWS_PROFILE, AWS_REGION).

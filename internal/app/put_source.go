@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/rtspsrc"
 	"github.com/kvsd/kvsd/producer"
 )
 
@@ -18,12 +21,6 @@ type putSource struct {
 	// progress reports the bytes read so far and the total, for a file's
 	// progress bar; nil when there is no such measure (live sources).
 	progress func() (done, total int64)
-}
-
-// errNotInBuild is a source kind this build of kvsd put cannot read.
-func errNotInBuild(arg, what string) error {
-	return fmt.Errorf("%s: %s are not supported in this build of kvsd put; pipe Matroska in instead, e.g. ffmpeg -i %s -c copy -f matroska - | kvsd put --stream NAME -",
-		arg, what, arg)
 }
 
 // ebmlMagic starts every Matroska and WebM file.
@@ -38,9 +35,19 @@ func openSource(arg string, stdin io.Reader) (*putSource, error) {
 	case arg == "-":
 		return &putSource{Source: producer.NewMKVSource(stdin, true)}, nil
 	case strings.HasPrefix(arg, "rtsp://") || strings.HasPrefix(arg, "rtsps://"):
-		return nil, errNotInBuild(arg, "RTSP cameras")
+		// Reconnects with backoff when the camera drops, and says so.
+		cam, err := rtspsrc.Dial(context.Background(), arg, rtspsrc.Options{})
+		if err != nil {
+			return nil, err
+		}
+		return &putSource{Source: cam}, nil
 	case arg == "testsrc":
-		return nil, errors.New("testsrc: the generated test pattern is not supported in this build of kvsd put")
+		// 1280×720, 30 fps, 2 Mbit/s, a keyframe every 2 s; until --duration or Ctrl-C.
+		pattern, err := media.NewTestSource(media.TestOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return &putSource{Source: pattern}, nil
 	}
 	f, err := os.Open(arg)
 	if err != nil {
@@ -67,15 +74,15 @@ func openSource(arg string, stdin io.Reader) (*putSource, error) {
 		cr := &countingReader{f: f}
 		return &putSource{Source: producer.NewMKVSource(cr, false),
 			progress: func() (int64, int64) { return cr.n.Load(), fi.Size() }}, nil
-	case len(head) >= 8 && string(head[4:8]) == "ftyp":
-		f.Close()
-		return nil, errNotInBuild(arg, "MP4 files")
-	case bytes.HasPrefix(head, []byte{0, 0, 0, 1}) || bytes.HasPrefix(head, []byte{0, 0, 1}):
-		f.Close()
-		return nil, errNotInBuild(arg, "raw H.264/H.265 (Annex-B) files")
 	}
 	f.Close()
-	return nil, fmt.Errorf("%s: not a Matroska/WebM file (no EBML header)", arg)
+	// MP4/MOV, raw H.264/H.265 Annex-B (25 fps) and whatever else
+	// libavformat recognises; other codecs are refused in plain words.
+	file, err := media.OpenFile(arg, media.FileOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return &putSource{Source: file, progress: file.Progress}, nil
 }
 
 // countingReader counts the bytes read from a file and closes it.

@@ -182,9 +182,8 @@ func TestPutFlagValidation(t *testing.T) {
 		require.Contains(t, out, "--start-time and --fast apply to files")
 	}
 	for arg, want := range map[string]string{
-		"rtsp://cam/stream": "RTSP cameras are not supported in this build",
-		"testsrc":           "test pattern is not supported in this build",
-		"/nonexistent.mkv":  "no such file",
+		"rtsp://cam.invalid/stream": "rtsp://cam.invalid/stream", // an unreachable camera is named
+		"/nonexistent.mkv":          "no such file",
 	} {
 		out, code := runPut(t, "http://127.0.0.1:1", "", nil, "--stream", "cam", arg)
 		require.Equal(t, 1, code, out)

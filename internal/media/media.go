@@ -13,6 +13,10 @@
 // lands on a keyframe decodes that keyframe alone, samples that share a GOP
 // share one pass through it, and packets no sample needs are never sent to
 // the decoder.
+//
+// It also feeds the producer (`kvsd put`): OpenFile reads H.264/H.265 video
+// files through libavformat and NewTestSource encodes a moving test pattern
+// with libx264; both are producer.Source values.
 package media
 
 import (

@@ -1,0 +1,118 @@
+//go:build cgo
+
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kvsd/kvsd/internal/app"
+	"github.com/kvsd/kvsd/internal/kvstest"
+	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/rtspsrc/rtsptest"
+	"github.com/kvsd/kvsd/producer"
+)
+
+// srcPut runs kvsd put against srv and returns its exit status and output.
+func srcPut(t *testing.T, srv *kvstest.Server, args ...string) (int, string) {
+	t.Helper()
+	// The AWS configuration loader reads the process environment.
+	env := map[string]string{"AWS_ACCESS_KEY_ID": kvstest.AccessKeyID, "AWS_SECRET_ACCESS_KEY": kvstest.SecretAccessKey,
+		"AWS_SESSION_TOKEN": "", "AWS_PROFILE": "", "AWS_EC2_METADATA_DISABLED": "true",
+		"AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "none"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(t.TempDir(), "none")}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	full := append([]string{"--endpoint-url", srv.URL, "--region", kvstest.Region, "--create"}, args...)
+	code := app.Put(ctx, full, app.PutEnv{Getenv: func(k string) string { return env[k] }, Stdin: strings.NewReader(""),
+		Stdout: &out, Stderr: &out})
+	return code, out.String()
+}
+
+// srcFile makes a 2-second 25 fps H.264 clip (a keyframe every second)
+// with ffmpeg in the format of name.
+func srcFile(t *testing.T, name string, extra ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg not installed (make setup installs it)")
+	}
+	path := filepath.Join(t.TempDir(), name)
+	args := append([]string{"-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25", "-frames:v", "50"}, extra...)
+	if out, err := exec.Command("ffmpeg", append(args, path)...).CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	return path
+}
+
+var x264 = []string{"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-sc_threshold", "0", "-bf", "0"}
+
+var persistedAll = regexp.MustCompile(`: (\d+) of (\d+) fragments persisted \([^,]*, (\d+) frames\)`)
+
+// srcPersisted checks kvsd put's summary: every fragment persisted, frames frames.
+func srcPersisted(t *testing.T, code int, out string, frames int) {
+	t.Helper()
+	m := persistedAll.FindStringSubmatch(out)
+	if code != 0 || m == nil || m[1] != m[2] || m[1] == "0" || (frames > 0 && m[3] != fmt.Sprint(frames)) {
+		t.Fatalf("exit %d, want every fragment persisted and %d frames:\n%s", code, frames, out)
+	}
+}
+
+func TestPutSourcesFromTheCommandLine(t *testing.T) {
+	srv := kvstest.Start(t)
+	t.Run("MP4", func(t *testing.T) {
+		code, out := srcPut(t, srv, "--stream", "mp4", "--fast", srcFile(t, "clip.mp4", x264...))
+		srcPersisted(t, code, out, 50)
+	})
+	t.Run("raw H.264", func(t *testing.T) {
+		code, out := srcPut(t, srv, "--stream", "h264", "--fast", srcFile(t, "clip.h264", append(x264, "-f", "h264")...))
+		srcPersisted(t, code, out, 50)
+	})
+	t.Run("testsrc", func(t *testing.T) {
+		code, out := srcPut(t, srv, "--stream", "pattern", "--duration", "2500ms", "testsrc")
+		srcPersisted(t, code, out, 0)
+	})
+	t.Run("RTSP", func(t *testing.T) {
+		file, err := media.OpenFile(srcFile(t, "cam.mp4", x264...), media.FileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer file.Close()
+		track, _ := file.Track(context.Background())
+		var frames []producer.Frame
+		for {
+			f, err := file.ReadFrame(context.Background())
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			frames = append(frames, f)
+		}
+		cam, err := rtsptest.Start(rtsptest.Config{Track: track, Frames: frames, Loop: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cam.Close()
+		code, out := srcPut(t, srv, "--stream", "cam", "--duration", "2500ms", cam.URL())
+		srcPersisted(t, code, out, 0)
+	})
+	t.Run("other codecs refused in plain words", func(t *testing.T) {
+		code, out := srcPut(t, srv, "--stream", "avi", srcFile(t, "x.avi", "-c:v", "mpeg4"))
+		if code == 0 || !strings.Contains(out, "kvsd streams H.264/H.265; x.avi is MPEG-4 Part 2") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+	})
+}
