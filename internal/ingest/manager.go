@@ -4,11 +4,14 @@
 // reference). It takes an io.Reader and emits Ack values; kvsapi does the HTTP.
 //
 // A Manager admits one session per stream. Session.Run starts two goroutines and stops both
-// before it returns: a parser that reads the body, and a writer that appends fragments to the
-// store one at a time, so fragment N is fsynced while N+1 arrives. Run itself is the session
-// loop, the only goroutine that sends acks. The loop queues at most maxBacklog received
-// fragments for the writer; when they are queued it stops taking parsed events, the parser
-// stops reading, and TCP pushes back on the producer.
+// before it returns: a parser that reads the body, and a writer that writes fragments' media
+// to the store one at a time, so fragment N is fsynced while N+1 arrives. Each fragment's index
+// entry then commits in the store's group commit (shared by all streams) while the writer goes
+// on with the next fragment. Run itself is the session loop, the only goroutine that sends
+// acks: PERSISTED once a fragment's commit is done, in order. The loop queues at most
+// maxBacklog received fragments for the writer and maxCommitting behind it; when they are
+// queued it stops taking parsed events, the parser stops reading, and TCP pushes back on the
+// producer.
 package ingest
 
 import (
@@ -31,8 +34,10 @@ type Streams interface {
 }
 
 // Store is the part of the fragment store ingest writes to; *fragstore.Store implements it.
+// Write makes the media durable and returns with the index entry queued: the session writes
+// the next fragment's media while this one's entry commits.
 type Store interface {
-	Append(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) error
+	Write(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) (*fragstore.Commit, error)
 	LastSeq(ctx context.Context, k fragstore.Key) (uint64, error)
 }
 
@@ -42,7 +47,9 @@ var (
 )
 
 // Event is a complete fragment handed to Config.Publish. Header and Media must not be
-// modified.
+// modified. The Media of a persisted fragment is only valid during the Publish call (its buffer
+// is reused afterwards; read it back from the store, or copy it); that of an unpersisted one
+// (retention 0) stays valid.
 type Event struct {
 	Stream    *stream.Stream
 	Key       fragstore.Key

@@ -20,6 +20,10 @@ import (
 // reading the body. A few absorb an fsync hiccup; more would only hide a slow disk.
 const maxBacklog = 4
 
+// maxCommitting is how many fragments whose media is written may wait for their index commit
+// before the writer gets no more: enough to keep the writer busy while one commit runs.
+const maxCommitting = 4
+
 // Session is one PutMedia connection. Run it once, then Close it.
 type Session struct {
 	m       *Manager
@@ -114,7 +118,13 @@ func (s *Session) parse(in *meter, out chan<- input, stop <-chan struct{}) {
 	for {
 		ev, err := rd.Next()
 		msg := input{ev: ev, at: s.m.cfg.Now(), err: err, readFailed: err != nil && in.err != nil}
-		msg.ev.Raw = bytes.Clone(ev.Raw) // the Reader reuses its buffers on the next call
+		if ev.Kind == mkv.KindClusterEnd {
+			// The Reader's buffer becomes the fragment's (no copy of hundreds of KB); the
+			// Reader goes on in a recycled one.
+			msg.ev.Raw = rd.SwapCluster(buffers.get(len(ev.Raw)))
+		} else {
+			msg.ev.Raw = bytes.Clone(ev.Raw) // the Reader reuses its buffers on the next call
+		}
 		select {
 		case out <- msg:
 		case <-stop:
@@ -149,47 +159,62 @@ func (m *meter) touch() { m.last.Store(time.Now().UnixNano()) }
 
 func (m *meter) lastByte() time.Time { return time.Unix(0, m.last.Load()) }
 
-// writer appends fragments in order on its own goroutine.
+// writer writes fragments' media in order on its own goroutine. Each one's index entry then
+// commits in the store's group commit while the writer goes on with the next fragment's media:
+// a stream's fragments are pipelined, media sync of N+1 overlapping the index commit of N.
 type writer struct {
 	work chan *complete
 	done chan written
 }
 
+// written is a fragment whose media is durable (commit set) or could not be stored (err set).
 type written struct {
-	c   *complete
-	err error // an *ackError
+	c      *complete
+	start  time.Time // handed to the writer
+	commit *fragstore.Commit
+	err    error // an *ackError
 }
+
+// ready is closed when w's outcome is known: its commit finished, or at once for an error.
+func (w written) ready() <-chan struct{} {
+	if w.commit == nil {
+		return closed
+	}
+	return w.commit.Done()
+}
+
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func (s *Session) write(ctx context.Context, w *writer) {
 	for c := range w.work {
-		err := s.append(ctx, c)
+		start := time.Now()
+		commit, err := s.store(ctx, c)
 		select {
-		case w.done <- written{c, err}:
+		case w.done <- written{c: c, start: start, commit: commit, err: err}:
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-// append stores one fragment, unless the stream is gone: a stream deleted (or deleted and
-// created again) must not receive this session's fragments.
-func (s *Session) append(ctx context.Context, c *complete) error {
+// store writes one fragment's media and queues its index entry, unless the stream is gone: a
+// stream deleted (or deleted and created again) must not receive this session's fragments.
+func (s *Session) store(ctx context.Context, c *complete) (*fragstore.Commit, error) {
 	st, err := s.m.cfg.Streams.Describe(ctx, stream.Ref{Name: s.st.Name})
 	switch {
 	case errors.Is(err, stream.ErrNotFound) || err == nil && fragstore.KeyOf(st) != s.key:
-		return failf(errStreamNotActive, c.frag, "the stream was deleted")
+		return nil, failf(errStreamNotActive, c.frag, "the stream was deleted")
 	case err != nil:
-		return failf(errArchival, c.frag, "check the stream: %w", err)
+		return nil, failf(errArchival, c.frag, "check the stream: %w", err)
 	}
-	start := time.Now()
-	if err := s.m.cfg.Store.Append(ctx, s.key, c.doc.raw, c.frag, c.media); err != nil {
+	commit, err := s.m.cfg.Store.Write(ctx, s.key, c.doc.raw, c.frag, c.media)
+	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("persist fragment", "fragment", c.frag.Number, "err", err)
 		}
-		return failf(errArchival, c.frag, "persist: %w", err)
+		return nil, failf(errArchival, c.frag, "persist: %w", err)
 	}
-	s.m.metrics.persist.Observe(time.Since(start).Seconds())
-	return nil
+	return commit, nil
 }
 
 // loop is the session's main goroutine: the only one that emits acks and publishes.
@@ -199,10 +224,12 @@ type loop struct {
 	in   *meter
 	w    *writer // nil without retention
 
-	backlog []*complete // received, not yet handed to the writer
-	busy    bool        // the writer holds a fragment
-	failure *ackError   // to send once the fragments before it are persisted
-	eof     bool
+	backlog    []*complete // received, not yet handed to the writer
+	busy       bool        // the writer holds a fragment
+	committing []written   // media written (or failed), in order, awaiting the index commit
+	failure    *ackError   // to send once the fragments before it are persisted
+	broken     bool        // the writer failed: its error is queued in committing
+	eof        bool
 
 	reading  bool      // taking events last time round
 	resumed  time.Time // when reading last resumed: a pause is ours, not the producer's silence
@@ -215,8 +242,8 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 	defer tick.Stop()
 	stopped := l.s.stopped
 	for {
-		draining := l.eof || l.failure != nil
-		if draining && len(l.backlog) == 0 && !l.busy {
+		draining := l.eof || l.failure != nil || l.broken
+		if draining && len(l.backlog) == 0 && !l.busy && len(l.committing) == 0 {
 			if l.failure != nil {
 				return l.failure
 			}
@@ -232,14 +259,18 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 			work chan<- *complete
 			next *complete
 			done <-chan written
+			head <-chan struct{}
 		)
 		if reading {
 			recv = events
 		}
 		if l.w != nil {
 			done = l.w.done
-			if !l.busy && len(l.backlog) > 0 {
+			if !l.busy && len(l.backlog) > 0 && len(l.committing) < maxCommitting {
 				work, next = l.w.work, l.backlog[0]
+			}
+			if len(l.committing) > 0 {
+				head = l.committing[0].ready()
 			}
 		}
 
@@ -254,6 +285,11 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 			l.backlog, l.busy = l.backlog[1:], true
 		case r := <-done:
 			l.busy = false
+			l.written(r)
+		case <-head:
+			r := l.committing[0]
+			l.committing[0] = written{} // let the fragment go once handled
+			l.committing = l.committing[1:]
 			err = l.persisted(r)
 		case <-tick.C:
 			err = l.idle()
@@ -323,14 +359,37 @@ func (l *loop) received(c *complete) {
 	l.publish(c, false)
 }
 
-func (l *loop) persisted(r written) error {
+// written queues a fragment the writer is done with behind the ones committing. After a
+// failure nothing more is handed to the writer: the fragments before it still get their
+// PERSISTED acks, then the session ends with its error.
+func (l *loop) written(r written) {
+	l.committing = append(l.committing, r)
 	if r.err != nil {
-		return r.err // supersedes a pending failure: the producer must resend from here
+		l.backlog, l.broken = nil, true
 	}
+}
+
+// persisted handles the oldest fragment in committing once its outcome is known.
+func (l *loop) persisted(r written) error {
+	err := r.err
+	if err == nil {
+		if cerr := r.commit.Err(); cerr != nil {
+			l.s.log.Error("persist fragment", "fragment", r.c.frag.Number, "err", cerr)
+			err = failf(errArchival, r.c.frag, "persist: %w", cerr)
+		}
+	}
+	if err != nil {
+		return err // supersedes a pending failure: the producer must resend from here
+	}
+	l.s.m.metrics.persist.Observe(time.Since(r.start).Seconds())
 	if err := l.emit(ackFor(EventPersisted, r.c.frag)); err != nil {
 		return err
 	}
 	l.publish(r.c, true)
+	// Publish is done with the media of a persisted fragment (it is read back from the store
+	// from now on), so its buffer goes to the next Cluster.
+	buffers.put(r.c.media)
+	r.c.media = nil
 	return nil
 }
 
@@ -357,4 +416,34 @@ func (l *loop) idle() error {
 		return l.emit(Ack{EventType: EventIdle})
 	}
 	return nil
+}
+
+// buffers recycles the buffers persisted fragments were read into. The Reader keeps filling
+// one buffer per session with the Cluster being received; once a fragment is persisted its
+// buffer goes back here for the next Cluster of any session. Without it every fragment is a
+// fresh allocation of hundreds of KB, and the garbage collector lets the heap grow to twice
+// the live buffers before it reclaims them.
+var buffers bufferPool
+
+// maxPooled keeps rare huge fragments (up to 50 MB) from being held for reuse.
+const maxPooled = 8 << 20
+
+type bufferPool struct{ p sync.Pool } // of *[]byte
+
+// get returns an empty buffer, recycled if one is free, else one with room for hint bytes
+// (the size of the session's previous Cluster).
+func (bp *bufferPool) get(hint int) []byte {
+	if b, ok := bp.p.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, min(hint+hint/8, maxPooled))
+}
+
+// put recycles b; its owner must not use it afterwards.
+func (bp *bufferPool) put(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooled {
+		return
+	}
+	b = b[:0]
+	bp.p.Put(&b)
 }

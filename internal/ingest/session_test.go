@@ -203,7 +203,7 @@ func TestIdleAcksAndTimeout(t *testing.T) {
 	require.GreaterOrEqual(t, idle, 3)
 }
 
-// gatedStore holds every Append until the test lets it go, to observe backpressure. It
+// gatedStore holds every Write until the test lets it go, to observe backpressure. It
 // persists through the real store.
 type gatedStore struct {
 	Store
@@ -212,16 +212,16 @@ type gatedStore struct {
 	entered int
 }
 
-func (g *gatedStore) Append(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) error {
+func (g *gatedStore) Write(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) (*fragstore.Commit, error) {
 	g.mu.Lock()
 	g.entered++
 	g.mu.Unlock()
 	select {
 	case <-g.gate:
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
-	return g.Store.Append(ctx, k, header, f, media)
+	return g.Store.Write(ctx, k, header, f, media)
 }
 
 // While fragments wait for the disk the session keeps receiving up to maxBacklog of them, then
