@@ -115,6 +115,8 @@ type input struct {
 // first error or when stop is closed.
 func (s *Session) parse(in *meter, out chan<- input, stop <-chan struct{}) {
 	rd := mkv.NewReader(in, mkv.Limits{MaxClusterSize: s.m.cfg.MaxFragmentSize})
+	rd.SwapCluster(buffers.get(0))
+	defer func() { buffers.put(rd.SwapCluster(nil)) }() // nil while a Cluster is half read
 	for {
 		ev, err := rd.Next()
 		msg := input{ev: ev, at: s.m.cfg.Now(), err: err, readFailed: err != nil && in.err != nil}
@@ -430,13 +432,17 @@ const maxPooled = 8 << 20
 
 type bufferPool struct{ p sync.Pool } // of *[]byte
 
-// get returns an empty buffer, recycled if one is free, else one with room for hint bytes
-// (the size of the session's previous Cluster).
+// get returns an empty buffer for a Cluster that will probably be about hint bytes long (the
+// session's previous one; 0 when unknown). A recycled buffer too small for that is dropped:
+// growing it while the Cluster arrives would copy it, maybe more than once.
 func (bp *bufferPool) get(hint int) []byte {
-	if b, ok := bp.p.Get().(*[]byte); ok {
+	if b, ok := bp.p.Get().(*[]byte); ok && cap(*b) >= hint {
 		return (*b)[:0]
 	}
-	return make([]byte, 0, min(hint+hint/8, maxPooled))
+	if hint == 0 {
+		return nil // grows as the first Cluster arrives
+	}
+	return make([]byte, 0, min(hint+hint/4, maxPooled)) // key frames make Clusters vary
 }
 
 // put recycles b; its owner must not use it afterwards.

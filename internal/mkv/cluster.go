@@ -138,10 +138,11 @@ func (r *Reader) endCluster() (Event, bool, error) {
 // Reader owns buf from now on; buf may be nil. This saves copying every Cluster out of the
 // Reader: a caller that keeps the bytes swaps in a buffer it is done with instead.
 //
-// Call it after a KindClusterEnd and before the Cluster after it starts; while a Cluster is
-// being read it returns nil and changes nothing.
+// Call it before the first Cluster (to give the Reader a buffer of the right size; it returns
+// nil or an empty buffer then) or after a KindClusterEnd and before the next Cluster starts.
+// While a Cluster is being read it returns nil and does not take buf.
 func (r *Reader) SwapCluster(buf []byte) []byte {
-	if r.state == stCluster || len(r.cbuf) == 0 {
+	if r.state == stCluster {
 		return nil
 	}
 	b := r.cbuf
