@@ -17,12 +17,13 @@ import (
 )
 
 // maxBacklog is how many received fragments may wait for the writer before the session stops
-// reading the body. A few absorb an fsync hiccup; more would only hide a slow disk.
-const maxBacklog = 4
+// reading the body. A couple absorb an fsync hiccup; more would only hide a slow disk and hold
+// memory (each is hundreds of KB) that TCP back-pressure holds better, in the producer.
+const maxBacklog = 2
 
 // maxCommitting is how many fragments whose media is written may wait for their index commit
 // before the writer gets no more: enough to keep the writer busy while one commit runs.
-const maxCommitting = 4
+const maxCommitting = 2
 
 // Session is one PutMedia connection. Run it once, then Close it.
 type Session struct {

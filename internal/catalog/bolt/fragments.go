@@ -149,7 +149,7 @@ func (d *DB) PutFragment(ctx context.Context, k fragstore.Key, f *fragment.Fragm
 // gathers them (its group commit), so this does not go through Batch: there is nothing left to
 // wait for.
 func (d *DB) PutFragments(ctx context.Context, puts []fragstore.Put) error {
-	if err := ctx.Err(); err != nil {
+	if err := ctx.Err(); err != nil || len(puts) == 0 {
 		return err
 	}
 	vals := make([][]byte, len(puts))
