@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +70,11 @@ type Config struct {
 	Publish func(Event)
 
 	MaxFragmentSize     int64         // default 50 MB → ERROR 4001
+	// MaxQueuedBytes bounds the received fragments all sessions together hold while they wait
+	// to be persisted (default 32 MiB): beyond it, sessions with a fragment queued stop reading
+	// until theirs is persisted. In real time a few fragments are queued at any moment; the
+	// bound matters when the disk or CPU falls behind.
+	MaxQueuedBytes int64
 	MaxFragmentDuration time.Duration // default 20 s (current quota) → ERROR 4002
 	MaxConnectionAge    time.Duration // default 45 min → ERROR 4003 at the next fragment
 	IdleTimeout         time.Duration // default 30 s without a body byte ends the session
@@ -89,6 +95,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxFragmentSize <= 0 {
 		c.MaxFragmentSize = 50_000_000
+	}
+	if c.MaxQueuedBytes <= 0 {
+		c.MaxQueuedBytes = 32 << 20
 	}
 	def(&c.MaxFragmentDuration, 20*time.Second)
 	def(&c.MaxConnectionAge, 45*time.Minute)
@@ -122,6 +131,8 @@ type Request struct {
 type Manager struct {
 	cfg     Config
 	metrics *metrics
+
+	queued atomic.Int64 // bytes of received fragments not yet persisted, all sessions
 
 	mu     sync.Mutex
 	active map[string]*Session // by stream name

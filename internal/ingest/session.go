@@ -84,6 +84,7 @@ func (s *Session) Run(ctx context.Context, body io.Reader, emit func(Ack) error)
 
 	l := &loop{s: s, emit: emit, in: in, w: w, resumed: time.Now()}
 	err := l.run(ctx, events)
+	s.m.queued.Add(-l.held) // fragments dropped unpersisted
 
 	// Stop and release before the final ERROR ack: the producer reconnects the moment it reads
 	// one, and its new connection must find the slot free.
@@ -227,6 +228,7 @@ type loop struct {
 	in   *meter
 	w    *writer // nil without retention
 
+	held       int64       // bytes of the fragments in backlog, with the writer and in committing
 	backlog    []*complete // received, not yet handed to the writer
 	busy       bool        // the writer holds a fragment
 	committing []written   // media written (or failed), in order, awaiting the index commit
@@ -252,7 +254,12 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 			}
 			return nil
 		}
-		reading := !draining && len(l.backlog) < maxBacklog
+		// A session with fragments queued also waits while all sessions together hold more
+		// than MaxQueuedBytes: a server falling behind then pushes back on its producers
+		// instead of filling its memory. One with none queued always reads, so each makes
+		// progress.
+		reading := !draining && len(l.backlog) < maxBacklog &&
+			(l.held == 0 || l.s.m.queued.Load() < l.s.m.cfg.MaxQueuedBytes)
 		if reading && !l.reading {
 			l.resumed = time.Now()
 		}
@@ -357,6 +364,7 @@ func (l *loop) received(c *complete) {
 	m.bytes.Add(float64(len(c.media)))
 	if l.s.persist {
 		l.backlog = append(l.backlog, c)
+		l.hold(int64(len(c.media)))
 		return
 	}
 	l.publish(c, false)
@@ -372,8 +380,15 @@ func (l *loop) written(r written) {
 	}
 }
 
+// hold counts n bytes more (or fewer) as queued in this session and in all of them.
+func (l *loop) hold(n int64) {
+	l.held += n
+	l.s.m.queued.Add(n)
+}
+
 // persisted handles the oldest fragment in committing once its outcome is known.
 func (l *loop) persisted(r written) error {
+	l.hold(-int64(len(r.c.media)))
 	err := r.err
 	if err == nil {
 		if cerr := r.commit.Err(); cerr != nil {

@@ -10,8 +10,9 @@
 // Keys in streams are the raw stream names, so bbolt's byte order is the ListStreams order and
 // a prefix listing is a cursor Seek plus a walk that stops at the first non-matching key.
 //
-// The stream methods use Update (one commit each, rare); the fragment index commits through
-// Batch so that concurrent streams share fsyncs.
+// The stream methods use Update (one commit each, rare). Fragment entries arrive grouped by
+// fragstore's group commit (PutFragments: one Update for many streams' entries); PutFragment,
+// expiries and state writes go through Batch so that concurrent callers share fsyncs.
 package bolt
 
 import (
