@@ -69,12 +69,12 @@ type Config struct {
 	// It runs on the session loop and must not block long.
 	Publish func(Event)
 
-	MaxFragmentSize     int64         // default 50 MB → ERROR 4001
+	MaxFragmentSize int64 // default 50 MB → ERROR 4001
 	// MaxQueuedBytes bounds the received fragments all sessions together hold while they wait
 	// to be persisted (default 32 MiB): beyond it, sessions with a fragment queued stop reading
 	// until theirs is persisted. In real time a few fragments are queued at any moment; the
 	// bound matters when the disk or CPU falls behind.
-	MaxQueuedBytes int64
+	MaxQueuedBytes      int64
 	MaxFragmentDuration time.Duration // default 20 s (current quota) → ERROR 4002
 	MaxConnectionAge    time.Duration // default 45 min → ERROR 4003 at the next fragment
 	IdleTimeout         time.Duration // default 30 s without a body byte ends the session
