@@ -458,7 +458,7 @@ func (bp *bufferPool) get(hint int) []byte {
 	if hint == 0 {
 		return nil // grows as the first Cluster arrives
 	}
-	return make([]byte, 0, min(hint+hint/4, maxPooled)) // key frames make Clusters vary
+	return make([]byte, 0, min(hint+hint/8, maxPooled)) // Clusters vary a little
 }
 
 // put recycles b; its owner must not use it afterwards.
