@@ -295,7 +295,7 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 			l.backlog, l.busy = l.backlog[1:], true
 		case r := <-done:
 			l.busy = false
-			l.written(r)
+			l.wrote(r)
 		case <-head:
 			r := l.committing[0]
 			l.committing[0] = written{} // let the fragment go once handled
@@ -370,10 +370,10 @@ func (l *loop) received(c *complete) {
 	l.publish(c, false)
 }
 
-// written queues a fragment the writer is done with behind the ones committing. After a
+// wrote queues a fragment the writer is done with behind the ones committing. After a
 // failure nothing more is handed to the writer: the fragments before it still get their
 // PERSISTED acks, then the session ends with its error.
-func (l *loop) written(r written) {
+func (l *loop) wrote(r written) {
 	l.committing = append(l.committing, r)
 	if r.err != nil {
 		l.backlog, l.broken = nil, true
