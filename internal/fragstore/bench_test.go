@@ -139,8 +139,8 @@ func reportLatency(b *testing.B, prefix string, lat []time.Duration) {
 	b.ReportMetric(q(0.99), prefix+"p99-ms")
 }
 
-// BenchmarkAppend is one stream appending 500 KB fragments back to back: media fdatasync,
-// index commit (with bbolt's batch delay, as one lone stream sees it).
+// BenchmarkAppend is one stream appending 500 KB fragments back to back, each waiting for its
+// own commit: media fdatasync, then the index commit (the group commit with nothing to group).
 func BenchmarkAppend(b *testing.B) {
 	e := openEnv(b, b.TempDir())
 	data := make([]byte, 500_000)

@@ -59,8 +59,9 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
 	// Batch waits up to MaxBatchDelay for other writers to share a commit. bbolt's 10 ms default
-	// is added to every lone fragment's PERSISTED ack; 1 ms still lets concurrent streams
-	// (the case that needs sharing) fill a batch, since each commit's fsync takes longer.
+	// would be added to every lone call; 1 ms still lets concurrent callers fill a batch, since
+	// each commit's fsync takes longer. (Fragment entries do not wait here: fragstore's group
+	// commit calls PutFragments.)
 	db.MaxBatchDelay = time.Millisecond
 	if err := db.Update(initSchema); err != nil {
 		_ = db.Close()
