@@ -45,6 +45,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "kvsd serve: %v\n", err)
 			return 2
 		}
+		tuneGC(os.Getenv)
 		if err := Run(ctx, cfg, Env{Getenv: os.Getenv, Stdout: stdout, Logger: log}); err != nil {
 			fmt.Fprintf(stderr, "kvsd serve: %v\n", err)
 			return 1

@@ -2,25 +2,71 @@ package fragstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/kvsd/kvsd/internal/fragment"
 )
 
-// Append makes one fragment durable: the header (stored once per distinct HeaderID), the media
-// bytes (cluster and trailing tags, verbatim) and the index entry, in that order, each synced.
-// f.Seq, f.Number, f.HeaderID and the timestamps are set by the caller; Append sets f.Size.
-// When Append returns nil the fragment survives kill -9 and power loss.
-//
-// The header travels with the index commit (it is written there only if the HeaderID is new),
-// which keeps "header before entry" without a commit of its own. Media is synced before the
-// index commit, so a committed entry never points at bytes a crash could lose; media written
-// but never committed is cut away at the next Open.
+// commitQueue is the capacity hint of the committer's queue.
+const commitQueue = 256
+
+var errClosed = errors.New("fragstore: closed")
+
+// Commit is a fragment whose media is durable and whose index entry is queued for the next
+// group commit. Done is closed once that commit has finished; Err then says how it went.
+type Commit struct {
+	put   Put
+	st    *streamState
+	start time.Time
+	done  chan struct{}
+	err   error
+}
+
+// Done is closed when the fragment's index commit has finished, successfully or not.
+func (c *Commit) Done() <-chan struct{} { return c.done }
+
+// Err is nil once the fragment is durable (media and index entry): it then survives kill -9
+// and power loss. Only meaningful after Done is closed.
+func (c *Commit) Err() error { return c.err }
+
+// Wait waits for the commit, or for ctx. A commit given up on still completes.
+func (c *Commit) Wait(ctx context.Context) error {
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Append makes one fragment durable: Write, then wait for its commit. When Append returns nil
+// the fragment survives kill -9 and power loss.
 func (s *Store) Append(ctx context.Context, k Key, header []byte, f *fragment.Fragment, media []byte) error {
+	c, err := s.Write(ctx, k, header, f, media)
+	if err != nil {
+		return err
+	}
+	return c.Wait(ctx)
+}
+
+// Write is the first half of Append: it stores the media bytes (cluster and trailing tags,
+// verbatim) durably and queues the index entry, which carries the header (stored once per
+// distinct HeaderID). It returns as soon as the media is synced, so that a writer can go on
+// with its next fragment's media while this one's entry commits together with whatever else
+// is queued, from this stream and others: one index commit, with its fsyncs, for all of them.
+//
+// f.Seq, f.Number, f.HeaderID and the timestamps are set by the caller; Write sets f.Size. The
+// caller must not change f, header or media until the Commit is done. Writes of one Key come
+// from one goroutine at a time, in increasing Seq; their commits finish in that order.
+//
+// Media is synced before its entry is queued, so a committed entry never points at bytes a
+// crash could lose; media written but never committed is cut away at the next Open.
+func (s *Store) Write(ctx context.Context, k Key, header []byte, f *fragment.Fragment, media []byte) (*Commit, error) {
 	start := time.Now()
 	if err := checkAppend(k, header, f, media); err != nil {
-		return err
+		return nil, err
 	}
 	st := s.state(k)
 	st.mu.Lock()
@@ -28,31 +74,108 @@ func (s *Store) Append(ctx context.Context, k Key, header []byte, f *fragment.Fr
 	if !st.loaded {
 		last, _, err := s.index.LastFragment(ctx, k)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		st.lastSeq, st.loaded = last, true
 	}
 	if f.Seq <= st.lastSeq {
-		return fmt.Errorf("append to %s: sequence %d is not after the last stored %d", k.Name, f.Seq, st.lastSeq)
+		return nil, fmt.Errorf("append to %s: sequence %d is not after the last stored %d", k.Name, f.Seq, st.lastSeq)
 	}
 	meta, err := encodeMeta(f, int64(len(media)), header)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	loc, err := s.media.Append(ctx, k, Record{Seq: f.Seq, Time: f.ServerTime, Meta: meta, Data: media})
 	if err != nil {
-		return fmt.Errorf("append media of fragment %d of %s: %w", f.Seq, k.Name, err)
+		return nil, fmt.Errorf("append media of fragment %d of %s: %w", f.Seq, k.Name, err)
 	}
 	f.Size = int64(len(media))
-	if err := s.index.PutFragment(ctx, k, f, loc, header); err != nil {
+	st.lastSeq = f.Seq
+	c := &Commit{put: Put{Key: k, Fragment: f, Location: loc, Header: header}, st: st, start: start, done: make(chan struct{})}
+	if err := s.enqueue(c); err != nil {
 		// The media record stays behind unindexed: harmless (never read), and cut away or
 		// deleted with its segment by the next Open.
-		return fmt.Errorf("index fragment %d of %s: %w", f.Seq, k.Name, err)
+		return nil, err
 	}
-	st.lastSeq = f.Seq
-	s.metrics.appendSeconds.Observe(time.Since(start).Seconds())
+	st.pending++ // under st.mu, so the committer's decrement comes after it
 	s.metrics.bytes.Add(float64(len(media)))
+	return c, nil
+}
+
+// enqueue hands c to the committer.
+func (s *Store) enqueue(c *Commit) error {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.qclosed {
+		return errClosed
+	}
+	s.queue = append(s.queue, c)
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
 	return nil
+}
+
+// commitLoop is the group commit: it takes everything queued, commits it in one index
+// transaction and reports to each Commit, then starts over with what queued up meanwhile.
+// Nothing waits for a timer: a lone fragment commits at once, and under load each commit
+// carries all that arrived during the previous one. It stops once Close was called and the
+// queue is empty.
+func (s *Store) commitLoop() {
+	defer close(s.committed)
+	for {
+		s.qmu.Lock()
+		batch := s.queue
+		s.queue = nil
+		if len(batch) == 0 && s.qclosed {
+			s.qmu.Unlock()
+			return
+		}
+		s.qmu.Unlock()
+		if len(batch) == 0 {
+			select {
+			case <-s.wake:
+			case <-s.closing:
+				s.qmu.Lock()
+				s.qclosed = true
+				s.qmu.Unlock()
+			}
+			continue
+		}
+		s.commit(batch)
+	}
+}
+
+// commit stores batch's entries in one transaction. If that fails, each entry is tried on its
+// own, so that one bad entry fails only its own fragment.
+func (s *Store) commit(batch []*Commit) {
+	ctx := context.Background() // shared by many writers: none of their contexts may cancel it
+	puts := make([]Put, len(batch))
+	for i, c := range batch {
+		puts[i] = c.put
+	}
+	err := s.index.PutFragments(ctx, puts)
+	for i, c := range batch {
+		if err != nil && len(batch) > 1 {
+			c.err = s.index.PutFragments(ctx, puts[i:i+1])
+		} else {
+			c.err = err
+		}
+		if c.err != nil {
+			f := c.put.Fragment
+			c.err = fmt.Errorf("index fragment %d of %s: %w", f.Seq, c.put.Key.Name, c.err)
+		} else {
+			s.metrics.appendSeconds.Observe(time.Since(c.start).Seconds())
+		}
+		c.st.mu.Lock()
+		if c.st.pending--; c.st.pending == 0 {
+			c.st.idle.Broadcast()
+		}
+		c.st.mu.Unlock()
+		close(c.done)
+	}
+	s.metrics.commitSize.Observe(float64(len(batch)))
 }
 
 // checkAppend refuses what would corrupt the index: entries without a sequence, numbers that do

@@ -32,6 +32,7 @@ func (s *Store) Expire(ctx context.Context, k Key, cutoff time.Time) (int, error
 func (s *Store) expireChunk(ctx context.Context, k Key, st *streamState, cutoffMs int64) (int, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.quiesce()
 	n, freed, err := s.index.ExpireFragments(ctx, k, cutoffMs, expireChunk)
 	if err != nil {
 		return 0, fmt.Errorf("expire fragments of %s: %w", k.Name, err)
@@ -55,6 +56,7 @@ func (s *Store) DeleteStream(ctx context.Context, k Key) error {
 	st := s.state(k)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.quiesce()
 	if err := s.index.DeleteFragments(ctx, k); err != nil {
 		return fmt.Errorf("delete fragment index of %s: %w", k.Name, err)
 	}

@@ -19,6 +19,15 @@ type Entry struct {
 	Location Location
 }
 
+// Put is one entry for PutFragments: f (with f.Size set) of stream Key at Location, and the
+// header stored under f.HeaderID unless stored already.
+type Put struct {
+	Key      Key
+	Fragment *fragment.Fragment
+	Location Location
+	Header   []byte
+}
+
 // Index is the fragment index: every stored fragment's entry and Location, the stream's MKV
 // headers, and the per-segment bookkeeping that tells fragstore when a segment is free.
 //
@@ -26,9 +35,10 @@ type Entry struct {
 // rounds query bounds so that the ms comparisons equal the time.Time ones).
 //
 // Contract (catalogtest.TestIndex checks it):
-//   - PutFragment is atomic and durable when it returns. Puts of one Key are never concurrent
-//     and come in increasing Seq; Puts of different Keys are concurrent and should share
-//     commits. f.Number must be fragment.FormatNumber(k.CreatedMs, f.Seq) (entries need not
+//   - PutFragment and PutFragments are atomic and durable when they return: a PutFragments
+//     stores all of its entries or none. Puts of one Key are never concurrent and come in
+//     increasing Seq (within a PutFragments too); Puts of different Keys are concurrent and
+//     should share commits. f.Number must be fragment.FormatNumber(k.CreatedMs, f.Seq) (entries need not
 //     store it). The header is stored under f.HeaderID unless one is stored already; a Put
 //     naming a HeaderID the index does not hold, with no header bytes, fails. A Put of a Seq
 //     that is stored fails.
@@ -45,6 +55,8 @@ type Entry struct {
 type Index interface {
 	// PutFragment stores f (with f.Size set) at loc, and header under f.HeaderID unless stored.
 	PutFragment(ctx context.Context, k Key, f *fragment.Fragment, loc Location, header []byte) error
+	// PutFragments stores many entries, of any Keys, in one commit: fragstore's group commit.
+	PutFragments(ctx context.Context, puts []Put) error
 	// GetFragment returns the entry with that Seq and its Location; ErrNotFound if none.
 	GetFragment(ctx context.Context, k Key, seq uint64) (*fragment.Fragment, Location, error)
 	// GetHeader returns the header stored under id; ErrNotFound if none.

@@ -8,7 +8,11 @@
 // the Index does not know of (a crash between the two writes) is cut away by Open's recovery;
 // the Index never points at media that was not synced first.
 //
-// Files by facet: append.go (write path), list.go (time and sequence reads, cursors),
+// Writes are pipelined: Write makes a fragment's media durable and queues its index entry; one
+// committer goroutine commits everything queued, from every stream, in one index transaction
+// (group commit), while the writers go on with their next fragments' media. See append.go.
+//
+// Files by facet: append.go (write path, group commit), list.go (time and sequence reads, cursors),
 // expire.go (retention and deletion), recover.go (start-up repair), meta.go (the record
 // self-description), metrics.go.
 package fragstore
@@ -67,15 +71,34 @@ type Store struct {
 
 	mu      sync.Mutex
 	streams map[Key]*streamState // never shrinks: see state
+
+	// The group commit (append.go): Write appends to queue, commitLoop takes it.
+	qmu       sync.Mutex
+	queue     []*Commit
+	qclosed   bool          // no more Writes: set by commitLoop once Close was called
+	wake      chan struct{} // capacity 1: something was queued
+	closing   chan struct{} // closed by Close: the committer finishes the queue and stops
+	committed chan struct{} // closed when the committer has stopped
+	closeOnce sync.Once
 }
 
-// streamState serialises the writers of one stream. Append, Expire and DeleteStream of a Key
-// hold mu across their media and index steps, so that Expire never frees a segment between an
-// Append's media write and its index commit. Different Keys never wait on each other.
+// streamState serialises the writers of one stream. Write holds mu across its media step and
+// counts the entries it queued for the index in pending; Expire and DeleteStream hold mu and
+// first wait for pending to drop to zero, so that they never free a segment between a Write's
+// media and its index commit. Different Keys never wait on each other.
 type streamState struct {
 	mu      sync.Mutex
-	lastSeq uint64 // highest committed Seq; valid when loaded
+	idle    sync.Cond // L is &mu; signalled when pending drops to zero
+	lastSeq uint64    // highest Seq written to media (committed, queued or failed); valid when loaded
 	loaded  bool
+	pending int // entries written to media whose index commit has not finished
+}
+
+// quiesce waits, with st.mu held, until none of the stream's entries awaits its commit.
+func (st *streamState) quiesce() {
+	for st.pending > 0 {
+		st.idle.Wait()
+	}
 }
 
 // Open runs crash recovery over the backends (see recover.go) and returns the Store.
@@ -91,10 +114,12 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{media: cfg.Media, index: cfg.Index, log: log, metrics: m, streams: map[Key]*streamState{}}
+	s := &Store{media: cfg.Media, index: cfg.Index, log: log, metrics: m, streams: map[Key]*streamState{},
+		queue: make([]*Commit, 0, commitQueue), wake: make(chan struct{}, 1), closing: make(chan struct{}), committed: make(chan struct{})}
 	if err := s.repair(context.Background()); err != nil {
 		return nil, fmt.Errorf("fragstore recovery: %w", err)
 	}
+	go s.commitLoop()
 	return s, nil
 }
 
@@ -106,6 +131,7 @@ func (s *Store) state(k Key) *streamState {
 	st := s.streams[k]
 	if st == nil {
 		st = &streamState{}
+		st.idle.L = &st.mu
 		s.streams[k] = st
 	}
 	return st
@@ -142,5 +168,10 @@ func (s *Store) Header(ctx context.Context, k Key, id string) ([]byte, error) {
 	return s.index.GetHeader(ctx, k, id)
 }
 
-// Close releases open files.
-func (s *Store) Close() error { return s.media.Close() } // the Index is the caller's (Config)
+// Close commits the index entries still queued, stops the committer and releases open files.
+// Writes must have stopped.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	<-s.committed
+	return s.media.Close() // the Index is the caller's (Config)
+}

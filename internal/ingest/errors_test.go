@@ -152,8 +152,8 @@ func TestErrorAcks(t *testing.T) {
 // The only error injected through a fake store: it cannot be provoked on a healthy disk.
 type failingStore struct{ Store }
 
-func (failingStore) Append(context.Context, fragstore.Key, []byte, *fragment.Fragment, []byte) error {
-	return errors.New("disk full")
+func (failingStore) Write(context.Context, fragstore.Key, []byte, *fragment.Fragment, []byte) (*fragstore.Commit, error) {
+	return nil, errors.New("disk full")
 }
 
 func TestArchivalError(t *testing.T) {

@@ -136,6 +136,7 @@ func newEnv(t *testing.T, cfg Config) *testEnv {
 		cfg.Store = e.store
 	}
 	cfg.Publish = func(ev Event) {
+		ev.Media = bytes.Clone(ev.Media) // valid only during the call (Event)
 		e.mu.Lock()
 		e.published = append(e.published, ev)
 		e.mu.Unlock()

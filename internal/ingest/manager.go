@@ -4,11 +4,14 @@
 // reference). It takes an io.Reader and emits Ack values; kvsapi does the HTTP.
 //
 // A Manager admits one session per stream. Session.Run starts two goroutines and stops both
-// before it returns: a parser that reads the body, and a writer that appends fragments to the
-// store one at a time, so fragment N is fsynced while N+1 arrives. Run itself is the session
-// loop, the only goroutine that sends acks. The loop queues at most maxBacklog received
-// fragments for the writer; when they are queued it stops taking parsed events, the parser
-// stops reading, and TCP pushes back on the producer.
+// before it returns: a parser that reads the body, and a writer that writes fragments' media
+// to the store one at a time, so fragment N is fsynced while N+1 arrives. Each fragment's index
+// entry then commits in the store's group commit (shared by all streams) while the writer goes
+// on with the next fragment. Run itself is the session loop, the only goroutine that sends
+// acks: PERSISTED once a fragment's commit is done, in order. The loop queues at most
+// maxBacklog received fragments for the writer and maxCommitting behind it; when they are
+// queued it stops taking parsed events, the parser stops reading, and TCP pushes back on the
+// producer.
 package ingest
 
 import (
@@ -16,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,8 +35,10 @@ type Streams interface {
 }
 
 // Store is the part of the fragment store ingest writes to; *fragstore.Store implements it.
+// Write makes the media durable and returns with the index entry queued: the session writes
+// the next fragment's media while this one's entry commits.
 type Store interface {
-	Append(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) error
+	Write(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) (*fragstore.Commit, error)
 	LastSeq(ctx context.Context, k fragstore.Key) (uint64, error)
 }
 
@@ -42,7 +48,9 @@ var (
 )
 
 // Event is a complete fragment handed to Config.Publish. Header and Media must not be
-// modified.
+// modified. The Media of a persisted fragment is only valid during the Publish call (its buffer
+// is reused afterwards; read it back from the store, or copy it); that of an unpersisted one
+// (retention 0) stays valid.
 type Event struct {
 	Stream    *stream.Stream
 	Key       fragstore.Key
@@ -61,7 +69,12 @@ type Config struct {
 	// It runs on the session loop and must not block long.
 	Publish func(Event)
 
-	MaxFragmentSize     int64         // default 50 MB → ERROR 4001
+	MaxFragmentSize int64 // default 50 MB → ERROR 4001
+	// MaxQueuedBytes bounds the received fragments all sessions together hold while they wait
+	// to be persisted (default 32 MiB): beyond it, sessions with a fragment queued stop reading
+	// until theirs is persisted. In real time a few fragments are queued at any moment; the
+	// bound matters when the disk or CPU falls behind.
+	MaxQueuedBytes      int64
 	MaxFragmentDuration time.Duration // default 20 s (current quota) → ERROR 4002
 	MaxConnectionAge    time.Duration // default 45 min → ERROR 4003 at the next fragment
 	IdleTimeout         time.Duration // default 30 s without a body byte ends the session
@@ -82,6 +95,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxFragmentSize <= 0 {
 		c.MaxFragmentSize = 50_000_000
+	}
+	if c.MaxQueuedBytes <= 0 {
+		c.MaxQueuedBytes = 32 << 20
 	}
 	def(&c.MaxFragmentDuration, 20*time.Second)
 	def(&c.MaxConnectionAge, 45*time.Minute)
@@ -115,6 +131,8 @@ type Request struct {
 type Manager struct {
 	cfg     Config
 	metrics *metrics
+
+	queued atomic.Int64 // bytes of received fragments not yet persisted, all sessions
 
 	mu     sync.Mutex
 	active map[string]*Session // by stream name

@@ -17,8 +17,13 @@ import (
 )
 
 // maxBacklog is how many received fragments may wait for the writer before the session stops
-// reading the body. A few absorb an fsync hiccup; more would only hide a slow disk.
-const maxBacklog = 4
+// reading the body. A couple absorb an fsync hiccup; more would only hide a slow disk and hold
+// memory (each is hundreds of KB) that TCP back-pressure holds better, in the producer.
+const maxBacklog = 2
+
+// maxCommitting is how many fragments whose media is written may wait for their index commit
+// before the writer gets no more: enough to keep the writer busy while one commit runs.
+const maxCommitting = 2
 
 // Session is one PutMedia connection. Run it once, then Close it.
 type Session struct {
@@ -79,6 +84,7 @@ func (s *Session) Run(ctx context.Context, body io.Reader, emit func(Ack) error)
 
 	l := &loop{s: s, emit: emit, in: in, w: w, resumed: time.Now()}
 	err := l.run(ctx, events)
+	s.m.queued.Add(-l.held) // fragments dropped unpersisted
 
 	// Stop and release before the final ERROR ack: the producer reconnects the moment it reads
 	// one, and its new connection must find the slot free.
@@ -111,10 +117,18 @@ type input struct {
 // first error or when stop is closed.
 func (s *Session) parse(in *meter, out chan<- input, stop <-chan struct{}) {
 	rd := mkv.NewReader(in, mkv.Limits{MaxClusterSize: s.m.cfg.MaxFragmentSize})
+	rd.SwapCluster(buffers.get(0))
+	defer func() { buffers.put(rd.SwapCluster(nil)) }() // nil while a Cluster is half read
 	for {
 		ev, err := rd.Next()
 		msg := input{ev: ev, at: s.m.cfg.Now(), err: err, readFailed: err != nil && in.err != nil}
-		msg.ev.Raw = bytes.Clone(ev.Raw) // the Reader reuses its buffers on the next call
+		if ev.Kind == mkv.KindClusterEnd {
+			// The Reader's buffer becomes the fragment's (no copy of hundreds of KB); the
+			// Reader goes on in a recycled one.
+			msg.ev.Raw = rd.SwapCluster(buffers.get(len(ev.Raw)))
+		} else {
+			msg.ev.Raw = bytes.Clone(ev.Raw) // the Reader reuses its buffers on the next call
+		}
 		select {
 		case out <- msg:
 		case <-stop:
@@ -149,47 +163,62 @@ func (m *meter) touch() { m.last.Store(time.Now().UnixNano()) }
 
 func (m *meter) lastByte() time.Time { return time.Unix(0, m.last.Load()) }
 
-// writer appends fragments in order on its own goroutine.
+// writer writes fragments' media in order on its own goroutine. Each one's index entry then
+// commits in the store's group commit while the writer goes on with the next fragment's media:
+// a stream's fragments are pipelined, media sync of N+1 overlapping the index commit of N.
 type writer struct {
 	work chan *complete
 	done chan written
 }
 
+// written is a fragment whose media is durable (commit set) or could not be stored (err set).
 type written struct {
-	c   *complete
-	err error // an *ackError
+	c      *complete
+	start  time.Time // handed to the writer
+	commit *fragstore.Commit
+	err    error // an *ackError
 }
+
+// ready is closed when w's outcome is known: its commit finished, or at once for an error.
+func (w written) ready() <-chan struct{} {
+	if w.commit == nil {
+		return closed
+	}
+	return w.commit.Done()
+}
+
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func (s *Session) write(ctx context.Context, w *writer) {
 	for c := range w.work {
-		err := s.append(ctx, c)
+		start := time.Now()
+		commit, err := s.store(ctx, c)
 		select {
-		case w.done <- written{c, err}:
+		case w.done <- written{c: c, start: start, commit: commit, err: err}:
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-// append stores one fragment, unless the stream is gone: a stream deleted (or deleted and
-// created again) must not receive this session's fragments.
-func (s *Session) append(ctx context.Context, c *complete) error {
+// store writes one fragment's media and queues its index entry, unless the stream is gone: a
+// stream deleted (or deleted and created again) must not receive this session's fragments.
+func (s *Session) store(ctx context.Context, c *complete) (*fragstore.Commit, error) {
 	st, err := s.m.cfg.Streams.Describe(ctx, stream.Ref{Name: s.st.Name})
 	switch {
 	case errors.Is(err, stream.ErrNotFound) || err == nil && fragstore.KeyOf(st) != s.key:
-		return failf(errStreamNotActive, c.frag, "the stream was deleted")
+		return nil, failf(errStreamNotActive, c.frag, "the stream was deleted")
 	case err != nil:
-		return failf(errArchival, c.frag, "check the stream: %w", err)
+		return nil, failf(errArchival, c.frag, "check the stream: %w", err)
 	}
-	start := time.Now()
-	if err := s.m.cfg.Store.Append(ctx, s.key, c.doc.raw, c.frag, c.media); err != nil {
+	commit, err := s.m.cfg.Store.Write(ctx, s.key, c.doc.raw, c.frag, c.media)
+	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("persist fragment", "fragment", c.frag.Number, "err", err)
 		}
-		return failf(errArchival, c.frag, "persist: %w", err)
+		return nil, failf(errArchival, c.frag, "persist: %w", err)
 	}
-	s.m.metrics.persist.Observe(time.Since(start).Seconds())
-	return nil
+	return commit, nil
 }
 
 // loop is the session's main goroutine: the only one that emits acks and publishes.
@@ -199,10 +228,13 @@ type loop struct {
 	in   *meter
 	w    *writer // nil without retention
 
-	backlog []*complete // received, not yet handed to the writer
-	busy    bool        // the writer holds a fragment
-	failure *ackError   // to send once the fragments before it are persisted
-	eof     bool
+	held       int64       // bytes of the fragments in backlog, with the writer and in committing
+	backlog    []*complete // received, not yet handed to the writer
+	busy       bool        // the writer holds a fragment
+	committing []written   // media written (or failed), in order, awaiting the index commit
+	failure    *ackError   // to send once the fragments before it are persisted
+	broken     bool        // the writer failed: its error is queued in committing
+	eof        bool
 
 	reading  bool      // taking events last time round
 	resumed  time.Time // when reading last resumed: a pause is ours, not the producer's silence
@@ -215,14 +247,19 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 	defer tick.Stop()
 	stopped := l.s.stopped
 	for {
-		draining := l.eof || l.failure != nil
-		if draining && len(l.backlog) == 0 && !l.busy {
+		draining := l.eof || l.failure != nil || l.broken
+		if draining && len(l.backlog) == 0 && !l.busy && len(l.committing) == 0 {
 			if l.failure != nil {
 				return l.failure
 			}
 			return nil
 		}
-		reading := !draining && len(l.backlog) < maxBacklog
+		// A session with fragments queued also waits while all sessions together hold more
+		// than MaxQueuedBytes: a server falling behind then pushes back on its producers
+		// instead of filling its memory. One with none queued always reads, so each makes
+		// progress.
+		reading := !draining && len(l.backlog) < maxBacklog &&
+			(l.held == 0 || l.s.m.queued.Load() < l.s.m.cfg.MaxQueuedBytes)
 		if reading && !l.reading {
 			l.resumed = time.Now()
 		}
@@ -232,14 +269,18 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 			work chan<- *complete
 			next *complete
 			done <-chan written
+			head <-chan struct{}
 		)
 		if reading {
 			recv = events
 		}
 		if l.w != nil {
 			done = l.w.done
-			if !l.busy && len(l.backlog) > 0 {
+			if !l.busy && len(l.backlog) > 0 && len(l.committing) < maxCommitting {
 				work, next = l.w.work, l.backlog[0]
+			}
+			if len(l.committing) > 0 {
+				head = l.committing[0].ready()
 			}
 		}
 
@@ -254,6 +295,11 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 			l.backlog, l.busy = l.backlog[1:], true
 		case r := <-done:
 			l.busy = false
+			l.wrote(r)
+		case <-head:
+			r := l.committing[0]
+			l.committing[0] = written{} // let the fragment go once handled
+			l.committing = l.committing[1:]
 			err = l.persisted(r)
 		case <-tick.C:
 			err = l.idle()
@@ -318,19 +364,50 @@ func (l *loop) received(c *complete) {
 	m.bytes.Add(float64(len(c.media)))
 	if l.s.persist {
 		l.backlog = append(l.backlog, c)
+		l.hold(int64(len(c.media)))
 		return
 	}
 	l.publish(c, false)
 }
 
-func (l *loop) persisted(r written) error {
+// wrote queues a fragment the writer is done with behind the ones committing. After a
+// failure nothing more is handed to the writer: the fragments before it still get their
+// PERSISTED acks, then the session ends with its error.
+func (l *loop) wrote(r written) {
+	l.committing = append(l.committing, r)
 	if r.err != nil {
-		return r.err // supersedes a pending failure: the producer must resend from here
+		l.backlog, l.broken = nil, true
 	}
+}
+
+// hold counts n bytes more (or fewer) as queued in this session and in all of them.
+func (l *loop) hold(n int64) {
+	l.held += n
+	l.s.m.queued.Add(n)
+}
+
+// persisted handles the oldest fragment in committing once its outcome is known.
+func (l *loop) persisted(r written) error {
+	l.hold(-int64(len(r.c.media)))
+	err := r.err
+	if err == nil {
+		if cerr := r.commit.Err(); cerr != nil {
+			l.s.log.Error("persist fragment", "fragment", r.c.frag.Number, "err", cerr)
+			err = failf(errArchival, r.c.frag, "persist: %w", cerr)
+		}
+	}
+	if err != nil {
+		return err // supersedes a pending failure: the producer must resend from here
+	}
+	l.s.m.metrics.persist.Observe(time.Since(r.start).Seconds())
 	if err := l.emit(ackFor(EventPersisted, r.c.frag)); err != nil {
 		return err
 	}
 	l.publish(r.c, true)
+	// Publish is done with the media of a persisted fragment (it is read back from the store
+	// from now on), so its buffer goes to the next Cluster.
+	buffers.put(r.c.media)
+	r.c.media = nil
 	return nil
 }
 
@@ -357,4 +434,38 @@ func (l *loop) idle() error {
 		return l.emit(Ack{EventType: EventIdle})
 	}
 	return nil
+}
+
+// buffers recycles the buffers persisted fragments were read into. The Reader keeps filling
+// one buffer per session with the Cluster being received; once a fragment is persisted its
+// buffer goes back here for the next Cluster of any session. Without it every fragment is a
+// fresh allocation of hundreds of KB, and the garbage collector lets the heap grow to twice
+// the live buffers before it reclaims them.
+var buffers bufferPool
+
+// maxPooled keeps rare huge fragments (up to 50 MB) from being held for reuse.
+const maxPooled = 8 << 20
+
+type bufferPool struct{ p sync.Pool } // of *[]byte
+
+// get returns an empty buffer for a Cluster that will probably be about hint bytes long (the
+// session's previous one; 0 when unknown). A recycled buffer too small for that is dropped:
+// growing it while the Cluster arrives would copy it, maybe more than once.
+func (bp *bufferPool) get(hint int) []byte {
+	if b, ok := bp.p.Get().(*[]byte); ok && cap(*b) >= hint {
+		return (*b)[:0]
+	}
+	if hint == 0 {
+		return nil // grows as the first Cluster arrives
+	}
+	return make([]byte, 0, min(hint+hint/8, maxPooled)) // Clusters vary a little
+}
+
+// put recycles b; its owner must not use it afterwards.
+func (bp *bufferPool) put(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooled {
+		return
+	}
+	b = b[:0]
+	bp.p.Put(&b)
 }

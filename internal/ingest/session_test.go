@@ -203,7 +203,7 @@ func TestIdleAcksAndTimeout(t *testing.T) {
 	require.GreaterOrEqual(t, idle, 3)
 }
 
-// gatedStore holds every Append until the test lets it go, to observe backpressure. It
+// gatedStore holds every Write until the test lets it go, to observe backpressure. It
 // persists through the real store.
 type gatedStore struct {
 	Store
@@ -212,16 +212,16 @@ type gatedStore struct {
 	entered int
 }
 
-func (g *gatedStore) Append(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) error {
+func (g *gatedStore) Write(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) (*fragstore.Commit, error) {
 	g.mu.Lock()
 	g.entered++
 	g.mu.Unlock()
 	select {
 	case <-g.gate:
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
-	return g.Store.Append(ctx, k, header, f, media)
+	return g.Store.Write(ctx, k, header, f, media)
 }
 
 // While fragments wait for the disk the session keeps receiving up to maxBacklog of them, then
@@ -297,4 +297,44 @@ func TestRunStopsOnContextAndEmitFailure(t *testing.T) {
 	require.Equal(t, EventBuffering, l.next().EventType)
 	cancel()
 	require.ErrorIs(t, l.wait(), context.Canceled)
+}
+
+// Past MaxQueuedBytes (all sessions together) a session with a fragment queued stops reading
+// until it is persisted; the count goes back to zero when sessions end, persisted or not.
+func TestQueuedBytesBound(t *testing.T) {
+	requireNoLeak(t)
+	e := newEnv(t, Config{MaxQueuedBytes: 1})
+	gated := &gatedStore{Store: e.store, gate: make(chan struct{})}
+	e.m.cfg.Store = gated
+	st := e.createStream(testStreamName, 24)
+	l := e.start(Request{})
+	const n = 6
+	frame := 256 << 10
+	body := header(1, 1)
+	for i := range n {
+		body = append(body, cluster(uint64(1000*i), block(1, 0, frame))...)
+	}
+	sent := l.send(body)
+	for _, want := range []string{EventBuffering, EventReceived, EventBuffering} { // 1, 1, 2
+		require.Equal(t, want, l.next().EventType)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for len(l.acks) > 0 {
+		a := <-l.acks
+		require.NotEqual(t, EventReceived, a.EventType, "a second fragment was taken over the bound")
+	}
+	require.Equal(t, int64(len(cluster(0, block(1, 0, frame)))), e.m.queued.Load())
+	close(gated.gate)
+	require.NoError(t, <-sent)
+	require.NoError(t, l.pw.Close())
+	require.NoError(t, l.wait())
+	frags, _ := e.stored(st)
+	require.Len(t, frags, n)
+	require.Zero(t, e.m.queued.Load())
+
+	// A session that fails with fragments queued gives their bytes back too.
+	e.m.cfg.Store = failingStore{e.store}
+	_, err := e.runBody(Request{}, bytes.NewReader(cat(header(1, 1), gop(1000, 2), gop(3000, 2), gop(5000, 2))))
+	require.Error(t, err)
+	require.Zero(t, e.m.queued.Load())
 }

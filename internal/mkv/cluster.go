@@ -132,6 +132,24 @@ func (r *Reader) endCluster() (Event, bool, error) {
 	return Event{Kind: KindClusterEnd, Offset: r.cl.off, Timecode: r.cl.tc, Raw: slices.Clip(r.cbuf)}, true, nil
 }
 
+// SwapCluster hands the caller the bytes of the Cluster the last KindClusterEnd reported
+// (the same bytes as its Raw, with whatever capacity the buffer has) and makes buf, emptied,
+// the buffer the Reader reads the next Cluster into. The caller owns what it gets back and the
+// Reader owns buf from now on; buf may be nil. This saves copying every Cluster out of the
+// Reader: a caller that keeps the bytes swaps in a buffer it is done with instead.
+//
+// Call it before the first Cluster (to give the Reader a buffer of the right size; it returns
+// nil or an empty buffer then) or after a KindClusterEnd and before the next Cluster starts.
+// While a Cluster is being read it returns nil and does not take buf.
+func (r *Reader) SwapCluster(buf []byte) []byte {
+	if r.state == stCluster {
+		return nil
+	}
+	b := r.cbuf
+	r.cbuf = buf[:0]
+	return b
+}
+
 // Block header flags.
 const flagKeyframe = 0x80
 

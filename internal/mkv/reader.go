@@ -112,8 +112,9 @@ type Reader struct {
 }
 
 // bufSize is the bufio buffer; frames larger than this are read straight
-// into the Cluster buffer, bypassing it.
-const bufSize = 64 << 10
+// into the Cluster buffer, bypassing it. A server holds one per PutMedia
+// session, so it is kept small.
+const bufSize = 32 << 10
 
 // NewReader returns a Reader of r with the given limits.
 func NewReader(r io.Reader, lim Limits) *Reader {

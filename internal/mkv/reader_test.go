@@ -235,3 +235,37 @@ func TestSteadyStateAllocs(t *testing.T) {
 	nextCluster()
 	require.Zero(t, testing.AllocsPerRun(100, nextCluster))
 }
+
+// SwapCluster hands a Cluster's bytes to the caller, who keeps them intact while the Reader
+// goes on in the buffer given in exchange; during a Cluster it takes nothing.
+func TestSwapCluster(t *testing.T) {
+	c1, c2, c3 := picGOP(1000, 5, 70_000, 900), picGOP(3000, 5, 300, 20), picGOP(5000, 2, 100_000, 10)
+	in := cat(picHeader(), c1, c2, c3)
+	for _, rd := range readers {
+		t.Run(rd.name, func(t *testing.T) {
+			r := NewReader(rd.wrap(in), Limits{})
+			first := make([]byte, 0, 10)
+			require.Empty(t, r.SwapCluster(first), "nothing read yet")
+			next := make([]byte, 0, 1<<20)
+			var kept [][]byte
+			for {
+				ev, err := r.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				require.NoError(t, err)
+				switch ev.Kind {
+				case KindBlock:
+					require.Nil(t, r.SwapCluster(make([]byte, 5)), "no swap inside a Cluster")
+				case KindClusterEnd:
+					b := r.SwapCluster(next)
+					require.Equal(t, ev.Raw, b)
+					kept = append(kept, b)
+					next = nil // the Reader owns it now; later Clusters grow from nothing
+				}
+			}
+			require.Equal(t, [][]byte{c1, c2, c3}, kept, "kept Clusters are not overwritten by later ones")
+			require.Equal(t, 1<<20, cap(kept[1]), "the second Cluster was read into the buffer given for it")
+		})
+	}
+}

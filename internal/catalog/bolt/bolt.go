@@ -10,8 +10,9 @@
 // Keys in streams are the raw stream names, so bbolt's byte order is the ListStreams order and
 // a prefix listing is a cursor Seek plus a walk that stops at the first non-matching key.
 //
-// The stream methods use Update (one commit each, rare); the fragment index commits through
-// Batch so that concurrent streams share fsyncs.
+// The stream methods use Update (one commit each, rare). Fragment entries arrive grouped by
+// fragstore's group commit (PutFragments: one Update for many streams' entries); PutFragment,
+// expiries and state writes go through Batch so that concurrent callers share fsyncs.
 package bolt
 
 import (
@@ -58,8 +59,9 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
 	// Batch waits up to MaxBatchDelay for other writers to share a commit. bbolt's 10 ms default
-	// is added to every lone fragment's PERSISTED ack; 1 ms still lets concurrent streams
-	// (the case that needs sharing) fill a batch, since each commit's fsync takes longer.
+	// would be added to every lone call; 1 ms still lets concurrent callers fill a batch, since
+	// each commit's fsync takes longer. (Fragment entries do not wait here: fragstore's group
+	// commit calls PutFragments.)
 	db.MaxBatchDelay = time.Millisecond
 	if err := db.Update(initSchema); err != nil {
 		_ = db.Close()

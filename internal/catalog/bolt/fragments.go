@@ -145,6 +145,37 @@ func (d *DB) PutFragment(ctx context.Context, k fragstore.Key, f *fragment.Fragm
 	})
 }
 
+// PutFragments stores entries of any streams in one write transaction, all or none. fragstore
+// gathers them (its group commit), so this does not go through Batch: there is nothing left to
+// wait for.
+func (d *DB) PutFragments(ctx context.Context, puts []fragstore.Put) error {
+	if err := ctx.Err(); err != nil || len(puts) == 0 {
+		return err
+	}
+	vals := make([][]byte, len(puts))
+	for i, p := range puts {
+		if err := checkEntry(p.Key, p.Fragment); err != nil {
+			return err
+		}
+		vals[i] = encodeEntry(p.Fragment, p.Location)
+	}
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		var s *streamBuckets
+		for i, p := range puts {
+			if i == 0 || p.Key != puts[i-1].Key { // a stream's entries usually come together
+				var err error
+				if s, err = createStream(tx, p.Key); err != nil {
+					return err
+				}
+			}
+			if err := putEntry(s, p.Key, p.Fragment, p.Location, vals[i], p.Header); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func putEntry(s *streamBuckets, k fragstore.Key, f *fragment.Fragment, loc fragstore.Location, v, header []byte) error {
 	sk := u64(f.Seq)
 	if s.seq.Get(sk) != nil {

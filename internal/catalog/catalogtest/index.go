@@ -24,6 +24,7 @@ func TestIndex(t *testing.T, open func(t *testing.T) fragstore.Index) {
 	}{
 		{"PutGet", testIndexPutGet},
 		{"PutRejects", testIndexPutRejects},
+		{"PutMany", testIndexPutMany},
 		{"Headers", testIndexHeaders},
 		{"MissingStream", testIndexMissing},
 		{"ResultsAreCopies", testIndexCopies},
@@ -163,6 +164,40 @@ func testIndexPutRejects(t *testing.T, ix fragstore.Index) {
 	seq, _, err := ix.LastFragment(ctx, ixKey)
 	require.NoError(t, err)
 	require.Equal(t, uint64(5), seq, "failed puts change nothing")
+}
+
+// PutFragments commits entries of several streams together, all or none.
+func testIndexPutMany(t *testing.T, ix fragstore.Index) {
+	ctx := context.Background()
+	other := fragstore.Key{Name: "cam_2", CreatedMs: 1700000000456}
+	p := func(k fragstore.Key, seq uint64, hdr []byte) fragstore.Put {
+		off := time.Duration(seq) * 2 * time.Second
+		return fragstore.Put{Key: k, Fragment: frag(k, seq, off, off), Location: locOf(seq), Header: hdr}
+	}
+	require.NoError(t, ix.PutFragments(ctx, []fragstore.Put{p(ixKey, 1, ixHdr), p(other, 1, ixHdr), p(ixKey, 2, nil), p(other, 2, nil)}))
+	for _, k := range []fragstore.Key{ixKey, other} {
+		fs, err := ix.FragmentsAfter(ctx, k, 0, 10)
+		require.NoError(t, err)
+		require.Equal(t, []uint64{1, 2}, seqs(fs))
+		sameFrag(t, frag(k, 2, 4*time.Second, 4*time.Second), fs[1])
+		seq, loc, err := ix.LastFragment(ctx, k)
+		require.NoError(t, err)
+		require.Equal(t, uint64(2), seq)
+		require.Equal(t, locOf(2), loc)
+	}
+
+	// One bad entry (seq 2 of ixKey is stored) fails the whole batch: nothing of it is stored.
+	err := ix.PutFragments(ctx, []fragstore.Put{p(other, 3, nil), p(ixKey, 2, nil), p(ixKey, 3, nil)})
+	require.Error(t, err)
+	for _, k := range []fragstore.Key{ixKey, other} {
+		fs, err := ix.FragmentsAfter(ctx, k, 0, 10)
+		require.NoError(t, err)
+		require.Equal(t, []uint64{1, 2}, seqs(fs), "stream %s", k.Name)
+		seq, _, err := ix.LastFragment(ctx, k)
+		require.NoError(t, err)
+		require.Equal(t, uint64(2), seq)
+	}
+	require.NoError(t, ix.PutFragments(ctx, nil), "an empty batch is no error")
 }
 
 func testIndexHeaders(t *testing.T, ix fragstore.Index) {
