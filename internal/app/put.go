@@ -35,6 +35,8 @@ type PutEnv struct {
 type putFlags struct {
 	stream, endpoint, region, profile string
 	create                            bool
+	fps                               float64 // raw Annex-B timing and testsrc rate; 0: defaults
+	width, height                     int     // testsrc picture size; 0: default
 	retention                         int
 	fragment                          time.Duration
 	bufferMB                          int
@@ -68,9 +70,9 @@ Streams video to a Kinesis Video stream on kvsd or AWS, the way the KVS producer
 generation and notifications, and resends after network or server failures.
 
 SOURCE (H.264 or H.265 video) is one of
-  a file: Matroska/WebM, MP4/MOV, MPEG-TS, raw Annex-B .h264/.h265 (timed at 25 fps)
+  a file: Matroska/WebM, MP4/MOV, MPEG-TS, raw Annex-B .h264/.h265 (timed at --fps, default 25)
   rtsp://[user:pass@]camera/stream   an RTSP camera, dialled again when it drops
-  testsrc                            a moving test pattern (libx264, 1280x720 30 fps 2 Mbit/s)
+  testsrc                            a moving test pattern (libx264; --size, --fps; 1280x720 30 fps 2 Mbit/s)
   -                                  a Matroska stream on stdin, e.g.
   gst-launch-1.0 -q v4l2src ! x264enc tune=zerolatency ! h264parse ! matroskamux streamable=true ! fdsink fd=1 | kvsd put --stream cam-1 -
 
@@ -110,6 +112,17 @@ func parsePutFlags(args []string, stderr io.Writer) (*putFlags, error) {
 	fs.StringVar(&f.startTime, "start-time", "", "producer `time` of a file's start: RFC 3339 or epoch seconds (default: now)")
 	fs.DurationVar(&f.duration, "duration", 0, "stop after this `duration` (default: at the end of the source, or Ctrl-C)")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", producer.DefaultStopTimeout, "how long to wait for the last acknowledgements when stopping")
+	fs.Float64Var(&f.fps, "fps", 0, "frame `rate` of a raw Annex-B file (default 25) or of testsrc (default 30)")
+	fs.Func("size", "testsrc picture size `WxH` (default 1280x720)", func(s string) error {
+		w, h, ok := strings.Cut(s, "x")
+		wi, err1 := strconv.Atoi(w)
+		hi, err2 := strconv.Atoi(h)
+		if !ok || err1 != nil || err2 != nil || wi < 16 || hi < 16 || wi > 7680 || hi > 4320 {
+			return fmt.Errorf("want WIDTHxHEIGHT between 16x16 and 7680x4320, not %q", s)
+		}
+		f.width, f.height = wi, hi
+		return nil
+	})
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress line, only warnings and the summary")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, putUsage)
@@ -144,6 +157,8 @@ func parsePutFlags(args []string, stderr io.Writer) (*putFlags, error) {
 		return nil, errors.New("--image-prefix needs --image-generation (or --image-every)")
 	case f.duration < 0 || f.stopTimeout < 0:
 		return nil, errors.New("--duration and --stop-timeout must not be negative")
+	case f.fps < 0 || f.fps > 240:
+		return nil, fmt.Errorf("--fps %g: want a frame rate up to 240", f.fps)
 	}
 	if !f.retentionSet {
 		f.retention = 24
@@ -197,7 +212,7 @@ func Put(ctx context.Context, args []string, env PutEnv) int {
 		fmt.Fprintln(stderr, "kvsd put: stdin is a terminal; pipe a Matroska stream in (… ! matroskamux streamable=true ! fdsink fd=1 | kvsd put … -)")
 		return 2
 	}
-	src, err := openSource(f.source, env.Stdin)
+	src, err := openSource(ctx, f, env.Stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "kvsd put: %v\n", err)
 		return 1

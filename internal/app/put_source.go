@@ -28,7 +28,8 @@ var ebmlMagic = []byte{0x1A, 0x45, 0xDF, 0xA3}
 
 // openSource opens SOURCE: "-" is Matroska on stdin (live), a Matroska or
 // WebM file is recognised by its EBML magic.
-func openSource(arg string, stdin io.Reader) (*putSource, error) {
+func openSource(ctx context.Context, pf *putFlags, stdin io.Reader) (*putSource, error) {
+	arg := pf.source
 	switch {
 	case arg == "-" && stdin == nil:
 		return nil, errors.New("-: there is no stdin to read")
@@ -36,14 +37,14 @@ func openSource(arg string, stdin io.Reader) (*putSource, error) {
 		return &putSource{Source: producer.NewMKVSource(stdin, true)}, nil
 	case strings.HasPrefix(arg, "rtsp://") || strings.HasPrefix(arg, "rtsps://"):
 		// Reconnects with backoff when the camera drops, and says so.
-		cam, err := rtspsrc.Dial(context.Background(), arg, rtspsrc.Options{})
+		cam, err := rtspsrc.Dial(ctx, arg, rtspsrc.Options{})
 		if err != nil {
 			return nil, err
 		}
 		return &putSource{Source: cam}, nil
 	case arg == "testsrc":
-		// 1280×720, 30 fps, 2 Mbit/s, a keyframe every 2 s; until --duration or Ctrl-C.
-		pattern, err := media.NewTestSource(media.TestOptions{})
+		// 1280×720, 30 fps, 2 Mbit/s by default, a keyframe every 2 s; until --duration or Ctrl-C.
+		pattern, err := media.NewTestSource(media.TestOptions{Width: pf.width, Height: pf.height, FPS: int(pf.fps + 0.5)})
 		if err != nil {
 			return nil, err
 		}
@@ -78,7 +79,7 @@ func openSource(arg string, stdin io.Reader) (*putSource, error) {
 	f.Close()
 	// MP4/MOV, raw H.264/H.265 Annex-B (25 fps) and whatever else
 	// libavformat recognises; other codecs are refused in plain words.
-	file, err := media.OpenFile(arg, media.FileOptions{})
+	file, err := media.OpenFile(arg, media.FileOptions{FrameRate: pf.fps})
 	if err != nil {
 		return nil, err
 	}

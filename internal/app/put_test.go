@@ -168,6 +168,8 @@ func TestPutFlagValidation(t *testing.T) {
 		{[]string{"--stream", "cam", "--image-every", "-2", "a.mkv"}, "--image-every -2"},
 		{[]string{"--stream", "cam", "--start-time", "yesterday", "a.mkv"}, "want RFC 3339"},
 		{[]string{"--stream", "cam", "--no-such-flag", "a.mkv"}, "flag provided but not defined"},
+		{[]string{"--stream", "cam", "--size", "640", "testsrc"}, "want WIDTHxHEIGHT"},
+		{[]string{"--stream", "cam", "--fps", "-1", "testsrc"}, "--fps -1"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out, code := runPut(t, "http://127.0.0.1:1", "", nil, tc.args...)
