@@ -91,6 +91,17 @@ func (s Spec) size(w, h int) (int, int) {
 	return w, h
 }
 
+// shrinksByHalf reports whether images of a w×h picture are at most half
+// its width and half its height. For an unknown size (0×0) it guesses yes
+// when the spec asks for a size at all.
+func (s Spec) shrinksByHalf(w, h int) bool {
+	if w == 0 || h == 0 {
+		return s.Width > 0 || s.Height > 0
+	}
+	ow, oh := s.size(w, h)
+	return 2*ow <= w && 2*oh <= h
+}
+
 // scaleDim returns v·num/den rounded to the nearest integer (halves up),
 // at least 1.
 func scaleDim(v, num, den int) int {
@@ -121,10 +132,14 @@ type Result struct {
 // Stats counts a Decoder's work since NewDecoder, for metrics.
 type Stats struct {
 	Decoded int // packets the decoder accepted (frames decoded)
-	Skipped int // packets Render was given but did not need to decode
-	Decode  time.Duration
-	Scale   time.Duration
-	Encode  time.Duration
+	// Unfiltered counts the frames of Decoded that were decoded without the
+	// in-loop deblocking filter: keyframes decoded alone for an image at
+	// most half their size (see Decoder.Render).
+	Unfiltered int
+	Skipped    int // packets Render was given but did not need to decode
+	Decode     time.Duration
+	Scale      time.Duration
+	Encode     time.Duration
 }
 
 var (
