@@ -155,10 +155,13 @@ func (g *Generator) handle(ctx context.Context, t *task, st *stream.Stream, f *f
 // renderFragment decodes f and encodes the images of its sample times.
 func (g *Generator) renderFragment(ctx context.Context, t *task, st *stream.Stream, f *fragment.Fragment) (*pendingFragment, error) {
 	cfg := st.ImageGeneration
-	v, err := loadVideo(ctx, g.cfg.Store, t.key, f)
+	v, err := loadVideo(ctx, g.cfg.Store, t.key, f, t.buf)
 	if err != nil {
 		return nil, err
 	}
+	// Render is done with the packets when it returns (images are copies), so the buffer is
+	// the next fragment's.
+	defer func() { t.buf = v.doc }()
 	g.leadIn(ctx, t.key, f, v)
 	dec, err := t.dec.get(g.cfg.NewDecoder, v)
 	if err != nil {
