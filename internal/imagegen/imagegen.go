@@ -223,6 +223,7 @@ type task struct {
 	// worker-owned
 	known      bool   // cursor and enabled reflect this process's view of the stream
 	cursor     uint64 // last fragment fully handled
+	unsaved    int    // fragments the cursor moved past since it was last recorded
 	enabled    bool   // as last recorded (durably when true)
 	dec        decoderSlot
 	buf        []byte // the last fragment's bytes, reused for the next (loadVideo)
