@@ -39,9 +39,10 @@ type Decoder struct {
 
 	// Deblocking is skipped for a keyframe decoded alone that is shrunk at
 	// least 2× (see decodePass). srcW×srcH is the size of the last picture
-	// decoded (0 before the first), from which that is decided before
-	// decoding; receive checks the real size and sets redo when the guess
-	// was wrong, and the pass is decoded again with the filter.
+	// decoded (0 before the first, which is decoded exactly), from which
+	// that is decided before decoding; receive checks the real size and
+	// sets redo when it changed and no longer qualifies, and the pass is
+	// decoded again with the filter.
 	noFilter   bool // the loop filter is off in the C decoder
 	exact      bool // never skip the loop filter (tests compare against it)
 	redo       bool
@@ -165,8 +166,8 @@ func (d *Decoder) decodePass(packets []Packet, ps pass, pl plan, res []Result, s
 	unfiltered := !d.exact && ps.key == ps.last && spec.shrinksByHalf(d.srcW, d.srcH)
 	sent := d.decodeOnce(packets, ps, pl, res, spec, unfiltered)
 	if d.redo {
-		// The picture's size was not what the last one suggested: decode
-		// it again, exactly.
+		// The picture's size changed (new parameter sets in band) and the
+		// image is not shrunk enough: decode it again, exactly.
 		sent = d.decodeOnce(packets, ps, pl, res, spec, false)
 	}
 	return sent

@@ -4,6 +4,7 @@ package media_test
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"math"
 	"testing"
@@ -41,7 +42,14 @@ func TestUnfilteredKeyframeQuality(t *testing.T) {
 			} {
 				exact, fast := c.newDecoder(t), c.newDecoder(t)
 				media.SetExact(exact, true)
-				want, got := exact.Render(c.packets, keys, spec), fast.Render(c.packets, keys, spec)
+				want := exact.Render(c.packets, keys, spec)
+				// A decoder's first picture is decoded exactly: its size is
+				// not known before.
+				first := fast.Render(c.packets, keys[:1], spec)[0]
+				require.NoError(t, first.Err)
+				require.Equal(t, want[0].Image, first.Image, "%+v: the first picture", spec)
+				require.Zero(t, fast.Stats().Unfiltered)
+				got := fast.Render(c.packets, keys, spec)
 				require.Equal(t, len(keys), fast.Stats().Unfiltered, "%+v: every keyframe decoded alone skips the filter", spec)
 				require.Zero(t, exact.Stats().Unfiltered)
 				for i := range keys {
@@ -54,9 +62,8 @@ func TestUnfilteredKeyframeQuality(t *testing.T) {
 				}
 			}
 
-			// Exact decoding everywhere else: images less than halved (the
-			// decoder's first picture is decoded again once its size is
-			// known), the source size, and samples that need P-frames.
+			// Exact decoding everywhere else: images less than halved, the
+			// source size, and samples that need P-frames.
 			for _, tc := range []struct {
 				spec media.Spec
 				at   []time.Duration
@@ -73,10 +80,8 @@ func TestUnfilteredKeyframeQuality(t *testing.T) {
 					require.NoError(t, got[i].Err)
 					require.Equal(t, want[i].Image, got[i].Image, "%+v sample %v", tc.spec, tc.at[i])
 				}
-				// Once the size is known, nothing is decoded twice.
-				before := fast.Stats()
-				fast.Render(c.packets, tc.at, tc.spec)
-				require.Equal(t, before.Unfiltered, fast.Stats().Unfiltered, "%+v", tc.spec)
+				require.Zero(t, fast.Stats().Unfiltered, "%+v", tc.spec)
+				require.Equal(t, exact.Stats().Decoded, fast.Stats().Decoded, "%+v: nothing decoded twice", tc.spec)
 			}
 		})
 	}
@@ -126,4 +131,31 @@ func sqDiff(a, b image.Image, x, y int) float64 {
 		s += d * d
 	}
 	return s
+}
+
+// TestUnfilteredSizeChange: the decision is made from the last picture's
+// size; when in-band parameter sets change the size so that the image is no
+// longer shrunk by half, the keyframe is decoded again, exactly.
+func TestUnfilteredSizeChange(t *testing.T) {
+	big := greyClip(t, media.CodecH264)
+	small := loadClip(t, append([]string{"-f", "lavfi", "-i", greySource("160x120"), "-frames:v", fmt.Sprint(greyFrames)},
+		encoders[media.CodecH264]...)...)
+	// One Annex B stream: the 320×240 clip's first two GOPs, then the
+	// 160×120 clip's last two, each keyframe with its parameter sets.
+	packets := append(annexB(t, big)[:2*greyGOP], annexB(t, small)[2*greyGOP:]...)
+	d, err := media.NewDecoder(media.CodecH264, nil)
+	require.NoError(t, err)
+	defer d.Close()
+	spec := media.Spec{Width: 160}
+	// 320×240 → 160×120 qualifies (once the first picture told the size).
+	at := []time.Duration{0, ms(1000)}
+	checkImages(t, d.Render(packets, at, spec), at, spec, 160, 120)
+	require.Equal(t, 1, d.Stats().Unfiltered)
+	// 160×120 → 160×120 does not: the unfiltered guess is redone.
+	before := d.Stats()
+	at = []time.Duration{ms(2000), ms(3000)}
+	checkImages(t, d.Render(packets, at, spec), at, spec, 160, 120)
+	st := d.Stats()
+	require.Equal(t, before.Unfiltered+1, st.Unfiltered, "the first keyframe of the new size was tried without the filter")
+	require.Equal(t, before.Decoded+3, st.Decoded, "and decoded again; the next was known not to qualify")
 }

@@ -92,11 +92,10 @@ func (s Spec) size(w, h int) (int, int) {
 }
 
 // shrinksByHalf reports whether images of a w×h picture are at most half
-// its width and half its height. For an unknown size (0×0) it guesses yes
-// when the spec asks for a size at all.
+// its width and half its height; not for an unknown size (0×0).
 func (s Spec) shrinksByHalf(w, h int) bool {
 	if w == 0 || h == 0 {
-		return s.Width > 0 || s.Height > 0
+		return false
 	}
 	ow, oh := s.size(w, h)
 	return 2*ow <= w && 2*oh <= h

@@ -23,8 +23,9 @@ import (
 //
 // Put writes both files atomically, metadata first, so an object that is visible always has
 // its metadata; putting a key again replaces both. A new file is written unnamed (O_TMPFILE)
-// and linked in under its name; a replaced one (or any, where O_TMPFILE is unsupported) is
-// written to a temporary ".<name>.<random>.tmp" file renamed into place. Buckets are created on first use: the folder is kvsd's own, and images
+// and linked in under its name (inotify: IN_CREATE); a replaced one, or any where O_TMPFILE
+// is unsupported, is written to a temporary ".<name>.<random>.tmp" file renamed into place
+// (IN_MOVED_TO). Buckets are created on first use: the folder is kvsd's own, and images
 // should land there the first time.
 //
 // Durability comes in groups: Sync makes everything Put so far durable with one syncfs(2),
