@@ -31,7 +31,7 @@ func writeReport(w io.Writer, in reportInput) {
 	fmt.Fprintf(w, "- images: %d, one per %s, %d×%d JPEG (quality %d; ffmpeg: -q:v 4)\n",
 		wl.Images(), wl.Interval, wl.Spec.Width, wl.Spec.Height, wl.Spec.Quality)
 	fmt.Fprintf(w, "- each contender ran %d time(s), interleaved; the row is the run with the median CPU time. "+
-		"CPU = user + system from getrusage (children for ffmpeg, this process for (a) and (d)); "+
+		"CPU = user + system from getrusage (children for ffmpeg, this process for (a), (d) and (e)); "+
 		"images/s per core = images ÷ CPU seconds. \"Other CPU\" is what the rest of the machine used meanwhile "+
 		"(/proc/stat); well above zero means the run was disturbed.\n\n", in.rounds)
 

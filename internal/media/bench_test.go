@@ -34,19 +34,17 @@ func BenchmarkRender(b *testing.B) {
 	cases := []struct {
 		name   string
 		spec   media.Spec
-		offset int  // frame index within the fragment
-		exact  bool // keep the deblocking filter on keyframes decoded alone
+		offset int // frame index within the fragment
 	}{
-		{"key-320x240-jpeg-q80", media.Spec{Format: media.JPEG, Quality: 80, Width: 320, Height: 240}, 0, false},
-		{"key-320x240-jpeg-q80-exact", media.Spec{Format: media.JPEG, Quality: 80, Width: 320, Height: 240}, 0, true},
-		{"key-1080p-jpeg-q80", media.Spec{Format: media.JPEG, Quality: 80}, 0, false},
-		{"key-320x240-png", media.Spec{Format: media.PNG, Width: 320, Height: 240}, 0, false},
-		{"frame15-320x240-jpeg-q80", media.Spec{Format: media.JPEG, Quality: 80, Width: 320, Height: 240}, 15, false},
+		{"key-320x240-jpeg-q80", media.Spec{Format: media.JPEG, Quality: 80, Width: 320, Height: 240}, 0},
+		{"key-320x240-jpeg-q80-exact", media.Spec{Format: media.JPEG, Quality: 80, Width: 320, Height: 240, Exact: true}, 0},
+		{"key-1080p-jpeg-q80", media.Spec{Format: media.JPEG, Quality: 80}, 0},
+		{"key-320x240-png", media.Spec{Format: media.PNG, Width: 320, Height: 240}, 0},
+		{"frame15-320x240-jpeg-q80", media.Spec{Format: media.JPEG, Quality: 80, Width: 320, Height: 240}, 15},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
 			d := c.newDecoder(b)
-			media.SetExact(d, tc.exact)
 			at := make([]time.Duration, 1)
 			b.ReportAllocs()
 			b.ResetTimer()

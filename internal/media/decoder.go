@@ -44,7 +44,6 @@ type Decoder struct {
 	// sets redo when it changed and no longer qualifies, and the pass is
 	// decoded again with the filter.
 	noFilter   bool // the loop filter is off in the C decoder
-	exact      bool // never skip the loop filter (tests compare against it)
 	redo       bool
 	srcW, srcH int
 
@@ -161,9 +160,10 @@ func (d *Decoder) Render(packets []Packet, at []time.Duration, spec Spec) []Resu
 // block edges, and shrinking by 2 or more (area averaging) smooths them
 // away too (TestUnfilteredKeyframeQuality: PSNR ≥ 40 dB against the
 // filtered image). Passes that go on to P-frames decode the keyframe with
-// the filter, since every later frame predicts from it.
+// the filter, since every later frame predicts from it. Spec.Exact turns
+// the shortcut off.
 func (d *Decoder) decodePass(packets []Packet, ps pass, pl plan, res []Result, spec Spec) int {
-	unfiltered := !d.exact && ps.key == ps.last && spec.shrinksByHalf(d.srcW, d.srcH)
+	unfiltered := !spec.Exact && ps.key == ps.last && spec.shrinksByHalf(d.srcW, d.srcH)
 	sent := d.decodeOnce(packets, ps, pl, res, spec, unfiltered)
 	if d.redo {
 		// The picture's size changed (new parameter sets in band) and the

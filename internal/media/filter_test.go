@@ -41,8 +41,9 @@ func TestUnfilteredKeyframeQuality(t *testing.T) {
 				{Format: media.JPEG, Quality: 80, Width: 320, Height: 240}, // the benchmark's images
 			} {
 				exact, fast := c.newDecoder(t), c.newDecoder(t)
-				media.SetExact(exact, true)
-				want := exact.Render(c.packets, keys, spec)
+				exactSpec := spec
+				exactSpec.Exact = true
+				want := exact.Render(c.packets, keys, exactSpec)
 				// A decoder's first picture is decoded exactly: its size is
 				// not known before.
 				first := fast.Render(c.packets, keys[:1], spec)[0]
@@ -74,8 +75,9 @@ func TestUnfilteredKeyframeQuality(t *testing.T) {
 				{media.Spec{Format: media.PNG, Width: 320, Height: 240}, []time.Duration{ms(500), ms(1500)}},
 			} {
 				exact, fast := c.newDecoder(t), c.newDecoder(t)
-				media.SetExact(exact, true)
-				want, got := exact.Render(c.packets, tc.at, tc.spec), fast.Render(c.packets, tc.at, tc.spec)
+				exactSpec := tc.spec
+				exactSpec.Exact = true
+				want, got := exact.Render(c.packets, tc.at, exactSpec), fast.Render(c.packets, tc.at, tc.spec)
 				for i := range tc.at {
 					require.NoError(t, got[i].Err)
 					require.Equal(t, want[i].Image, got[i].Image, "%+v sample %v", tc.spec, tc.at[i])

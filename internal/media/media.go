@@ -12,7 +12,9 @@
 // sample time), starting from the keyframe at or before it. A sample that
 // lands on a keyframe decodes that keyframe alone, samples that share a GOP
 // share one pass through it, and packets no sample needs are never sent to
-// the decoder.
+// the decoder. A keyframe decoded alone for an image at most half its size
+// skips the deblocking filter, which the downscaling makes invisible (see
+// Decoder.Render; Spec.Exact turns that off).
 package media
 
 import (
@@ -59,6 +61,11 @@ type Spec struct {
 	// neither → the source size. The aspect ratio is that of the decoded
 	// pixels (sample aspect ratio is ignored, as cameras use square pixels).
 	Width, Height int
+	// Exact decodes every picture as the standard specifies: keyframes
+	// decoded alone for an image at most half their size keep the deblocking
+	// filter too (Decoder.Render skips it otherwise). For comparisons; the
+	// images differ imperceptibly.
+	Exact bool
 }
 
 // validate checks s and fills in the default quality.
