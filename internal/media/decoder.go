@@ -154,7 +154,7 @@ func (d *Decoder) Render(packets []Packet, at []time.Duration, spec Spec) []Resu
 //
 // A pass of a single keyframe whose image is at most half the picture's
 // width and height is decoded without the in-loop deblocking filter, which
-// is about a fifth of an H.264 keyframe's decode time. Nothing else is
+// is about a quarter of an H.264 keyframe's decode time. Nothing else is
 // decoded from that picture (the next pass starts from a flushed decoder),
 // so the only effect is on this image: the filter smooths 4×4 and 8×8
 // block edges, and shrinking by 2 or more (area averaging) smooths them
