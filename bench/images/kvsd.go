@@ -70,7 +70,19 @@ func measureKVSD(ctx context.Context, wl *workload, dir string) (measurement, er
 
 	var delivered atomic.Int64
 	done := make(chan struct{})
-	gen, err := imagegen.New(imagegen.Config{Catalog: db, Store: store, NewDecoder: newDecoder, AccountID: benchAccount,
+	// The generator's decoders, kept to report their stage times next to (d)'s.
+	var decMu sync.Mutex
+	var decs []imagegen.Decoder
+	keepDecoder := func(codecID string, codecPrivate []byte) (imagegen.Decoder, error) {
+		d, err := newDecoder(codecID, codecPrivate)
+		if err == nil {
+			decMu.Lock()
+			decs = append(decs, d)
+			decMu.Unlock()
+		}
+		return d, err
+	}
+	gen, err := imagegen.New(imagegen.Config{Catalog: db, Store: store, NewDecoder: keepDecoder, AccountID: benchAccount,
 		Objects: &objstore.Dir{Root: filepath.Join(dir, "buckets")}, Workers: 1, RenderWorkers: 1,
 		OnDelivered: func(context.Context, *stream.Stream, imagegen.Delivered) {
 			if delivered.Add(1) == int64(wl.Images()) {
@@ -105,6 +117,19 @@ func measureKVSD(ctx context.Context, wl *workload, dir string) (measurement, er
 	if err != nil {
 		return m, err
 	}
+	decMu.Lock()
+	var stats media.Stats
+	for _, d := range decs {
+		s := d.Stats()
+		stats.Decoded += s.Decoded
+		stats.Unfiltered += s.Unfiltered
+		stats.Skipped += s.Skipped
+		stats.Decode += s.Decode
+		stats.Scale += s.Scale
+		stats.Encode += s.Encode
+	}
+	decMu.Unlock()
+	m.Stages = &stats
 	m.Images, err = countImages(filepath.Join(dir, "buckets", "bench"), wl.Spec)
 	return m, err
 }
@@ -186,8 +211,9 @@ type latency struct {
 // n streams, each fed the workload in real time through PutMedia (one 1-s fragment per second,
 // starts staggered across the first second), every fragment eligible, one wl.Spec JPEG per
 // second to the local folder. Each image's latency is from the PERSISTED ack reaching the
-// producer to the image file appearing in its bucket (inotify IN_MOVED_TO: the local folder
-// renames finished files into place).
+// producer to the image file appearing in its bucket (inotify IN_CREATE or IN_MOVED_TO: the
+// local folder links a new file in, or renames a replacement into place, only once it is
+// whole).
 func measureLatency(ctx context.Context, wl *workload, dir string, n int, seconds int) (latency, error) {
 	frags := wl.Fragments[:min(seconds, len(wl.Fragments))]
 	_, _, tc0, err := splitFragment(frags[0])
@@ -409,7 +435,7 @@ func imageMillis(file string) (int64, bool) {
 	return ms, err == nil
 }
 
-// watcher reports files renamed into watched directories (inotify), with the time it read
+// watcher reports files linked or renamed into watched directories (inotify), with the time it read
 // the event.
 type watcher struct {
 	f     *os.File
@@ -428,7 +454,7 @@ func newWatcher() (*watcher, error) {
 }
 
 func (w *watcher) add(dir, name string) error {
-	wd, err := syscall.InotifyAddWatch(w.fd, dir, syscall.IN_MOVED_TO)
+	wd, err := syscall.InotifyAddWatch(w.fd, dir, syscall.IN_CREATE|syscall.IN_MOVED_TO)
 	if err != nil {
 		return fmt.Errorf("inotify watch %s: %w", dir, err)
 	}

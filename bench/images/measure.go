@@ -88,6 +88,18 @@ func measureFFmpegPerFragment(ctx context.Context, wl *workload, dir string) (me
 // per fragment mkv.ReadFrames on its bytes and Decoder.Render at the fragment's sample
 // times. Writing the images out is not timed.
 func measureMediaLoop(ctx context.Context, wl *workload, dir string) (measurement, error) {
+	return mediaLoop(wl, wl.Spec, dir)
+}
+
+// measureMediaLoopExact is (e): (d) decoding every picture exactly (media.Spec.Exact), with
+// the deblocking filter that (d) skips on keyframes decoded alone for a small image.
+func measureMediaLoopExact(ctx context.Context, wl *workload, dir string) (measurement, error) {
+	spec := wl.Spec
+	spec.Exact = true
+	return mediaLoop(wl, spec, dir)
+}
+
+func mediaLoop(wl *workload, spec media.Spec, dir string) (measurement, error) {
 	runtime.GC() // start without the previous contender's garbage
 	var images [][]byte
 	var stats media.Stats
@@ -119,7 +131,7 @@ func measureMediaLoop(ctx context.Context, wl *workload, dir string) (measuremen
 			for t := packets[0].PTS; t <= packets[len(packets)-1].PTS; t += wl.Interval {
 				at = append(at, t)
 			}
-			for _, r := range dec.Render(packets, at, wl.Spec) {
+			for _, r := range dec.Render(packets, at, spec) {
 				if r.Err != nil {
 					return fmt.Errorf("render at %v: %w", r.At, r.Err)
 				}

@@ -31,7 +31,7 @@ func writeReport(w io.Writer, in reportInput) {
 	fmt.Fprintf(w, "- images: %d, one per %s, %d×%d JPEG (quality %d; ffmpeg: -q:v 4)\n",
 		wl.Images(), wl.Interval, wl.Spec.Width, wl.Spec.Height, wl.Spec.Quality)
 	fmt.Fprintf(w, "- each contender ran %d time(s), interleaved; the row is the run with the median CPU time. "+
-		"CPU = user + system from getrusage (children for ffmpeg, this process for (a) and (d)); "+
+		"CPU = user + system from getrusage (children for ffmpeg, this process for (a), (d) and (e)); "+
 		"images/s per core = images ÷ CPU seconds. \"Other CPU\" is what the rest of the machine used meanwhile "+
 		"(/proc/stat); well above zero means the run was disturbed.\n\n", in.rounds)
 
@@ -58,12 +58,17 @@ func writeReport(w io.Writer, in reportInput) {
 			c.id, c.what, m.Images, m.CPU.Seconds(), m.Wall.Seconds(),
 			m.CPU.Seconds()*1e3/float64(m.Images), m.ImagesPerCore(), ratio, other.Seconds())
 	}
-	if s := d.Stages; s != nil && d.Images > 0 {
-		n := float64(d.Images)
-		perImg := func(x time.Duration) float64 { return x.Seconds() * 1e3 / n }
-		fmt.Fprintf(w, "\n(d) inside the media package, per image: decode %.2f ms, scale %.2f ms, encode %.2f ms; "+
-			"%d packets decoded, %d skipped (selective decoding).\n",
-			perImg(s.Decode), perImg(s.Scale), perImg(s.Encode), s.Decoded, s.Skipped)
+	fmt.Fprintln(w)
+	for i, c := range in.contenders {
+		m := in.results[i]
+		if s := m.Stages; s != nil && m.Images > 0 {
+			n := float64(m.Images)
+			perImg := func(x time.Duration) float64 { return x.Seconds() * 1e3 / n }
+			fmt.Fprintf(w, "(%s) inside the media package, per image: decode %.2f ms, scale %.2f ms, encode %.2f ms "+
+				"(wall time of each stage); %d packets decoded (%d of them keyframes without the deblocking filter), "+
+				"%d skipped (selective decoding).\n",
+				c.id, perImg(s.Decode), perImg(s.Scale), perImg(s.Encode), s.Decoded, s.Unfiltered, s.Skipped)
+		}
 	}
 
 	fmt.Fprintln(w, "\n## Targets (issue 4)")
@@ -108,7 +113,7 @@ func writeLatency(w io.Writer, l latency, wl *workload) {
 	fmt.Fprintf(w, "kvsd (in this process, the code of `kvsd serve`) with %d streams, each sending the video through "+
 		"PutMedia in real time (one 1-s fragment per second, starts spread over one second), every fragment eligible "+
 		"(stream tag `kvsd:ImageGeneration=ALL_FRAGMENTS`), one %d×%d JPEG per second to the local folder. Latency runs from "+
-		"the PERSISTED ack reaching the producer to the image file appearing in the bucket (inotify on the rename). "+
+		"the PERSISTED ack reaching the producer to the image file appearing in the bucket (inotify on the link or rename that makes it visible). "+
 		"%s of wall time; the machine's CPU meanwhile: %.2f cores.\n\n",
 		l.Streams, wl.Spec.Width, wl.Spec.Height, l.Duration.Round(time.Second), l.MachineCPU.Seconds()/l.Duration.Seconds())
 	fmt.Fprintln(w, "| images | p50 | p90 | p99 | max | missing |")

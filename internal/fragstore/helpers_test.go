@@ -34,6 +34,7 @@ type env struct {
 	media *disk.Media
 	s     *fragstore.Store
 	logs  *syncBuffer
+	buf   []byte // reused by check's MediaAppend
 }
 
 type syncBuffer struct {
@@ -156,6 +157,12 @@ func (e *env) check(k fragstore.Key, seqs []uint64) {
 		require.NoError(e.t, err, "media of %d", f.Seq)
 		if !bytes.Equal(media(f.Seq), b) {
 			require.FailNow(e.t, "media differs", "fragment %d", f.Seq)
+		}
+		// MediaAppend appends the same bytes after what the buffer holds.
+		e.buf, err = e.s.MediaAppend(ctx, k, f, append(e.buf[:0], "prefix"...))
+		require.NoError(e.t, err, "media of %d", f.Seq)
+		if string(e.buf[:6]) != "prefix" || !bytes.Equal(media(f.Seq), e.buf[6:]) {
+			require.FailNow(e.t, "MediaAppend differs", "fragment %d", f.Seq)
 		}
 	}
 }

@@ -163,6 +163,34 @@ func (s *Store) Media(ctx context.Context, k Key, f *fragment.Fragment) ([]byte,
 	return b, nil
 }
 
+// MediaAppend is Media appending the bytes to dst, for callers that read fragment after
+// fragment into one reused buffer. Backends that can read into a caller's buffer (disk) do so;
+// others are read with Media and copied. On error dst is returned as it was.
+func (s *Store) MediaAppend(ctx context.Context, k Key, f *fragment.Fragment, dst []byte) ([]byte, error) {
+	_, loc, err := s.index.GetFragment(ctx, k, f.Seq)
+	if err != nil {
+		return dst, err
+	}
+	var out []byte
+	if ra, ok := s.media.(readAppender); ok {
+		out, err = ra.ReadAppend(ctx, k, loc, dst)
+	} else {
+		var b []byte
+		if b, err = s.media.Read(ctx, k, loc); err == nil {
+			out = append(dst, b...)
+		}
+	}
+	if err != nil {
+		return dst, fmt.Errorf("media of fragment %d of %s: %w", f.Seq, k.Name, err)
+	}
+	return out, nil
+}
+
+// readAppender is a Media backend that reads into a caller's buffer (disk.Media).
+type readAppender interface {
+	ReadAppend(ctx context.Context, k Key, loc Location, dst []byte) ([]byte, error)
+}
+
 // Header returns the MKV header bytes (EBML … Tracks) stored under id.
 func (s *Store) Header(ctx context.Context, k Key, id string) ([]byte, error) {
 	return s.index.GetHeader(ctx, k, id)

@@ -53,6 +53,28 @@ func TestAppendRead(t *testing.T) {
 	e.check(key, span(1, 41))
 }
 
+// plainMedia hides disk.Media's ReadAppend, as a backend without it would be.
+type plainMedia struct{ fragstore.Media }
+
+// TestMediaAppendFallback: with a backend that cannot read into a buffer, MediaAppend reads
+// and copies, with the same result.
+func TestMediaAppendFallback(t *testing.T) {
+	e := openEnv(t, t.TempDir())
+	e.append(key, 1, 2, 3)
+	s, err := fragstore.Open(fragstore.Config{Media: plainMedia{e.media}, Index: e.db})
+	require.NoError(t, err)
+	for seq := uint64(1); seq <= 3; seq++ {
+		f, err := s.Fragment(ctx, key, seq)
+		require.NoError(t, err)
+		b, err := s.MediaAppend(ctx, key, f, []byte("x"))
+		require.NoError(t, err)
+		require.Equal(t, append([]byte("x"), media(seq)...), b)
+	}
+	b, err := s.MediaAppend(ctx, key, &fragment.Fragment{Seq: 41}, []byte("x"))
+	require.ErrorIs(t, err, fragstore.ErrNotFound)
+	require.Equal(t, []byte("x"), b)
+}
+
 func TestAppendRejects(t *testing.T) {
 	e := openEnv(t, t.TempDir())
 	e.append(key, 1, 2)

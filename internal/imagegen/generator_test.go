@@ -416,3 +416,44 @@ func TestCursorWaitsForDurableImages(t *testing.T) {
 	e.settle("cam")
 	require.Equal(t, f.Seq, cursor())
 }
+
+// TestCursorCadence: working through a backlog, the cursor is recorded (a sync of the
+// destination and a catalog commit) every cursorEvery fragments and once caught up, not after
+// every turn; a stream that has caught up records it after each turn.
+func TestCursorCadence(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	st := e.createStream("cam", 24)
+	e.configure("cam", imageConfig("s3://images", 1000))
+	e.settle("cam")
+	cursor := func() uint64 {
+		b, err := e.db.LoadState(context.Background(), component, stateKey(fragstore.KeyOf(st)))
+		require.NoError(t, err)
+		var c savedCursor
+		require.NoError(t, json.Unmarshal(b, &c))
+		return c.Seq
+	}
+	syncs := func() int {
+		e.objs.mu.Lock()
+		defer e.objs.mu.Unlock()
+		return e.objs.syncs
+	}
+	// A backlog of 2·cursorEvery+1 fragments, stored while the generator was down.
+	e.stop()
+	base := time.Now().Add(-time.Minute).Truncate(time.Second)
+	n := 2*cursorEvery + 1
+	frags := e.put("cam", seconds(base, n, imageTag)...)
+	require.Greater(t, n, turnFragments, "the backlog takes several turns")
+	e.start()
+	e.objs.wait(t, n)
+	e.settle("cam")
+	require.Equal(t, frags[n-1].Seq, cursor())
+	require.Equal(t, 3, syncs(), "after fragments %d, %d and %d", cursorEvery, 2*cursorEvery, n)
+
+	// Caught up: one record per new fragment.
+	e.put("cam", seconds(base.Add(time.Duration(n)*time.Second), 1, imageTag)...)
+	e.objs.wait(t, n+1)
+	e.settle("cam")
+	require.Equal(t, 4, syncs())
+	require.Equal(t, frags[n-1].Seq+1, cursor())
+}

@@ -221,7 +221,7 @@ func (g *Generator) imagesAt(ctx context.Context, k fragstore.Key, kind fragstor
 }
 
 func (g *Generator) renderGroup(ctx context.Context, slot *decoderSlot, k fragstore.Key, gr *sampleGroup, spec media.Spec) ([]media.Result, error) {
-	v, err := loadVideo(ctx, g.cfg.Store, k, gr.frag)
+	v, err := loadVideo(ctx, g.cfg.Store, k, gr.frag, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -42,6 +42,7 @@ type Store interface {
 	Fragment(ctx context.Context, k fragstore.Key, seq uint64) (*fragment.Fragment, error)
 	After(ctx context.Context, k fragstore.Key, afterSeq uint64, limit int) ([]*fragment.Fragment, error)
 	Media(ctx context.Context, k fragstore.Key, f *fragment.Fragment) ([]byte, error)
+	MediaAppend(ctx context.Context, k fragstore.Key, f *fragment.Fragment, dst []byte) ([]byte, error)
 	Header(ctx context.Context, k fragstore.Key, id string) ([]byte, error)
 	List(ctx context.Context, k fragstore.Key, kind fragstore.TimeKind, from, to time.Time, after fragstore.Cursor, limit int) ([]*fragment.Fragment, fragstore.Cursor, error)
 	SeqAt(ctx context.Context, k fragstore.Key, kind fragstore.TimeKind, t time.Time) (uint64, error)
@@ -222,8 +223,10 @@ type task struct {
 	// worker-owned
 	known      bool   // cursor and enabled reflect this process's view of the stream
 	cursor     uint64 // last fragment fully handled
+	unsaved    int    // fragments the cursor moved past since it was last recorded
 	enabled    bool   // as last recorded (durably when true)
 	dec        decoderSlot
+	buf        []byte // the last fragment's bytes, reused for the next (loadVideo)
 	pending    *pendingFragment
 	failures   int    // consecutive delivery failures (backoff exponent)
 	untagged   int    // ineligible fragments in a row while enabled

@@ -21,6 +21,7 @@ type video struct {
 	timecode     int64          // the cluster timecode, in ticks
 	scale        time.Duration  // per tick
 	packets      []media.Packet // PTS from the fragment start
+	doc          []byte         // header and media bytes, which packets alias
 }
 
 // errMedia marks fragments whose bytes cannot be turned into packets (no video track, broken
@@ -29,17 +30,19 @@ var errMedia = errors.New("media error")
 
 // loadVideo reads f's stored header and media and extracts its video packets. Frame times are
 // made relative to the cluster timecode, which is the fragment start on both timelines.
-func loadVideo(ctx context.Context, s Store, k fragstore.Key, f *fragment.Fragment) (*video, error) {
+//
+// The bytes are read into buf (which may be nil), reusing its memory: a worker passes the
+// previous fragment's video.doc once that fragment's packets are no longer used, so reading a
+// fragment allocates nothing that grows with its size.
+func loadVideo(ctx context.Context, s Store, k fragstore.Key, f *fragment.Fragment, buf []byte) (*video, error) {
 	hdr, err := s.Header(ctx, k, f.HeaderID)
 	if err != nil {
 		return nil, fmt.Errorf("header of fragment %s: %w", f.Number, err)
 	}
-	body, err := s.Media(ctx, k, f)
+	doc, err := s.MediaAppend(ctx, k, f, append(buf[:0], hdr...))
 	if err != nil {
 		return nil, err
 	}
-	doc := make([]byte, 0, len(hdr)+len(body))
-	doc = append(append(doc, hdr...), body...)
 	h, frames, err := mkv.ReadFrames(doc, mkv.Limits{})
 	if err != nil {
 		return nil, fmt.Errorf("%w: fragment %s: %v", errMedia, f.Number, err)
@@ -49,7 +52,8 @@ func loadVideo(ctx context.Context, s Store, k fragstore.Key, f *fragment.Fragme
 		return nil, fmt.Errorf("%w: fragment %s has no video track", errMedia, f.Number)
 	}
 	v := &video{codecID: track.CodecID, codecPrivate: track.CodecPrivate, headerID: f.HeaderID,
-		timecode: int64(f.Timecode), scale: time.Duration(h.TimecodeScale)}
+		timecode: int64(f.Timecode), scale: time.Duration(h.TimecodeScale), doc: doc,
+		packets: make([]media.Packet, 0, len(frames))}
 	for _, fr := range frames {
 		if fr.Track != track.Number {
 			continue
@@ -79,7 +83,7 @@ func (g *Generator) leadIn(ctx context.Context, k fragstore.Key, f *fragment.Fra
 		if prev == nil || prev.HeaderID != v.headerID {
 			return
 		}
-		pv, err := loadVideo(ctx, g.cfg.Store, k, prev)
+		pv, err := loadVideo(ctx, g.cfg.Store, k, prev, nil)
 		if err != nil {
 			return
 		}

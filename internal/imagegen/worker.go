@@ -12,6 +12,11 @@ import (
 )
 
 const (
+	// cursorEvery is how many fragments a stream working through a backlog handles between
+	// two records of its cursor (each is a sync of the local folder and a catalog commit,
+	// which cost as much CPU as a large part of an image); a stream that has caught up records
+	// it after every turn.
+	cursorEvery = 8
 	// turnFragments is how many fragments a worker handles for one stream before it queues
 	// the stream behind the others, so a backlog on one stream does not starve the rest.
 	turnFragments = 4
@@ -37,7 +42,7 @@ type renderedImage struct {
 }
 
 // process is one worker turn on a stream.
-func (g *Generator) process(ctx context.Context, t *task) outcome {
+func (g *Generator) process(ctx context.Context, t *task) (res outcome) {
 	st, err := g.cfg.Catalog.GetStream(ctx, t.key.Name)
 	if errors.Is(err, stream.ErrNotFound) || (err == nil && st.CreationTime.UnixMilli() != t.key.CreatedMs) {
 		g.forget(ctx, t)
@@ -58,12 +63,13 @@ func (g *Generator) process(ctx context.Context, t *task) outcome {
 	}
 	g.setQueue(t, st, len(frags))
 	n := min(len(frags), turnFragments)
-	// The cursor is recorded once per turn (one catalog commit for up to turnFragments
-	// fragments): a crash redoes at most a turn's images, under the same keys.
-	moved := false
+	// The cursor is recorded at the end of a turn that leaves nothing to do (caught up, or
+	// waiting for a retry), and during a backlog once cursorEvery fragments are handled: a
+	// crash redoes at most that many fragments' images, under the same keys.
 	defer func() {
-		if moved && g.syncObjects(ctx, t) == nil {
-			g.saveCursor(ctx, t)
+		if t.unsaved > 0 && (!res.more || t.unsaved >= cursorEvery) &&
+			g.syncObjects(ctx, t) == nil && g.saveCursor(ctx, t) == nil {
+			t.unsaved = 0
 		}
 	}()
 	for i, f := range frags[:n] {
@@ -74,7 +80,8 @@ func (g *Generator) process(ctx context.Context, t *task) outcome {
 			g.setQueue(t, st, len(frags)-i)
 			return outcome{retryAt: retryAt}
 		}
-		t.cursor, moved = f.Seq, true
+		t.cursor = f.Seq
+		t.unsaved++
 	}
 	g.setQueue(t, st, len(frags)-n)
 	return outcome{more: len(frags) > n}
@@ -97,7 +104,7 @@ func (g *Generator) observe(ctx context.Context, t *task, st *stream.Stream) err
 		if err := g.saveCursor(ctx, t); err != nil {
 			return err
 		}
-		t.enabled = true
+		t.enabled, t.unsaved = true, 0
 		return nil
 	case on:
 		return nil
@@ -155,10 +162,13 @@ func (g *Generator) handle(ctx context.Context, t *task, st *stream.Stream, f *f
 // renderFragment decodes f and encodes the images of its sample times.
 func (g *Generator) renderFragment(ctx context.Context, t *task, st *stream.Stream, f *fragment.Fragment) (*pendingFragment, error) {
 	cfg := st.ImageGeneration
-	v, err := loadVideo(ctx, g.cfg.Store, t.key, f)
+	v, err := loadVideo(ctx, g.cfg.Store, t.key, f, t.buf)
 	if err != nil {
 		return nil, err
 	}
+	// Render is done with the packets when it returns (images are copies), so the buffer is
+	// the next fragment's.
+	defer func() { t.buf = v.doc }()
 	g.leadIn(ctx, t.key, f, v)
 	dec, err := t.dec.get(g.cfg.NewDecoder, v)
 	if err != nil {

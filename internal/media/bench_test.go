@@ -37,6 +37,7 @@ func BenchmarkRender(b *testing.B) {
 		offset int // frame index within the fragment
 	}{
 		{"key-320x240-jpeg-q80", media.Spec{Format: media.JPEG, Quality: 80, Width: 320, Height: 240}, 0},
+		{"key-320x240-jpeg-q80-exact", media.Spec{Format: media.JPEG, Quality: 80, Width: 320, Height: 240, Exact: true}, 0},
 		{"key-1080p-jpeg-q80", media.Spec{Format: media.JPEG, Quality: 80}, 0},
 		{"key-320x240-png", media.Spec{Format: media.PNG, Width: 320, Height: 240}, 0},
 		{"frame15-320x240-jpeg-q80", media.Spec{Format: media.JPEG, Quality: 80, Width: 320, Height: 240}, 15},

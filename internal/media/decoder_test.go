@@ -288,6 +288,18 @@ func TestFragmentAfterFragment(t *testing.T) {
 // private data, as some producers send them.
 func TestAnnexB(t *testing.T) {
 	c := greyClip(t, media.CodecH264)
+	packets := annexB(t, c)
+	d, err := media.NewDecoder(media.CodecH264, nil)
+	require.NoError(t, err)
+	defer d.Close()
+	at := []time.Duration{0, ms(40 * 30), ms(40 * 77)}
+	checkImages(t, d.Render(packets, at, media.Spec{}), at, media.Spec{}, 320, 240)
+}
+
+// annexB rewrites an H.264 clip's packets as Annex B access units with the
+// parameter sets of its avcC record before each keyframe.
+func annexB(t *testing.T, c *clip) []media.Packet {
+	t.Helper()
 	cp := c.track.CodecPrivate
 	require.Equal(t, byte(1), cp[0])
 	// avcC: 5 bytes, SPS count, {len16, SPS}..., PPS count, {len16, PPS}...
@@ -322,11 +334,7 @@ func TestAnnexB(t *testing.T) {
 		}
 		packets = append(packets, media.Packet{Data: out, PTS: p.PTS, Key: p.Key})
 	}
-	d, err := media.NewDecoder(media.CodecH264, nil)
-	require.NoError(t, err)
-	defer d.Close()
-	at := []time.Duration{0, ms(40 * 30), ms(40 * 77)}
-	checkImages(t, d.Render(packets, at, media.Spec{}), at, media.Spec{}, 320, 240)
+	return packets
 }
 
 // TestBrokenInput: damaged packets give Result.Err, never a crash, and the

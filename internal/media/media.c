@@ -105,6 +105,18 @@ void kv_reset(kv_dec *d) {
 	av_frame_unref(d->frame);
 }
 
+// kv_set_loop_filter turns the in-loop deblocking filter on (the default,
+// spec-exact decoding) or off for the packets sent from now on. H.264 reads
+// the setting at every slice header and H.265 at every CTB, and both decode
+// inside avcodec_send_packet (single-threaded), so a change takes effect at
+// the next kv_send. Off is only for a picture that nothing decoded later
+// references (the Go side decides: a keyframe alone, shrunk at least 2x):
+// a reference picture must be exact, or every frame predicted from it
+// drifts. H.265's SAO filter stays on either way.
+void kv_set_loop_filter(kv_dec *d, int on) {
+	d->dec->skip_loop_filter = on ? AVDISCARD_DEFAULT : AVDISCARD_ALL;
+}
+
 // kv_send decodes one packet; data == NULL starts draining. data is Go
 // memory: the packet is not refcounted (pkt->buf == NULL), so libavcodec
 // copies it before returning and nothing keeps the pointer after the call.

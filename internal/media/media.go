@@ -12,7 +12,9 @@
 // sample time), starting from the keyframe at or before it. A sample that
 // lands on a keyframe decodes that keyframe alone, samples that share a GOP
 // share one pass through it, and packets no sample needs are never sent to
-// the decoder.
+// the decoder. A keyframe decoded alone for an image at most half its size
+// skips the deblocking filter, which the downscaling makes invisible (see
+// Decoder.Render; Spec.Exact turns that off).
 //
 // It also feeds the producer (`kvsd put`): OpenFile reads H.264/H.265 video
 // files through libavformat and NewTestSource encodes a moving test pattern
@@ -63,6 +65,11 @@ type Spec struct {
 	// neither → the source size. The aspect ratio is that of the decoded
 	// pixels (sample aspect ratio is ignored, as cameras use square pixels).
 	Width, Height int
+	// Exact decodes every picture as the standard specifies: keyframes
+	// decoded alone for an image at most half their size keep the deblocking
+	// filter too (Decoder.Render skips it otherwise). For comparisons; the
+	// images differ imperceptibly.
+	Exact bool
 }
 
 // validate checks s and fills in the default quality.
@@ -95,6 +102,16 @@ func (s Spec) size(w, h int) (int, int) {
 	return w, h
 }
 
+// shrinksByHalf reports whether images of a w×h picture are at most half
+// its width and half its height; not for an unknown size (0×0).
+func (s Spec) shrinksByHalf(w, h int) bool {
+	if w == 0 || h == 0 {
+		return false
+	}
+	ow, oh := s.size(w, h)
+	return 2*ow <= w && 2*oh <= h
+}
+
 // scaleDim returns v·num/den rounded to the nearest integer (halves up),
 // at least 1.
 func scaleDim(v, num, den int) int {
@@ -125,10 +142,14 @@ type Result struct {
 // Stats counts a Decoder's work since NewDecoder, for metrics.
 type Stats struct {
 	Decoded int // packets the decoder accepted (frames decoded)
-	Skipped int // packets Render was given but did not need to decode
-	Decode  time.Duration
-	Scale   time.Duration
-	Encode  time.Duration
+	// Unfiltered counts the frames of Decoded that were decoded without the
+	// in-loop deblocking filter: keyframes decoded alone for an image at
+	// most half their size (see Decoder.Render).
+	Unfiltered int
+	Skipped    int // packets Render was given but did not need to decode
+	Decode     time.Duration
+	Scale      time.Duration
+	Encode     time.Duration
 }
 
 var (

@@ -43,6 +43,7 @@ void kv_quiet_logs(void);
 int kv_open(kv_dec **out, int codec, const uint8_t *extradata, int size);
 void kv_close(kv_dec *d);
 void kv_reset(kv_dec *d);
+void kv_set_loop_filter(kv_dec *d, int on);
 int kv_send(kv_dec *d, const uint8_t *data, int size, int64_t pts);
 int kv_receive(kv_dec *d, kv_picture *pic);
 int kv_scale(kv_dec *d, int width, int height, int layout);

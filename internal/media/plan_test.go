@@ -120,6 +120,28 @@ func TestSpecSize(t *testing.T) {
 	}
 }
 
+// TestShrinksByHalf: the rule for decoding a keyframe without the
+// deblocking filter: the image at most half the picture in both directions.
+func TestShrinksByHalf(t *testing.T) {
+	for _, c := range []struct {
+		spec       Spec
+		srcW, srcH int
+		want       bool
+	}{
+		{Spec{Width: 320, Height: 240}, 1920, 1080, true},
+		{Spec{Width: 960, Height: 540}, 1920, 1080, true}, // exactly half
+		{Spec{Width: 961, Height: 540}, 1920, 1080, false},
+		{Spec{Width: 960, Height: 541}, 1920, 1080, false},
+		{Spec{Width: 320, Height: 240}, 640, 360, false}, // 1.5× vertically
+		{Spec{Width: 640}, 1280, 720, true},              // 640×360
+		{Spec{Height: 600}, 1920, 1080, false},
+		{Spec{}, 1920, 1080, false},                  // source size
+		{Spec{Width: 320, Height: 240}, 0, 0, false}, // size not known yet
+	} {
+		require.Equal(t, c.want, c.spec.shrinksByHalf(c.srcW, c.srcH), "%+v of %dx%d", c.spec, c.srcW, c.srcH)
+	}
+}
+
 func TestSpecValidate(t *testing.T) {
 	s, err := Spec{}.validate()
 	require.NoError(t, err)

@@ -21,9 +21,11 @@ import (
 //
 //	{"ContentType":"image/jpeg","Metadata":{"aws_kinesisvideo_fragment_number":"9…"}}
 //
-// Put writes both files atomically (a temporary ".<name>.<random>.tmp" file renamed into
-// place), metadata first, so an object that is visible always has its metadata; putting a key
-// again replaces both. Buckets are created on first use: the folder is kvsd's own, and images
+// Put writes both files atomically, metadata first, so an object that is visible always has
+// its metadata; putting a key again replaces both. A new file is written unnamed (O_TMPFILE)
+// and linked in under its name (inotify: IN_CREATE); a replaced one, or any where O_TMPFILE
+// is unsupported, is written to a temporary ".<name>.<random>.tmp" file renamed into place
+// (IN_MOVED_TO). Buckets are created on first use: the folder is kvsd's own, and images
 // should land there the first time.
 //
 // Durability comes in groups: Sync makes everything Put so far durable with one syncfs(2),
@@ -107,9 +109,26 @@ func (d *Dir) path(bucket, key string) (string, error) {
 	return filepath.Join(d.Root, bucket, filepath.FromSlash(key)), nil
 }
 
-// replace writes data to a temporary file beside path and renames it over path, so readers see
-// the old file or the whole new one. A missing directory is made on the way.
+// errUnsupported: the file system cannot create a file the way createNew does.
+var errUnsupported = errors.New("objstore: unnamed temporary files unsupported here")
+
+// replace writes data to path so that readers see the old file or the whole new one. A new
+// name is linked in from an unnamed file once written (createNew, Linux); an existing name,
+// or where that does not work, gets a temporary file beside it renamed over it. A missing
+// directory is made on the way.
 func replace(path string, data []byte) error {
+	if !syncEach {
+		err := createNew(path, data)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return err
+			}
+			err = createNew(path, data)
+		}
+		if err == nil || !(errors.Is(err, fs.ErrExist) || errors.Is(err, errUnsupported)) {
+			return err
+		}
+	}
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+strconv.FormatUint(rand.Uint64(), 36)+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if errors.Is(err, fs.ErrNotExist) {

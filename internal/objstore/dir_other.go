@@ -7,3 +7,6 @@ package objstore
 const syncEach = true
 
 func syncFS(string) error { return nil }
+
+// createNew: only Linux has O_TMPFILE; elsewhere files get a temporary name.
+func createNew(string, []byte) error { return errUnsupported }

@@ -226,6 +226,31 @@ func (m *Media) Read(ctx context.Context, k fragstore.Key, loc fragstore.Locatio
 	return data, nil
 }
 
+// ReadAppend is Read appending the data to dst (fragstore.Store.MediaAppend uses it): a
+// reader of fragment after fragment, like the image generator, reuses one buffer instead of
+// allocating one per fragment. On error dst is returned as it was.
+func (m *Media) ReadAppend(ctx context.Context, k fragstore.Key, loc fragstore.Location, dst []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return dst, err
+	}
+	if err := checkKey(k); err != nil {
+		return dst, err
+	}
+	f, err := m.root.Open(m.segPath(k, loc.Segment))
+	if errors.Is(err, fs.ErrNotExist) {
+		return dst, fmt.Errorf("%w: segment %d of %s is gone", fragstore.ErrNotFound, loc.Segment, k.Name)
+	}
+	if err != nil {
+		return dst, err
+	}
+	defer f.Close()
+	out, err := readRecordAppend(f, loc.Offset, loc.Length, dst)
+	if err != nil {
+		return dst, fmt.Errorf("segment %d of %s: %w", loc.Segment, k.Name, err)
+	}
+	return out, nil
+}
+
 // Segments lists k's segment files.
 func (m *Media) Segments(ctx context.Context, k fragstore.Key) ([]fragstore.Segment, error) {
 	if err := ctx.Err(); err != nil {

@@ -158,6 +158,9 @@ func TestCorruptionDetected(t *testing.T) {
 
 	_, err = m.Read(ctx, key, loc)
 	require.ErrorIs(t, err, fragstore.ErrCorrupt)
+	dst, err := m.ReadAppend(ctx, key, loc, []byte("kept"))
+	require.ErrorIs(t, err, fragstore.ErrCorrupt)
+	require.Equal(t, "kept", string(dst))
 	_, err = m.TruncateAfter(ctx, key, loc)
 	require.ErrorIs(t, err, fragstore.ErrCorrupt)
 	fi, err := os.Stat(path)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 
 	"github.com/kvsd/kvsd/internal/fragstore"
 )
@@ -169,6 +170,35 @@ func readRecord(r io.ReaderAt, dataOff, dataLen int64, withMeta bool) (h recHead
 		}
 	}
 	return h, data, meta, nil
+}
+
+// readRecordAppend is readRecord for the data alone, appended to dst: the header is read into
+// a small buffer of its own and the data straight into dst, so a caller reading record after
+// record reuses one buffer.
+func readRecordAppend(r io.ReaderAt, dataOff, dataLen int64, dst []byte) ([]byte, error) {
+	if dataOff < recHeaderLen || dataLen < 0 || dataLen > maxDataLen {
+		return dst, corrupt("location (offset %d, length %d) cannot hold a record", dataOff, dataLen)
+	}
+	var hb [recHeaderLen]byte
+	if err := readFull(r, hb[:], dataOff-recHeaderLen); err != nil {
+		return dst, err
+	}
+	h, err := decodeRecHeader(hb[:])
+	if err != nil {
+		return dst, err
+	}
+	if h.dataLen != dataLen {
+		return dst, corrupt("record holds %d bytes of data, location says %d", h.dataLen, dataLen)
+	}
+	n := len(dst)
+	dst = slices.Grow(dst, int(dataLen))[:n+int(dataLen)]
+	if err := readFull(r, dst[n:], dataOff); err != nil {
+		return dst[:n], err
+	}
+	if crc(dst[n:]) != h.dataCRC {
+		return dst[:n], corrupt("data checksum mismatch in record %d", h.seq)
+	}
+	return dst, nil
 }
 
 // readFull is ReadAt where running into the end of the file means a cut record.
