@@ -26,7 +26,6 @@ import (
 	"github.com/kvsd/kvsd/internal/app"
 	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/rtspsrc/rtsptest"
-	"github.com/kvsd/kvsd/producer"
 )
 
 // Credentials the kvsd this program starts accepts.
@@ -217,21 +216,9 @@ func camera(video string) (*rtsptest.Server, error) {
 		return nil, err
 	}
 	defer src.Close()
-	ctx := context.Background()
-	track, err := src.Track(ctx)
+	track, frames, err := rtsptest.Load(context.Background(), src)
 	if err != nil {
 		return nil, err
-	}
-	var frames []producer.Frame
-	for {
-		f, err := src.ReadFrame(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		frames = append(frames, f)
 	}
 	return rtsptest.Start(rtsptest.Config{Track: track, Frames: frames, Loop: true})
 }

@@ -5,9 +5,7 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -19,7 +17,6 @@ import (
 	"github.com/kvsd/kvsd/internal/kvstest"
 	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/rtspsrc/rtsptest"
-	"github.com/kvsd/kvsd/producer"
 	"github.com/stretchr/testify/require"
 )
 
@@ -101,17 +98,9 @@ func TestPutSourcesFromTheCommandLine(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer file.Close()
-		track, _ := file.Track(context.Background())
-		var frames []producer.Frame
-		for {
-			f, err := file.ReadFrame(context.Background())
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			frames = append(frames, f)
+		track, frames, err := rtsptest.Load(context.Background(), file)
+		if err != nil {
+			t.Fatal(err)
 		}
 		cam, err := rtsptest.Start(rtsptest.Config{Track: track, Frames: frames, Loop: true})
 		if err != nil {

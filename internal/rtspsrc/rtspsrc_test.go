@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os/exec"
 	"path/filepath"
@@ -48,22 +47,11 @@ func clip(tb testing.TB, codec string, frames int) (producer.Track, []producer.F
 		tb.Fatal(err)
 	}
 	defer src.Close()
-	ctx := context.Background()
-	track, err := src.Track(ctx)
+	track, out, err := rtsptest.Load(context.Background(), src)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var out []producer.Frame
-	for {
-		f, err := src.ReadFrame(ctx)
-		if errors.Is(err, io.EOF) {
-			return track, out
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, f)
-	}
+	return track, out
 }
 
 func serve(tb testing.TB, cfg rtsptest.Config) *rtsptest.Server {

@@ -5,8 +5,6 @@ package sourcee2e_test
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"testing"
 	"time"
 
@@ -67,17 +65,9 @@ func TestRTSPCameraEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer file.Close()
-			track, _ := file.Track(context.Background())
-			var frames []producer.Frame
-			for {
-				f, err := file.ReadFrame(context.Background())
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				frames = append(frames, f)
+			track, frames, err := rtsptest.Load(context.Background(), file)
+			if err != nil {
+				t.Fatal(err)
 			}
 			cam, err := rtsptest.Start(rtsptest.Config{Track: track, Frames: frames})
 			if err != nil {

@@ -4,8 +4,10 @@
 package rtsptest
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -267,4 +269,23 @@ func (s *Server) current() (*base.Response, *gortsplib.ServerStream, error) {
 		return &base.Response{StatusCode: base.StatusServiceUnavailable}, nil, errors.New("restarting")
 	}
 	return &base.Response{StatusCode: base.StatusOK}, s.stream, nil
+}
+
+// Load reads a finite source (a file) to its end, for a Server to publish.
+func Load(ctx context.Context, src producer.Source) (producer.Track, []producer.Frame, error) {
+	track, err := src.Track(ctx)
+	if err != nil {
+		return producer.Track{}, nil, err
+	}
+	var frames []producer.Frame
+	for {
+		f, err := src.ReadFrame(ctx)
+		if errors.Is(err, io.EOF) {
+			return track, frames, nil
+		}
+		if err != nil {
+			return producer.Track{}, nil, err
+		}
+		frames = append(frames, f)
+	}
 }
