@@ -224,12 +224,14 @@ func TestGetMediaSelectorsAndLiveTail(t *testing.T) {
 	cs = read(map[string]any{"StartSelectorType": "PRODUCER_TIMESTAMP", "StartTimestamp": float64(start.Unix()) + 1.5}, 2)
 	require.Equal(t, numbers[1], cs[0].awsTags["AWS_KINESISVIDEO_FRAGMENT_NUMBER"], "starts with the fragment containing the time")
 
-	// NOW: only what arrives after the request, pushed as it is persisted.
+	// NOW: only what arrives after the request, pushed as it is persisted. The media is made
+	// first: the live tail ends 2 s after its last fragment, and ffmpeg on a loaded machine
+	// could take longer than that.
+	second := kvstest.TestPattern(t, 2, start.Add(10*time.Second))
+	_, frags2 := kvstest.Clusters(t, second)
 	resp := srv.Open(t, "getMedia", map[string]any{"StreamName": "cam", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
 	defer resp.Body.Close()
 	require.Equal(t, 200, resp.StatusCode)
-	second := kvstest.TestPattern(t, 2, start.Add(10*time.Second))
-	_, frags2 := kvstest.Clusters(t, second)
 	numbers2 := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(second)))
 	data, _ := io.ReadAll(resp.Body)
 	cs = parseChunks(t, data)
@@ -267,10 +269,10 @@ func TestGetMediaReaderLimit(t *testing.T) {
 func TestRetentionZeroServesLiveOnly(t *testing.T) {
 	srv := kvstest.Start(t)
 	createStream(t, srv, "live", 0)
+	media := kvstest.TestPattern(t, 2, time.Now().Add(-time.Minute)) // before the live tail's 2-s idle clock starts
+	_, frags := kvstest.Clusters(t, media)
 	resp := srv.Open(t, "getMedia", map[string]any{"StreamName": "live", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
 	defer resp.Body.Close()
-	media := kvstest.TestPattern(t, 2, time.Now().Add(-time.Minute))
-	_, frags := kvstest.Clusters(t, media)
 	acks := srv.PutMedia(t, "live", bytes.NewReader(media))
 	for _, a := range acks {
 		require.NotEqual(t, "PERSISTED", a.EventType, "nothing is archived with retention 0")
