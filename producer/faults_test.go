@@ -357,7 +357,7 @@ func TestConnectionLimitRetried(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, code := putMediaStatus(srv)
 		return code == 400
-	}, 5*time.Second, 20*time.Millisecond, "the holder's session is open")
+	}, 20*time.Second, 20*time.Millisecond, "the holder's session is open")
 
 	start := time.UnixMilli(1_700_000_000_000)
 	cfg := baseConfig(srv, "cam")
