@@ -114,11 +114,11 @@ func (u *putUI) draw() {
 		if frac > 0.01 {
 			eta = (time.Duration(float64(el)/frac) - el).Round(time.Second).String()
 		}
-		line = fmt.Sprintf("[%s] %3.0f%%  %s/%s  %d fragments %s  %s/s  ETA %s",
-			bar, frac*100, mb(done), mb(total), st.Persisted, u.acked, mb(int64(rate)), eta)
+		line = fmt.Sprintf("[%s] %3.0f%%  %s/%s  %s %s  %s/s  ETA %s",
+			bar, frac*100, mb(done), mb(total), fragments(st.Persisted), u.acked, mb(int64(rate)), eta)
 	} else {
-		line = fmt.Sprintf("live %s  %d fragments %s (%s of video)  %d dropped  %.1f Mbit/s  %d waiting",
-			el.Round(time.Second), st.Persisted, u.acked, st.Media.Round(time.Second), st.Dropped, rate*8/1e6, st.Fragments-st.Persisted-st.Skipped-st.Dropped)
+		line = fmt.Sprintf("live %s  %s %s (%s of video)  %d dropped  %.1f Mbit/s  %d waiting",
+			el.Round(time.Second), fragments(st.Persisted), u.acked, st.Media.Round(time.Second), st.Dropped, rate*8/1e6, st.Fragments-st.Persisted-st.Skipped-st.Dropped)
 	}
 	if u.stopping {
 		line = "stopping… " + line
@@ -177,4 +177,12 @@ func explainRunError(err error, stream string) string {
 		return fmt.Sprintf("the endpoint refused the credentials: %v", ae)
 	}
 	return err.Error()
+}
+
+// fragments says "1 fragment" or "N fragments".
+func fragments[N int | int64](n N) string {
+	if n == 1 {
+		return "1 fragment"
+	}
+	return fmt.Sprintf("%d fragments", n)
 }
