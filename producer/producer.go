@@ -25,6 +25,21 @@ var (
 	ErrUnsupportedCodec = errors.New("unsupported codec")
 )
 
+// UnsupportedCodecError says that a source's video is neither H.264 nor
+// H.265, in the words a user of `kvsd put` reads. It matches
+// ErrUnsupportedCodec with errors.Is.
+type UnsupportedCodecError struct {
+	Source string // the file name or URL
+	Codec  string // what it is, e.g. "VP8"
+}
+
+func (e *UnsupportedCodecError) Error() string {
+	return fmt.Sprintf("kvsd streams H.264/H.265; %s is %s", e.Source, e.Codec)
+}
+
+// Is makes errors.Is(err, ErrUnsupportedCodec) hold for every source.
+func (e *UnsupportedCodecError) Is(target error) bool { return target == ErrUnsupportedCodec }
+
 // AuthError is a request the endpoint refused because of the credentials.
 type AuthError struct {
 	Code, Message string

@@ -50,7 +50,7 @@ type pendingPkt struct {
 }
 
 // OpenFile opens a video file for the producer. A file whose video is not
-// H.264 or H.265 is refused with an *h26x.UnsupportedCodecError ("kvsd
+// H.264 or H.265 is refused with a *producer.UnsupportedCodecError ("kvsd
 // streams H.264/H.265; x.webm is VP8").
 func OpenFile(path string, opts FileOptions) (*FileSource, error) {
 	quietLogs.Do(func() { C.kv_quiet_logs() })
@@ -84,7 +84,7 @@ func (s *FileSource) init(info *C.kv_demux_info, opts FileOptions) error {
 	case C.KV_DEMUX_NO_VIDEO:
 		return fmt.Errorf("media: %s has no video stream", s.name)
 	case C.KV_DEMUX_OTHER:
-		return &h26x.UnsupportedCodecError{Source: s.name, Codec: codecName(C.GoString(&info.codec_name[0]))}
+		return &producer.UnsupportedCodecError{Source: s.name, Codec: codecName(C.GoString(&info.codec_name[0]))}
 	case C.KV_H264:
 		s.track.CodecID, s.cfg.Codec = producer.CodecH264, h26x.H264
 	default:

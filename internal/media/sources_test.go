@@ -213,9 +213,12 @@ func TestFileSourceRejectsOtherCodecs(t *testing.T) {
 	} {
 		path := ffmpegFile(t, "testsrc2=s=160x120:r=10", 5, c.args...)
 		_, err := media.OpenFile(path, media.FileOptions{})
-		var uc *h26x.UnsupportedCodecError
+		var uc *producer.UnsupportedCodecError
 		if !errors.As(err, &uc) || err.Error() != c.want {
 			t.Errorf("OpenFile(%s): %v, want %q", filepath.Base(path), err, c.want)
+		}
+		if !errors.Is(err, producer.ErrUnsupportedCodec) {
+			t.Errorf("OpenFile(%s): %v does not match producer.ErrUnsupportedCodec", filepath.Base(path), err)
 		}
 	}
 	audio := ffmpegFile(t, "sine=frequency=440:duration=0.2", 1, "-c:a", "aac", "tone.m4a")

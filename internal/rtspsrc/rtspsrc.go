@@ -79,7 +79,7 @@ type rawFrame struct {
 // Dial connects to the camera at rawURL (rtsp:// or rtsps://, with
 // credentials in the URL where needed) and starts reading it. A camera
 // without an H.264 or H.265 video stream is refused with an
-// *h26x.UnsupportedCodecError. The first connection must succeed; later
+// *producer.UnsupportedCodecError. The first connection must succeed; later
 // drops are retried until Close.
 func Dial(ctx context.Context, rawURL string, opts Options) (*Source, error) {
 	u, err := base.ParseURL(rawURL)
@@ -228,7 +228,7 @@ func (s *Source) pickVideo(desc *description.Session) (*description.Media, forma
 			if s.codec != 0 {
 				return nil, nil, nil, nil, fmt.Errorf("rtsp: %s switched from %v to %s", s.name, s.codec, m.Formats[0].Codec())
 			}
-			return nil, nil, nil, nil, &h26x.UnsupportedCodecError{Source: s.name, Codec: m.Formats[0].Codec()}
+			return nil, nil, nil, nil, &producer.UnsupportedCodecError{Source: s.name, Codec: m.Formats[0].Codec()}
 		}
 	}
 	return nil, nil, nil, nil, fmt.Errorf("rtsp: %s has no video stream", s.name)
@@ -271,7 +271,7 @@ func (s *Source) run(sess *session) {
 			if s.ctx.Err() != nil {
 				return
 			}
-			var uc *h26x.UnsupportedCodecError
+			var uc *producer.UnsupportedCodecError
 			if errors.As(err, &uc) {
 				s.setErr(err)
 				log.Error("rtsp: camera no longer streams H.264/H.265; giving up", "err", err)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 
-	"github.com/kvsd/kvsd/internal/h26x"
 	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/rtspsrc"
 	"github.com/kvsd/kvsd/internal/rtspsrc/rtsptest"
@@ -213,9 +212,12 @@ func TestReconnectsWhenTheCameraDrops(t *testing.T) {
 func TestRejectsOtherCodecs(t *testing.T) {
 	srv := serve(t, rtsptest.Config{Format: &format.VP8{PayloadTyp: 96}})
 	_, err := rtspsrc.Dial(context.Background(), srv.URL(), rtspsrc.Options{})
-	var uc *h26x.UnsupportedCodecError
+	var uc *producer.UnsupportedCodecError
 	if want := "kvsd streams H.264/H.265; " + srv.URL() + " is VP8"; !errors.As(err, &uc) || err.Error() != want {
 		t.Fatalf("Dial: %v, want %q", err, want)
+	}
+	if !errors.Is(err, producer.ErrUnsupportedCodec) {
+		t.Fatalf("Dial: %v does not match producer.ErrUnsupportedCodec", err)
 	}
 }
 
