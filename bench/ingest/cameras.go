@@ -48,7 +48,7 @@ func (b *bench) cameras(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer k.stop()
+	defer k.Stop()
 	cams := make([]*camera, n)
 	names := make([]string, n)
 	for i := range cams {
@@ -70,7 +70,7 @@ func (b *bench) cameras(ctx context.Context) error {
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if m, err := readMem(k.pid()); err == nil {
+			if m, err := readMem(k.PID()); err == nil {
 				peakSampled = max(peakSampled, m.RSS)
 			}
 			select {
@@ -80,14 +80,14 @@ func (b *bench) cameras(ctx context.Context) error {
 			}
 		}
 	})
-	memStart, _ := readMem(k.pid())
+	memStart, _ := readMem(k.PID())
 	var probe []time.Duration
 	samplerWG.Go(func() { probe = diskProbe(filepath.Join(b.work, "disk-probe"), 100*time.Millisecond, samplerDone) })
 
 	pc := k.putClient()
 	rng := rand.New(rand.NewPCG(1, 2))
 	t0 := time.Now().Add(time.Second)
-	cpu0 := snapCPU(k.pid())
+	cpu0 := snapCPU(k.PID())
 	h0 := k.scrapeHistogram(ctx, storeAppend)
 	ctx, cancel := context.WithTimeout(ctx, dur+fragDur+2*time.Minute)
 	defer cancel()
@@ -128,15 +128,15 @@ func (b *bench) cameras(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
-	cpu := cpu0.to(snapCPU(k.pid()))
+	cpu := cpu0.to(snapCPU(k.PID()))
 	appends := k.scrapeHistogram(ctx, storeAppend).since(h0)
 	close(samplerDone)
 	samplerWG.Wait()
-	memEnd, err := readMem(k.pid())
+	memEnd, err := readMem(k.PID())
 	if err != nil {
 		return err
 	}
-	if err := k.alive(); err != nil {
+	if err := k.Alive(); err != nil {
 		return err
 	}
 

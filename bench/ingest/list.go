@@ -61,7 +61,7 @@ func (b *bench) fillListDir(ctx context.Context, count int) (string, listMarker,
 		return "", mk, false, err
 	}
 	err = k.createStreams(ctx, []string{listStream}, 24*365)
-	if serr := k.stop(); err == nil && serr != nil {
+	if serr := k.Stop(); err == nil && serr != nil {
 		err = fmt.Errorf("stop kvsd: %w", serr)
 	}
 	if err != nil {
@@ -228,7 +228,7 @@ func (b *bench) list(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer k.stop()
+	defer k.Stop()
 	rng := rand.New(rand.NewPCG(3, 4))
 	span := int64(mk.Count)*listInterval.Milliseconds() - listWindow.Milliseconds()
 	want := int(listWindow / listInterval)
@@ -244,7 +244,7 @@ func (b *bench) list(ctx context.Context) error {
 			return fmt.Errorf("window at %d ms listed %d fragments, want %d", from, n, want)
 		}
 		if i < b.cfg.listWarmup {
-			cpu0 = snapCPU(k.pid())
+			cpu0 = snapCPU(k.PID())
 			continue
 		}
 		var sum time.Duration
@@ -254,7 +254,7 @@ func (b *bench) list(ctx context.Context) error {
 		calls = append(calls, cs...)
 		windows = append(windows, sum)
 	}
-	cpu := cpu0.to(snapCPU(k.pid()))
+	cpu := cpu0.to(snapCPU(k.PID()))
 	dc, dw := newDist(calls), newDist(windows)
 	ok := dc.pct(99) <= 20*time.Millisecond
 	catSize := int64(0)

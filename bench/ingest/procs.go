@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 
+	"github.com/kvsd/kvsd/bench/internal/child"
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
 
@@ -35,103 +33,6 @@ var creds = aws.Credentials{AccessKeyID: accessKeyID, SecretAccessKey: secretAcc
 // childEnv marks a process this program started, so that a test binary, which has no main,
 // knows to run the child mode its arguments ask for.
 const childEnv = "KVSD_BENCH_CHILD"
-
-// proc is a server process: kvsd or the baseline.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	URL  string
-	done chan error
-	log  string // its stderr, for the error message when it dies
-}
-
-var urlLine = regexp.MustCompile(`serving (?:the KVS API|the baseline) on (http://127\.0\.0\.1:[0-9]+)`)
-
-// startProc runs exe with args, waits for the line announcing its URL on stdout, and returns.
-// stderr goes to logPath.
-func startProc(name, exe string, args []string, env []string, logPath string) (*proc, error) {
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), append([]string{childEnv + "=1"}, env...)...)
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = logf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		logf.Close()
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, done: make(chan error, 1), log: logPath}
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if m := urlLine.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case urlc <- m[1]:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-		p.done <- cmd.Wait()
-		logf.Close()
-	}()
-	select {
-	case p.URL = <-urlc:
-		return p, nil
-	case err := <-p.done:
-		p.done <- err
-		return nil, fmt.Errorf("%s exited before serving (%v): %s", name, err, tail(logPath))
-	case <-time.After(60 * time.Second):
-		_ = p.stop()
-		return nil, fmt.Errorf("%s did not announce its URL within 60 s: %s", name, tail(logPath))
-	}
-}
-
-// stop ends the process with SIGTERM (SIGKILL after 30 s) and waits for it.
-func (p *proc) stop() error {
-	if p == nil {
-		return nil
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		p.done <- err
-		return err
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		err := <-p.done
-		p.done <- err
-		return fmt.Errorf("%s ignored SIGTERM for 30 s; killed", p.name)
-	}
-}
-
-// alive reports an error if the process has exited.
-func (p *proc) alive() error {
-	select {
-	case err := <-p.done:
-		p.done <- err
-		return fmt.Errorf("%s exited (%v): %s", p.name, err, tail(p.log))
-	default:
-		return nil
-	}
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return strings.TrimSpace(string(b))
-}
 
 // procMem is a process's resident memory from /proc/<pid>/status, in bytes.
 type procMem struct{ RSS, HWM int64 }
@@ -158,25 +59,10 @@ func readMem(pid int) (procMem, error) {
 	return m, nil
 }
 
-// cpuTime is the user+system CPU time a process has used (/proc/<pid>/stat; USER_HZ is 100 on
-// every Linux this runs on).
+// cpuTime is a process's CPU time so far, 0 when it cannot be read (it has exited).
 func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	d, _ := child.CPUTime(pid)
+	return d
 }
 
 // kvsdLauncher starts kvsd processes: the built binary, or (for CPU profiles) this program
@@ -232,7 +118,7 @@ func (l *kvsdLauncher) start(section, dataDir string) (*kvsd, error) {
 		}
 		args = append(append(args, "--"), serve...)
 	}
-	p, err := startProc("kvsd", exe, args, env, filepath.Join(l.logDir, "kvsd-"+section+".log"))
+	p, err := child.Start("kvsd", exe, args, append([]string{childEnv + "=1"}, env...), filepath.Join(l.logDir, "kvsd-"+section+".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +129,7 @@ func (l *kvsdLauncher) start(section, dataDir string) (*kvsd, error) {
 
 // kvsd is a running kvsd with clients for it.
 type kvsd struct {
-	*proc
+	*child.Proc
 	http      *http.Client
 	kv        *kinesisvideo.Client
 	profiling bool // a bench child: SIGUSR1 writes a heap profile
@@ -252,11 +138,11 @@ type kvsd struct {
 // heapProfile has a profiling kvsd write its heap profile now.
 func (k *kvsd) heapProfile() {
 	if k.profiling {
-		_ = k.cmd.Process.Signal(syscall.SIGUSR1)
+		_ = k.Cmd.Process.Signal(syscall.SIGUSR1)
 	}
 }
 
-func newKvsd(p *proc) *kvsd {
+func newKvsd(p *child.Proc) *kvsd {
 	hc := newHTTPClient()
 	kv := kinesisvideo.NewFromConfig(aws.Config{
 		Region:           region,
@@ -264,7 +150,7 @@ func newKvsd(p *proc) *kvsd {
 		RetryMaxAttempts: 1,
 		HTTPClient:       hc,
 	}, func(o *kinesisvideo.Options) { o.BaseEndpoint = aws.String(p.URL) })
-	return &kvsd{proc: p, http: hc, kv: kv}
+	return &kvsd{Proc: p, http: hc, kv: kv}
 }
 
 func (k *kvsd) putClient() *putmedia.Client {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/child"
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
 
@@ -111,16 +112,16 @@ func (b *bench) throughput(ctx context.Context) error {
 	if b.cfg.kvsdProfileDir != "" {
 		baseArgs = append(baseArgs, "-cpuprofile", filepath.Join(b.cfg.kvsdProfileDir, "baseline.pprof"))
 	}
-	base, err := startProc("baseline", self, baseArgs, nil, filepath.Join(b.work, "baseline.log"))
+	base, err := child.Start("baseline", self, baseArgs, []string{childEnv + "=1"}, filepath.Join(b.work, "baseline.log"))
 	if err != nil {
 		return err
 	}
-	defer base.stop()
+	defer base.Stop()
 	k, err := b.kvsd.start("throughput", filepath.Join(b.work, "kvsd-throughput"))
 	if err != nil {
 		return err
 	}
-	defer k.stop()
+	defer k.Stop()
 	basePC := &putmedia.Client{Endpoint: base.URL, Region: region, Credentials: creds, HTTP: newHTTPClient()}
 
 	t := &table{head: []string{"streams", "server", "MB/s", "fragments/s", "PutMedia calls", "server CPU", "client CPU",
@@ -138,22 +139,22 @@ func (b *bench) throughput(ctx context.Context) error {
 		// ABBA: baseline, kvsd, kvsd, baseline, each for half the time, so that a disk or
 		// machine that speeds up or slows down during the row favours neither.
 		half := b.cfg.tpDuration / 2
-		load := func(who string, pc *putmedia.Client, p *proc) (*tpResult, error) {
+		load := func(who string, pc *putmedia.Client, p *child.Proc) (*tpResult, error) {
 			settle(baseDir)
 			b.logf("throughput: %s against %s for %s", plural(n, "stream"), who, half)
-			r := runLoad(ctx, pc, names, f.Raw, half, len(f.Clusters), p.pid())
-			return r, p.alive()
+			r := runLoad(ctx, pc, names, f.Raw, half, len(f.Clusters), p.PID())
+			return r, p.Alive()
 		}
 		rb1, err := load("the baseline", basePC, base)
 		if err != nil {
 			return err
 		}
 		h0 := k.scrapeHistogram(ctx, storeAppend)
-		rk1, err := load("kvsd", k.putClient(), k.proc)
+		rk1, err := load("kvsd", k.putClient(), k.Proc)
 		if err != nil {
 			return err
 		}
-		rk2, err := load("kvsd", k.putClient(), k.proc)
+		rk2, err := load("kvsd", k.putClient(), k.Proc)
 		if err != nil {
 			return err
 		}

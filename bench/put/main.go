@@ -6,9 +6,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,13 +14,13 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/child"
 	"github.com/kvsd/kvsd/internal/app"
 	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/rtspsrc/rtsptest"
@@ -150,11 +148,11 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]row, er
 	if err != nil {
 		return nil, err
 	}
-	srv, err := startServer(ctx, bin, work)
+	srv, err := startServer(bin, work)
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 
 	var rows []row
 	if strings.Contains(cfg.only, "file") {
@@ -223,72 +221,18 @@ func camera(video string) (*rtsptest.Server, error) {
 	return rtsptest.Start(rtsptest.Config{Track: track, Frames: frames, Loop: true})
 }
 
-// server is the kvsd child process.
-type server struct {
-	cmd  *exec.Cmd
-	url  string
-	done chan error
-}
-
-var urlLine = regexp.MustCompile(`serving the KVS API on (http://127\.0\.0\.1:[0-9]+)`)
-
-func startServer(ctx context.Context, bin, work string) (*server, error) {
-	cmd := exec.CommandContext(ctx, bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(work, "data"),
-		"--region", region, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "KVSD_ACCESS_KEY_ID="+accessKeyID, "KVSD_SECRET_ACCESS_KEY="+secretAccessKey,
-		"KVSD_SESSION_TOKEN=", "KVSD_LISTEN=", "KVSD_DATA_DIR=", "KVSD_PUBLIC_URL=", "KVSD_CREDENTIALS_FILE=")
-	logf, err := os.Create(filepath.Join(work, "kvsd.log"))
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = logf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s := &server{cmd: cmd, done: make(chan error, 1)}
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if m := urlLine.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case urlc <- m[1]:
-				default:
-				}
-			}
-		}
-		s.done <- cmd.Wait()
-		logf.Close()
-	}()
-	select {
-	case s.url = <-urlc:
-		return s, nil
-	case err := <-s.done:
-		return nil, fmt.Errorf("kvsd exited before serving: %v (see %s)", err, logf.Name())
-	case <-time.After(60 * time.Second):
-		s.stop()
-		return nil, errors.New("kvsd did not announce its URL within 60 s")
-	}
-}
-
-func (s *server) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
+// startServer runs kvsd serve as a child process on a fresh data dir in work.
+func startServer(bin, work string) (*child.Proc, error) {
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(work, "data"), "--region", region, "--log-level", "warn"}
+	env := []string{"KVSD_ACCESS_KEY_ID=" + accessKeyID, "KVSD_SECRET_ACCESS_KEY=" + secretAccessKey,
+		"KVSD_SESSION_TOKEN=", "KVSD_LISTEN=", "KVSD_DATA_DIR=", "KVSD_PUBLIC_URL=", "KVSD_CREDENTIALS_FILE="}
+	return child.Start("kvsd", bin, args, env, filepath.Join(work, "kvsd.log"))
 }
 
 // measure runs kvsd put on a new stream and returns its CPU (rusage of the
 // child) and the server's over the same wall time (/proc/<pid>/stat).
-func measure(ctx context.Context, bin string, srv *server, work, stream string, args []string) (row, error) {
-	full := append([]string{"put", "--stream", stream, "--create", "--endpoint-url", srv.url, "--region", region, "--quiet"}, args...)
+func measure(ctx context.Context, bin string, srv *child.Proc, work, stream string, args []string) (row, error) {
+	full := append([]string{"put", "--stream", stream, "--create", "--endpoint-url", srv.URL, "--region", region, "--quiet"}, args...)
 	cmd := exec.CommandContext(ctx, bin, full...)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+accessKeyID, "AWS_SECRET_ACCESS_KEY="+secretAccessKey,
 		"AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_ENDPOINT_URL=", "AWS_ENDPOINT_URL_KINESIS_VIDEO=")
@@ -299,14 +243,14 @@ func measure(ctx context.Context, bin string, srv *server, work, stream string, 
 	}
 	defer out.Close()
 	cmd.Stdout, cmd.Stderr = out, out
-	server0, err := cpuTime(srv.cmd.Process.Pid)
+	server0, err := child.CPUTime(srv.PID())
 	if err != nil {
 		return row{}, err
 	}
 	t0 := time.Now()
 	runErr := cmd.Run()
 	wall := time.Since(t0)
-	server1, err := cpuTime(srv.cmd.Process.Pid)
+	server1, err := child.CPUTime(srv.PID())
 	if err != nil {
 		return row{}, err
 	}
@@ -323,23 +267,6 @@ func measure(ctx context.Context, bin string, srv *server, work, stream string, 
 		serverCPU: server1 - server0,
 		summary:   lines[len(lines)-1],
 	}, nil
-}
-
-// cpuTime is the user+system CPU time a process has used, from
-// /proc/<pid>/stat (USER_HZ is 100 on Linux).
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, fmt.Errorf("CPU time of kvsd (Linux /proc needed): %w", err)
-	}
-	// The command name may hold spaces: fields start after its ")".
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
 func report(w io.Writer, cfg config, rows []row) {
