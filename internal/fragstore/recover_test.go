@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/fragstore/disk"
 )
 
 func streamDir(e *env, k fragstore.Key) string {
@@ -193,9 +194,13 @@ func TestRecoverCorruptLastRecord(t *testing.T) {
 	e.append(key, span(1, 3)...)
 	e.close()
 	path := filepath.Join(e.dir, "media", "1700000000123_cam-1", fmt.Sprintf("%020d.seg", 1))
+	var last disk.ScannedRecord
+	_, _, err := disk.ScanSegment(path, func(r disk.ScannedRecord) error { last = r; return nil })
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), last.Seq)
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
-	b[len(b)-100] ^= 0xff // inside the last record's meta
+	b[last.Loc.Offset+last.Loc.Length+10] ^= 0xff // inside the last record's meta
 	require.NoError(t, os.WriteFile(path, b, 0o600))
 
 	e = e.reopen()
@@ -203,7 +208,7 @@ func TestRecoverCorruptLastRecord(t *testing.T) {
 	require.Equal(t, int64(len(b)), size(t, path), "nothing cut")
 	e.check(key, span(1, 3)) // the data is intact; only the meta was hit
 
-	b[len(b)-len(media(3))-100] ^= 0xff // inside the last record's data
+	b[last.Loc.Offset+100] ^= 0xff // inside the last record's data
 	e.close()
 	require.NoError(t, os.WriteFile(path, b, 0o600))
 	e = e.reopen()

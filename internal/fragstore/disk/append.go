@@ -13,6 +13,11 @@ import (
 
 // Append writes rec at the end of k's open segment (starting a new one when the open one is
 // full or spans too long) and syncs it.
+//
+// The record goes out in one pwrite of whole blocks from an aligned buffer, to a file opened
+// with O_DIRECT|O_DSYNC where the file system allows it: the media bypasses the page cache,
+// whose copy and writeback cost more CPU than anything else on the ingest path, and the write
+// returns once durable, without a separate fdatasync. Readers read the file normally.
 func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Record) (fragstore.Location, error) {
 	if err := ctx.Err(); err != nil {
 		return fragstore.Location{}, err
@@ -29,8 +34,9 @@ func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Recor
 	if m.closed.Load() {
 		return fragstore.Location{}, errClosed
 	}
-	total := int64(recHeaderLen + len(rec.Data) + len(rec.Meta))
-	if sf.cur != nil && m.mustRoll(sf, rec, total) {
+	total := recHeaderLen + len(rec.Data) + len(rec.Meta)
+	padded := alignUp(int64(total))
+	if sf.cur != nil && m.mustRoll(sf, rec, padded) {
 		sf.closeCur()
 	}
 	if sf.cur == nil {
@@ -39,15 +45,23 @@ func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Recor
 		}
 	}
 	off := sf.size
+	buf := getStage(int(padded))
+	b := buf.b[:padded]
 	h := recHeader{seq: rec.Seq, dataLen: int64(len(rec.Data)), metaLen: int64(len(rec.Meta)), dataCRC: crc(rec.Data), metaCRC: crc(rec.Meta)}
-	if err := writeSync(sf.cur, off, h.encode(), rec.Data, rec.Meta); err != nil {
+	h.encode(b)
+	copy(b[recHeaderLen:], rec.Data)
+	copy(b[recHeaderLen+len(rec.Data):], rec.Meta)
+	clear(b[total:])
+	_, err = sf.cur.WriteAt(b, off) // O_DSYNC: durable when it returns
+	putStage(buf)
+	if err != nil {
 		// Put the file back to its last good size and stop appending to it: whatever reached
 		// the disk of this record is garbage no index will point at.
 		_ = sf.cur.Truncate(off)
 		sf.closeCur()
 		return fragstore.Location{}, fmt.Errorf("disk media: append to segment %d of %s: %w", sf.seg, k.Name, err)
 	}
-	sf.size = off + total
+	sf.size = off + padded
 	if rec.Time.Before(sf.minT) {
 		sf.minT = rec.Time
 	}
@@ -60,8 +74,8 @@ func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Recor
 // mustRoll reports whether rec must go to a new segment: the open one would exceed the size
 // limit (a single record larger than the limit still gets a segment of its own), or its
 // records would span SegmentSpan of time, either way round in case the clock stepped back.
-func (m *Media) mustRoll(sf *streamFiles, rec fragstore.Record, total int64) bool {
-	if sf.size+total > m.size {
+func (m *Media) mustRoll(sf *streamFiles, rec fragstore.Record, size int64) bool {
+	if sf.size+size > m.size {
 		return true
 	}
 	lo, hi := sf.minT, sf.maxT
@@ -85,12 +99,17 @@ func (m *Media) startSegment(k fragstore.Key, sf *streamFiles, rec fragstore.Rec
 	}
 	n := max(rec.Seq, sf.maxSeg+1)
 	name := path.Join(sf.dir, segName(n))
-	f, err := m.root.OpenFile(name+".tmp", os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := m.root.OpenFile(name+".tmp", os.O_RDWR|os.O_CREATE|os.O_TRUNC|m.writeFlags, 0o600)
 	if err != nil {
 		return err
 	}
 	hdr := segmentHeader(k, n)
-	err = writeSync(f, 0, hdr)
+	size := alignUp(int64(len(hdr)))
+	buf := getStage(int(size))
+	b := buf.b[:size]
+	clear(b[copy(b, hdr):])
+	_, err = f.WriteAt(b, 0)
+	putStage(buf)
 	if _, serr := m.root.Lstat(name); err == nil && serr == nil {
 		err = fmt.Errorf("segment %s exists already", name) // never replace records
 	}
@@ -105,7 +124,7 @@ func (m *Media) startSegment(k fragstore.Key, sf *streamFiles, rec fragstore.Rec
 		_ = m.root.Remove(name + ".tmp")
 		return err
 	}
-	sf.cur, sf.seg, sf.size, sf.maxSeg = f, n, int64(len(hdr)), n
+	sf.cur, sf.seg, sf.size, sf.maxSeg = f, n, int64(len(b)), n
 	sf.minT, sf.maxT = rec.Time, rec.Time
 	return nil
 }
@@ -146,17 +165,6 @@ func (m *Media) syncDir(dir string) error {
 	return err
 }
 
-// writeSync writes the parts back to back at off and makes them durable.
-func writeSync(f *os.File, off int64, parts ...[]byte) error {
-	for _, p := range parts {
-		if _, err := f.WriteAt(p, off); err != nil {
-			return err
-		}
-		off += int64(len(p))
-	}
-	return datasync(f)
-}
-
 // TruncateAfter checks the record at loc, data and meta, and cuts its segment right after it.
 func (m *Media) TruncateAfter(ctx context.Context, k fragstore.Key, loc fragstore.Location) (int64, error) {
 	if err := ctx.Err(); err != nil {
@@ -176,14 +184,15 @@ func (m *Media) TruncateAfter(ctx context.Context, k fragstore.Key, loc fragstor
 		return 0, err
 	}
 	defer f.Close()
-	if _, err := readSegmentHeader(f); err != nil {
+	info, err := readSegmentHeader(f)
+	if err != nil {
 		return 0, fmt.Errorf("segment %d of %s: %w", loc.Segment, k.Name, err)
 	}
 	h, _, _, err := readRecord(f, loc.Offset, loc.Length, true)
 	if err != nil {
 		return 0, fmt.Errorf("segment %d of %s: %w", loc.Segment, k.Name, err)
 	}
-	end := loc.Offset + h.dataLen + h.metaLen
+	end := info.recordEnd(loc.Offset + h.dataLen + h.metaLen)
 	fi, err := f.Stat()
 	if err != nil || fi.Size() <= end {
 		return 0, err

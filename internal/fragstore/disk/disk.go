@@ -55,6 +55,9 @@ type Config struct {
 	Logger      *slog.Logger  // nil: discard
 	SegmentSpan time.Duration // 0: DefaultSegmentSpan
 	SegmentSize int64         // 0: DefaultSegmentSize
+	// Buffered writes segments through the page cache even where O_DIRECT works (tests use it
+	// to cover the path taken on file systems without O_DIRECT, such as tmpfs).
+	Buffered bool
 }
 
 // Media is the disk fragstore.Media. It is safe for concurrent use.
@@ -63,6 +66,8 @@ type Media struct {
 	log  *slog.Logger
 	span time.Duration
 	size int64
+
+	writeFlags int // open flags of segment files being written: oDSync, and oDirect if it works
 
 	closed atomic.Bool // read by writers that hold a streamFiles lock, so not under mu
 
@@ -110,7 +115,36 @@ func Open(cfg Config) (*Media, error) {
 		_ = root.Close()
 		return nil, fmt.Errorf("disk media: %w", err)
 	}
+	m.writeFlags = oDSync
+	if !cfg.Buffered {
+		if err := m.probeDirect(); err != nil {
+			m.log.Info("media writes go through the page cache: the file system refuses O_DIRECT", "dir", cfg.Dir, "err", err)
+		} else {
+			m.writeFlags |= oDirect
+		}
+	}
 	return m, nil
+}
+
+// probeDirect writes one block with O_DIRECT to a scratch file, as Append would. File systems
+// without O_DIRECT (tmpfs; some FUSE and network file systems) refuse the open or the write.
+func (m *Media) probeDirect() error {
+	if oDirect == 0 {
+		return errors.New("not available on this OS")
+	}
+	const name = ".direct-probe.tmp"
+	f, err := m.root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC|oDirect, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = m.root.Remove(name) }()
+	buf := getStage(blockSize)
+	defer putStage(buf)
+	_, err = f.WriteAt(buf.b[:blockSize], 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // removeTemp deletes the .tmp files of interrupted segment creations.

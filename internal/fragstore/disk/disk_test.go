@@ -19,10 +19,14 @@ import (
 )
 
 func TestMedia(t *testing.T) {
-	mediatest.TestMedia(t, func(t *testing.T) mediatest.Backend {
-		dir := t.TempDir()
-		return func() (fragstore.Media, error) { return disk.Open(disk.Config{Dir: dir}) }
-	})
+	for _, buffered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("buffered=%v", buffered), func(t *testing.T) {
+			mediatest.TestMedia(t, func(t *testing.T) mediatest.Backend {
+				dir := t.TempDir()
+				return func() (fragstore.Media, error) { return disk.Open(disk.Config{Dir: dir, Buffered: buffered}) }
+			})
+		})
+	}
 }
 
 var (

@@ -13,10 +13,11 @@ import (
 	"github.com/kvsd/kvsd/internal/fragstore"
 )
 
-// On-disk format, version 1 (docs/format/media.md draws it field by field). Integers are big
+// On-disk format, version 2 (docs/format/media.md draws it field by field). Integers are big
 // endian; checksums are CRC-32C (Castagnoli).
 //
-// A segment file is a header naming its stream, then records back to back:
+// A segment file is a header naming its stream, then records, each starting on a multiple of
+// blockSize (zero fill in between):
 //
 //	segment header  "KSEG" | version u8 | 0 u8 | name length u16 | createdMs i64 | number u64 |
 //	                name | CRC u32
@@ -29,8 +30,12 @@ import (
 // scan still finds the next record from the lengths alone. The header's own CRC lets a scan
 // trust the lengths before it follows them: a torn tail fails a CRC instead of sending the scan
 // off into garbage.
+//
+// Version 2 only adds the alignment, so that records can be written with O_DIRECT (see
+// append.go); version 1 segments (records back to back) are still read.
 const (
-	formatVersion = 1
+	formatVersion = 2
+	blockSize     = 4096 // alignment of records in version 2; a multiple of common sector sizes
 
 	segHeaderFixed = 24 // bytes before the name
 	recHeaderLen   = 36
@@ -47,6 +52,12 @@ var (
 )
 
 func crc(b []byte) uint32 { return crc32.Checksum(b, castagno) }
+
+// alignUp rounds n up to a multiple of blockSize.
+func alignUp(n int64) int64 { return (n + blockSize - 1) &^ (blockSize - 1) }
+
+// knownVersion reports whether a reader understands version v.
+func knownVersion(v byte) bool { return v == 1 || v == formatVersion }
 
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", fragstore.ErrCorrupt, fmt.Sprintf(format, args...))
@@ -67,9 +78,18 @@ func segmentHeader(k fragstore.Key, n uint64) []byte {
 
 // SegmentInfo is what a segment header says.
 type SegmentInfo struct {
-	Key    fragstore.Key
-	Number uint64
-	Size   int64 // header bytes; records start here
+	Key     fragstore.Key
+	Number  uint64
+	Version int   // format version: 2, or 1 for segments written before records were aligned
+	Size    int64 // header bytes, fill included; records start here
+}
+
+// recordEnd is where the record after one ending at end starts.
+func (i SegmentInfo) recordEnd(end int64) int64 {
+	if i.Version == 1 {
+		return end
+	}
+	return alignUp(end)
 }
 
 // readSegmentHeader decodes and checks the header at the start of r.
@@ -78,8 +98,8 @@ func readSegmentHeader(r io.ReaderAt) (SegmentInfo, error) {
 	if _, err := r.ReadAt(fixed[:], 0); err != nil {
 		return SegmentInfo{}, corrupt("segment header: %v", err)
 	}
-	if [4]byte(fixed[:4]) != segMagic || fixed[4] != formatVersion {
-		return SegmentInfo{}, corrupt("not a version %d segment (magic %q, version %d)", formatVersion, fixed[:4], fixed[4])
+	if [4]byte(fixed[:4]) != segMagic || !knownVersion(fixed[4]) {
+		return SegmentInfo{}, corrupt("not a version 1 or %d segment (magic %q, version %d)", formatVersion, fixed[:4], fixed[4])
 	}
 	n := int(binary.BigEndian.Uint16(fixed[6:]))
 	b := make([]byte, segHeaderFixed+n+4)
@@ -89,11 +109,13 @@ func readSegmentHeader(r io.ReaderAt) (SegmentInfo, error) {
 	if crc(b[:len(b)-4]) != binary.BigEndian.Uint32(b[len(b)-4:]) {
 		return SegmentInfo{}, corrupt("segment header checksum mismatch")
 	}
-	return SegmentInfo{
-		Key:    fragstore.Key{Name: string(b[segHeaderFixed : segHeaderFixed+n]), CreatedMs: int64(binary.BigEndian.Uint64(fixed[8:]))},
-		Number: binary.BigEndian.Uint64(fixed[16:]),
-		Size:   int64(len(b)),
-	}, nil
+	info := SegmentInfo{
+		Key:     fragstore.Key{Name: string(b[segHeaderFixed : segHeaderFixed+n]), CreatedMs: int64(binary.BigEndian.Uint64(fixed[8:]))},
+		Number:  binary.BigEndian.Uint64(fixed[16:]),
+		Version: int(fixed[4]),
+	}
+	info.Size = info.recordEnd(int64(len(b)))
+	return info, nil
 }
 
 // recHeader is a decoded record header.
@@ -103,8 +125,9 @@ type recHeader struct {
 	dataCRC, metaCRC uint32
 }
 
-func (h recHeader) encode() []byte {
-	b := make([]byte, recHeaderLen)
+// encode writes the header into b[:recHeaderLen].
+func (h recHeader) encode(b []byte) {
+	clear(b[:recHeaderLen]) // b may be a reused stage
 	copy(b, recMagic[:])
 	b[4] = formatVersion
 	binary.BigEndian.PutUint64(b[8:], h.seq)
@@ -113,15 +136,14 @@ func (h recHeader) encode() []byte {
 	binary.BigEndian.PutUint32(b[24:], h.dataCRC)
 	binary.BigEndian.PutUint32(b[28:], h.metaCRC)
 	binary.BigEndian.PutUint32(b[32:], crc(b[:32]))
-	return b
 }
 
 func decodeRecHeader(b []byte) (recHeader, error) {
 	if len(b) < recHeaderLen {
 		return recHeader{}, corrupt("record header cut short")
 	}
-	if [4]byte(b[:4]) != recMagic || b[4] != formatVersion {
-		return recHeader{}, corrupt("no version %d record header here (magic %q, version %d)", formatVersion, b[:4], b[4])
+	if [4]byte(b[:4]) != recMagic || !knownVersion(b[4]) {
+		return recHeader{}, corrupt("no version 1 or %d record header here (magic %q, version %d)", formatVersion, b[:4], b[4])
 	}
 	if crc(b[:32]) != binary.BigEndian.Uint32(b[32:]) {
 		return recHeader{}, corrupt("record header checksum mismatch")
@@ -261,7 +283,7 @@ func ScanSegment(path string, fn func(ScannedRecord) error) (SegmentInfo, int64,
 		if err := fn(ScannedRecord{Seq: h.seq, Loc: loc, Data: data, Meta: meta}); err != nil {
 			return info, end, err
 		}
-		end = next
+		end = min(info.recordEnd(next), fi.Size())
 	}
 	return info, end, nil
 }
