@@ -8,9 +8,9 @@
 // to the store one at a time, so fragment N is fsynced while N+1 arrives. Each fragment's index
 // entry then commits in the store's group commit (shared by all streams) while the writer goes
 // on with the next fragment. Run itself is the session loop, the only goroutine that sends
-// acks: PERSISTED once a fragment's commit is done, in order. The loop queues at most
-// maxBacklog received fragments for the writer and maxCommitting behind it; when they are
-// queued it stops taking parsed events, the parser stops reading, and TCP pushes back on the
+// acks: PERSISTED once a fragment's commit is done, in order. The writer holds at most
+// maxWriting fragments, maxCommitting more may wait for their commit, and maxBacklog more
+// for room with the writer; when those are all taken the loop stops taking parsed events, the parser stops reading, and TCP pushes back on the
 // producer.
 package ingest
 

@@ -16,14 +16,19 @@ import (
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
-// maxBacklog is how many received fragments may wait for the writer before the session stops
-// reading the body. A couple absorb an fsync hiccup; more would only hide a slow disk and hold
-// memory (each is hundreds of KB) that TCP back-pressure holds better, in the producer.
+// maxWriting is how many fragments the writer may hold: the one it writes and those queued
+// for it, which it takes without waiting for the session loop.
+const maxWriting = 3
+
+// maxBacklog is how many more received fragments may wait before the session stops reading
+// the body. A couple absorb an fsync hiccup; more would only hide a slow disk and hold memory
+// (each is hundreds of KB) that TCP back-pressure holds better, in the producer.
 const maxBacklog = 2
 
 // maxCommitting is how many fragments whose media is written may wait for their index commit
-// before the writer gets no more: enough to keep the writer busy while one commit runs.
-const maxCommitting = 2
+// before the writer gets no more: enough to keep the writer busy while a commit runs, which
+// with one busy stream takes about as long as writing two or three fragments' media.
+const maxCommitting = 4
 
 // Session is one PutMedia connection. Run it once, then Close it.
 type Session struct {
@@ -78,7 +83,7 @@ func (s *Session) Run(ctx context.Context, body io.Reader, emit func(Ack) error)
 	wg.Go(func() { s.parse(in, events, stop) })
 	var w *writer
 	if s.persist {
-		w = &writer{work: make(chan *complete), done: make(chan written)}
+		w = &writer{work: make(chan *complete, maxWriting), done: make(chan written, maxWriting)}
 		wg.Go(func() { s.write(ctx, w) })
 	}
 
@@ -166,6 +171,9 @@ func (m *meter) lastByte() time.Time { return time.Unix(0, m.last.Load()) }
 // writer writes fragments' media in order on its own goroutine. Each one's index entry then
 // commits in the store's group commit while the writer goes on with the next fragment's media:
 // a stream's fragments are pipelined, media sync of N+1 overlapping the index commit of N.
+// Both channels are buffered for maxWriting fragments, and the loop hands over no more than
+// that before it has their results, so the writer goes from one fragment to the next without
+// waiting for the loop, and never blocks on done.
 type writer struct {
 	work chan *complete
 	done chan written
@@ -190,14 +198,20 @@ func (w written) ready() <-chan struct{} {
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func (s *Session) write(ctx context.Context, w *writer) {
+	failed := false
 	for c := range w.work {
 		start := time.Now()
-		commit, err := s.store(ctx, c)
-		select {
-		case w.done <- written{c: c, start: start, commit: commit, err: err}:
-		case <-ctx.Done():
-			return
+		var commit *fragstore.Commit
+		var err error
+		if failed {
+			// A fragment after a failed one must not be persisted: the producer resends from
+			// the failed one. The session ends with the first failure; this one is never acked.
+			err = failf(errArchival, c.frag, "not stored after an earlier fragment failed")
+		} else {
+			commit, err = s.store(ctx, c)
 		}
+		failed = failed || err != nil
+		w.done <- written{c: c, start: start, commit: commit, err: err}
 	}
 }
 
@@ -230,7 +244,7 @@ type loop struct {
 
 	held       int64       // bytes of the fragments in backlog, with the writer and in committing
 	backlog    []*complete // received, not yet handed to the writer
-	busy       bool        // the writer holds a fragment
+	writing    int         // handed to the writer, result not yet taken from done
 	committing []written   // media written (or failed), in order, awaiting the index commit
 	failure    *ackError   // to send once the fragments before it are persisted
 	broken     bool        // the writer failed: its error is queued in committing
@@ -248,7 +262,8 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 	stopped := l.s.stopped
 	for {
 		draining := l.eof || l.failure != nil || l.broken
-		if draining && len(l.backlog) == 0 && !l.busy && len(l.committing) == 0 {
+		l.handOver()
+		if draining && len(l.backlog) == 0 && l.writing == 0 && len(l.committing) == 0 {
 			if l.failure != nil {
 				return l.failure
 			}
@@ -266,8 +281,6 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 		l.reading = reading
 		var (
 			recv <-chan input
-			work chan<- *complete
-			next *complete
 			done <-chan written
 			head <-chan struct{}
 		)
@@ -276,9 +289,6 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 		}
 		if l.w != nil {
 			done = l.w.done
-			if !l.busy && len(l.backlog) > 0 && len(l.committing) < maxCommitting {
-				work, next = l.w.work, l.backlog[0]
-			}
 			if len(l.committing) > 0 {
 				head = l.committing[0].ready()
 			}
@@ -288,13 +298,8 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 		select {
 		case in := <-recv:
 			err = l.input(in)
-		case work <- next:
-			// Clear the slot before reslicing: the backing array would otherwise keep the
-			// handed-off fragment (hundreds of KB) alive until the next one arrives.
-			l.backlog[0] = nil
-			l.backlog, l.busy = l.backlog[1:], true
 		case r := <-done:
-			l.busy = false
+			l.writing--
 			l.wrote(r)
 		case <-head:
 			r := l.committing[0]
@@ -317,6 +322,20 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// handOver queues backlog fragments for the writer while it holds fewer than maxWriting and
+// at most maxWriting+maxCommitting are with it or committing. The sends never block: the
+// channel has room for maxWriting.
+func (l *loop) handOver() {
+	for l.w != nil && len(l.backlog) > 0 && l.writing < maxWriting && l.writing+len(l.committing) < maxWriting+maxCommitting {
+		l.w.work <- l.backlog[0]
+		// Clear the slot before reslicing: the backing array would otherwise keep the
+		// handed-off fragment (hundreds of KB) alive until the next one arrives.
+		l.backlog[0] = nil
+		l.backlog = l.backlog[1:]
+		l.writing++
 	}
 }
 

@@ -224,8 +224,8 @@ func (g *gatedStore) Write(ctx context.Context, k fragstore.Key, header []byte, 
 	return g.Store.Write(ctx, k, header, f, media)
 }
 
-// While fragments wait for the disk the session keeps receiving up to maxBacklog of them, then
-// stops reading the body; acks and persistence resume in order once the disk catches up.
+// While fragments wait for the disk the session keeps receiving up to maxWriting+maxBacklog of
+// them, then stops reading the body; acks and persistence resume in order once the disk catches up.
 func TestBackpressure(t *testing.T) {
 	requireNoLeak(t)
 	e := newEnv(t, Config{})
@@ -246,7 +246,7 @@ func TestBackpressure(t *testing.T) {
 	sent = l.send(body)
 	received := 0
 	deadline := time.After(5 * time.Second)
-	for received < maxBacklog+1 { // one with the writer, maxBacklog waiting
+	for received < maxWriting+maxBacklog { // one being written, the rest queued
 		select {
 		case a := <-l.acks:
 			if a.EventType == EventReceived {
