@@ -78,6 +78,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 func run(args []string) int {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "smaller runs (1/4 of the streams and durations), for CI smoke tests")
+	streams := fs.String("streams", "", "throughput: comma-separated stream counts (default 1,16,64)")
 	only := fs.String("only", "", "run only these sections: throughput, cameras, list (comma-separated)")
 	cacheDir := fs.String("cache-dir", filepath.Join(os.TempDir(), "kvsd-bench-cache"), "keeps the test video and the filled ListFragments data dir between runs")
 	workDir := fs.String("work-dir", "", "directory for this run's data dirs (default: a new temporary directory, removed afterwards); must be on a real disk")
@@ -119,6 +120,17 @@ func run(args []string) int {
 
 	cfg := defaultConfig(*quick)
 	cfg.cacheDir, cfg.workDir, cfg.keep, cfg.kvsdBin, cfg.kvsdProfileDir = *cacheDir, *workDir, *keep, *kvsdBin, *kvsdProf
+	if *streams != "" {
+		cfg.streams = nil
+		for _, s := range strings.Split(*streams, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n <= 0 {
+				fmt.Fprintf(os.Stderr, "ingest: -streams %q: want positive numbers, comma-separated\n", *streams)
+				return 2
+			}
+			cfg.streams = append(cfg.streams, n)
+		}
+	}
 	cfg.only = map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
 		if s = strings.TrimSpace(s); s == "" {
