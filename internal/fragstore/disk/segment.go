@@ -256,15 +256,20 @@ func ScanSegment(path string, fn func(ScannedRecord) error) (SegmentInfo, int64,
 	if err != nil {
 		return SegmentInfo{}, 0, err
 	}
-	info, err := readSegmentHeader(f)
+	return scanSegment(f, fi.Size(), fn)
+}
+
+// scanSegment is ScanSegment over the size bytes of r.
+func scanSegment(r io.ReaderAt, size int64, fn func(ScannedRecord) error) (SegmentInfo, int64, error) {
+	info, err := readSegmentHeader(r)
 	if err != nil {
 		return SegmentInfo{}, 0, err
 	}
-	end := info.Size
-	for end < fi.Size() {
+	end := min(info.Size, size) // a version 2 header may have lost its fill
+	for end < size {
 		// Check the header and that the record fits in the file before allocating its size.
 		var hb [recHeaderLen]byte
-		if err := readFull(f, hb[:], end); err != nil {
+		if err := readFull(r, hb[:], end); err != nil {
 			return info, end, fmt.Errorf("after offset %d: %w", end, err)
 		}
 		h, err := decodeRecHeader(hb[:])
@@ -272,10 +277,10 @@ func ScanSegment(path string, fn func(ScannedRecord) error) (SegmentInfo, int64,
 			return info, end, fmt.Errorf("after offset %d: %w", end, err)
 		}
 		next := end + recHeaderLen + h.dataLen + h.metaLen
-		if next > fi.Size() {
+		if next > size {
 			return info, end, corrupt("record %d after offset %d runs past the end of the segment", h.seq, end)
 		}
-		_, data, meta, err := readRecord(f, end+recHeaderLen, h.dataLen, true)
+		_, data, meta, err := readRecord(r, end+recHeaderLen, h.dataLen, true)
 		if err != nil {
 			return info, end, fmt.Errorf("after offset %d: %w", end, err)
 		}
@@ -283,7 +288,7 @@ func ScanSegment(path string, fn func(ScannedRecord) error) (SegmentInfo, int64,
 		if err := fn(ScannedRecord{Seq: h.seq, Loc: loc, Data: data, Meta: meta}); err != nil {
 			return info, end, err
 		}
-		end = min(info.recordEnd(next), fi.Size())
+		end = min(info.recordEnd(next), size)
 	}
 	return info, end, nil
 }
