@@ -239,16 +239,7 @@ func (m *Media) segPath(k fragstore.Key, seg uint64) string {
 
 // Read returns the data at loc after checking its record's checksums.
 func (m *Media) Read(ctx context.Context, k fragstore.Key, loc fragstore.Location) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := checkKey(k); err != nil {
-		return nil, err
-	}
-	f, err := m.root.Open(m.segPath(k, loc.Segment))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: segment %d of %s is gone", fragstore.ErrNotFound, loc.Segment, k.Name)
-	}
+	f, err := m.openRecord(ctx, k, loc)
 	if err != nil {
 		return nil, err
 	}
@@ -264,16 +255,7 @@ func (m *Media) Read(ctx context.Context, k fragstore.Key, loc fragstore.Locatio
 // reader of fragment after fragment, like the image generator, reuses one buffer instead of
 // allocating one per fragment. On error dst is returned as it was.
 func (m *Media) ReadAppend(ctx context.Context, k fragstore.Key, loc fragstore.Location, dst []byte) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return dst, err
-	}
-	if err := checkKey(k); err != nil {
-		return dst, err
-	}
-	f, err := m.root.Open(m.segPath(k, loc.Segment))
-	if errors.Is(err, fs.ErrNotExist) {
-		return dst, fmt.Errorf("%w: segment %d of %s is gone", fragstore.ErrNotFound, loc.Segment, k.Name)
-	}
+	f, err := m.openRecord(ctx, k, loc)
 	if err != nil {
 		return dst, err
 	}
@@ -283,6 +265,21 @@ func (m *Media) ReadAppend(ctx context.Context, k fragstore.Key, loc fragstore.L
 		return dst, fmt.Errorf("segment %d of %s: %w", loc.Segment, k.Name, err)
 	}
 	return out, nil
+}
+
+// openRecord opens the segment holding loc for reading; a missing one is ErrNotFound.
+func (m *Media) openRecord(ctx context.Context, k fragstore.Key, loc fragstore.Location) (*os.File, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkKey(k); err != nil {
+		return nil, err
+	}
+	f, err := m.root.Open(m.segPath(k, loc.Segment))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: segment %d of %s is gone", fragstore.ErrNotFound, loc.Segment, k.Name)
+	}
+	return f, err
 }
 
 // Segments lists k's segment files.
