@@ -22,7 +22,6 @@ import (
 
 	"github.com/kvsd/kvsd/bench/internal/child"
 	"github.com/kvsd/kvsd/internal/app"
-	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/rtspsrc/rtsptest"
 )
 
@@ -209,12 +208,7 @@ func testVideo(ctx context.Context, cfg config, logf func(string, ...any)) (stri
 
 // camera serves the video's frames over RTSP in real time, looping.
 func camera(video string) (*rtsptest.Server, error) {
-	src, err := media.OpenFile(video, media.FileOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
-	track, frames, err := rtsptest.Load(context.Background(), src)
+	track, frames, err := rtsptest.Load(context.Background(), video)
 	if err != nil {
 		return nil, err
 	}

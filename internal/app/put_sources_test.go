@@ -15,7 +15,6 @@ import (
 
 	"github.com/kvsd/kvsd/internal/app"
 	"github.com/kvsd/kvsd/internal/kvstest"
-	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/rtspsrc/rtsptest"
 	"github.com/stretchr/testify/require"
 )
@@ -93,12 +92,7 @@ func TestPutSourcesFromTheCommandLine(t *testing.T) {
 		srcPersisted(t, code, out, 0)
 	})
 	t.Run("RTSP", func(t *testing.T) {
-		file, err := media.OpenFile(srcFile(t, "cam.mp4", x264...), media.FileOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer file.Close()
-		track, frames, err := rtsptest.Load(context.Background(), file)
+		track, frames, err := rtsptest.Load(context.Background(), srcFile(t, "cam.mp4", x264...))
 		if err != nil {
 			t.Fatal(err)
 		}

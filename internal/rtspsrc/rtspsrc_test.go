@@ -41,12 +41,7 @@ func clip(tb testing.TB, codec string, frames int) (producer.Track, []producer.F
 	if out, err := exec.Command("ffmpeg", append(args, path)...).CombinedOutput(); err != nil {
 		tb.Fatalf("ffmpeg: %v\n%s", err, out)
 	}
-	src, err := media.OpenFile(path, media.FileOptions{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer src.Close()
-	track, out, err := rtsptest.Load(context.Background(), src)
+	track, out, err := rtsptest.Load(context.Background(), path)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -60,12 +60,7 @@ func TestTestPatternEndToEnd(t *testing.T) {
 func TestRTSPCameraEndToEnd(t *testing.T) {
 	for _, codec := range []string{producer.CodecH264, producer.CodecH265} {
 		t.Run(codec, func(t *testing.T) {
-			file, err := media.OpenFile(ffmpeg(t, codec, "cam.mp4", 75), media.FileOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer file.Close()
-			track, frames, err := rtsptest.Load(context.Background(), file)
+			track, frames, err := rtsptest.Load(context.Background(), ffmpeg(t, codec, "cam.mp4", 75))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/kvsd/kvsd/internal/h26x"
+	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/producer"
 )
 
@@ -271,8 +272,13 @@ func (s *Server) current() (*base.Response, *gortsplib.ServerStream, error) {
 	return &base.Response{StatusCode: base.StatusOK}, s.stream, nil
 }
 
-// Load reads a finite source (a file) to its end, for a Server to publish.
-func Load(ctx context.Context, src producer.Source) (producer.Track, []producer.Frame, error) {
+// Load reads a video file (anything media.OpenFile opens) to its end, for a Server to publish.
+func Load(ctx context.Context, path string) (producer.Track, []producer.Frame, error) {
+	src, err := media.OpenFile(path, media.FileOptions{})
+	if err != nil {
+		return producer.Track{}, nil, err
+	}
+	defer src.Close()
 	track, err := src.Track(ctx)
 	if err != nil {
 		return producer.Track{}, nil, err
