@@ -2,7 +2,6 @@ package imagegen
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -391,13 +390,7 @@ func TestCursorWaitsForDurableImages(t *testing.T) {
 	st := e.createStream("cam", 24)
 	e.configure("cam", imageConfig("s3://images", 1000))
 	e.settle("cam")
-	cursor := func() uint64 {
-		b, err := e.db.LoadState(context.Background(), component, stateKey(fragstore.KeyOf(st)))
-		require.NoError(t, err)
-		var c savedCursor
-		require.NoError(t, json.Unmarshal(b, &c))
-		return c.Seq
-	}
+	cursor := func() uint64 { return e.cursor(st) }
 	require.Zero(t, cursor())
 	e.objs.mu.Lock()
 	e.objs.syncErr = errors.New("EIO")
@@ -426,13 +419,7 @@ func TestCursorCadence(t *testing.T) {
 	st := e.createStream("cam", 24)
 	e.configure("cam", imageConfig("s3://images", 1000))
 	e.settle("cam")
-	cursor := func() uint64 {
-		b, err := e.db.LoadState(context.Background(), component, stateKey(fragstore.KeyOf(st)))
-		require.NoError(t, err)
-		var c savedCursor
-		require.NoError(t, json.Unmarshal(b, &c))
-		return c.Seq
-	}
+	cursor := func() uint64 { return e.cursor(st) }
 	syncs := func() int {
 		e.objs.mu.Lock()
 		defer e.objs.mu.Unlock()

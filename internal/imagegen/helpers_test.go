@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -396,6 +397,16 @@ func (m *memObjects) wait(t *testing.T, n int) []string {
 }
 
 // settle waits until the generator is idle for the stream: nothing queued, running or waiting.
+// cursor is the sequence of the last fragment the generator recorded as done for st.
+func (e *env) cursor(st *stream.Stream) uint64 {
+	e.t.Helper()
+	b, err := e.db.LoadState(context.Background(), component, stateKey(fragstore.KeyOf(st)))
+	require.NoError(e.t, err)
+	var c savedCursor
+	require.NoError(e.t, json.Unmarshal(b, &c))
+	return c.Seq
+}
+
 func (e *env) settle(name string) {
 	e.t.Helper()
 	k := fragstore.KeyOf(e.stream(name))
