@@ -31,6 +31,31 @@ func startBehindProxy(t *testing.T, p *faultProxy) *kvstest.Server {
 	return kvstest.Attach("http://" + srv.Addr.String())
 }
 
+// proxiedRun is the setup of a fault test: kvsd behind a faultProxy with
+// stream "cam", a clip, and a Fast config with 400 ms fragments from a fixed
+// start whose data endpoint is the proxy.
+type proxiedRun struct {
+	direct *kvstest.Server // kvsd itself, for the control plane and reads
+	data   []byte
+	start  time.Time
+	cfg    producer.Config
+}
+
+func newProxiedRun(t *testing.T, px *faultProxy, seconds float64) *proxiedRun {
+	t.Helper()
+	r := &proxiedRun{direct: startBehindProxy(t, px), data: clip(t, seconds, 10), start: time.UnixMilli(1_700_000_000_000)}
+	createStream(t, r.direct, "cam", 24)
+	r.cfg = baseConfig(r.direct, "cam")
+	r.cfg.Fast, r.cfg.StartTime, r.cfg.FragmentDuration = true, r.start, 400*time.Millisecond
+	return r
+}
+
+// requireStored checks that kvsd holds exactly want (frames of the clip).
+func (r *proxiedRun) requireStored(t *testing.T, want []mkv.Frame) {
+	t.Helper()
+	requireAllFrames(t, want, storedFragments(t, r.direct, "cam"), r.start)
+}
+
 // runFile streams data (a file, Fast unless paced) with cfg and returns the
 // stats; Run must succeed.
 func runFile(t *testing.T, cfg producer.Config, data []byte) producer.Stats {
@@ -48,18 +73,13 @@ func runFile(t *testing.T, cfg producer.Config, data []byte) producer.Stats {
 // resends from the first fragment not persisted; every frame arrives.
 func TestResendAfterConnectionCut(t *testing.T) {
 	px := newFaultProxy(t)
-	direct := startBehindProxy(t, px)
-	createStream(t, direct, "cam", 24)
-	data := clip(t, 4, 10)
-	px.cutAfter = int64(len(data) / 2)
-	start := time.UnixMilli(1_700_000_000_000)
-	cfg := baseConfig(direct, "cam") // the data endpoint is the proxy
-	cfg.Fast, cfg.StartTime, cfg.FragmentDuration = true, start, 400*time.Millisecond
-	st := runFile(t, cfg, data)
+	r := newProxiedRun(t, px, 4)
+	px.cutAfter = int64(len(r.data) / 2)
+	st := runFile(t, r.cfg, r.data)
 	require.True(t, px.faulted.Load(), "the proxy cut the connection")
 	require.Positive(t, st.Reconnects)
 	require.Zero(t, st.Pending+st.Skipped+st.Dropped)
-	requireAllFrames(t, sourceFrames(t, data), storedFragments(t, direct, "cam"), start)
+	r.requireStored(t, sourceFrames(t, r.data))
 }
 
 // A retriable ERROR (5000) in the ack stream: the producer reconnects and
@@ -67,15 +87,10 @@ func TestResendAfterConnectionCut(t *testing.T) {
 func TestResendAfterRetriableErrorAck(t *testing.T) {
 	px := newFaultProxy(t)
 	px.inject, px.errorAck = 3, errorAckJSON(5000, "INTERNAL_ERROR")
-	direct := startBehindProxy(t, px)
-	createStream(t, direct, "cam", 24)
-	data := clip(t, 4, 10)
-	start := time.UnixMilli(1_700_000_000_000)
-	cfg := baseConfig(direct, "cam") // the data endpoint is the proxy
-	cfg.Fast, cfg.StartTime, cfg.FragmentDuration = true, start, 400*time.Millisecond
+	r := newProxiedRun(t, px, 4)
 	var evs events
-	cfg.OnEvent = evs.add
-	st := runFile(t, cfg, data)
+	r.cfg.OnEvent = evs.add
+	st := runFile(t, r.cfg, r.data)
 	require.True(t, px.faulted.Load(), "the proxy injected the ERROR")
 	// The first reconnect is the ERROR's; later ones may meet the old session still open.
 	var ae *producer.AckError
@@ -83,7 +98,7 @@ func TestResendAfterRetriableErrorAck(t *testing.T) {
 	require.Equal(t, 5000, ae.ID)
 	require.Positive(t, st.Reconnects)
 	require.Zero(t, st.Pending+st.Skipped+st.Dropped)
-	requireAllFrames(t, sourceFrames(t, data), storedFragments(t, direct, "cam"), start)
+	r.requireStored(t, sourceFrames(t, r.data))
 }
 
 // A connection that takes the body but answers nothing (a half-dead peer)
@@ -91,19 +106,15 @@ func TestResendAfterRetriableErrorAck(t *testing.T) {
 func TestSilentConnectionRestarted(t *testing.T) {
 	px := newFaultProxy(t)
 	px.silence = true
-	direct := startBehindProxy(t, px)
-	createStream(t, direct, "cam", 24)
-	data := clip(t, 2, 10)
-	start := time.UnixMilli(1_700_000_000_000)
-	cfg := baseConfig(direct, "cam")
-	cfg.Fast, cfg.StartTime, cfg.FragmentDuration, cfg.AckTimeout = true, start, 400*time.Millisecond, 500*time.Millisecond
+	r := newProxiedRun(t, px, 2)
+	r.cfg.AckTimeout = 500 * time.Millisecond
 	var evs events
-	cfg.OnEvent = evs.add
-	st := runFile(t, cfg, data)
+	r.cfg.OnEvent = evs.add
+	st := runFile(t, r.cfg, r.data)
 	require.True(t, px.faulted.Load())
 	require.ErrorContains(t, evs.first(producer.EventReconnect).Err, "no acknowledgement for the data sent")
 	require.Zero(t, st.Pending+st.Skipped+st.Dropped)
-	requireAllFrames(t, sourceFrames(t, data), storedFragments(t, direct, "cam"), start)
+	r.requireStored(t, sourceFrames(t, r.data))
 }
 
 // A non-retriable ERROR (4002) skips exactly that fragment, says which and
@@ -111,15 +122,10 @@ func TestSilentConnectionRestarted(t *testing.T) {
 func TestSkipOnNonRetriableErrorAck(t *testing.T) {
 	px := newFaultProxy(t)
 	px.inject, px.errorAck = 3, errorAckJSON(4002, "MAX_FRAGMENT_DURATION_REACHED")
-	direct := startBehindProxy(t, px)
-	createStream(t, direct, "cam", 24)
-	data := clip(t, 4, 10)
-	start := time.UnixMilli(1_700_000_000_000)
-	cfg := baseConfig(direct, "cam") // the data endpoint is the proxy
-	cfg.Fast, cfg.StartTime, cfg.FragmentDuration = true, start, 400*time.Millisecond
+	r := newProxiedRun(t, px, 4)
 	var evs events
-	cfg.OnEvent = evs.add
-	st := runFile(t, cfg, data)
+	r.cfg.OnEvent = evs.add
+	st := runFile(t, r.cfg, r.data)
 	require.Equal(t, int64(1), st.Skipped, evs.String())
 	require.Zero(t, st.Pending+st.Dropped)
 
@@ -133,20 +139,20 @@ func TestSkipOnNonRetriableErrorAck(t *testing.T) {
 	require.ErrorAs(t, skipped.Err, &ae)
 	require.Equal(t, 4002, ae.ID)
 	// The third fragment: 0.8 s into the file.
-	require.Equal(t, start.Add(800*time.Millisecond), skipped.Timecode)
+	require.Equal(t, r.start.Add(800*time.Millisecond), skipped.Timecode)
 	require.Contains(t, ae.Error(), "MAX_FRAGMENT_DURATION_REACHED")
 
 	// Every frame but the skipped fragment's (it lasts until the next one).
 	from, to := skipped.Timecode.UnixMilli(), skipped.Timecode.Add(skipped.Duration).UnixMilli()
 	require.Equal(t, int64(400), to-from)
 	var want []mkv.Frame
-	for _, f := range sourceFrames(t, data) {
-		if ts := start.UnixMilli() + f.Timecode; ts < from || ts >= to {
+	for _, f := range sourceFrames(t, r.data) {
+		if ts := r.start.UnixMilli() + f.Timecode; ts < from || ts >= to {
 			want = append(want, f)
 		}
 	}
 	require.Len(t, want, 90)
-	requireAllFrames(t, want, storedFragments(t, direct, "cam"), start)
+	r.requireStored(t, want)
 }
 
 // kvsd restarted (same data dir, same port) in the middle of a paced
@@ -393,22 +399,19 @@ func putMediaStatus(srv *kvstest.Server) (string, int) {
 // reports which fragments were not confirmed.
 func TestStopReportsUnconfirmed(t *testing.T) {
 	px := newFaultProxy(t)
-	direct := startBehindProxy(t, px)
+	r := newProxiedRun(t, px, 2)
 	px.target.Store("127.0.0.1:1") // PutMedia goes nowhere
-	createStream(t, direct, "cam", 24)
-	start := time.UnixMilli(1_700_000_000_000)
-	cfg := baseConfig(direct, "cam")
-	cfg.Fast, cfg.StartTime, cfg.FragmentDuration, cfg.StopTimeout = true, start, 400*time.Millisecond, 300*time.Millisecond
-	p, err := producer.New(cfg)
+	r.cfg.StopTimeout = 300 * time.Millisecond
+	p, err := producer.New(r.cfg)
 	require.NoError(t, err)
-	data := clip(t, 2, 10)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	st, err := p.Run(ctx, producer.NewMKVSource(bytes.NewReader(data), false))
+	st, err := p.Run(ctx, producer.NewMKVSource(bytes.NewReader(r.data), false))
 	require.NoError(t, err)
 	require.Equal(t, int64(5), st.Pending)
 	require.Zero(t, st.Persisted)
 	require.Positive(t, st.Reconnects)
+	start := r.start
 	require.Equal(t, []time.Time{start, start.Add(400 * time.Millisecond), start.Add(800 * time.Millisecond),
 		start.Add(1200 * time.Millisecond), start.Add(1600 * time.Millisecond)}, st.Unconfirmed)
 }
