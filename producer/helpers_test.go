@@ -61,6 +61,7 @@ func sourceFrames(t testing.TB, data []byte) []mkv.Frame {
 type storedFragment struct {
 	Number   string
 	Producer int64 // ms
+	Server   int64 // ms: when it started arriving at kvsd
 	Length   int64 // ms
 	Media    []byte
 	Frames   []mkv.Frame
@@ -74,6 +75,7 @@ func storedFragments(t testing.TB, srv *kvstest.Server, name string) []storedFra
 		Fragments []struct {
 			FragmentNumber               string
 			ProducerTimestamp            float64
+			ServerTimestamp              float64
 			FragmentLengthInMilliseconds int64
 		}
 	}
@@ -88,6 +90,7 @@ func storedFragments(t testing.TB, srv *kvstest.Server, name string) []storedFra
 		_, frames, err := mkv.ReadFrames(media, mkv.Limits{})
 		require.NoError(t, err)
 		out = append(out, storedFragment{Number: f.FragmentNumber, Producer: int64(math.Round(f.ProducerTimestamp * 1000)),
+			Server: int64(math.Round(f.ServerTimestamp * 1000)),
 			Length: f.FragmentLengthInMilliseconds, Media: media, Frames: frames})
 	}
 	slices.SortFunc(out, func(a, b storedFragment) int { return strings.Compare(a.Number, b.Number) })

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // faultProxy is a TCP proxy in front of a real kvsd that breaks the first
@@ -29,9 +30,10 @@ type faultProxy struct {
 	silence  bool // forward no ack of the first PutMedia (a half-dead connection)
 	errorAck func(timecode uint64) string
 
-	putMedias atomic.Int32
-	faulted   atomic.Bool
-	wg        sync.WaitGroup
+	putMedias  atomic.Int32
+	faulted    atomic.Bool
+	injectedAt atomic.Int64 // Unix ms when the ERROR replaced the inject-th BUFFERING
+	wg         sync.WaitGroup
 }
 
 func newFaultProxy(t testing.TB) *faultProxy {
@@ -149,6 +151,7 @@ func (p *faultProxy) injectAcks(client, up net.Conn, closeBoth func()) {
 			}
 			if json.Unmarshal(line, &ack) == nil && ack.EventType == "BUFFERING" {
 				if seen++; seen == p.inject {
+					p.injectedAt.Store(time.Now().UnixMilli())
 					out = append(out, p.errorAck(ack.FragmentTimecode)+"\n"...)
 					fmt.Fprintf(client, "%x\r\n%s\r\n0\r\n\r\n", len(out), out)
 					closeBoth()
