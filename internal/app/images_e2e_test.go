@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	kvtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
+	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsd/kvsd/internal/fragment"
@@ -199,6 +204,30 @@ func TestImagesLocalFolderAndGetImages(t *testing.T) {
 	require.Equal(t, 0, greyFrame(t, data0))
 	require.Empty(t, cliOut.Images[0].Error)
 	require.Equal(t, "NO_MEDIA", cliOut.Images[2].Error)
+
+	// The Go SDK at the same endpoint, paging by MaxResults: the same 20 entries as one call.
+	am := srv.ArchivedMedia(t, "cam", kvtypes.APINameGetImages)
+	pages := kinesisvideoarchivedmedia.NewGetImagesPaginator(am, &kinesisvideoarchivedmedia.GetImagesInput{
+		StreamName: aws.String("cam"), ImageSelectorType: amtypes.ImageSelectorTypeProducerTimestamp,
+		StartTimestamp: aws.Time(start.Add(-400 * time.Millisecond)), EndTimestamp: aws.Time(start.Add(3400 * time.Millisecond)),
+		SamplingInterval: aws.Int32(200), Format: amtypes.FormatPng, HeightPixels: aws.Int32(60), MaxResults: aws.Int64(6)})
+	var sdkImages []amtypes.Image
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(context.Background())
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(page.Images), 6)
+		sdkImages = append(sdkImages, page.Images...)
+	}
+	require.Len(t, sdkImages, len(out.Images))
+	for i, img := range sdkImages {
+		require.InDelta(t, out.Images[i].TimeStamp, float64(img.TimeStamp.UnixMilli())/1000, 0.0005)
+		require.Equal(t, out.Images[i].Error, string(img.Error), "entry %d", i)
+		if img.Error == "" {
+			data, err := base64.StdEncoding.DecodeString(aws.ToString(img.ImageContent))
+			require.NoError(t, err)
+			require.Equal(t, (i*200-400)/40%50, greyFrame(t, data), "entry %d", i)
+		}
+	}
 
 	// Validation errors have the AWS shape.
 	for _, c := range []struct {

@@ -70,10 +70,17 @@ type chunk struct {
 // parseChunks splits GetMedia-style output into its self-contained MKV documents.
 func parseChunks(t *testing.T, data []byte) []chunk {
 	t.Helper()
+	return readChunks(t, bytes.NewReader(data), -1)
+}
+
+// readChunks reads GetMedia-style chunks from r until it ends or, when n >= 0, until n chunks
+// are complete (their trailing tags read): a live GetMedia body does not end by itself.
+func readChunks(t *testing.T, r io.Reader, n int) []chunk {
+	t.Helper()
 	var out []chunk
-	r := mkv.NewReader(bytes.NewReader(data), mkv.Limits{})
-	for {
-		ev, err := r.Next()
+	mr := mkv.NewReader(r, mkv.Limits{})
+	for n < 0 || len(out) < n || out[n-1].trailer == nil {
+		ev, err := mr.Next()
 		if errors.Is(err, io.EOF) {
 			return out
 		}
@@ -95,6 +102,7 @@ func parseChunks(t *testing.T, data []byte) []chunk {
 			c.media = append(c.media, ev.Raw...)
 		}
 	}
+	return out
 }
 
 // tagsIn finds the AWS tags kvsd put before the cluster (they sit in the chunk's header).

@@ -4,13 +4,18 @@ package kvstest
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
+	kvtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideomedia"
 
 	"github.com/kvsd/kvsd/internal/app"
 )
@@ -95,6 +100,59 @@ func (s *Server) KinesisVideo(optFns ...func(*kinesisvideo.Options)) *kinesisvid
 	opts := append([]func(*kinesisvideo.Options){func(o *kinesisvideo.Options) { o.BaseEndpoint = aws.String(s.URL) }}, optFns...)
 	return kinesisvideo.NewFromConfig(s.AWSConfig(), opts...)
 }
+
+// DataEndpoint asks GetDataEndpoint where api is served for stream, as every KVS reader does
+// before it builds its data-plane client.
+func (s *Server) DataEndpoint(t testing.TB, stream string, api kvtypes.APIName) string {
+	t.Helper()
+	out, err := s.KinesisVideo().GetDataEndpoint(context.Background(), &kinesisvideo.GetDataEndpointInput{
+		StreamName: aws.String(stream), APIName: api})
+	if err != nil {
+		t.Fatalf("GetDataEndpoint %s: %v", api, err)
+	}
+	return aws.ToString(out.DataEndpoint)
+}
+
+// ArchivedMedia returns a kinesisvideoarchivedmedia client at the endpoint GetDataEndpoint
+// names for api on stream.
+func (s *Server) ArchivedMedia(t testing.TB, stream string, api kvtypes.APIName) *kinesisvideoarchivedmedia.Client {
+	endpoint := s.DataEndpoint(t, stream, api)
+	return kinesisvideoarchivedmedia.NewFromConfig(s.AWSConfig(), func(o *kinesisvideoarchivedmedia.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		o.HTTPClient = StreamingSafeClient(http.DefaultTransport)
+	})
+}
+
+// Media returns a kinesisvideomedia (GetMedia) client at the endpoint GetDataEndpoint names
+// for GET_MEDIA on stream.
+func (s *Server) Media(t testing.TB, stream string) *kinesisvideomedia.Client {
+	endpoint := s.DataEndpoint(t, stream, kvtypes.APINameGetMedia)
+	return kinesisvideomedia.NewFromConfig(s.AWSConfig(), func(o *kinesisvideomedia.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		o.HTTPClient = StreamingSafeClient(http.DefaultTransport)
+	})
+}
+
+// StreamingSafeClient is the HTTP client the README tells Go SDK readers to use against a
+// nearby kvsd. smithy-go closes a request's body as soon as the response headers arrive,
+// and its body wrapper's WriteTo then returns io.EOF as an error. When the response beats
+// net/http's write loop (loopback, LAN), the loop's final io.Copy of the body sees that
+// error and closes the connection under the streaming response being read: GetMedia fails
+// with "use of closed network connection". Hiding WriteTo makes io.Copy use Read, whose
+// io.EOF is a normal end.
+func StreamingSafeClient(rt http.RoundTripper) *http.Client {
+	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.Body != nil {
+			r = r.Clone(r.Context())
+			r.Body = struct{ io.ReadCloser }{r.Body}
+		}
+		return rt.RoundTrip(r)
+	})}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
