@@ -330,6 +330,51 @@ func TestRetentionDecreaseAndDeleteReclaimDisk(t *testing.T) {
 	require.Equal(t, 0, segmentFiles(t, mediaDir, "other"))
 }
 
+// Raising retention from 0 during a PutMedia connection: the connection ends with the
+// retriable ERROR 5000, and the producer's next one is archived.
+func TestRetentionRaisedFromZeroDuringPutMedia(t *testing.T) {
+	srv := kvstest.Start(t)
+	createStream(t, srv, "cam", 0)
+	start := time.Now().Add(-time.Minute).Truncate(time.Second)
+	media := kvstest.TestPattern(t, 4, start)
+	header, frags := kvstest.Clusters(t, media)
+
+	pr, pw := io.Pipe()
+	acks := make(chan putmedia.Ack, 64)
+	done := make(chan error, 1)
+	go func() {
+		done <- srv.PutMediaClient().Put(context.Background(), putmedia.Request{StreamName: "cam", Body: pr},
+			func(a putmedia.Ack) { acks <- a })
+		close(acks)
+	}()
+	_, err := pw.Write(bytes.Join([][]byte{header, frags[0], frags[1]}, nil))
+	require.NoError(t, err)
+	for a := range acks { // fragment 0 complete: the connection is live
+		if a.EventType == "RECEIVED" {
+			break
+		}
+	}
+	kv := srv.KinesisVideo()
+	d, err := kv.DescribeStream(context.Background(), &kinesisvideo.DescribeStreamInput{StreamName: aws.String("cam")})
+	require.NoError(t, err)
+	_, err = kv.UpdateDataRetention(context.Background(), &kinesisvideo.UpdateDataRetentionInput{StreamName: aws.String("cam"),
+		CurrentVersion: d.StreamInfo.Version, Operation: types.UpdateDataRetentionOperationIncreaseDataRetention,
+		DataRetentionChangeInHours: aws.Int32(24)})
+	require.NoError(t, err)
+	var last putmedia.Ack
+	for a := range acks {
+		require.NotEqual(t, "PERSISTED", a.EventType, "the connection opened without archiving")
+		last = a
+	}
+	require.NoError(t, <-done)
+	require.Equal(t, 5000, last.ErrorID, "ERROR 5000 makes producers reconnect: %+v", last)
+	pw.Close()
+
+	// The next connection (a producer resends from its first unpersisted fragment) is archived.
+	numbers := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(bytes.Join([][]byte{header, frags[1], frags[2], frags[3]}, nil))))
+	require.Len(t, numbers, 3)
+}
+
 func countDirs(t *testing.T, dir string) int {
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)

@@ -246,6 +246,80 @@ func TestShutdown(t *testing.T) {
 	require.Len(t, frags, 1)
 }
 
+// A session decides when it opens whether it archives. UpdateDataRetention across 0 makes it
+// end like a shutdown (ERROR 5000, after persisting what it received under the old setting),
+// so that the producer's next connection follows the new one; other changes leave it alone.
+func TestRetentionAcrossZeroReconnects(t *testing.T) {
+	requireNoLeak(t)
+	e := newEnv(t, Config{})
+	var hooked []int
+	e.svc.OnArchivingChange = func(_ context.Context, st *stream.Stream) {
+		hooked = append(hooked, st.RetentionHours)
+		e.m.Reconnect(st.Name, "test")
+	}
+	st := e.createStream(testStreamName, 0)
+	change := func(op string, hours int) {
+		t.Helper()
+		ref := stream.Ref{Name: testStreamName}
+		cur, err := e.svc.Describe(context.Background(), ref)
+		require.NoError(t, err)
+		require.NoError(t, e.svc.UpdateRetention(context.Background(), ref, cur.Version, op, &hours))
+	}
+
+	// 0 → 24: the live session (nothing archived, no PERSISTED) ends; the next one archives.
+	l := e.start(Request{})
+	l.write(cat(header(1, 1), gop(1000, 2), gop(3000, 2)))
+	acks := []Ack{l.next(), l.next(), l.next()} // B1 R1 B2
+	change(stream.IncreaseRetention, 24)
+	for a := range l.acks {
+		acks = append(acks, a)
+		if a.EventType == EventError {
+			break
+		}
+	}
+	ae, ok := errors.AsType[*ackError](l.wait())
+	require.True(t, ok)
+	require.Equal(t, errInternal, ae.id)
+	require.Equal(t, []string{EventBuffering, EventReceived, EventBuffering, EventError}, eventTypes(acks))
+	require.Equal(t, errInternal, acks[3].ErrorID)
+	acks, err := e.runBody(Request{}, bytes.NewReader(cat(header(1, 1), gop(5000, 2), gop(7000, 2))))
+	require.NoError(t, err)
+	require.Equal(t, EventPersisted, acks[len(acks)-1].EventType)
+	frags, _ := e.stored(st)
+	require.Len(t, frags, 2)
+
+	// 24 → 48 changes nothing for a session.
+	change(stream.IncreaseRetention, 24)
+	// 48 → 0: the session persists what it received, then ends; later ones archive nothing.
+	l = e.start(Request{})
+	l.write(cat(header(1, 1), gop(9000, 2), gop(11000, 2)))
+	acks = []Ack{l.next(), l.next(), l.next()}
+	change(stream.DecreaseRetention, 48)
+	for a := range l.acks {
+		acks = append(acks, a)
+		if a.EventType == EventError {
+			break
+		}
+	}
+	require.Equal(t, 1, requireError(t, acks, l.wait(), errInternal, -1))
+	acks, err = e.runBody(Request{}, bytes.NewReader(cat(header(1, 1), gop(13000, 2))))
+	require.NoError(t, err)
+	for _, a := range acks {
+		require.NotEqual(t, EventPersisted, a.EventType)
+	}
+	require.Equal(t, []int{24, 0}, hooked)
+	frags, _ = e.stored(st)
+	require.Len(t, frags, 3)
+}
+
+func eventTypes(acks []Ack) []string {
+	var out []string
+	for _, a := range acks {
+		out = append(out, a.EventType)
+	}
+	return out
+}
+
 func TestOpen(t *testing.T) {
 	e := newEnv(t, Config{})
 	st := e.createStream(testStreamName, 24)

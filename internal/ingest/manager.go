@@ -197,6 +197,20 @@ func (m *Manager) EndStream(name string) {
 	}
 }
 
+// Reconnect asks the stream's session, if any, to end the way Shutdown ends it: it persists
+// what it received, then sends the retriable ERROR 5000, on which the producer reconnects and
+// resends the rest. The new connection sees the stream as it is now; a session reads the
+// stream's settings (whether it archives) only when it opens.
+func (m *Manager) Reconnect(name, why string) {
+	m.mu.Lock()
+	s := m.active[name]
+	m.mu.Unlock()
+	if s != nil {
+		s.log.Info("ending the PutMedia connection; the producer reconnects", "why", why)
+		s.stop(errInternal)
+	}
+}
+
 // Shutdown ends every session for a server shutdown: each persists what it has received, then
 // sends ERROR 5000, on which producers reconnect (to this server once it is back, or another)
 // and resend the rest. It returns when all have stopped, or with ctx's error.

@@ -90,9 +90,9 @@ func (s *Server) PutMedia(t testing.TB, streamName string, body io.Reader) []put
 	return acks
 }
 
-// Call sends a signed JSON request to an operation (the Go SDK has no kinesisvideomedia or
-// archived-media modules on the module proxy, so data-plane tests call the API directly, and
-// through the aws CLI). It returns the status, headers and body.
+// Call sends a signed JSON request to an operation, for tests about the wire itself (status,
+// headers, the exact JSON) rather than what an SDK makes of it. It returns the status, headers
+// and body.
 func (s *Server) Call(t testing.TB, op string, in any) (int, http.Header, []byte) {
 	t.Helper()
 	resp := s.Open(t, op, in)

@@ -38,6 +38,10 @@ type Service struct {
 	// and removes its data. It reports its own failures: the stream is gone either way, and
 	// data left behind is collected at the next start.
 	OnDelete func(ctx context.Context, s *Stream)
+	// OnArchivingChange, when set, runs after UpdateDataRetention took a stream's retention
+	// from 0 to more or back: a PutMedia connection decides when it opens whether it
+	// archives, so the stream's connection has to start over.
+	OnArchivingChange func(ctx context.Context, s *Stream)
 }
 
 func (s *Service) now() time.Time {
@@ -311,7 +315,8 @@ func (s *Service) UpdateRetention(ctx context.Context, ref Ref, version, op stri
 	if *change < 1 {
 		return invalid("DataRetentionChangeInHours must be at least 1, got %d", *change)
 	}
-	return s.mutateVersioned(ctx, ref, version, func(st *Stream) error {
+	var changed *Stream
+	err := s.mutateVersioned(ctx, ref, version, func(st *Stream) error {
 		n := st.RetentionHours + *change
 		if op == DecreaseRetention {
 			n = st.RetentionHours - *change
@@ -319,9 +324,16 @@ func (s *Service) UpdateRetention(ctx context.Context, ref Ref, version, op stri
 		if n < 0 || n > MaxRetentionHours {
 			return invalid("retention would become %d hours (now %d); it must stay between 0 and %d", n, st.RetentionHours, MaxRetentionHours)
 		}
+		if (n > 0) != (st.RetentionHours > 0) {
+			changed = st
+		}
 		st.RetentionHours = n
 		return nil
 	})
+	if err == nil && changed != nil && s.OnArchivingChange != nil {
+		s.OnArchivingChange(ctx, changed)
+	}
+	return err
 }
 
 // UpdateStorage sets the default storage tier (UpdateStreamStorageConfiguration).
