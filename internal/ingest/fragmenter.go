@@ -53,6 +53,7 @@ type building struct {
 	complete
 	spans    map[uint64]*span
 	userTags int
+	held     []byte // Tags held for this fragment, stored after its Cluster
 }
 
 // fragmenter turns the Reader's events into fragments and their acks, enforcing the KVS
@@ -70,6 +71,12 @@ type fragmenter struct {
 	prevTC   uint64 // last cluster timecode of doc, for the monotonicity rule
 	havePrev bool
 	cur      *building
+
+	// Tags that arrive while no fragment is open (after END_OF_FRAGMENT) were written for the
+	// next one, so they are held and go with it, stored after its Cluster (where readers look
+	// for a fragment's tags) and counted against its limits.
+	held     []byte
+	heldTags []mkv.SimpleTag
 }
 
 // handle feeds one Reader event (with the time it was read) and returns what to tell the
@@ -83,8 +90,9 @@ func (f *fragmenter) handle(ev mkv.Event, at time.Time) ([]output, *ackError) {
 	case mkv.KindBlock:
 		return nil, f.block(ev.Timecode, ev.Block)
 	case mkv.KindClusterEnd:
-		if f.cur != nil { // the cluster was refused at its start otherwise
-			f.cur.media = ev.Raw
+		if c := f.cur; c != nil { // the cluster was refused at its start otherwise
+			c.media = append(ev.Raw, c.held...)
+			c.held = nil
 		}
 		return nil, f.checkSize()
 	case mkv.KindTags:
@@ -147,8 +155,14 @@ func (f *fragmenter) clusterStart(tc uint64, at time.Time) ([]output, *ackError)
 	}
 	fr.ProducerTime = fr.ProducerTime.Truncate(time.Millisecond)
 	f.prevTC, f.havePrev = tc, true
-	f.cur = &building{complete: complete{frag: fr, doc: f.doc}, spans: map[uint64]*span{}}
-	return append(out, output{ack: ackFor(EventBuffering, fr)}), nil
+	f.cur = &building{complete: complete{frag: fr, doc: f.doc}, spans: map[uint64]*span{}, held: f.held}
+	out = append(out, output{ack: ackFor(EventBuffering, fr)})
+	tags := f.heldTags
+	f.held, f.heldTags = nil, nil
+	if err := f.cur.addTags(tags); err != nil {
+		return out, err
+	}
+	return out, nil
 }
 
 // block checks one frame against the tracks and the duration limit.
@@ -179,29 +193,40 @@ func (f *fragmenter) block(tc uint64, b mkv.Block) *ackError {
 func (f *fragmenter) tags(raw []byte, tags []mkv.SimpleTag) ([]output, *ackError) {
 	c := f.cur
 	if c == nil {
-		return nil, nil // after END_OF_FRAGMENT there is no fragment to attach to
+		if len(f.held)+len(raw) > int(f.lim.MaxFragmentSize) {
+			return nil, failf(errFragmentSize, nil, "%d bytes of Tags after END_OF_FRAGMENT; the limit is %d", len(f.held)+len(raw), f.lim.MaxFragmentSize)
+		}
+		f.held = append(f.held, raw...)
+		f.heldTags = append(f.heldTags, tags...)
+		return nil, nil
 	}
 	c.media = append(c.media, raw...)
-	c.frag.Tags = append(c.frag.Tags, tags...)
-	end := false
-	for _, t := range tags {
-		switch {
-		case len(t.Name) > maxTagNameBytes:
-			return nil, failf(errMetadataLimit, c.frag, "tag name of %d bytes; the limit is %d", len(t.Name), maxTagNameBytes)
-		case len(t.Value) > maxTagValueBytes:
-			return nil, failf(errMetadataLimit, c.frag, "tag %s has a value of %d bytes; the limit is %d", t.Name, len(t.Value), maxTagValueBytes)
-		case !strings.HasPrefix(t.Name, "AWS_"):
-			if c.userTags++; c.userTags > maxUserTags {
-				return nil, failf(errMetadataLimit, c.frag, "more than %d metadata tags in one fragment", maxUserTags)
-			}
-		case t.Name == fragment.TagEndOfFragment:
-			end = true
-		}
+	if err := c.addTags(tags); err != nil {
+		return nil, err
 	}
+	end := slices.ContainsFunc(tags, func(t mkv.SimpleTag) bool { return t.Name == fragment.TagEndOfFragment })
 	if err := f.checkSize(); err != nil || !end {
 		return nil, err
 	}
 	return f.finish(0, false)
+}
+
+// addTags attributes producer tags to the fragment within KVS's metadata limits.
+func (b *building) addTags(tags []mkv.SimpleTag) *ackError {
+	b.frag.Tags = append(b.frag.Tags, tags...)
+	for _, t := range tags {
+		switch {
+		case len(t.Name) > maxTagNameBytes:
+			return failf(errMetadataLimit, b.frag, "tag name of %d bytes; the limit is %d", len(t.Name), maxTagNameBytes)
+		case len(t.Value) > maxTagValueBytes:
+			return failf(errMetadataLimit, b.frag, "tag %s has a value of %d bytes; the limit is %d", t.Name, len(t.Value), maxTagValueBytes)
+		case !strings.HasPrefix(t.Name, "AWS_"):
+			if b.userTags++; b.userTags > maxUserTags {
+				return failf(errMetadataLimit, b.frag, "more than %d metadata tags in one fragment", maxUserTags)
+			}
+		}
+	}
+	return nil
 }
 
 // checkSize enforces MaxFragmentSize on cluster and tags together (the Reader bounds the

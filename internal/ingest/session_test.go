@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -108,8 +109,11 @@ func TestEndOfFragmentCompletesAtOnce(t *testing.T) {
 	require.Equal(t, Ack{EventType: EventReceived, FragmentTimecode: 1000, FragmentNumber: b.FragmentNumber}, l.next())
 	require.Equal(t, Ack{EventType: EventPersisted, FragmentTimecode: 1000, FragmentNumber: b.FragmentNumber}, l.next())
 
-	// Tags after END_OF_FRAGMENT have no fragment to go with; the next cluster opens one.
-	l.write(cat(tags("late", "x"), gop(3000, 2)))
+	// Tags after END_OF_FRAGMENT were written for the next fragment (a producer's metadata put
+	// after it ended one): they go with it, after its Cluster, where readers look for them.
+	late := tags(fragment.TagImageGeneration, "", "late", "x")
+	c2, own := gop(3000, 2), tags("own", "y")
+	l.write(cat(late, c2, own))
 	require.Equal(t, EventBuffering, l.next().EventType)
 	require.NoError(t, l.pw.Close())
 	require.Equal(t, EventReceived, l.next().EventType)
@@ -119,7 +123,25 @@ func TestEndOfFragmentCompletesAtOnce(t *testing.T) {
 	frags, media := e.stored(st)
 	require.Equal(t, cat(c, endOfFragment), media[0])
 	require.True(t, frags[0].HasTag(fragment.TagEndOfFragment))
-	require.Empty(t, frags[1].Tags)
+	require.False(t, frags[0].HasTag(fragment.TagImageGeneration))
+	require.Equal(t, cat(c2, late, own), media[1])
+	require.Equal(t, []mkv.SimpleTag{{Name: fragment.TagImageGeneration}, {Name: "late", Value: "x"}, {Name: "own", Value: "y"}}, frags[1].Tags)
+}
+
+// Held tags count against the metadata limit of the fragment they go with.
+func TestTagsAfterEndOfFragmentCountForTheNext(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.createStream(testStreamName, 24)
+	var six, five []string
+	for i := range 6 {
+		six = append(six, fmt.Sprint("held", i), "v")
+	}
+	for i := range 5 {
+		five = append(five, fmt.Sprint("own", i), "v")
+	}
+	acks, err := e.runBody(Request{}, bytes.NewReader(cat(header(1, 1), gop(1000, 2), endOfFragment,
+		tags(six...), gop(3000, 2), tags(five...))))
+	requireError(t, acks, err, errMetadataLimit, 3000)
 }
 
 // A producer that restarts its MKV stream sends a new EBML header; timecodes may then start over.
