@@ -178,14 +178,7 @@ func TestConnectionAge(t *testing.T) {
 	require.Equal(t, EventBuffering, b.EventType)
 	offset.Store(int64(46 * time.Minute))
 	l.send(gop(3000, 2)) // the session may stop reading before all of it
-	var acks []Ack
-	for a := range l.acks {
-		acks = append(acks, a)
-		if a.EventType == EventError {
-			break
-		}
-	}
-	require.Equal(t, 1, requireError(t, append([]Ack{b}, acks...), l.wait(), errConnectionDuration, 3000))
+	require.Equal(t, 1, requireError(t, append([]Ack{b}, l.untilError()...), l.wait(), errConnectionDuration, 3000))
 }
 
 func TestStreamDeletedDuringSession(t *testing.T) {
@@ -211,14 +204,7 @@ func TestStreamDeletedDuringSession(t *testing.T) {
 		b := l.next()
 		require.NoError(t, e.svc.Delete(context.Background(), st.ARN, nil))
 		l.send(gop(3000, 2)) // completes the first fragment, which must not be stored
-		var acks []Ack
-		for a := range l.acks {
-			acks = append(acks, a)
-			if a.EventType == EventError {
-				break
-			}
-		}
-		requireError(t, append([]Ack{b}, acks...), l.wait(), errStreamNotActive, 1000)
+		requireError(t, append([]Ack{b}, l.untilError()...), l.wait(), errStreamNotActive, 1000)
 		frags, _ := e.stored(st)
 		require.Empty(t, frags)
 	})
@@ -235,12 +221,7 @@ func TestShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	require.NoError(t, e.m.Shutdown(ctx))
-	for a := range l.acks {
-		acks = append(acks, a)
-		if a.EventType == EventError {
-			break
-		}
-	}
+	acks = append(acks, l.untilError()...)
 	require.Equal(t, 1, requireError(t, acks, l.wait(), errInternal, -1))
 	frags, _ := e.stored(st)
 	require.Len(t, frags, 1)
@@ -271,12 +252,7 @@ func TestRetentionAcrossZeroReconnects(t *testing.T) {
 	l.write(cat(header(1, 1), gop(1000, 2), gop(3000, 2)))
 	acks := []Ack{l.next(), l.next(), l.next()} // B1 R1 B2
 	change(stream.IncreaseRetention, 24)
-	for a := range l.acks {
-		acks = append(acks, a)
-		if a.EventType == EventError {
-			break
-		}
-	}
+	acks = append(acks, l.untilError()...)
 	ae, ok := errors.AsType[*ackError](l.wait())
 	require.True(t, ok)
 	require.Equal(t, errInternal, ae.id)
@@ -295,12 +271,7 @@ func TestRetentionAcrossZeroReconnects(t *testing.T) {
 	l.write(cat(header(1, 1), gop(9000, 2), gop(11000, 2)))
 	acks = []Ack{l.next(), l.next(), l.next()}
 	change(stream.DecreaseRetention, 48)
-	for a := range l.acks {
-		acks = append(acks, a)
-		if a.EventType == EventError {
-			break
-		}
-	}
+	acks = append(acks, l.untilError()...)
 	require.Equal(t, 1, requireError(t, acks, l.wait(), errInternal, -1))
 	acks, err = e.runBody(Request{}, bytes.NewReader(cat(header(1, 1), gop(13000, 2))))
 	require.NoError(t, err)

@@ -254,6 +254,19 @@ func (l *live) next() Ack {
 	}
 }
 
+// untilError returns the acks up to and including the first ERROR, IDLE left out.
+func (l *live) untilError() []Ack {
+	l.t.Helper()
+	var acks []Ack
+	for {
+		a := l.next()
+		acks = append(acks, a)
+		if a.EventType == EventError {
+			return acks
+		}
+	}
+}
+
 func (l *live) wait() error {
 	l.t.Helper()
 	select {
