@@ -102,13 +102,30 @@ func AppendAVCC(dst []byte, nalus ...[]byte) []byte {
 // SplitAVCC returns the NAL units of a length-prefixed access unit whose
 // lengths take lengthSize bytes (1, 2, 3 or 4). The units share b's memory.
 func SplitAVCC(b []byte, lengthSize int) ([][]byte, error) {
-	if lengthSize < 1 || lengthSize > 4 {
-		return nil, fmt.Errorf("h26x: NAL length size %d is not 1–4", lengthSize)
-	}
 	var nalus [][]byte
+	err := walkAVCC(b, lengthSize, func(n []byte) { nalus = append(nalus, n) })
+	if err != nil {
+		return nil, err
+	}
+	return nalus, nil
+}
+
+// CheckAVCC checks that the NAL unit lengths of an access unit add up to
+// its size exactly, as SplitAVCC does, without collecting the units.
+func CheckAVCC(b []byte, lengthSize int) error {
+	return walkAVCC(b, lengthSize, func([]byte) {})
+}
+
+// walkAVCC calls unit for every non-empty NAL unit of a length-prefixed
+// access unit, and fails on a length size outside 1–4 or a unit that does
+// not fit.
+func walkAVCC(b []byte, lengthSize int, unit func([]byte)) error {
+	if lengthSize < 1 || lengthSize > 4 {
+		return fmt.Errorf("h26x: NAL length size %d is not 1–4", lengthSize)
+	}
 	for off := 0; off < len(b); {
 		if len(b)-off < lengthSize {
-			return nil, fmt.Errorf("h26x: access unit of %d bytes ends inside a NAL unit length at byte %d", len(b), off)
+			return fmt.Errorf("h26x: access unit of %d bytes ends inside a NAL unit length at byte %d", len(b), off)
 		}
 		size := 0
 		for _, c := range b[off : off+lengthSize] {
@@ -116,14 +133,14 @@ func SplitAVCC(b []byte, lengthSize int) ([][]byte, error) {
 		}
 		off += lengthSize
 		if size > len(b)-off {
-			return nil, fmt.Errorf("h26x: access unit of %d bytes is cut short: NAL unit at byte %d needs %d bytes, %d left", len(b), off-lengthSize, size, len(b)-off)
+			return fmt.Errorf("h26x: access unit of %d bytes is cut short: NAL unit at byte %d needs %d bytes, %d left", len(b), off-lengthSize, size, len(b)-off)
 		}
 		if size > 0 {
-			nalus = append(nalus, b[off:off+size])
+			unit(b[off : off+size])
 		}
 		off += size
 	}
-	return nalus, nil
+	return nil
 }
 
 // Unescape returns the RBSP of a NAL unit: b without its emulation

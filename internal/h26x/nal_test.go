@@ -61,6 +61,12 @@ func TestAVCCRoundTrip(t *testing.T) {
 		if _, err := SplitAVCC(bad, 4); err == nil {
 			t.Errorf("SplitAVCC(%x) accepted a cut frame", bad)
 		}
+		if CheckAVCC(bad, 4) == nil {
+			t.Errorf("CheckAVCC(%x) accepted a cut frame", bad)
+		}
+	}
+	if err := CheckAVCC(b, 4); err != nil {
+		t.Errorf("CheckAVCC: %v", err)
 	}
 	if _, err := SplitAVCC(b, 5); err == nil {
 		t.Error("length size 5 accepted")

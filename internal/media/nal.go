@@ -1,6 +1,10 @@
 package media
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/kvsd/kvsd/internal/h26x"
+)
 
 // nalLengthSize returns how many bytes prefix each NAL unit in a packet,
 // from the codec private data: avcC (first byte 1) and hvcC records give it
@@ -34,19 +38,5 @@ func checkNALs(b []byte, n int) error {
 	if n == 0 {
 		return nil
 	}
-	for off := 0; off < len(b); {
-		if len(b)-off < n {
-			return fmt.Errorf("frame of %d bytes ends inside a NAL unit length at byte %d", len(b), off)
-		}
-		size := 0
-		for _, c := range b[off : off+n] {
-			size = size<<8 | int(c)
-		}
-		off += n
-		if size > len(b)-off {
-			return fmt.Errorf("frame of %d bytes is cut short: NAL unit at byte %d needs %d bytes, %d left", len(b), off-n, size, len(b)-off)
-		}
-		off += size
-	}
-	return nil
+	return h26x.CheckAVCC(b, n)
 }
