@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
+	"github.com/kvsd/kvsd/internal/logtest"
 	"github.com/kvsd/kvsd/internal/mkv"
 )
 
@@ -33,30 +33,13 @@ type env struct {
 	db    *bolt.DB
 	media *disk.Media
 	s     *fragstore.Store
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 	buf   []byte // reused by check's MediaAppend
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func openEnv(t testing.TB, dir string) *env {
 	t.Helper()
-	e := &env{t: t, dir: dir, logs: &syncBuffer{}}
+	e := &env{t: t, dir: dir, logs: &logtest.Buffer{}}
 	e.openBackends()
 	s, err := fragstore.Open(fragstore.Config{Media: e.media, Index: e.db,
 		Logger: slog.New(slog.NewTextHandler(e.logs, nil))})

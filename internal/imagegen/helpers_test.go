@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
+	"github.com/kvsd/kvsd/internal/logtest"
 	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/mkv"
 	"github.com/kvsd/kvsd/internal/objstore"
@@ -40,7 +40,7 @@ type env struct {
 	svc   *stream.Service
 	objs  *memObjects
 	decs  *fakeDecoders
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 
 	gen    *Generator
 	cancel context.CancelFunc
@@ -49,7 +49,7 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
-	e := &env{t: t, dir: t.TempDir(), objs: newMemObjects(), decs: &fakeDecoders{}, seqs: map[fragstore.Key]uint64{}, logs: &syncBuffer{}}
+	e := &env{t: t, dir: t.TempDir(), objs: newMemObjects(), decs: &fakeDecoders{}, seqs: map[fragstore.Key]uint64{}, logs: &logtest.Buffer{}}
 	e.open()
 	t.Cleanup(e.close)
 	return e
@@ -426,21 +426,4 @@ func (e *env) settle(name string) {
 
 var s3Error = func(code string, permanent bool) error {
 	return &objstore.Error{Code: code, Permanent: permanent, Err: fmt.Errorf("%s (test)", code)}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

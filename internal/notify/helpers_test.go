@@ -1,7 +1,6 @@
 package notify_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"encoding/json"
@@ -23,6 +22,7 @@ import (
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
+	"github.com/kvsd/kvsd/internal/logtest"
 	"github.com/kvsd/kvsd/internal/mkv"
 	"github.com/kvsd/kvsd/internal/notify"
 	"github.com/kvsd/kvsd/internal/stream"
@@ -42,7 +42,7 @@ type env struct {
 	db    *bolt.DB
 	store *fragstore.Store
 	svc   *stream.Service
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 	base  time.Time // fragment times start here: recent, so Diagnose sees them
 }
 
@@ -59,7 +59,7 @@ func newEnv(t *testing.T) *env {
 		require.NoError(t, store.Close())
 		require.NoError(t, db.Close())
 	})
-	return &env{t: t, db: db, store: store, logs: &syncBuffer{}, base: time.Now().Add(-2 * time.Minute).Truncate(time.Millisecond),
+	return &env{t: t, db: db, store: store, logs: &logtest.Buffer{}, base: time.Now().Add(-2 * time.Minute).Truncate(time.Millisecond),
 		svc: &stream.Service{Store: db, Region: region, AccountID: account}}
 }
 
@@ -145,23 +145,6 @@ func (e *env) run(cfg notify.Config) (n *notify.Notifier, stop func()) {
 	}
 	e.t.Cleanup(stop)
 	return n, stop
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // received is one message as a receiver got it.

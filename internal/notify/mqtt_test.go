@@ -16,6 +16,8 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/eclipse/paho.golang/paho/session/state"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kvsd/kvsd/internal/logtest"
 )
 
 // The shared broker `make setup` starts.
@@ -113,7 +115,7 @@ func TestMQTTQoS1(t *testing.T) {
 type mosquittoServer struct {
 	t    *testing.T
 	conf string
-	log  syncBuffer // mosquitto's stderr, written while it runs
+	log  logtest.Buffer // mosquitto's stderr, written while it runs
 	cmd  *exec.Cmd
 	addr string
 }

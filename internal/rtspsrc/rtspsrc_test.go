@@ -11,12 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 
+	"github.com/kvsd/kvsd/internal/logtest"
 	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/rtspsrc"
 	"github.com/kvsd/kvsd/internal/rtspsrc/rtsptest"
@@ -134,30 +134,12 @@ func TestEveryFrameArrives(t *testing.T) {
 	}
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // A camera that reboots: the source says so, dials again with backoff,
 // and goes on from the next keyframe with timestamps that keep growing.
 func TestReconnectsWhenTheCameraDrops(t *testing.T) {
 	track, frames := clip(t, producer.CodecH264, 20)
 	srv := serve(t, rtsptest.Config{Track: track, Frames: frames, Loop: true})
-	var logs syncBuffer
+	var logs logtest.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	src, err := rtspsrc.Dial(ctx, srv.URL(), rtspsrc.Options{
