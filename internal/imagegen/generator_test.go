@@ -390,8 +390,7 @@ func TestCursorWaitsForDurableImages(t *testing.T) {
 	st := e.createStream("cam", 24)
 	e.configure("cam", imageConfig("s3://images", 1000))
 	e.settle("cam")
-	cursor := func() uint64 { return e.cursor(st) }
-	require.Zero(t, cursor())
+	require.Zero(t, e.cursor(st))
 	e.objs.mu.Lock()
 	e.objs.syncErr = errors.New("EIO")
 	e.objs.mu.Unlock()
@@ -399,7 +398,7 @@ func TestCursorWaitsForDurableImages(t *testing.T) {
 	e.put("cam", seconds(base, 1, imageTag)...)
 	e.objs.wait(t, 1)
 	e.settle("cam")
-	require.Zero(t, cursor(), "images visible but not durable")
+	require.Zero(t, e.cursor(st), "images visible but not durable")
 
 	e.objs.mu.Lock()
 	e.objs.syncErr = nil
@@ -407,7 +406,7 @@ func TestCursorWaitsForDurableImages(t *testing.T) {
 	f := e.put("cam", seconds(base.Add(time.Second), 1, imageTag)...)[0]
 	e.objs.wait(t, 2)
 	e.settle("cam")
-	require.Equal(t, f.Seq, cursor())
+	require.Equal(t, f.Seq, e.cursor(st))
 }
 
 // TestCursorCadence: working through a backlog, the cursor is recorded (a sync of the
@@ -419,7 +418,6 @@ func TestCursorCadence(t *testing.T) {
 	st := e.createStream("cam", 24)
 	e.configure("cam", imageConfig("s3://images", 1000))
 	e.settle("cam")
-	cursor := func() uint64 { return e.cursor(st) }
 	syncs := func() int {
 		e.objs.mu.Lock()
 		defer e.objs.mu.Unlock()
@@ -434,7 +432,7 @@ func TestCursorCadence(t *testing.T) {
 	e.start()
 	e.objs.wait(t, n)
 	e.settle("cam")
-	require.Equal(t, frags[n-1].Seq, cursor())
+	require.Equal(t, frags[n-1].Seq, e.cursor(st))
 	require.Equal(t, 3, syncs(), "after fragments %d, %d and %d", cursorEvery, 2*cursorEvery, n)
 
 	// Caught up: one record per new fragment.
@@ -442,5 +440,5 @@ func TestCursorCadence(t *testing.T) {
 	e.objs.wait(t, n+1)
 	e.settle("cam")
 	require.Equal(t, 4, syncs())
-	require.Equal(t, frags[n-1].Seq+1, cursor())
+	require.Equal(t, frags[n-1].Seq+1, e.cursor(st))
 }

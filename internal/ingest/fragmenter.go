@@ -159,10 +159,7 @@ func (f *fragmenter) clusterStart(tc uint64, at time.Time) ([]output, *ackError)
 	out = append(out, output{ack: ackFor(EventBuffering, fr)})
 	tags := f.heldTags
 	f.held, f.heldTags = nil, nil
-	if err := f.cur.addTags(tags); err != nil {
-		return out, err
-	}
-	return out, nil
+	return out, f.cur.addTags(tags)
 }
 
 // block checks one frame against the tracks and the duration limit.

@@ -188,10 +188,7 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Session, error) {
 // EndStream ends the sessions of a deleted stream with ERROR 4008 and waits until they have
 // stopped writing, so that removing the stream's data afterwards leaves nothing behind.
 func (m *Manager) EndStream(name string) {
-	m.mu.Lock()
-	s := m.active[name]
-	m.mu.Unlock()
-	if s != nil {
+	if s := m.session(name); s != nil {
 		s.stop(errStreamNotActive)
 		<-s.released
 	}
@@ -202,13 +199,17 @@ func (m *Manager) EndStream(name string) {
 // resends the rest. The new connection sees the stream as it is now; a session reads the
 // stream's settings (whether it archives) only when it opens.
 func (m *Manager) Reconnect(name, why string) {
-	m.mu.Lock()
-	s := m.active[name]
-	m.mu.Unlock()
-	if s != nil {
+	if s := m.session(name); s != nil {
 		s.log.Info("ending the PutMedia connection; the producer reconnects", "why", why)
 		s.stop(errInternal)
 	}
+}
+
+// session returns the stream's open session, or nil.
+func (m *Manager) session(name string) *Session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.active[name]
 }
 
 // Shutdown ends every session for a server shutdown: each persists what it has received, then

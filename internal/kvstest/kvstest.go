@@ -119,7 +119,7 @@ func (s *Server) ArchivedMedia(t testing.TB, stream string, api kvtypes.APIName)
 	endpoint := s.DataEndpoint(t, stream, api)
 	return kinesisvideoarchivedmedia.NewFromConfig(s.AWSConfig(), func(o *kinesisvideoarchivedmedia.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
-		o.HTTPClient = StreamingSafeClient(http.DefaultTransport)
+		o.HTTPClient = StreamingSafeClient()
 	})
 }
 
@@ -129,7 +129,7 @@ func (s *Server) Media(t testing.TB, stream string) *kinesisvideomedia.Client {
 	endpoint := s.DataEndpoint(t, stream, kvtypes.APINameGetMedia)
 	return kinesisvideomedia.NewFromConfig(s.AWSConfig(), func(o *kinesisvideomedia.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
-		o.HTTPClient = StreamingSafeClient(http.DefaultTransport)
+		o.HTTPClient = StreamingSafeClient()
 	})
 }
 
@@ -140,13 +140,13 @@ func (s *Server) Media(t testing.TB, stream string) *kinesisvideomedia.Client {
 // error and closes the connection under the streaming response being read: GetMedia fails
 // with "use of closed network connection". Hiding WriteTo makes io.Copy use Read, whose
 // io.EOF is a normal end.
-func StreamingSafeClient(rt http.RoundTripper) *http.Client {
+func StreamingSafeClient() *http.Client {
 	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if r.Body != nil {
 			r = r.Clone(r.Context())
 			r.Body = struct{ io.ReadCloser }{r.Body}
 		}
-		return rt.RoundTrip(r)
+		return http.DefaultTransport.RoundTrip(r)
 	})}
 }
 
