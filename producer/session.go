@@ -115,6 +115,14 @@ func (s *session) connect(ctx context.Context) error {
 	if err != nil {
 		return fatal{fmt.Errorf("credentials: %w", err)}
 	}
+	if s.conns > 0 && cfg.RetentionHours == nil {
+		// The retention may have changed since the last connection: it says whether this
+		// one's fragments get PERSISTED (a connection keeps the acks it started with). A
+		// failed call changes nothing; PutMedia reports the real problem.
+		if h, err := s.p.describe(ctx); err == nil {
+			s.persist = h > 0
+		}
+	}
 	s.conns++
 	conn := s.conns
 	s.buf.rewind()

@@ -160,14 +160,11 @@ func Start(cfg Config, env Env) (srv *Server, err error) {
 		s.images.Wake(k)      // drops the stream's cursor and decoder
 		s.notifier.Wake(k, 0) // drops the stream's notification cursor and outbox
 	}
-	streams.OnArchivingChange = func(_ context.Context, st *stream.Stream) {
-		ingester.Reconnect(st.Name, fmt.Sprintf("UpdateDataRetention set retention to %d h", st.RetentionHours))
-	}
 	api := kvsapi.New(kvsapi.Config{
 		Streams:  streams,
 		Playback: &playback.Service{Streams: streams, Store: store, Hub: hub, IdleClose: cfg.GetMediaIdleClose},
 		Images:   s.images,
-		Status:   []diag.Source{s.images, s.notifier},
+		Status:   []diag.Source{ingester, s.images, s.notifier},
 		Auth:     &sigv4.Verifier{Region: cfg.Region, Service: "kinesisvideo", Lookup: keys.lookup},
 		Logger:   log,
 		Registry: reg,

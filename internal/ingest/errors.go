@@ -8,9 +8,15 @@ import (
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
-// ErrConnectionLimit refuses a PutMedia while another one runs on the same stream: KVS allows
-// one connection per stream and throttles the newest (§3.6).
-var ErrConnectionLimit = errors.New("another PutMedia connection is already streaming to this stream")
+// errSuperseded ends a connection that a newer one of the same stream took over: the last
+// connection wins, as on AWS. It sends no ERROR ack: the producer SDK applies an ERROR to its
+// buffer, which the newer connection streams from, and would rewind or skip there; the plain
+// end of the response tells it this connection is done.
+var errSuperseded = &ackError{err: errors.New("a newer PutMedia connection of the stream took over")}
+
+// errNoHeader refuses a body that does not start with an EBML header on a stream kvsd has no
+// header for: there is nothing to continue.
+const errNoHeader = "the body does not start with an EBML header, and no earlier connection of this stream gave kvsd one to continue with"
 
 // errIdle ends a session whose producer sent nothing for Config.IdleTimeout. No ack says so:
 // KVS simply ends the response.
@@ -60,6 +66,9 @@ type ackError struct {
 }
 
 func (e *ackError) Error() string {
+	if e.id == endSuperseded {
+		return e.err.Error()
+	}
 	return fmt.Sprintf("ERROR %d %s: %v", e.id, errorCodes[e.id], e.err)
 }
 

@@ -26,6 +26,17 @@ type document struct {
 	id     string
 	scale  uint64 // ns per tick
 	tracks []uint64
+	start  time.Time // what RELATIVE cluster timecodes count from
+}
+
+// newDocument describes the document h starts; RELATIVE timecodes in it count from start.
+func newDocument(h *mkv.Header, start time.Time) *document {
+	sum := sha256.Sum256(h.Raw)
+	d := &document{raw: h.Raw, id: hex.EncodeToString(sum[:16]), scale: h.TimecodeScale, start: start}
+	for _, t := range h.Tracks {
+		d.tracks = append(d.tracks, t.Number)
+	}
+	return d
 }
 
 // complete is a fragment whose bytes have all arrived.
@@ -65,7 +76,12 @@ type fragmenter struct {
 	start    time.Time // producer start for RELATIVE
 	opened   time.Time // for MaxConnectionAge
 	now      func() time.Time
-	lastSeq  uint64
+	// nextSeq hands out the stream's next fragment sequence, shared by all its connections;
+	// false when this connection was superseded by one that streams already.
+	nextSeq func() (uint64, bool)
+	// onHeader learns every document the producer starts, which a later connection that
+	// continues it without a header plays with.
+	onHeader func(*document)
 
 	doc      *document
 	prevTC   uint64 // last cluster timecode of doc, for the monotonicity rule
@@ -77,6 +93,26 @@ type fragmenter struct {
 	// for a fragment's tags) and counted against its limits.
 	held     []byte
 	heldTags []mkv.SimpleTag
+
+	// skipping is set while a continuation body carries the rest of a fragment kvsd does not
+	// hold (its start was on a connection before a restart): its blocks and Tags cannot be
+	// placed, so they are counted here until the next Cluster.
+	skipping bool
+	skipped  skipped
+}
+
+// skipped counts what a continuation body carried that could not be placed.
+type skipped struct {
+	frames, tags int
+	bytes        int64
+}
+
+// resume continues doc, the document an earlier connection of the stream carried, in a body
+// that starts without a header. b is the fragment that connection left unfinished, if kvsd
+// holds it; without one, what precedes the next Cluster is skipped.
+func (f *fragmenter) resume(doc *document, b *building) {
+	f.doc, f.cur, f.havePrev = doc, b, false
+	f.skipping = b == nil
 }
 
 // handle feeds one Reader event (with the time it was read) and returns what to tell the
@@ -96,7 +132,15 @@ func (f *fragmenter) handle(ev mkv.Event, at time.Time) ([]output, *ackError) {
 		}
 		return nil, f.checkSize()
 	case mkv.KindTags:
+		if f.skipping {
+			f.skipped.tags += len(ev.Tags)
+			f.skipped.bytes += int64(len(ev.Raw))
+			return nil, nil
+		}
 		return f.tags(ev.Raw, ev.Tags)
+	case mkv.KindStrayBlock:
+		f.skipped.frames++
+		f.skipped.bytes += ev.Size
 	}
 	return nil, nil
 }
@@ -116,12 +160,11 @@ func (f *fragmenter) header(h *mkv.Header) ([]output, *ackError) {
 	if len(h.Tracks) > maxTracks {
 		return out, failf(errTooManyTracks, nil, "the header declares %d tracks; at most %d are allowed", len(h.Tracks), maxTracks)
 	}
-	sum := sha256.Sum256(h.Raw)
-	d := &document{raw: h.Raw, id: hex.EncodeToString(sum[:16]), scale: h.TimecodeScale}
-	for _, t := range h.Tracks {
-		d.tracks = append(d.tracks, t.Number)
+	d := newDocument(h, f.start)
+	f.doc, f.havePrev, f.skipping = d, false, false
+	if f.onHeader != nil {
+		f.onHeader(d)
 	}
-	f.doc, f.havePrev = d, false
 	return out, nil
 }
 
@@ -132,10 +175,14 @@ func (f *fragmenter) clusterStart(tc uint64, at time.Time) ([]output, *ackError)
 	if err != nil {
 		return out, err
 	}
-	f.lastSeq = max(f.lastSeq+1, uint64(f.now().UnixMicro()))
+	f.skipping = false
+	seq, ok := f.nextSeq()
+	if !ok {
+		return out, errSuperseded
+	}
 	fr := &fragment.Fragment{
-		Seq:        f.lastSeq,
-		Number:     fragment.FormatNumber(f.createMs, f.lastSeq),
+		Seq:        seq,
+		Number:     fragment.FormatNumber(f.createMs, seq),
 		Timecode:   tc,
 		ServerTime: at.Truncate(time.Millisecond),
 	}
@@ -149,7 +196,7 @@ func (f *fragmenter) clusterStart(tc uint64, at time.Time) ([]output, *ackError)
 	}
 	pt := time.Duration(tc * f.doc.scale)
 	if f.relative {
-		fr.ProducerTime = f.start.Add(pt)
+		fr.ProducerTime = f.doc.start.Add(pt)
 	} else {
 		fr.ProducerTime = time.Unix(0, int64(pt))
 	}
@@ -266,6 +313,15 @@ func (f *fragmenter) finish(next uint64, haveNext bool) ([]output, *ackError) {
 	c.frag.HeaderID = c.doc.id
 	c.frag.Size = int64(len(c.media))
 	return []output{{ack: ackFor(EventReceived, c.frag), done: &c.complete}}, nil
+}
+
+// frames counts the fragment's frames so far.
+func (b *building) frames() int {
+	n := 0
+	for _, s := range b.spans {
+		n += s.frames
+	}
+	return n
 }
 
 // bounds returns the earliest and latest frame time of the fragment.

@@ -15,6 +15,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/mkv"
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
@@ -40,6 +42,9 @@ type Streams interface {
 type Store interface {
 	Write(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) (*fragstore.Commit, error)
 	LastSeq(ctx context.Context, k fragstore.Key) (uint64, error)
+	// Fragment and Header give a continuation after a restart the header it plays with.
+	Fragment(ctx context.Context, k fragstore.Key, seq uint64) (*fragment.Fragment, error)
+	Header(ctx context.Context, k fragstore.Key, id string) ([]byte, error)
 }
 
 var (
@@ -79,6 +84,10 @@ type Config struct {
 	MaxConnectionAge    time.Duration // default 45 min → ERROR 4003 at the next fragment
 	IdleTimeout         time.Duration // default 30 s without a body byte ends the session
 	IdleAckInterval     time.Duration // default 3 s between IDLE acks while no data arrives
+	// SupersededGrace is how long a connection a newer one took over may go on finishing the
+	// fragments it started (default 10 s): kvssink opens its next connection about 3 s before
+	// it ends the old one at a credential rotation.
+	SupersededGrace time.Duration
 
 	// Now is the wall clock for fragment times, numbers and the connection age; idle timing
 	// always uses real timers. Default time.Now.
@@ -103,6 +112,7 @@ func (c Config) withDefaults() Config {
 	def(&c.MaxConnectionAge, 45*time.Minute)
 	def(&c.IdleTimeout, 30*time.Second)
 	def(&c.IdleAckInterval, 3*time.Second)
+	def(&c.SupersededGrace, 10*time.Second)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -127,26 +137,47 @@ type Request struct {
 	ProducerStart time.Time
 }
 
-// Manager admits PutMedia sessions, one per stream.
+// Manager admits PutMedia sessions. A stream has one connection that streams; a new one takes
+// over from it (the last connection wins, as on AWS): the older one may finish the fragments it
+// started, then ends. A body that starts without an EBML header continues the document an
+// earlier connection of the stream carried.
 type Manager struct {
 	cfg     Config
 	metrics *metrics
 
 	queued atomic.Int64 // bytes of received fragments not yet persisted, all sessions
 
-	mu     sync.Mutex
-	active map[string]*Session // by stream name
+	mu       sync.Mutex
+	streams  map[string]*streamState // by stream name
+	problems problems
+}
+
+// streamState is what the Manager keeps of a stream across its connections.
+type streamState struct {
+	key      fragstore.Key
+	sessions map[*Session]bool // running
+	newest   *Session          // the last one opened, while it runs; older ones are superseded
+	lastSeq  uint64            // the last fragment sequence handed out
+	doc      *document         // the last document a connection started, for continuations
+	held     *held             // a fragment a broken connection left unfinished
+}
+
+// held is a fragment whose connection ended before it was complete; the producer's next
+// connection may carry its rest without a header.
+type held struct {
+	b   *building
+	cut *mkv.Cut // the Cluster so far; nil when it was complete and only its end was missing
 }
 
 // NewManager builds a Manager; it does no I/O.
 func NewManager(cfg Config) *Manager {
 	cfg = cfg.withDefaults()
-	return &Manager{cfg: cfg, metrics: newMetrics(cfg.Registerer), active: map[string]*Session{}}
+	return &Manager{cfg: cfg, metrics: newMetrics(cfg.Registerer), streams: map[string]*streamState{}}
 }
 
-// Open validates req, resolves its stream and claims the stream's single connection. Errors
-// wrap stream.ErrNotFound, stream.ErrInvalidArgument or ErrConnectionLimit. The caller must
-// Close the session.
+// Open validates req, resolves its stream and admits the connection; a connection of the stream
+// that was streaming is superseded. Errors wrap stream.ErrNotFound or stream.ErrInvalidArgument.
+// The caller must Close the session.
 func (m *Manager) Open(ctx context.Context, req Request) (*Session, error) {
 	if req.TimecodeType != Absolute && req.TimecodeType != Relative {
 		return nil, invalidError(fmt.Sprintf("the fragment timecode type must be ABSOLUTE or RELATIVE, not %q", req.TimecodeType))
@@ -168,58 +199,188 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Session, error) {
 		req.ProducerStart = now
 	}
 	s := &Session{
-		m: m, st: st, key: key, persist: st.RetentionHours > 0,
-		log:      m.cfg.Logger.With("stream", st.Name),
-		stopped:  make(chan struct{}),
-		released: make(chan struct{}),
+		m: m, st: st, key: key, persistAcks: st.RetentionHours > 0,
+		log:        m.cfg.Logger.With("stream", st.Name),
+		stopped:    make(chan struct{}),
+		superseded: make(chan struct{}),
+		released:   make(chan struct{}),
 		frag: &fragmenter{lim: &m.cfg, createMs: key.CreatedMs, relative: req.TimecodeType == Relative,
-			start: req.ProducerStart, opened: now, now: m.cfg.Now, lastSeq: last},
+			start: req.ProducerStart, opened: now, now: m.cfg.Now},
 	}
+	s.frag.nextSeq = func() (uint64, bool) { return m.nextSeq(s) }
+	s.frag.onHeader = func(d *document) { m.noteHeader(s, d) }
+
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.active[st.Name] != nil {
-		return nil, fmt.Errorf("%w: stream %s", ErrConnectionLimit, st.Name)
+	ss := m.streams[st.Name]
+	if ss == nil || ss.key != key { // new, or deleted and created again
+		ss = &streamState{key: key, sessions: map[*Session]bool{}}
+		m.streams[st.Name] = ss
 	}
-	m.active[st.Name] = s
+	ss.lastSeq = max(ss.lastSeq, last)
+	if prev := ss.newest; prev != nil {
+		s.prev = prev
+		close(prev.superseded)
+		m.metrics.superseded.Inc()
+	}
+	s.state = ss
+	ss.newest = s
+	ss.sessions[s] = true
 	m.metrics.sessions.Inc()
 	return s, nil
+}
+
+// nextSeq hands s the stream's next fragment sequence. A superseded connection gets none once
+// the newer one streams: from then on the fragments are the newer one's to send.
+func (m *Manager) nextSeq(s *Session) (uint64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ss := s.state
+	if n := ss.newest; n != s && n != nil && n.streaming {
+		return 0, false
+	}
+	s.streaming = true
+	ss.lastSeq = max(ss.lastSeq+1, uint64(m.cfg.Now().UnixMicro()))
+	return ss.lastSeq, true
+}
+
+// noteHeader records the document s started, which a later connection may continue.
+func (m *Manager) noteHeader(s *Session, d *document) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s.state.doc = d
+}
+
+// continuation is what a body without a header continues.
+type continuation struct {
+	doc  *document
+	held *held // nil: kvsd holds nothing of the fragment in flight
+}
+
+// resume prepares s to continue the stream's document: it ends the connection s took over
+// (the producer is evidently done with it), waits until that one has stopped, and takes what
+// it left. After a restart the document comes from the store: the header of the last fragment.
+func (m *Manager) resume(ctx context.Context, s *Session) (*continuation, error) {
+	m.mu.Lock()
+	s.resuming = true
+	m.mu.Unlock()
+	if p := s.prev; p != nil {
+		p.stop(endSuperseded)
+		select {
+		case <-p.released:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	m.mu.Lock()
+	ss := s.state
+	c := &continuation{doc: ss.doc, held: ss.held}
+	ss.held = nil
+	m.mu.Unlock()
+	if c.held != nil {
+		c.doc = c.held.b.doc
+	}
+	if c.doc != nil {
+		return c, nil
+	}
+	doc, err := m.storedDocument(ctx, ss.key)
+	if err != nil || doc == nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if ss.doc == nil {
+		ss.doc = doc
+	}
+	m.mu.Unlock()
+	return &continuation{doc: doc}, nil
+}
+
+// storedDocument rebuilds the document of the stream's last stored fragment, nil if there is
+// none. Its RELATIVE start is recovered from that fragment's times.
+func (m *Manager) storedDocument(ctx context.Context, k fragstore.Key) (*document, error) {
+	seq, err := m.cfg.Store.LastSeq(ctx, k)
+	if err != nil || seq == 0 {
+		return nil, err
+	}
+	f, err := m.cfg.Store.Fragment(ctx, k, seq)
+	if err != nil {
+		return nil, fmt.Errorf("last fragment: %w", err)
+	}
+	raw, err := m.cfg.Store.Header(ctx, k, f.HeaderID)
+	if err != nil {
+		return nil, fmt.Errorf("header of the last fragment: %w", err)
+	}
+	ev, err := mkv.NewReader(bytes.NewReader(raw), mkv.Limits{}).Next()
+	if err != nil || ev.Kind != mkv.KindHeader {
+		return nil, fmt.Errorf("header of the last fragment: %w", err)
+	}
+	start := f.ProducerTime.Add(-time.Duration(f.Timecode * ev.Header.TimecodeScale))
+	return newDocument(ev.Header, start), nil
+}
+
+// dropHeld forgets a fragment a broken connection left: s starts the stream over with a new
+// header, and the producer resends what it has not seen acknowledged.
+func (m *Manager) dropHeld(s *Session) *held {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := s.state.held
+	s.state.held = nil
+	return h
+}
+
+// release frees s's place. A fragment it left unfinished is held for a continuation, unless a
+// newer connection that does not continue the stream took over.
+func (m *Manager) release(s *Session, h *held) (dropped *held) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ss := s.state
+	if !ss.sessions[s] {
+		return nil
+	}
+	delete(ss.sessions, s)
+	m.metrics.sessions.Dec()
+	if ss.newest == s {
+		ss.newest = nil
+	}
+	if h == nil {
+		return nil
+	}
+	if n := ss.newest; n != nil && !n.resuming {
+		return h
+	}
+	ss.held = h
+	return nil
 }
 
 // EndStream ends the sessions of a deleted stream with ERROR 4008 and waits until they have
 // stopped writing, so that removing the stream's data afterwards leaves nothing behind.
 func (m *Manager) EndStream(name string) {
-	if s := m.session(name); s != nil {
+	m.mu.Lock()
+	var all []*Session
+	if ss := m.streams[name]; ss != nil {
+		for s := range ss.sessions {
+			all = append(all, s)
+		}
+		delete(m.streams, name)
+	}
+	m.mu.Unlock()
+	for _, s := range all {
 		s.stop(errStreamNotActive)
 		<-s.released
 	}
 }
 
-// Reconnect asks the stream's session, if any, to end the way Shutdown ends it: it persists
-// what it received, then sends the retriable ERROR 5000, on which the producer reconnects and
-// resends the rest. The new connection sees the stream as it is now; a session reads the
-// stream's settings (whether it archives) only when it opens.
-func (m *Manager) Reconnect(name, why string) {
-	if s := m.session(name); s != nil {
-		s.log.Info("ending the PutMedia connection; the producer reconnects", "why", why)
-		s.stop(errInternal)
-	}
-}
-
-// session returns the stream's open session, or nil.
-func (m *Manager) session(name string) *Session {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.active[name]
-}
-
 // Shutdown ends every session for a server shutdown: each persists what it has received, then
-// sends ERROR 5000, on which producers reconnect (to this server once it is back, or another)
-// and resend the rest. It returns when all have stopped, or with ctx's error.
+// sends ERROR 5000 naming the fragment in flight, on which producers reconnect (to this server
+// once it is back, or another) and resend from it. It returns when all have stopped, or with
+// ctx's error.
 func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	var all []*Session
-	for _, s := range m.active {
-		all = append(all, s)
+	for _, ss := range m.streams {
+		for s := range ss.sessions {
+			all = append(all, s)
+		}
 	}
 	m.mu.Unlock()
 	for _, s := range all {
@@ -235,22 +396,15 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// release gives up the stream's connection slot.
-func (m *Manager) release(s *Session) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.active[s.st.Name] == s {
-		delete(m.active, s.st.Name)
-		m.metrics.sessions.Dec()
-	}
-}
-
 type metrics struct {
-	fragments prometheus.Counter
-	bytes     prometheus.Counter
-	errors    *prometheus.CounterVec
-	sessions  prometheus.Gauge
-	persist   prometheus.Histogram
+	fragments  prometheus.Counter
+	bytes      prometheus.Counter
+	errors     *prometheus.CounterVec
+	sessions   prometheus.Gauge
+	persist    prometheus.Histogram
+	superseded prometheus.Counter
+	resumed    *prometheus.CounterVec
+	lost       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -271,9 +425,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "kvsd_ingest_persist_duration_seconds", Help: "Time to make one fragment durable (Store.Append).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
+		superseded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kvsd_ingest_superseded_total", Help: "PutMedia connections a newer connection of the same stream took over.",
+		}),
+		resumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kvsd_ingest_continuations_total", Help: "PutMedia bodies without an EBML header that continued an earlier connection, by whether the fragment in flight was held.",
+		}, []string{"fragment"}),
+		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kvsd_ingest_frames_lost_total", Help: "Frames received over PutMedia and never stored, by why: a session ended inside their fragment, or a continuation carried the rest of a fragment kvsd did not hold.",
+		}, []string{"why"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.fragments, m.bytes, m.errors, m.sessions, m.persist)
+		reg.MustRegister(m.fragments, m.bytes, m.errors, m.sessions, m.persist, m.superseded, m.resumed, m.lost)
 	}
 	return m
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -32,22 +33,38 @@ const maxCommitting = 4
 
 // Session is one PutMedia connection. Run it once, then Close it.
 type Session struct {
-	m       *Manager
-	st      *stream.Stream
-	key     fragstore.Key
-	persist bool // retention > 0: fragments are stored and acked PERSISTED
-	log     *slog.Logger
-	frag    *fragmenter
+	m   *Manager
+	st  *stream.Stream
+	key fragstore.Key
+	// persistAcks: the stream kept data when the connection opened, so its producer expects
+	// PERSISTED acks. They keep coming if retention drops to 0 (the fragments are then not
+	// stored: kept for 0 hours), and start coming when it rises from 0.
+	persistAcks bool
+	log         *slog.Logger
+	frag        *fragmenter
+	rd          *mkv.Reader // the parser's; read by Run once the parser has stopped
 
-	stopped  chan struct{} // closed by stop
-	stopOnce sync.Once
-	stopWhy  int           // the ERROR id stop was given; set before stopped is closed
-	released chan struct{} // closed once the connection slot is free
-	relOnce  sync.Once
+	state *streamState
+	prev  *Session // the connection this one superseded: its fragments are stored first
+	// Guarded by m.mu.
+	streaming bool // the session has started a fragment
+	resuming  bool // its body continues an earlier connection's document
+
+	superseded chan struct{} // closed when a newer connection of the stream opens
+	stopped    chan struct{} // closed by stop
+	stopOnce   sync.Once
+	stopWhy    int           // the ERROR id stop was given (endSuperseded: none); set before stopped is closed
+	released   chan struct{} // closed once the session has stopped writing
+	relOnce    sync.Once
+	kept       bool  // release held the fragment in flight for the producer's next connection
+	dropped    *held // the fragment in flight, which release did not keep
 }
 
-// stop asks the session to end with ERROR why: errStreamNotActive at once, errInternal once
-// the fragments received so far are persisted.
+// endSuperseded stops a session without an ERROR ack (errSuperseded).
+const endSuperseded = 0
+
+// stop asks the session to end with ERROR why: errStreamNotActive at once; errInternal, or
+// endSuperseded without an ERROR, once the fragments received so far are persisted.
 func (s *Session) stop(why int) {
 	s.stopOnce.Do(func() {
 		s.stopWhy = why
@@ -58,10 +75,14 @@ func (s *Session) stop(why int) {
 // Stream returns the stream the session writes to.
 func (s *Session) Stream() *stream.Stream { return s.st }
 
-// Close frees the stream's connection slot. It is safe to call after Run and more than once.
-func (s *Session) Close() {
+// Close releases the session. It is safe to call after Run and more than once.
+func (s *Session) Close() { s.release(nil) }
+
+// release tells the Manager the session has stopped, handing it the fragment left in flight.
+func (s *Session) release(h *held) {
 	s.relOnce.Do(func() {
-		s.m.release(s)
+		s.dropped = s.m.release(s, h)
+		s.kept = h != nil && s.dropped == nil
 		close(s.released)
 	})
 }
@@ -79,54 +100,108 @@ func (s *Session) Run(ctx context.Context, body io.Reader, emit func(Ack) error)
 	var wg sync.WaitGroup
 	in := &meter{r: body}
 	in.touch()
+	s.rd = mkv.NewReader(in, mkv.Limits{MaxClusterSize: s.m.cfg.MaxFragmentSize})
 	events, stop := make(chan input), make(chan struct{})
-	wg.Go(func() { s.parse(in, events, stop) })
-	var w *writer
-	if s.persist {
-		w = &writer{work: make(chan *complete, maxWriting), done: make(chan written, maxWriting)}
-		wg.Go(func() { s.write(ctx, w) })
-	}
+	wg.Go(func() { s.parse(ctx, in, events, stop) })
+	w := &writer{work: make(chan *complete, maxWriting), done: make(chan written, maxWriting)}
+	wg.Go(func() { s.write(ctx, w) })
 
-	l := &loop{s: s, emit: emit, in: in, w: w, resumed: time.Now()}
+	l := &loop{s: s, emit: emit, in: in, w: w, resumed: time.Now(), persistAcks: s.persistAcks}
+	if s.prev != nil {
+		l.prev = s.prev.released
+	}
 	err := l.run(ctx, events)
 	s.m.queued.Add(-l.held) // fragments dropped unpersisted
 
 	// Stop and release before the final ERROR ack: the producer reconnects the moment it reads
-	// one, and its new connection must find the slot free.
+	// one, and its new connection continues from what this one left.
 	close(stop)
 	if c, ok := body.(io.Closer); ok && err != nil { // after a clean end the parser is done
 		_ = c.Close()
 	}
 	cancel()
-	if w != nil {
-		close(w.work)
-	}
+	close(w.work)
 	wg.Wait()
-	s.Close()
-	if ae, ok := errors.AsType[*ackError](err); ok {
+	s.release(s.leftover(err, l.parsedTo))
+	s.report(err)
+	if ae, ok := errors.AsType[*ackError](err); ok && ae.id != endSuperseded {
 		s.m.metrics.errors.WithLabelValues(errorCodes[ae.id]).Inc()
 		_ = emit(ae.ack()) // the producer may be gone already; the error is returned either way
 	}
 	return err
 }
 
+// leftover is the fragment in flight when the session ended, if the producer may send its
+// rest on its next connection: one that broke or went quiet, or was taken over. An ERROR ack
+// the producer reads makes it resend or skip the fragment instead.
+func (s *Session) leftover(err error, parsedTo int64) *held {
+	b := s.frag.cur
+	ae, isAck := errors.AsType[*ackError](err)
+	if b == nil || isAck && ae.id != errStreamRead && ae.id != endSuperseded {
+		return nil
+	}
+	h := &held{b: b, cut: s.rd.Cut(parsedTo)}
+	if h.cut == nil && b.media == nil {
+		return nil // the Reader is past the Cluster, the loop never saw its end: nothing to resume
+	}
+	return h
+}
+
 // input is one Reader result handed from the parser to the session loop.
 type input struct {
-	ev         mkv.Event // Raw is the parser's own copy
-	at         time.Time // when it was read: a cluster's server timestamp
-	err        error     // io.EOF when the body ended cleanly
-	readFailed bool      // err came from reading the body, not from its content
+	ev         mkv.Event     // Raw is the parser's own copy
+	at         time.Time     // when it was read: a cluster's server timestamp
+	end        int64         // the body offset the event ends at
+	err        error         // io.EOF when the body ended cleanly
+	readFailed bool          // err came from reading the body, not from its content
+	resume     *continuation // the first input of a body without a header
 }
 
 // parse runs the Reader on the body and hands every event to the loop. It stops after the
-// first error or when stop is closed.
-func (s *Session) parse(in *meter, out chan<- input, stop <-chan struct{}) {
-	rd := mkv.NewReader(in, mkv.Limits{MaxClusterSize: s.m.cfg.MaxFragmentSize})
+// first error or when stop is closed. A body that does not start with an EBML header
+// continues the stream's document; its first input says how.
+func (s *Session) parse(ctx context.Context, in *meter, out chan<- input, stop <-chan struct{}) {
+	rd := s.rd
+	send := func(msg input) bool {
+		select {
+		case out <- msg:
+			return true
+		case <-stop:
+			return false
+		}
+	}
+	switch doc, err := rd.StartsDocument(); {
+	case err != nil:
+		send(input{err: err, readFailed: in.err != nil})
+		return
+	case doc:
+		if h := s.m.dropHeld(s); h != nil {
+			s.log.Info("the producer started its stream over: dropping the rest of a fragment its broken connection left",
+				"fragment", h.b.frag.Number, "frames", h.b.frames())
+		}
+	default:
+		c, err := s.m.resume(ctx, s)
+		if err == nil && c == nil {
+			err = errors.New(errNoHeader)
+		}
+		if err != nil {
+			send(input{err: err})
+			return
+		}
+		var cut *mkv.Cut
+		if c.held != nil {
+			cut = c.held.cut
+		}
+		rd.Resume(cut)
+		if !send(input{resume: c}) {
+			return
+		}
+	}
 	rd.SwapCluster(buffers.get(0))
 	defer func() { buffers.put(rd.SwapCluster(nil)) }() // nil while a Cluster is half read
 	for {
 		ev, err := rd.Next()
-		msg := input{ev: ev, at: s.m.cfg.Now(), err: err, readFailed: err != nil && in.err != nil}
+		msg := input{ev: ev, at: s.m.cfg.Now(), end: rd.Offset(), err: err, readFailed: err != nil && in.err != nil}
 		if ev.Kind == mkv.KindClusterEnd {
 			// The Reader's buffer becomes the fragment's (no copy of hundreds of KB); the
 			// Reader goes on in a recycled one.
@@ -134,12 +209,7 @@ func (s *Session) parse(in *meter, out chan<- input, stop <-chan struct{}) {
 		} else {
 			msg.ev.Raw = bytes.Clone(ev.Raw) // the Reader reuses its buffers on the next call
 		}
-		select {
-		case out <- msg:
-		case <-stop:
-			return
-		}
-		if err != nil {
+		if !send(msg) || err != nil {
 			return
 		}
 	}
@@ -179,13 +249,16 @@ type writer struct {
 	done chan written
 }
 
-// written is a fragment whose media is durable (commit set) or could not be stored (err set).
+// written is a fragment whose media is durable (commit set), that is not kept because the
+// stream's retention is 0 (neither set), or that could not be stored (err set).
 type written struct {
 	c      *complete
 	start  time.Time // handed to the writer
 	commit *fragstore.Commit
 	err    error // an *ackError
 }
+
+func (w written) stored() bool { return w.commit != nil }
 
 // ready is closed when w's outcome is known: its commit finished, or at once for an error.
 func (w written) ready() <-chan struct{} {
@@ -215,8 +288,10 @@ func (s *Session) write(ctx context.Context, w *writer) {
 	}
 }
 
-// store writes one fragment's media and queues its index entry, unless the stream is gone: a
-// stream deleted (or deleted and created again) must not receive this session's fragments.
+// store writes one fragment's media and queues its index entry, unless the stream is gone (a
+// stream deleted, or deleted and created again, must not receive this session's fragments) or
+// keeps no data: retention is read per fragment, so a change applies from the next one. It
+// returns a nil Commit for a fragment not kept.
 func (s *Session) store(ctx context.Context, c *complete) (*fragstore.Commit, error) {
 	st, err := s.m.cfg.Streams.Describe(ctx, stream.Ref{Name: s.st.Name})
 	switch {
@@ -224,6 +299,8 @@ func (s *Session) store(ctx context.Context, c *complete) (*fragstore.Commit, er
 		return nil, failf(errStreamNotActive, c.frag, "the stream was deleted")
 	case err != nil:
 		return nil, failf(errArchival, c.frag, "check the stream: %w", err)
+	case st.RetentionHours == 0:
+		return nil, nil
 	}
 	commit, err := s.m.cfg.Store.Write(ctx, s.key, c.doc.raw, c.frag, c.media)
 	if err != nil {
@@ -240,7 +317,14 @@ type loop struct {
 	s    *Session
 	emit func(Ack) error
 	in   *meter
-	w    *writer // nil without retention
+	w    *writer
+	// prev is closed once the connection this one superseded has stopped: until then
+	// fragments wait in backlog, so that the stream's fragments are stored in order.
+	prev <-chan struct{}
+	// persistAcks: PERSISTED acks are sent (the stream kept data at the start, or does now).
+	persistAcks bool
+	parsedTo    int64 // the body offset of the last event taken
+	skipNoted   bool  // the continuation's skipped data was reported
 
 	held       int64       // bytes of the fragments in backlog, with the writer and in committing
 	backlog    []*complete // received, not yet handed to the writer
@@ -259,7 +343,8 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 	cfg := &l.s.m.cfg
 	tick := time.NewTicker(min(cfg.IdleAckInterval, cfg.IdleTimeout) / 2)
 	defer tick.Stop()
-	stopped := l.s.stopped
+	stopped, superseded := l.s.stopped, l.s.superseded
+	var grace <-chan time.Time
 	for {
 		draining := l.eof || l.failure != nil || l.broken
 		l.handOver()
@@ -287,11 +372,9 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 		if reading {
 			recv = events
 		}
-		if l.w != nil {
-			done = l.w.done
-			if len(l.committing) > 0 {
-				head = l.committing[0].ready()
-			}
+		done = l.w.done
+		if len(l.committing) > 0 {
+			head = l.committing[0].ready()
 		}
 
 		var err error
@@ -308,13 +391,25 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 			err = l.persisted(r)
 		case <-tick.C:
 			err = l.idle()
+		case <-l.prev:
+			l.prev = nil
+		case <-superseded:
+			// The older connection may finish the fragments it started for a while; one it
+			// starts once the newer connection streams ends it (Manager.nextSeq).
+			superseded = nil
+			grace = time.After(cfg.SupersededGrace)
+		case <-grace:
+			l.end(errSuperseded)
 		case <-stopped:
 			stopped = nil
-			if l.s.stopWhy == errStreamNotActive {
-				return failf(errStreamNotActive, nil, "the stream was deleted")
-			}
-			if l.failure == nil && !l.eof {
-				l.failure = failf(errInternal, nil, "kvsd is shutting down")
+			open := l.s.frag.open()
+			switch l.s.stopWhy {
+			case errStreamNotActive:
+				return failf(errStreamNotActive, open, "the stream was deleted")
+			case endSuperseded:
+				l.end(errSuperseded)
+			default:
+				l.end(failf(errInternal, open, "kvsd is shutting down"))
 			}
 		case <-ctx.Done():
 			return ctx.Err()
@@ -325,11 +420,19 @@ func (l *loop) run(ctx context.Context, events <-chan input) error {
 	}
 }
 
+// end makes the session end with fail once what it received is persisted, unless it is ending
+// already.
+func (l *loop) end(fail *ackError) {
+	if l.failure == nil && !l.eof {
+		l.failure = fail
+	}
+}
+
 // handOver queues backlog fragments for the writer while it holds fewer than maxWriting and
-// at most maxWriting+maxCommitting are with it or committing. The sends never block: the
-// channel has room for maxWriting.
+// at most maxWriting+maxCommitting are with it or committing, and the connection this one
+// superseded has stopped. The sends never block: the channel has room for maxWriting.
 func (l *loop) handOver() {
-	for l.w != nil && len(l.backlog) > 0 && l.writing < maxWriting && l.writing+len(l.committing) < maxWriting+maxCommitting {
+	for l.prev == nil && len(l.backlog) > 0 && l.writing < maxWriting && l.writing+len(l.committing) < maxWriting+maxCommitting {
 		l.w.work <- l.backlog[0]
 		// Clear the slot before reslicing: the backing array would otherwise keep the
 		// handed-off fragment (hundreds of KB) alive until the next one arrives.
@@ -345,7 +448,10 @@ func (l *loop) input(in input) error {
 	f := l.s.frag
 	var outs []output
 	var fail *ackError
+	l.parsedTo = in.end
 	switch {
+	case in.resume != nil:
+		l.resume(in.resume)
 	case in.err == io.EOF:
 		outs, fail = f.end()
 		l.eof = true
@@ -362,8 +468,34 @@ func (l *loop) input(in input) error {
 			l.received(o.done)
 		}
 	}
-	l.failure = fail
+	if fail != nil {
+		l.failure = fail
+	}
+	if sk := f.skipped; !l.skipNoted && sk.frames+sk.tags > 0 && (!f.skipping || l.failure != nil || l.eof) {
+		l.skipNoted = true
+		l.s.m.metrics.lost.WithLabelValues("continuation").Add(float64(sk.frames))
+		l.s.problem("INGEST_CONTINUATION_SKIPPED",
+			fmt.Sprintf("a PutMedia body without an EBML header began with %d frames and %d tags (%d bytes) of a fragment whose start kvsd does not hold; they were skipped up to the next Cluster", sk.frames, sk.tags, sk.bytes),
+			"The producer continued a connection from before a kvsd restart (kill -9, crash) mid-fragment. Stop kvsd with SIGTERM so that it ends connections with an ERROR naming the fragment in flight, which producers resend.",
+			"frames", sk.frames, "tags", sk.tags, "bytes", sk.bytes)
+	}
 	return nil
+}
+
+// resume starts the loop on a body that continues an earlier connection's document.
+func (l *loop) resume(c *continuation) {
+	var b *building
+	how := "none"
+	if c.held != nil {
+		b, how = c.held.b, "held"
+	}
+	l.s.m.metrics.resumed.WithLabelValues(how).Inc()
+	l.s.frag.resume(c.doc, b)
+	args := []any{"header", c.doc.id}
+	if b != nil {
+		args = append(args, "fragment", b.frag.Number, "frames_so_far", b.frames())
+	}
+	l.s.log.Info("PutMedia body without an EBML header: continuing the stream from the earlier connection", args...)
 }
 
 // readFailure classifies a Reader error.
@@ -381,12 +513,8 @@ func (l *loop) received(c *complete) {
 	m := l.s.m.metrics
 	m.fragments.Inc()
 	m.bytes.Add(float64(len(c.media)))
-	if l.s.persist {
-		l.backlog = append(l.backlog, c)
-		l.hold(int64(len(c.media)))
-		return
-	}
-	l.publish(c, false)
+	l.backlog = append(l.backlog, c)
+	l.hold(int64(len(c.media)))
 }
 
 // wrote queues a fragment the writer is done with behind the ones committing. After a
@@ -409,7 +537,7 @@ func (l *loop) hold(n int64) {
 func (l *loop) persisted(r written) error {
 	l.hold(-int64(len(r.c.media)))
 	err := r.err
-	if err == nil {
+	if err == nil && r.stored() {
 		if cerr := r.commit.Err(); cerr != nil {
 			l.s.log.Error("persist fragment", "fragment", r.c.frag.Number, "err", cerr)
 			err = failf(errArchival, r.c.frag, "persist: %w", cerr)
@@ -418,6 +546,18 @@ func (l *loop) persisted(r written) error {
 	if err != nil {
 		return err // supersedes a pending failure: the producer must resend from here
 	}
+	if !r.stored() {
+		// Retention 0: nothing kept. A producer that expects PERSISTED still gets it (the
+		// fragment is kept for the 0 hours asked), so that it frees its buffer.
+		if l.persistAcks {
+			if err := l.emit(ackFor(EventPersisted, r.c.frag)); err != nil {
+				return err
+			}
+		}
+		l.publish(r.c, false)
+		return nil
+	}
+	l.persistAcks = true
 	l.s.m.metrics.persist.Observe(time.Since(r.start).Seconds())
 	if err := l.emit(ackFor(EventPersisted, r.c.frag)); err != nil {
 		return err

@@ -32,9 +32,6 @@ func (h *Handler) PutMedia(m *ingest.Manager) http.HandlerFunc {
 			return
 		}
 		s, err := m.Open(r.Context(), req)
-		if errors.Is(err, ingest.ErrConnectionLimit) {
-			err = &awsapi.Error{Code: "ConnectionLimitExceededException", Status: http.StatusBadRequest, Message: err.Error(), Cause: err}
-		}
 		if err != nil {
 			h.fail(w, r, err)
 			return
@@ -65,13 +62,8 @@ func (h *Handler) PutMedia(m *ingest.Manager) http.HandlerFunc {
 			}
 			return rc.Flush()
 		}
-		err = s.Run(r.Context(), &putMediaBody{r: r, rc: rc}, emit)
-		log := Logger(r.Context()).With("stream", s.Stream().Name)
-		if err != nil {
-			log.Info("putmedia ended early", "err", err)
-		} else {
-			log.Debug("putmedia done")
-		}
+		// The session logs how it ended: a WARN line when it cost the producer video.
+		_ = s.Run(r.Context(), &putMediaBody{r: r, rc: rc}, emit)
 	}
 }
 

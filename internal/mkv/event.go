@@ -10,9 +10,13 @@ const (
 	KindBlock                        // a SimpleBlock or BlockGroup was read
 	KindClusterEnd                   // a Cluster is complete
 	KindTags                         // a level-1 Tags element after a Cluster
+	// KindStrayBlock is a SimpleBlock or BlockGroup outside any Cluster: the rest of a Cluster
+	// whose start was in another input (a producer that reconnects mid-Cluster). The Reader
+	// skips its bytes; Size says how many.
+	KindStrayBlock
 )
 
-var kindNames = [...]string{"", "Header", "ClusterStart", "Block", "ClusterEnd", "Tags"}
+var kindNames = [...]string{"", "Header", "ClusterStart", "Block", "ClusterEnd", "Tags", "StrayBlock"}
 
 func (k Kind) String() string {
 	if k > 0 && int(k) < len(kindNames) {
@@ -39,6 +43,8 @@ type Event struct {
 	// (KindTags) verbatim, size field as sent. It is valid until the next
 	// call to Next.
 	Raw []byte
+	// Size is the whole element's length (KindStrayBlock).
+	Size int64
 	// Tags lists every SimpleTag of a KindTags element, nested ones
 	// flattened, in document order.
 	Tags []SimpleTag

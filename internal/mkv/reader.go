@@ -28,6 +28,11 @@
 //     After the first Cluster, Info and Tracks are errors, Tags are
 //     reported, and anything else at level 1 (Cues, Chapters, SeekHead,
 //     Void, ...) is skipped without being buffered.
+//   - A SimpleBlock or BlockGroup at level 1 is skipped and reported as
+//     KindStrayBlock.
+//   - Resume continues a document from an earlier input: the new input
+//     starts inside its Segment, or inside a Cluster that the earlier one
+//     was cut off in (Cut).
 //   - Void and CRC-32 inside a Cluster are kept in its Raw bytes; CRCs are
 //     not checked. Lacing is not interpreted.
 //
@@ -296,6 +301,8 @@ func (r *Reader) stepSegment() (Event, bool, error) {
 		return Event{}, false, invalidf(h.off, "%s after the first Cluster", idName(h.id))
 	case h.id == idTags:
 		return r.readTags(&h)
+	case h.id == idSimpleBlock || h.id == idBlockGroup:
+		return Event{Kind: KindStrayBlock, Offset: h.off, Size: h.total()}, true, r.skip(&h)
 	}
 	return Event{}, false, r.skip(&h)
 }

@@ -38,10 +38,6 @@ type Service struct {
 	// and removes its data. It reports its own failures: the stream is gone either way, and
 	// data left behind is collected at the next start.
 	OnDelete func(ctx context.Context, s *Stream)
-	// OnArchivingChange, when set, runs after UpdateDataRetention took a stream's retention
-	// from 0 to more or back: a PutMedia connection decides when it opens whether it
-	// archives, so the stream's connection has to start over.
-	OnArchivingChange func(ctx context.Context, s *Stream)
 }
 
 func (s *Service) now() time.Time {
@@ -304,7 +300,8 @@ const (
 )
 
 // UpdateRetention adds or removes hours of retention (UpdateDataRetention). A decrease takes
-// effect at once: the retention sweeper reads the new value on its next pass.
+// effect at once: the retention sweeper reads the new value on its next pass, and PutMedia
+// connections read it for every fragment.
 func (s *Service) UpdateRetention(ctx context.Context, ref Ref, version, op string, change *int) error {
 	if err := oneOf("Operation", op, IncreaseRetention, DecreaseRetention); err != nil {
 		return err
@@ -315,8 +312,7 @@ func (s *Service) UpdateRetention(ctx context.Context, ref Ref, version, op stri
 	if *change < 1 {
 		return invalid("DataRetentionChangeInHours must be at least 1, got %d", *change)
 	}
-	var changed *Stream
-	err := s.mutateVersioned(ctx, ref, version, func(st *Stream) error {
+	return s.mutateVersioned(ctx, ref, version, func(st *Stream) error {
 		n := st.RetentionHours + *change
 		if op == DecreaseRetention {
 			n = st.RetentionHours - *change
@@ -324,16 +320,9 @@ func (s *Service) UpdateRetention(ctx context.Context, ref Ref, version, op stri
 		if n < 0 || n > MaxRetentionHours {
 			return invalid("retention would become %d hours (now %d); it must stay between 0 and %d", n, st.RetentionHours, MaxRetentionHours)
 		}
-		if (n > 0) != (st.RetentionHours > 0) {
-			changed = st
-		}
 		st.RetentionHours = n
 		return nil
 	})
-	if err == nil && changed != nil && s.OnArchivingChange != nil {
-		s.OnArchivingChange(ctx, changed)
-	}
-	return err
 }
 
 // UpdateStorage sets the default storage tier (UpdateStreamStorageConfiguration).
