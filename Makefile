@@ -35,6 +35,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeRequests -fuzztime=$(FUZZTIME) ./internal/kvsapi
 	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=$(FUZZTIME) ./internal/sigv4
 	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=$(FUZZTIME) ./internal/mkv
+	$(GO) test -run='^$$' -fuzz=FuzzResume -fuzztime=$(FUZZTIME) ./internal/mkv
 	$(GO) test -run='^$$' -fuzz=FuzzSplitAnnexB -fuzztime=$(FUZZTIME) ./internal/h26x
 	$(GO) test -run='^$$' -fuzz=FuzzParseSPS -fuzztime=$(FUZZTIME) ./internal/h26x
 	$(GO) test -run='^$$' -fuzz=FuzzConfigFromRecord -fuzztime=$(FUZZTIME) ./internal/h26x

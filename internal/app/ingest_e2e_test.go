@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -330,14 +332,17 @@ func TestRetentionDecreaseAndDeleteReclaimDisk(t *testing.T) {
 	require.Equal(t, 0, segmentFiles(t, mediaDir, "other"))
 }
 
-// Raising retention from 0 during a PutMedia connection: the connection ends with the
-// retriable ERROR 5000, and the producer's next one is archived.
-func TestRetentionRaisedFromZeroDuringPutMedia(t *testing.T) {
+// UpdateDataRetention across 0 during a real-time PutMedia applies from the next fragment and
+// never ends the connection: raised from 0, the fragments from then on are stored and
+// PERSISTED; lowered to 0, the connection keeps sending PERSISTED (its producer now expects
+// them) and stores nothing more.
+func TestRetentionChangedAcrossZeroDuringPutMedia(t *testing.T) {
 	srv := kvstest.Start(t)
 	createStream(t, srv, "cam", 0)
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
-	media := kvstest.TestPattern(t, 4, start)
+	media := kvstest.TestPattern(t, 6, start)
 	header, frags := kvstest.Clusters(t, media)
+	require.Len(t, frags, 6)
 
 	pr, pw := io.Pipe()
 	acks := make(chan putmedia.Ack, 64)
@@ -347,32 +352,79 @@ func TestRetentionRaisedFromZeroDuringPutMedia(t *testing.T) {
 			func(a putmedia.Ack) { acks <- a })
 		close(acks)
 	}()
-	_, err := pw.Write(bytes.Join([][]byte{header, frags[0], frags[1]}, nil))
-	require.NoError(t, err)
-	for a := range acks { // fragment 0 complete: the connection is live
-		if a.EventType == "RECEIVED" {
-			break
+	var all []putmedia.Ack
+	until := func(event string, n int) { // the acks up to the n-th of event
+		t.Helper()
+		for a := range acks {
+			require.NotEqual(t, "ERROR", a.EventType, "%+v", a)
+			all = append(all, a)
+			if a.EventType != event {
+				continue
+			}
+			if n--; n == 0 {
+				return
+			}
 		}
+		t.Fatal("the connection ended")
 	}
 	kv := srv.KinesisVideo()
-	d, err := kv.DescribeStream(context.Background(), &kinesisvideo.DescribeStreamInput{StreamName: aws.String("cam")})
-	require.NoError(t, err)
-	_, err = kv.UpdateDataRetention(context.Background(), &kinesisvideo.UpdateDataRetentionInput{StreamName: aws.String("cam"),
-		CurrentVersion: d.StreamInfo.Version, Operation: types.UpdateDataRetentionOperationIncreaseDataRetention,
-		DataRetentionChangeInHours: aws.Int32(24)})
-	require.NoError(t, err)
-	var last putmedia.Ack
+	change := func(op types.UpdateDataRetentionOperation) {
+		t.Helper()
+		d, err := kv.DescribeStream(context.Background(), &kinesisvideo.DescribeStreamInput{StreamName: aws.String("cam")})
+		require.NoError(t, err)
+		_, err = kv.UpdateDataRetention(context.Background(), &kinesisvideo.UpdateDataRetentionInput{StreamName: aws.String("cam"),
+			CurrentVersion: d.StreamInfo.Version, Operation: op, DataRetentionChangeInHours: aws.Int32(24)})
+		require.NoError(t, err)
+	}
+	write := func(b ...[]byte) {
+		t.Helper()
+		_, err := pw.Write(bytes.Join(b, nil))
+		require.NoError(t, err)
+	}
+
+	write(header, frags[0], frags[1])
+	until("RECEIVED", 1) // fragment 0 is complete; 1 is in flight
+	change(types.UpdateDataRetentionOperationIncreaseDataRetention)
+	write(frags[2], frags[3])
+	until("PERSISTED", 2) // 1 and 2
+	change(types.UpdateDataRetentionOperationDecreaseDataRetention)
+	write(frags[4], frags[5])
+	require.NoError(t, pw.Close())
+	until("PERSISTED", 3) // 3, 4 and 5: not stored, still acknowledged
 	for a := range acks {
-		require.NotEqual(t, "PERSISTED", a.EventType, "the connection opened without archiving")
-		last = a
+		require.NotEqual(t, "ERROR", a.EventType, "%+v", a)
 	}
 	require.NoError(t, <-done)
-	require.Equal(t, 5000, last.ErrorID, "ERROR 5000 makes producers reconnect: %+v", last)
-	pw.Close()
 
-	// The next connection (a producer resends from its first unpersisted fragment) is archived.
-	numbers := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(bytes.Join([][]byte{header, frags[1], frags[2], frags[3]}, nil))))
-	require.Len(t, numbers, 3)
+	received, persistedTCs := map[uint64]bool{}, map[uint64]bool{}
+	for _, a := range all {
+		switch a.EventType {
+		case "RECEIVED":
+			received[a.FragmentTimecode] = true
+		case "PERSISTED":
+			persistedTCs[a.FragmentTimecode] = true
+		}
+	}
+	require.Len(t, received, 6)
+	require.Len(t, persistedTCs, 5, "every fragment after the first change")
+	// Stored: 1 and 2, which completed while the stream kept data (0 too, if its turn to be
+	// stored came after the change).
+	status, _, body := srv.Call(t, "listFragments", map[string]any{"StreamName": "cam",
+		"FragmentSelector": map[string]any{"FragmentSelectorType": "SERVER_TIMESTAMP",
+			"TimestampRange": map[string]any{"StartTimestamp": 0, "EndTimestamp": time.Now().Unix() + 60}}})
+	require.Equal(t, 200, status, string(body))
+	var out struct{ Fragments []struct{ ProducerTimestamp float64 } }
+	require.NoError(t, json.Unmarshal(body, &out))
+	var got []int64
+	for _, f := range out.Fragments {
+		got = append(got, int64(math.Round(f.ProducerTimestamp*1000)))
+	}
+	slices.Sort(got)
+	want := []int64{start.Add(time.Second).UnixMilli(), start.Add(2 * time.Second).UnixMilli()}
+	if len(got) == 3 {
+		want = append([]int64{start.UnixMilli()}, want...)
+	}
+	require.Equal(t, want, got)
 }
 
 func countDirs(t *testing.T, dir string) int {

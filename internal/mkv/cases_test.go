@@ -48,6 +48,8 @@ func describe(ev Event) string {
 			kv = append(kv, t.Name+"="+t.Value)
 		}
 		return "tags " + strings.Join(kv, " ")
+	case KindStrayBlock:
+		return fmt.Sprintf("stray %d", ev.Size)
 	}
 	return "?"
 }
