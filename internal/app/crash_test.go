@@ -21,13 +21,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsd/kvsd/internal/kvstest"
+	"github.com/kvsd/kvsd/internal/logtest"
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
 
 // process is a kvsd binary running as a child, so the test can SIGKILL it.
 type process struct {
-	cmd *exec.Cmd
-	url string
+	cmd    *exec.Cmd
+	url    string
+	stderr *logtest.Buffer // its log
 }
 
 // startProcess runs `kvsd serve` on dataDir with the test credentials, plus extra flags and
@@ -39,8 +41,8 @@ func startProcess(t *testing.T, bin, dataDir string, extraArgs, extraEnv []strin
 	cmd.Env = append(append(os.Environ(), "KVSD_ACCESS_KEY_ID="+kvstest.AccessKeyID, "KVSD_SECRET_ACCESS_KEY="+kvstest.SecretAccessKey), extraEnv...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &logtest.Buffer{}
+	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
 	urlRe := regexp.MustCompile(`serving the KVS API on (http://\S+)`)
 	sc := bufio.NewScanner(stdout)
@@ -50,7 +52,7 @@ func startProcess(t *testing.T, bin, dataDir string, extraArgs, extraEnv []strin
 				for sc.Scan() {
 				}
 			}()
-			p := &process{cmd: cmd, url: m[1]}
+			p := &process{cmd: cmd, url: m[1], stderr: stderr}
 			t.Cleanup(p.kill)
 			return p
 		}
