@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +82,10 @@ func Start(cfg Config, env Env) (srv *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsCfg, err := serverTLS(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	db, err := bolt.Open(filepath.Join(cfg.DataDir, "catalog.db"))
 	if err != nil {
 		return nil, err
@@ -104,8 +109,11 @@ func Start(cfg Config, env Env) (srv *Server, err error) {
 		db.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Addr: ln.Addr(), URL: publicURL(cfg.PublicURL, ln.Addr()), Store: store, catalog: db, log: log, done: make(chan error, 1), cancel: cancel}
+	s := &Server{Addr: ln.Addr(), URL: publicURL(cfg.PublicURL, ln.Addr(), tlsCfg != nil), Store: store, catalog: db, log: log, done: make(chan error, 1), cancel: cancel}
 
 	streams := &stream.Service{Store: db, Region: cfg.Region, AccountID: cfg.AccountID, PublicURL: s.URL}
 	snsCreds, _, credErr := s3Credentials(ctx, env.Getenv) // the standard AWS chain, as for S3
