@@ -27,10 +27,12 @@ import (
 	"github.com/kvsd/kvsd/internal/app"
 	"github.com/kvsd/kvsd/internal/kvstest"
 	"github.com/kvsd/kvsd/internal/logtest"
+	"github.com/kvsd/kvsd/internal/mkv"
 )
 
 // kvsd over https with a certificate from a private CA, driven by real clients: the aws CLI
-// with AWS_CA_BUNDLE and the Go SDK with an HTTP client trusting the CA.
+// with AWS_CA_BUNDLE, the Go SDK with an HTTP client trusting the CA, and kvsd put and kvsd
+// doctor with AWS_CA_BUNDLE. Without the CA each of them fails, and kvsd's own say why.
 func TestTLSServesRealClients(t *testing.T) {
 	srv := kvstest.Start(t, kvstest.Options{TLS: true})
 	ctx := context.Background()
@@ -74,6 +76,22 @@ func TestTLSServesRealClients(t *testing.T) {
 		require.Equal(t, numbers[i], c.awsTags["AWS_KINESISVIDEO_FRAGMENT_NUMBER"])
 	}
 
+	// kvsd put streams a clip over TLS; every fragment is PERSISTED and reads back intact.
+	t.Setenv("AWS_CA_BUNDLE", srv.CA.File)
+	path, data := h264File(t, "2")
+	out, code := runPut(t, srv.URL, "", nil, "--stream", "put", "--create", path, "--fast", "--fragment-duration", "400ms")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "put: 5 of 5 fragments persisted")
+	_, src, err := mkv.ReadFrames(data, mkv.Limits{})
+	require.NoError(t, err)
+	frames, _ := storedMedia(t, srv, "put")
+	require.Len(t, frames, len(src))
+	for i := range src {
+		require.Equal(t, src[i].Data, frames[i].Data, "frame %d", i)
+	}
+	out, _ = runDoctor(t, srv.URL, "put")
+	require.Contains(t, out, "Stream put (arn:aws:kinesisvideo:", "kvsd doctor trusts AWS_CA_BUNDLE")
+
 	// /healthz and /metrics are https too; plain http is refused.
 	for _, p := range []string{"/healthz", "/metrics"} {
 		resp, err := cfg.HTTPClient.(*http.Client).Get(srv.URL + p)
@@ -93,6 +111,17 @@ func TestTLSServesRealClients(t *testing.T) {
 	}).ListStreams(ctx, &kinesisvideo.ListStreamsInput{})
 	var unknown x509.UnknownAuthorityError
 	require.True(t, errors.As(err, &unknown), "%v", err)
+	t.Setenv("AWS_CA_BUNDLE", "")
+	out, code = runPut(t, srv.URL, "", nil, "--stream", "put", path, "--fast")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "a CA this machine does not trust; name the CA certificate (PEM) in AWS_CA_BUNDLE")
+	out, code = runDoctor(t, srv.URL, "put")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "a CA this machine does not trust")
+	t.Setenv("AWS_CA_BUNDLE", filepath.Join(dir, "missing.pem"))
+	out, code = runPut(t, srv.URL, "", nil, "--stream", "put", path, "--fast")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "kvsd put: AWS_CA_BUNDLE: open ")
 }
 
 // A renewed pair is served from the next handshake after the check (at most a second) without
