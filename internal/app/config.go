@@ -39,6 +39,10 @@ type Config struct {
 	SNSEndpoint string
 	// WebhookSecret, when set, signs every notification webhook body (X-Kvsd-Signature).
 	WebhookSecret string
+	// TLSCert and TLSKey, both set, serve the whole API over https with this PEM certificate
+	// (chain) and key, read again when the files change.
+	TLSCert string
+	TLSKey  string
 
 	// RetentionInterval is how often expired fragments are removed (default 10 s); not a flag.
 	RetentionInterval time.Duration
@@ -68,8 +72,10 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	str(&c.DataDir, "data-dir", "./data", "directory for the catalog, media and generated credentials")
 	str(&c.Region, "region", "us-east-1", "the region clients sign for and ARNs carry")
 	str(&c.AccountID, "account-id", DefaultAccountID, "12-digit account id in ARNs and image keys")
-	str(&c.PublicURL, "public-url", "", "base URL GetDataEndpoint returns (default: http://<listen address>)")
+	str(&c.PublicURL, "public-url", "", "base URL GetDataEndpoint returns (default: http://<listen address>, https:// with --tls-cert)")
 	str(&c.CredentialsFile, "credentials-file", "", "AWS-style credentials file with more accepted key pairs")
+	str(&c.TLSCert, "tls-cert", "", "serve https with this PEM certificate `file` (with its chain); reloaded when it changes")
+	str(&c.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text", "text or json")
 	str(&c.S3Endpoint, "s3-endpoint", "", "send generated images to this S3-compatible endpoint, e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:7070 (default: the local folder <data-dir>/buckets)")
@@ -109,6 +115,9 @@ func (c Config) Validate() error {
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		errs = append(errs, fmt.Errorf("--public-url %q must start with http:// or https://", c.PublicURL))
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together: set both to serve https, or neither"))
+	}
 	if c.S3Endpoint != "" {
 		if u, err := url.Parse(c.S3Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("--s3-endpoint %q must be an http:// or https:// URL", c.S3Endpoint))
@@ -125,9 +134,10 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// publicURL is what clients should call back on: --public-url, or the bound address. A
-// wildcard bind has no single address to hand out, so loopback stands in (and Start warns).
-func publicURL(configured string, bound net.Addr) string {
+// publicURL is what clients should call back on: --public-url, or the bound address (https when
+// kvsd serves TLS). A wildcard bind has no single address to hand out, so loopback stands in
+// (and Start warns).
+func publicURL(configured string, bound net.Addr, https bool) string {
 	if configured != "" {
 		return strings.TrimRight(configured, "/")
 	}
@@ -135,5 +145,9 @@ func publicURL(configured string, bound net.Addr) string {
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	scheme := "http://"
+	if https {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, port)
 }

@@ -39,10 +39,34 @@ func TestServeFlagErrorsAllAtOnce(t *testing.T) {
 	require.ErrorContains(t, err, "unexpected arguments")
 }
 
+func TestServeFlagsTLS(t *testing.T) {
+	none := func(string) string { return "" }
+	c, err := ParseServeFlags([]string{"--tls-cert", "/etc/kvsd/cert.pem", "--tls-key", "/etc/kvsd/key.pem"}, none)
+	require.NoError(t, err)
+	require.Equal(t, "/etc/kvsd/cert.pem", c.TLSCert)
+	require.Equal(t, "/etc/kvsd/key.pem", c.TLSKey)
+
+	env := map[string]string{"KVSD_TLS_CERT": "/run/secrets/cert.pem", "KVSD_TLS_KEY": "/run/secrets/key.pem"}
+	c, err = ParseServeFlags(nil, func(k string) string { return env[k] })
+	require.NoError(t, err)
+	require.Equal(t, "/run/secrets/cert.pem", c.TLSCert)
+	require.Equal(t, "/run/secrets/key.pem", c.TLSKey)
+
+	for _, args := range [][]string{{"--tls-cert", "cert.pem"}, {"--tls-key", "key.pem"}} {
+		_, err = ParseServeFlags(args, none)
+		require.ErrorContains(t, err, "--tls-cert and --tls-key go together", args)
+	}
+	env = map[string]string{"KVSD_TLS_CERT": "cert.pem"}
+	_, err = ParseServeFlags([]string{"--region", "Mars"}, func(k string) string { return env[k] })
+	require.ErrorContains(t, err, "--tls-cert and --tls-key go together", "a variable counts like its flag")
+	require.ErrorContains(t, err, "--region", "and is reported with the other problems")
+}
+
 func TestPublicURL(t *testing.T) {
 	addr := func(s string) net.Addr { a, _ := net.ResolveTCPAddr("tcp", s); return a }
-	require.Equal(t, "http://127.0.0.1:4580", publicURL("", addr("127.0.0.1:4580")))
-	require.Equal(t, "http://127.0.0.1:4580", publicURL("", addr("0.0.0.0:4580")), "a wildcard bind answers loopback")
-	require.Equal(t, "https://kvs.example.com", publicURL("https://kvs.example.com/", addr("0.0.0.0:4580")))
-	require.True(t, strings.HasPrefix(publicURL("", addr("[::1]:4580")), "http://[::1]:"))
+	require.Equal(t, "http://127.0.0.1:4580", publicURL("", addr("127.0.0.1:4580"), false))
+	require.Equal(t, "https://127.0.0.1:4580", publicURL("", addr("127.0.0.1:4580"), true), "with --tls-cert")
+	require.Equal(t, "http://127.0.0.1:4580", publicURL("", addr("0.0.0.0:4580"), false), "a wildcard bind answers loopback")
+	require.Equal(t, "https://kvs.example.com", publicURL("https://kvs.example.com/", addr("0.0.0.0:4580"), false))
+	require.True(t, strings.HasPrefix(publicURL("", addr("[::1]:4580"), false), "http://[::1]:"))
 }

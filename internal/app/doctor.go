@@ -36,7 +36,7 @@ func doctor(ctx context.Context, args []string, getenv func(string) string, stdo
 	region := fs.String("region", "", "region to sign for (default: the AWS chain's, else us-east-1)")
 	profile := fs.String("profile", "", "AWS profile with kvsd's credentials (default: the standard chain)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kvsd doctor [flags] STREAM\n\nExplains why a stream does or does not produce images. Credentials come from the\nstandard AWS chain (AWS_ACCESS_KEY_ID …, AWS_PROFILE), as for the aws CLI.\n\n")
+		fmt.Fprintf(stderr, "Usage: kvsd doctor [flags] STREAM\n\nExplains why a stream does or does not produce images. Credentials come from the\nstandard AWS chain (AWS_ACCESS_KEY_ID …, AWS_PROFILE), as for the aws CLI; a private CA's\ncertificate for https, from AWS_CA_BUNDLE.\n\n")
 		fs.PrintDefaults()
 	}
 	// Flags may follow the stream name too (kvsd doctor cam-1 --endpoint-url …).
@@ -57,6 +57,11 @@ func doctor(ctx context.Context, args []string, getenv func(string) string, stdo
 		fs.Usage()
 		return 2
 	}
+	tr, err := clientTransport(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "kvsd doctor: %v\n", err)
+		return 1
+	}
 	opts := []func(*awsconfig.LoadOptions) error{}
 	if *profile != "" {
 		opts = append(opts, awsconfig.WithSharedConfigProfile(*profile))
@@ -72,6 +77,7 @@ func doctor(ctx context.Context, args []string, getenv func(string) string, stdo
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
+	cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	st, err := fetchStatus(ctx, cfg, strings.TrimRight(*endpoint, "/"), names[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "kvsd doctor: %v\n", err)
@@ -83,7 +89,7 @@ func doctor(ctx context.Context, args []string, getenv func(string) string, stdo
 	return 0
 }
 
-// fetchStatus calls the status API, signed like every KVS call.
+// fetchStatus calls the status API, signed like every KVS call, with cfg's HTTP client.
 func fetchStatus(ctx context.Context, cfg aws.Config, endpoint, name string) (*kvsapi.StreamStatus, error) {
 	body, _ := json.Marshal(map[string]string{"StreamName": name})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"/"+kvsapi.StatusOperation, bytes.NewReader(body))
@@ -99,8 +105,11 @@ func fetchStatus(ctx context.Context, cfg aws.Config, endpoint, name string) (*k
 	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "kinesisvideo", cfg.Region, time.Now()); err != nil {
 		return nil, err
 	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	resp, err := cfg.HTTPClient.Do(req)
 	if err != nil {
+		if uerr := untrustedServer(err, endpoint); uerr != nil {
+			return nil, uerr
+		}
 		return nil, fmt.Errorf("is kvsd running at %s? %w", endpoint, err)
 	}
 	defer resp.Body.Close()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -78,6 +79,7 @@ SOURCE (H.264 or H.265 video) is one of
 
 Endpoint: --endpoint-url, else AWS_ENDPOINT_URL_KINESIS_VIDEO, else AWS_ENDPOINT_URL, else AWS.
 Credentials and region: the standard AWS chain (AWS_ACCESS_KEY_ID …, AWS_PROFILE, AWS_REGION).
+An https endpoint with a certificate from a private CA: AWS_CA_BUNDLE=/path/ca.pem.
 
 Flags:
 `
@@ -229,6 +231,7 @@ func Put(ctx context.Context, args []string, env PutEnv) int {
 		return 1
 	}
 	cfg.Endpoint, cfg.Region, cfg.Credentials = endpoint, awsCfg.Region, awsCfg.Credentials
+	cfg.HTTPClient, _ = awsCfg.HTTPClient.(*http.Client) // putAWSConfig's, which trusts AWS_CA_BUNDLE
 	retention, err := ensureStream(ctx, awsCfg, endpoint, f, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "kvsd put: %v\n", err)
@@ -264,8 +267,15 @@ func Put(ctx context.Context, args []string, env PutEnv) int {
 	return ui.summary(st, runErr, time.Since(began))
 }
 
-// putAWSConfig loads region and credentials from the AWS chain and picks the endpoint.
+// putAWSConfig loads region and credentials from the AWS chain, picks the endpoint and makes
+// the HTTP client of both planes.
 func putAWSConfig(ctx context.Context, f *putFlags, getenv func(string) string) (aws.Config, string, error) {
+	tr, err := clientTransport(getenv)
+	if err != nil {
+		return aws.Config{}, "", err
+	}
+	// As the producer's own PutMedia client: a streamed body leaves no connection worth reusing.
+	tr.DisableKeepAlives = true
 	endpoint := f.endpoint
 	for _, v := range []string{"AWS_ENDPOINT_URL_KINESIS_VIDEO", "AWS_ENDPOINT_URL"} {
 		if endpoint == "" {
@@ -284,6 +294,7 @@ func putAWSConfig(ctx context.Context, f *putFlags, getenv func(string) string) 
 	if err != nil {
 		return aws.Config{}, "", fmt.Errorf("AWS configuration: %w", err)
 	}
+	cfg.HTTPClient = &http.Client{Transport: tr}
 	if cfg.Region == "" {
 		if endpoint == "" {
 			return aws.Config{}, "", errors.New("no region: set AWS_REGION (or --region, or a profile's region)")
@@ -358,6 +369,9 @@ func explainAPIError(op string, err error, where string) error {
 				where, &producer.AuthError{Code: ae.ErrorCode(), Message: ae.ErrorMessage()})
 		}
 		return fmt.Errorf("%s at %s: %s: %s", op, where, ae.ErrorCode(), ae.ErrorMessage())
+	}
+	if err := untrustedServer(err, where); err != nil {
+		return err
 	}
 	var ne *net.OpError
 	if errors.As(err, &ne) {

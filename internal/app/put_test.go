@@ -42,7 +42,9 @@ func runPutTTY(t *testing.T, url, secret string, stdin io.Reader, tty bool, args
 	t.Setenv("AWS_PROFILE", "")
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
-	env := map[string]string{"AWS_ENDPOINT_URL": url}
+	// AWS_CA_BUNDLE comes from the process environment, where TLS tests set it (with
+	// t.Setenv) for the AWS configuration loader too.
+	env := map[string]string{"AWS_ENDPOINT_URL": url, "AWS_CA_BUNDLE": os.Getenv("AWS_CA_BUNDLE")}
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

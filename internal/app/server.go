@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +82,10 @@ func Start(cfg Config, env Env) (srv *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsCfg, err := serverTLS(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	db, err := bolt.Open(filepath.Join(cfg.DataDir, "catalog.db"))
 	if err != nil {
 		return nil, err
@@ -104,8 +109,11 @@ func Start(cfg Config, env Env) (srv *Server, err error) {
 		db.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Addr: ln.Addr(), URL: publicURL(cfg.PublicURL, ln.Addr()), Store: store, catalog: db, log: log, done: make(chan error, 1), cancel: cancel}
+	s := &Server{Addr: ln.Addr(), URL: publicURL(cfg.PublicURL, ln.Addr(), tlsCfg != nil), Store: store, catalog: db, log: log, done: make(chan error, 1), cancel: cancel}
 
 	streams := &stream.Service{Store: db, Region: cfg.Region, AccountID: cfg.AccountID, PublicURL: s.URL}
 	snsCreds, _, credErr := s3Credentials(ctx, env.Getenv) // the standard AWS chain, as for S3
@@ -201,6 +209,9 @@ func Start(cfg Config, env Env) (srv *Server, err error) {
 	log.Info("kvsd serving", "addr", s.Addr.String(), "url", s.URL, "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir)
 	log.Info("images for s3:// destinations are " + destination)
 	fmt.Fprintf(env.Stdout, "kvsd: serving the KVS API on %s (region %s). Point clients at it, e.g.\n  /usr/bin/aws kinesisvideo list-streams --endpoint-url %s\n", s.URL, cfg.Region, s.URL)
+	if tlsCfg != nil {
+		fmt.Fprintln(env.Stdout, "  adding --ca-bundle CA.pem (or AWS_CA_BUNDLE=CA.pem) when the certificate is self-signed or from a private CA")
+	}
 	return s, nil
 }
 

@@ -20,7 +20,8 @@ type CLIError struct {
 func (e *CLIError) Error() string { return e.Err.Error() + ": " + e.Stderr }
 
 // AWSCLI runs the real aws CLI against the server in a clean environment (working directory
-// dir, AWS_CONFIG_FILE configFile, the server's credentials) and returns its stdout.
+// dir, AWS_CONFIG_FILE configFile, the server's credentials, AWS_CA_BUNDLE when it serves TLS)
+// and returns its stdout.
 func (s *Server) AWSCLI(t testing.TB, dir, configFile string, args ...string) (string, error) {
 	t.Helper()
 	if _, err := os.Stat(AWSCLIPath); err != nil {
@@ -39,6 +40,9 @@ func (s *Server) AWSCLI(t testing.TB, dir, configFile string, args ...string) (s
 		"AWS_ACCESS_KEY_ID=" + AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + SecretAccessKey,
 		"AWS_DEFAULT_REGION=" + Region, "AWS_CONFIG_FILE=" + configFile,
 		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "no-credentials"), "AWS_PAGER=",
+	}
+	if s.CA != nil {
+		cmd.Env = append(cmd.Env, "AWS_CA_BUNDLE="+s.CA.File)
 	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

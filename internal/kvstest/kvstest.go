@@ -4,9 +4,11 @@ package kvstest
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -30,15 +32,22 @@ const (
 // Server is a running kvsd for one test.
 type Server struct {
 	*app.Server
-	Config   app.Config
-	env      app.Env
-	attached bool // Attach: a server this test does not own
+	Config app.Config
+	// CA signed the server's certificate when it serves TLS (Options.TLS); nil otherwise. The
+	// clients and the aws CLI this package hands out trust it.
+	CA        *CA
+	transport http.RoundTripper // http.DefaultTransport, or one trusting CA
+	env       app.Env
+	attached  bool // Attach: a server this test does not own
 }
 
 // Options tweak the server a test starts.
 type Options struct {
 	DataDir string            // reuse a data dir (restart tests); default t.TempDir()
 	Env     map[string]string // extra environment as kvsd would read it
+	// TLS serves https with a certificate for 127.0.0.1 from a new CA (Server.CA), written to
+	// Config.TLSCert and Config.TLSKey.
+	TLS bool
 	// Configure, when set, adjusts the server configuration before start.
 	Configure func(*app.Config)
 }
@@ -59,10 +68,20 @@ func Start(t testing.TB, opts ...Options) *Server {
 	}
 	cfg := app.Config{Listen: "127.0.0.1:0", DataDir: o.DataDir, Region: Region, AccountID: app.DefaultAccountID,
 		LogLevel: "info", LogFormat: "text", RetentionInterval: 200 * time.Millisecond, GetMediaIdleClose: 2 * time.Second}
+	s := &Server{transport: http.DefaultTransport}
+	if o.TLS {
+		s.CA = NewCA(t)
+		dir := t.TempDir()
+		cfg.TLSCert, cfg.TLSKey = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+		s.CA.Issue(t, cfg.TLSCert, cfg.TLSKey, "kvsd")
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: s.CA.Pool}
+		s.transport = tr
+	}
 	if o.Configure != nil {
 		o.Configure(&cfg)
 	}
-	s := &Server{Config: cfg, env: app.Env{Getenv: func(k string) string { return env[k] }, Logger: testLogger(t)}}
+	s.Config, s.env = cfg, app.Env{Getenv: func(k string) string { return env[k] }, Logger: testLogger(t)}
 	srv, err := app.Start(cfg, s.env)
 	if err != nil {
 		t.Fatalf("start kvsd: %v", err)
@@ -85,14 +104,19 @@ func (s *Server) Stop(t testing.TB) {
 	s.Server = nil
 }
 
-// AWSConfig returns an SDK config with the server's credentials and region.
+// AWSConfig returns an SDK config with the server's credentials and region (and, over TLS, an
+// HTTP client trusting the server's CA).
 func (s *Server) AWSConfig() aws.Config {
-	return aws.Config{
+	cfg := aws.Config{
 		Region:      Region,
 		Credentials: credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
 		// Retries would hide the first error a test wants to see.
 		RetryMaxAttempts: 1,
 	}
+	if s.CA != nil {
+		cfg.HTTPClient = streamingSafe(s.transport)
+	}
+	return cfg
 }
 
 // KinesisVideo returns a control-plane client for this server.
@@ -119,7 +143,7 @@ func (s *Server) ArchivedMedia(t testing.TB, stream string, api kvtypes.APIName)
 	endpoint := s.DataEndpoint(t, stream, api)
 	return kinesisvideoarchivedmedia.NewFromConfig(s.AWSConfig(), func(o *kinesisvideoarchivedmedia.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
-		o.HTTPClient = StreamingSafeClient()
+		o.HTTPClient = streamingSafe(s.transport)
 	})
 }
 
@@ -129,7 +153,7 @@ func (s *Server) Media(t testing.TB, stream string) *kinesisvideomedia.Client {
 	endpoint := s.DataEndpoint(t, stream, kvtypes.APINameGetMedia)
 	return kinesisvideomedia.NewFromConfig(s.AWSConfig(), func(o *kinesisvideomedia.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
-		o.HTTPClient = StreamingSafeClient()
+		o.HTTPClient = streamingSafe(s.transport)
 	})
 }
 
@@ -140,13 +164,16 @@ func (s *Server) Media(t testing.TB, stream string) *kinesisvideomedia.Client {
 // error and closes the connection under the streaming response being read: GetMedia fails
 // with "use of closed network connection". Hiding WriteTo makes io.Copy use Read, whose
 // io.EOF is a normal end.
-func StreamingSafeClient() *http.Client {
+func StreamingSafeClient() *http.Client { return streamingSafe(http.DefaultTransport) }
+
+// streamingSafe is StreamingSafeClient over another transport.
+func streamingSafe(tr http.RoundTripper) *http.Client {
 	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if r.Body != nil {
 			r = r.Clone(r.Context())
 			r.Body = struct{ io.ReadCloser }{r.Body}
 		}
-		return http.DefaultTransport.RoundTrip(r)
+		return tr.RoundTrip(r)
 	})}
 }
 
@@ -168,5 +195,5 @@ func (w testWriter) Write(p []byte) (int, error) {
 // Attach returns helpers for a kvsd already running at url with the test credentials (a child
 // process in crash tests). Stop does nothing for it.
 func Attach(url string) *Server {
-	return &Server{Server: &app.Server{URL: url}, attached: true}
+	return &Server{Server: &app.Server{URL: url}, transport: http.DefaultTransport, attached: true}
 }

@@ -74,7 +74,7 @@ func Clusters(t testing.TB, data []byte) (header []byte, fragments [][]byte) {
 
 // PutMediaClient returns a PutMedia client for this server.
 func (s *Server) PutMediaClient() *putmedia.Client {
-	return &putmedia.Client{Endpoint: s.URL, Region: Region,
+	return &putmedia.Client{Endpoint: s.URL, Region: Region, HTTP: &http.Client{Transport: s.transport},
 		Credentials: aws.Credentials{AccessKeyID: AccessKeyID, SecretAccessKey: SecretAccessKey}}
 }
 
@@ -130,5 +130,5 @@ func (s *Server) OpenContext(ctx context.Context, op string, in any) (*http.Resp
 		req, hex.EncodeToString(sum[:]), "kinesisvideo", Region, time.Now()); err != nil {
 		return nil, err
 	}
-	return http.DefaultClient.Do(req)
+	return (&http.Client{Transport: s.transport}).Do(req)
 }
