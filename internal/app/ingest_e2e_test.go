@@ -413,7 +413,9 @@ func TestRetentionChangedAcrossZeroDuringPutMedia(t *testing.T) {
 		"FragmentSelector": map[string]any{"FragmentSelectorType": "SERVER_TIMESTAMP",
 			"TimestampRange": map[string]any{"StartTimestamp": 0, "EndTimestamp": time.Now().Unix() + 60}}})
 	require.Equal(t, 200, status, string(body))
-	var out struct{ Fragments []struct{ ProducerTimestamp float64 } }
+	var out struct {
+		Fragments []struct{ ProducerTimestamp float64 }
+	}
 	require.NoError(t, json.Unmarshal(body, &out))
 	var got []int64
 	for _, f := range out.Fragments {

@@ -156,7 +156,9 @@ func listNumbers(t *testing.T, srv *kvstest.Server, name string) []string {
 		"FragmentSelector": map[string]any{"FragmentSelectorType": "SERVER_TIMESTAMP",
 			"TimestampRange": map[string]any{"StartTimestamp": 0, "EndTimestamp": time.Now().Unix() + 60}}})
 	require.Equal(t, 200, status, string(body))
-	var out struct{ Fragments []struct{ FragmentNumber string } }
+	var out struct {
+		Fragments []struct{ FragmentNumber string }
+	}
 	require.NoError(t, json.Unmarshal(body, &out))
 	var numbers []string
 	for _, f := range out.Fragments {

@@ -5,7 +5,10 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -47,12 +50,37 @@ import (
 // holding clip.mkv), after the assignments (E=…, export …) before it in its block, with kvsd's
 // credentials exported as kvsd prints them, and with http://127.0.0.1:4580 replaced by the URL
 // of the kvsd this test starts. Each must exit 0.
+// tlsSkip is why the TLS section's client steps are not run here: this test's kvsd serves plain
+// http. TestTLSServesRealClients runs the same steps (aws CLI with the bundle, kvsd put, kvsd
+// doctor, /healthz) against a kvsd serving a test certificate.
+const tlsSkip = "this test's kvsd serves plain http; TestTLSServesRealClients runs these steps against kvsd over https"
+
 var readmeSteps = []readmeStep{
 	{prefix: "make run", skip: "installs Debian packages with apt-get and serves on the fixed port 4580 until stopped; this test starts kvsd itself"},
 	{prefix: "make test", skip: "runs every test, this one included"},
 	{prefix: "make fuzz", skip: "fuzzes each target for a minute"},
 	{prefix: "go test ./internal/kvsapi -run CLI", skip: "runs tests of the suite that make test runs anyway"},
 	{prefix: "E=http://127.0.0.1:4580"}, // assignments run before the later commands of their block
+	{prefix: "openssl req -x509 -newkey ec", check: func(t *testing.T, r *readme, _ string) {
+		pemBytes, err := os.ReadFile(filepath.Join(r.dir, "cert.pem"))
+		require.NoError(t, err)
+		blk, _ := pem.Decode(pemBytes)
+		require.NotNil(t, blk, "cert.pem holds a PEM certificate")
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		require.NoError(t, err)
+		require.NoError(t, cert.VerifyHostname("127.0.0.1"), "clients dialling 127.0.0.1 accept it")
+		require.NoError(t, cert.VerifyHostname("localhost"))
+		_, err = tls.LoadX509KeyPair(filepath.Join(r.dir, "cert.pem"), filepath.Join(r.dir, "key.pem"))
+		require.NoError(t, err, "the pair kvsd serve --tls-cert/--tls-key loads")
+	}},
+	{prefix: "kvsd serve --tls-cert", skip: tlsSkip},
+	{prefix: "E=https://127.0.0.1:4580", skip: tlsSkip},
+	{prefix: "aws --ca-bundle cert.pem", skip: tlsSkip},
+	{prefix: "export AWS_CA_BUNDLE", skip: tlsSkip},
+	{prefix: "aws kinesisvideo list-streams --endpoint-url $E", skip: tlsSkip},
+	{prefix: "kvsd put --stream cam-1 --endpoint-url $E", skip: tlsSkip},
+	{prefix: "kvsd doctor --endpoint-url $E cam-1", skip: tlsSkip},
+	{prefix: "curl --cacert cert.pem", skip: tlsSkip},
 	{prefix: "export AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=…", rewrite: func(_ *testing.T, _ *readme, cmd string) string {
 		// The user fills in the pair kvsd printed.
 		return strings.NewReplacer("AWS_ACCESS_KEY_ID=…", "AWS_ACCESS_KEY_ID="+kvstest.AccessKeyID,
