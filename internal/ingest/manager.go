@@ -3,9 +3,11 @@
 // with acknowledgements (BUFFERING, RECEIVED, PERSISTED, IDLE, ERROR; §3 of the protocol
 // reference). It takes an io.Reader and emits Ack values; kvsapi does the HTTP.
 //
-// A Manager admits one session per stream. Session.Run starts two goroutines and stops both
-// before it returns: a parser that reads the body, and a writer that writes fragments' media
-// to the store one at a time, so fragment N is fsynced while N+1 arrives. Each fragment's index
+// A Manager admits the sessions; the newest of a stream takes over from the one before (the
+// last connection wins), and a body without a header continues the stream's document.
+// Session.Run starts two goroutines and stops both before it returns: a parser that reads the
+// body, and a writer that writes fragments' media to the store one at a time (or skips those
+// kept for 0 hours), so fragment N is fsynced while N+1 arrives. Each fragment's index
 // entry then commits in the store's group commit (shared by all streams) while the writer goes
 // on with the next fragment. Run itself is the session loop, the only goroutine that sends
 // acks: PERSISTED once a fragment's commit is done, in order. The writer holds at most

@@ -21,17 +21,7 @@ type result struct {
 
 // readAll runs a Reader to its end.
 func readAll(in io.Reader, lim Limits) result {
-	r := NewReader(in, lim)
-	var res result
-	for {
-		ev, err := r.Next()
-		if err != nil {
-			res.err, res.off = err, r.Offset()
-			return res
-		}
-		ev.Raw = bytes.Clone(ev.Raw)
-		res.events = append(res.events, ev)
-	}
+	return readFrom(NewReader(in, lim))
 }
 
 // describeAll renders events with describe.

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// readFrom runs r to the end of its input, like readAll.
+// readFrom runs r to the end of its input.
 func readFrom(r *Reader) result {
 	var res result
 	for {
