@@ -149,19 +149,29 @@ func TestSIGTERMErrorNamesTheFragmentInFlight(t *testing.T) {
 	require.NotEmpty(t, e.FragmentNumber)
 }
 
-// listNumbers lists the stream's fragment numbers, oldest first.
-func listNumbers(t *testing.T, srv *kvstest.Server, name string) []string {
+// listedFragment is one fragment as ListFragments lists it.
+type listedFragment struct {
+	FragmentNumber    string
+	ProducerTimestamp float64 // epoch seconds
+}
+
+// listAll lists every fragment of the stream (by server time, up to now).
+func listAll(t *testing.T, srv *kvstest.Server, name string) []listedFragment {
 	t.Helper()
 	status, _, body := srv.Call(t, "listFragments", map[string]any{"StreamName": name,
 		"FragmentSelector": map[string]any{"FragmentSelectorType": "SERVER_TIMESTAMP",
 			"TimestampRange": map[string]any{"StartTimestamp": 0, "EndTimestamp": time.Now().Unix() + 60}}})
 	require.Equal(t, 200, status, string(body))
-	var out struct {
-		Fragments []struct{ FragmentNumber string }
-	}
+	var out struct{ Fragments []listedFragment }
 	require.NoError(t, json.Unmarshal(body, &out))
+	return out.Fragments
+}
+
+// listNumbers lists the stream's fragment numbers, oldest first.
+func listNumbers(t *testing.T, srv *kvstest.Server, name string) []string {
+	t.Helper()
 	var numbers []string
-	for _, f := range out.Fragments {
+	for _, f := range listAll(t, srv, name) {
 		numbers = append(numbers, f.FragmentNumber)
 	}
 	slices.Sort(numbers)
