@@ -357,8 +357,8 @@ func TestTagLimits(t *testing.T) {
 
 // A connection that still holds the stream (the old one may, right after a reconnect, or a
 // half-open one after a crash) does not keep the producer out: its new connection takes over,
-// as on AWS. The holder's connection goes back to the shared default transport and the reads
-// below reuse it: before the fix in kvsapi's putMediaBody.Close, kvsd answered them 499.
+// as on AWS. The holder's body ends after kvsd stopped reading it; the reads below go over the
+// same default transport (kvsd closes a PutMedia's connection, so none reads the leftover body).
 func TestTakesOverAHeldStream(t *testing.T) {
 	srv := kvstest.Start(t)
 	createStream(t, srv, "cam", 24)

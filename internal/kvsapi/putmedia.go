@@ -47,6 +47,10 @@ func (h *Handler) PutMedia(m *ingest.Manager) http.HandlerFunc {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		// A session may end while the producer is still sending (superseded, an ERROR, shutdown).
+		// net/http would then keep the connection and parse the rest of the body as the next
+		// request; each PutMedia is long-lived, so it gets a connection of its own instead.
+		w.Header().Set("Connection", "close")
 		w.WriteHeader(http.StatusOK)
 		_ = rc.Flush()
 
@@ -122,8 +126,8 @@ func parseEpochSeconds(v string) (time.Time, error) {
 // putMediaBody is the request body as the session reads it. Close interrupts a pending Read
 // through the connection's read deadline (closing the body would wait for that Read), so the
 // session can stop at once; the server then drops the connection. Once the body has ended
-// there is no Read to interrupt, and a deadline would instead fail net/http's background read
-// of the idle connection, which cancels the context of every later request on it (499).
+// there is no Read to interrupt, and a deadline would only fail net/http's background read of
+// the connection, which cancels the request's context while the last acks are written.
 type putMediaBody struct {
 	r   *http.Request
 	rc  *http.ResponseController

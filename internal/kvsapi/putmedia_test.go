@@ -436,10 +436,49 @@ func testCluster(tc byte) []byte {
 	return []byte{0x1F, 0x43, 0xB6, 0x75, 0xFF, 0xE7, 0x81, tc, 0xA3, 0x85, 0x81, 0x00, 0x00, 0x80, 0x5A}
 }
 
-// A PutMedia that ends with an ERROR after its body has ended leaves its kept-alive connection
-// usable: the next request on it is served, not answered 499 because the session's read
-// deadline failed net/http's background read of the idle connection.
-func TestPutMediaErrorKeepsConnectionUsable(t *testing.T) {
+// A PutMedia whose session ends while the producer is still sending (here an ERROR on a body
+// that is not Matroska) closes its connection once the acks are sent: what the producer sends
+// afterwards, the rest of its body and then a new request, is never read as a request (before,
+// kvsd kept the connection and answered that request 400 Bad Request).
+func TestPutMediaEndedEarlyClosesConnection(t *testing.T) {
+	s := startPutMedia(t)
+	st := s.createStream(t, "cam-1")
+	req := s.putMediaRequest(t, st.Name, nil)
+	conn, err := net.Dial("tcp", s.Listener.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	var head strings.Builder
+	fmt.Fprintf(&head, "POST /putMedia HTTP/1.1\r\nHost: %s\r\n", req.Host)
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			fmt.Fprintf(&head, "%s: %s\r\n", k, v)
+		}
+	}
+	head.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+	junk := make([]byte, 64) // zeros: not an EBML element ID
+	_, err = fmt.Fprintf(conn, "%s%x\r\n%s\r\n", head.String(), len(junk), junk)
+	require.NoError(t, err)
+
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	acks, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Contains(t, string(acks), `"EventType":"ERROR"`)
+
+	// The producer finishes its body and, as a kept-alive client would, sends its next request.
+	_, err = fmt.Fprintf(conn, "%x\r\n%s\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", len(junk), junk, req.Host)
+	if err == nil {
+		rest, _ := io.ReadAll(br)
+		require.Empty(t, string(rest), "kvsd read the producer's leftover bytes as a request")
+	}
+}
+
+// A client whose PutMedia body has ended goes on with its next request (a new connection: each
+// PutMedia has one of its own); the session's read deadline never fails a later request with 499.
+func TestPutMediaErrorLeavesClientUsable(t *testing.T) {
 	s := startPutMedia(t)
 	s.createStream(t, "cam")
 	hc := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}}
@@ -450,7 +489,7 @@ func TestPutMediaErrorKeepsConnectionUsable(t *testing.T) {
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, resp.StatusCode, "request %d on the kept-alive connection: %s", i, body)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "request %d: %s", i, body)
 		require.Contains(t, string(body), `"EventType":"ERROR"`, "request %d", i)
 	}
 }
