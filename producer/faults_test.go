@@ -6,12 +6,17 @@ import (
 	"errors"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
+	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsd/kvsd/internal/app"
@@ -401,4 +406,105 @@ func TestStopReportsUnconfirmed(t *testing.T) {
 	start := r.start
 	require.Equal(t, []time.Time{start, start.Add(400 * time.Millisecond), start.Add(800 * time.Millisecond),
 		start.Add(1200 * time.Millisecond), start.Add(1600 * time.Millisecond)}, st.Unconfirmed)
+}
+
+// gatedSource hands out an inner source's frames and stops before frame at[i] until gate i is
+// opened, so a test can change the stream between fragments while one connection streams.
+type gatedSource struct {
+	producer.Source
+	at    []int
+	gates []chan struct{}
+	n     int
+}
+
+func newGatedSource(inner producer.Source, at ...int) *gatedSource {
+	g := &gatedSource{Source: inner, at: at}
+	for range at {
+		g.gates = append(g.gates, make(chan struct{}))
+	}
+	return g
+}
+
+func (g *gatedSource) ReadFrame(ctx context.Context) (producer.Frame, error) {
+	for i, at := range g.at {
+		if g.n == at {
+			select {
+			case <-g.gates[i]:
+			case <-ctx.Done():
+				return producer.Frame{}, ctx.Err()
+			}
+		}
+	}
+	g.n++
+	return g.Source.ReadFrame(ctx)
+}
+
+// Retention changed across 0 while one connection streams (6 → 0 → 2 hours): the connection goes
+// on, every fragment is acknowledged, and the stream holds exactly the fragments completed while
+// retention was above 0 (KVS keeps nothing at 0): no video is lost around either change.
+func TestRetentionChangesAcrossZeroLoseNothing(t *testing.T) {
+	srv := kvstest.Start(t)
+	createStream(t, srv, "cam", 6)
+	data := clip(t, 6, 10) // 150 frames, a keyframe every 10: 15 fragments of 400 ms
+	src := sourceFrames(t, data)
+	start := time.UnixMilli(1_700_000_000_000)
+	cfg := baseConfig(srv, "cam")
+	cfg.Fast, cfg.StartTime, cfg.FragmentDuration = true, start, 400*time.Millisecond
+	persisted := make(chan struct{}, len(src))
+	var evs events
+	cfg.OnEvent = func(ev producer.Event) {
+		evs.add(ev)
+		if ev.Kind == producer.EventFragmentPersisted {
+			persisted <- struct{}{}
+		}
+	}
+	waitPersisted := func(n int) {
+		t.Helper()
+		for range n {
+			select {
+			case <-persisted:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("waiting for PERSISTED: %s", &evs)
+			}
+		}
+	}
+	setRetention := func(from, to int32) {
+		t.Helper()
+		kv := srv.KinesisVideo()
+		d, err := kv.DescribeStream(context.Background(), &kinesisvideo.DescribeStreamInput{StreamName: aws.String("cam")})
+		require.NoError(t, err)
+		op, change := types.UpdateDataRetentionOperationDecreaseDataRetention, from-to
+		if to > from {
+			op, change = types.UpdateDataRetentionOperationIncreaseDataRetention, to-from
+		}
+		_, err = kv.UpdateDataRetention(context.Background(), &kinesisvideo.UpdateDataRetentionInput{StreamName: aws.String("cam"),
+			CurrentVersion: d.StreamInfo.Version, Operation: op, DataRetentionChangeInHours: aws.Int32(change)})
+		require.NoError(t, err)
+	}
+
+	// A fragment is complete when the next one's keyframe arrives: frame 50 completes the 5th.
+	gated := newGatedSource(producer.NewMKVSource(bytes.NewReader(data), false), 50, 100)
+	p, err := producer.New(cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan producer.Stats, 1)
+	go func() {
+		st, err := p.Run(ctx, gated)
+		assert.NoError(t, err)
+		done <- st
+	}()
+	waitPersisted(4) // frames 0-39
+	setRetention(6, 0)
+	close(gated.gates[0])
+	waitPersisted(5) // frames 40-89 are acknowledged but not kept
+	setRetention(0, 2)
+	close(gated.gates[1])
+	st := <-done
+
+	require.Zero(t, st.Reconnects, "the connection survives both changes: %s", &evs)
+	require.Zero(t, st.Pending+st.Skipped+st.Dropped, "%s", &evs)
+	require.Equal(t, int64(15), st.Persisted)
+	kept := append(slices.Clone(src[:40]), src[90:]...)
+	requireAllFrames(t, kept, storedFragments(t, srv, "cam"), start)
 }
