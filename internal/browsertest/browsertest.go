@@ -239,6 +239,7 @@ func Play(t testing.TB, o Options) Result {
 	// playwright closes Chromium on SIGTERM; SIGKILL follows if it does not exit.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
+	killWithParent(cmd) // should the test binary die first
 	runErr := cmd.Run()
 	killProfile(t, profile) // Chromium exits with node (its pipe closes); make sure of it
 
@@ -254,13 +255,11 @@ func Play(t testing.TB, o Options) Result {
 	r := out.Report.result()
 	r.Console = out.Console
 	r.profile = profile
-	if tt, ok := t.(interface{ Cleanup(func()) }); ok {
-		tt.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("browsertest: %s\n%s", o.URL, r)
-			}
-		})
-	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("browsertest: %s\n%s", o.URL, r)
+		}
+	})
 	return r
 }
 
