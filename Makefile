@@ -5,13 +5,17 @@ PKGS     := ./...
 GOFLAGS  ?=
 export GOFLAGS
 
-.PHONY: all setup build run test vet fuzz bench clean
+.PHONY: all setup setup-test build run test vet fuzz bench clean
 
 all: build
 
 ## setup: install missing Debian packages (apt-get, sudo when not root) and Go modules
 setup:
 	@bash scripts/setup.sh
+
+## setup-test: setup, plus what only the tests need (brokers, S3 server, Chromium, web/ npm packages)
+setup-test:
+	@bash scripts/setup.sh --test
 
 ## build: build bin/kvsd only
 build:
@@ -22,7 +26,7 @@ run: setup build
 	./$(BIN) serve
 
 ## test: set up, vet, and run every test with the race detector
-test: setup vet
+test: setup-test vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 vet:

@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# Installs what kvsd's build and tests need on Debian 12, only where it is missing:
-# Debian packages through apt-get (sudo when not root) and the Go modules.
+# Installs what kvsd needs on Debian 12, only where it is missing: Debian packages through apt-get
+# (sudo when not root) and the Go modules. `setup.sh` is what building and running need (`make run`);
+# `setup.sh --test` adds what only the tests need (`make test`): the brokers and S3 server the
+# notification and image tests talk to, and Chromium and the npm packages of web/ for the browser
+# (player) tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+test_deps=false
+case "${1:-}" in
+  "") ;;
+  --test) test_deps=true ;;
+  *) echo "usage: scripts/setup.sh [--test]" >&2; exit 2 ;;
+esac
 
-# Debian packages: the aws CLI v2 for CLI tests, ffmpeg and GStreamer to make test media.
+# Debian packages: the aws CLI v2 and GStreamer for the README's client steps (and the tests),
+# ffmpeg to make media, and what cgo builds with.
 declare -A need=(
   [/usr/bin/aws]=awscli
   [/usr/bin/ffmpeg]=ffmpeg
@@ -13,9 +23,11 @@ declare -A need=(
   [/usr/bin/git]=git
   [/usr/bin/gcc]=gcc
   [/usr/bin/pkg-config]=pkg-config
-  [/usr/sbin/nats-server]=nats-server
-  [/usr/sbin/mosquitto]=mosquitto
 )
+if $test_deps; then
+  # Brokers the notification tests publish to; the browser the player tests drive (internal/browsertest).
+  need+=([/usr/sbin/nats-server]=nats-server [/usr/sbin/mosquitto]=mosquitto [/usr/bin/chromium]=chromium)
+fi
 # GStreamer plugins have no binary to look for; check their files.
 declare -A need_files=(
   [/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstmatroska.so]=gstreamer1.0-plugins-good
@@ -56,6 +68,24 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 go mod download
+$test_deps || exit 0
+
+# The players and their driver for the browser tests, pinned in web/package-lock.json. playwright-core
+# drives Debian's /usr/bin/chromium and downloads no browser; no package needs an install script.
+# Node 20 or later is needed (playwright-core's floor); Debian 12's nodejs is 18.
+# Without it the browser tests skip themselves, except in CI (CI=true), where both fail.
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if [ "$node_major" -lt 20 ] || ! command -v npm >/dev/null 2>&1; then
+  echo "setup: the browser tests need Node.js 20 or later with npm (found: $(node --version 2>/dev/null || echo none));" >&2
+  echo "       install it from https://nodejs.org or NodeSource's nodejs 20 package, then re-run." >&2
+  [ "${CI:-}" != true ] || exit 1
+# npm ci deletes and rebuilds node_modules, which takes seconds: skip it while the lock file is
+# the one it last installed from (a copy kept in node_modules).
+elif ! cmp -s web/package-lock.json web/node_modules/.kvsd-installed-lock.json 2>/dev/null; then
+  echo "setup: npm ci in web/ (players for the browser tests)"
+  (cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  cp web/package-lock.json web/node_modules/.kvsd-installed-lock.json
+fi
 
 # An S3-compatible server for the image-delivery tests (POSIX backend, SigV4 enforced).
 gobin="$(go env GOPATH)/bin"
