@@ -84,6 +84,9 @@ func (c *clip) add(i int, p *parsed) error {
 }
 
 func (c *clip) addTrack(i, ti int, fs []frame, p *parsed) error {
+	if len(fs) == 0 {
+		return nil // also when the Media has no such track
+	}
 	for _, f := range fs {
 		if _, ok := subInt(f.pts, c.zero); !ok {
 			return fmt.Errorf("frame at %d ns is too far from the clip's start: %w", f.pts, ErrInvalidFrame)

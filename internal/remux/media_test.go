@@ -55,24 +55,43 @@ var mediaCases = []mediaCase{
 	{name: "h265", video: []string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=25:min-keyint=25:log-level=error"}, bframes: true, hevc: true},
 }
 
+// Shapes of stored fragments.
+const (
+	// ffmpeg's own Clusters: each starts a little before a video keyframe, with audio.
+	shapeClusters = "clusters"
+	// What KVS producers write: a Cluster per GOP, its Timecode the keyframe's, audio from
+	// that keyframe on.
+	shapeGOPs = "gops"
+)
+
+var shapes = []string{shapeClusters, shapeGOPs}
+
 var (
 	sourcesMu sync.Mutex
+	encoded   = map[string][]byte{}
 	sources   = map[string]*source{}
 )
 
-// sourceFor encodes a case once per test binary: four seconds of 640×360 at 25 fps (keyframe
-// every second) and a 48 kHz AAC sine.
-func sourceFor(t *testing.T, c mediaCase) *source {
+// sourceFor encodes a case once per test binary, four seconds of 640×360 at 25 fps (keyframe
+// every second) and a 48 kHz AAC sine, and splits it into a shape of fragments.
+func sourceFor(t *testing.T, c mediaCase, shape string) *source {
 	t.Helper()
 	sourcesMu.Lock()
 	defer sourcesMu.Unlock()
-	if s := sources[c.name]; s != nil {
+	if s := sources[c.name+"/"+shape]; s != nil {
 		return s
 	}
-	args := []string{"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4"}
-	args = append(append(args, c.video...), "-c:a", "aac", "-f", "matroska", "{file}")
-	s := split(t, ffmpeg(t, args...))
-	sources[c.name] = s
+	file := encoded[c.name]
+	if file == nil {
+		args := []string{"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4"}
+		file = ffmpeg(t, append(append(args, c.video...), "-c:a", "aac", "-f", "matroska", "{file}")...)
+		encoded[c.name] = file
+	}
+	s := split(t, file)
+	if shape == shapeGOPs {
+		s = regroup(t, file)
+	}
+	sources[c.name+"/"+shape] = s
 	return s
 }
 
@@ -134,10 +153,52 @@ func split(t *testing.T, file []byte) *source {
 			last.Media = append(last.Media, ev.Raw...)
 		}
 	}
+	s.finish(t)
+	return s
+}
+
+// finish gives each fragment the Duration ingest would.
+func (s *source) finish(t *testing.T) {
 	require.NotEmpty(t, s.frags)
 	for i := range s.frags {
 		s.frags[i].Duration = ingestDuration(s.framesOf(i, 0))
 	}
+}
+
+// regroup rewrites a Matroska file's frames as KVS fragments: a new Cluster at each video
+// keyframe (in decode order), with that keyframe's timecode; frames before the first keyframe
+// join the first fragment.
+func regroup(t *testing.T, file []byte) *source {
+	t.Helper()
+	hdr, frames, err := mkv.ReadFrames(file, mkv.Limits{})
+	require.NoError(t, err)
+	s := &source{header: hdr.Raw}
+	var tcs []int64 // each group's keyframe timecode
+	var groups [][]mkv.Frame
+	for _, f := range frames {
+		key := f.Track == 1 && f.Keyframe
+		// The first group also takes what comes before its keyframe.
+		if len(groups) == 0 || key && tcs[len(tcs)-1] >= 0 {
+			tcs, groups = append(tcs, -1), append(groups, nil)
+		}
+		if key {
+			tcs[len(tcs)-1] = f.Timecode
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], f)
+	}
+	for i, g := range groups {
+		var blocks []block
+		for _, f := range g {
+			blocks = append(blocks, block{track: f.Track, rel: int16(f.Timecode - tcs[i]), key: f.Keyframe, data: f.Data})
+			s.frames = append(s.frames, srcFrame{frag: i, track: f.Track, timecode: f.Timecode, key: f.Keyframe})
+		}
+		s.frags = append(s.frags, Fragment{
+			Media:    mkvCluster(uint64(tcs[i]), blocks...),
+			Timecode: tcs[i],
+			Start:    epoch + time.Duration(tcs[i])*time.Millisecond,
+		})
+	}
+	s.finish(t)
 	return s
 }
 
