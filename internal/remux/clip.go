@@ -44,6 +44,9 @@ func (m *Media) WriteClip(w io.Writer, n int, frag func(i int) (Fragment, error)
 	return cw.n, nil
 }
 
+// errClipTooBig: mediacommon's MP4 has 32-bit offsets and durations.
+var errClipTooBig = errors.New("clip too big for a 32-bit MP4")
+
 // clip collects the sample tables of the first pass.
 type clip struct {
 	m      *Media
@@ -78,7 +81,7 @@ func (c *clip) add(i int, p *parsed) error {
 		}
 	}
 	if c.bytes+c.count*maxMoovPerSample+maxMoovFixed > math.MaxUint32 {
-		return fmt.Errorf("clip reaches %d bytes of media; a 32-bit MP4 holds 4 GiB", c.bytes)
+		return fmt.Errorf("%d bytes of media: %w", c.bytes, errClipTooBig)
 	}
 	return nil
 }
@@ -156,7 +159,7 @@ func (c *clip) presentation() (*pmp4.Presentation, error) {
 		last := ct.samples[len(ct.samples)-1]
 		end := ct.lastDTS + int64(last.Duration)
 		if end > math.MaxUint32 || ct.firstDTS > math.MaxInt32 {
-			return nil, fmt.Errorf("track %d spans %d ticks of 1/%d s; a 32-bit MP4 holds 2^32", ti+1, end, timescale)
+			return nil, fmt.Errorf("track %d spans %d ticks of 1/%d s: %w", ti+1, end, timescale, errClipTooBig)
 		}
 		codec := c.m.video.mp4
 		if ti == 1 {

@@ -3,6 +3,8 @@ package remux
 import (
 	"encoding/binary"
 	"encoding/hex"
+
+	"github.com/kvsd/kvsd/internal/h26x"
 )
 
 // A small Matroska writer for tests: headers with chosen tracks, and Clusters the way KVS
@@ -106,10 +108,16 @@ func unhex(s string) []byte {
 	return b
 }
 
-// Decoder configurations of real streams: libx264 High 3.0 640×360, and AAC-LC 48 kHz stereo.
+// Decoder configurations of real streams: libx264 High 3.0 640×360, x265 Main 64×64, and
+// AAC-LC 48 kHz stereo.
 var (
 	testAVCC = unhex("0164001effe1001a6764001eacd940a02ff97011000003000100000300320f162d9601000668ebe3cb22c0fdf8f800")
-	testASC  = unhex("1190")
+	testHVCC = must(h26x.HEVCConfig(
+		[][]byte{unhex("40010c01ffff01600000030090000003000003001e959409")},
+		[][]byte{unhex("42010101600000030090000003000003001ea0208105965654a4c2f0168080000003008000000c84")},
+		[][]byte{unhex("4401c073c089")},
+	))
+	testASC = unhex("1190")
 )
 
 // Synthetic H.264 access units with 4-byte NAL unit lengths: the muxers do not decode slices.
