@@ -2,6 +2,7 @@ package remux
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 
@@ -34,7 +35,8 @@ func (m *Media) AppendMP4Fragment(dst []byte, f Fragment, track uint64, seq uint
 		SequenceNumber: seq,
 		Tracks:         []*fmp4.PartTrack{{ID: 1, BaseTime: base, Samples: samples}},
 	}
-	w := appendBuffer{b: dst, pos: len(dst)}
+	// Grown once: the mdat arrives in 32 KiB writes.
+	w := appendBuffer{b: slices.Grow(dst, partSize(samples)), pos: len(dst)}
 	if err := part.Marshal(&w); err != nil {
 		return dst, fmt.Errorf("remux: track %d: fragment %d: %w", track, seq, err)
 	}
@@ -69,6 +71,15 @@ func (m *Media) mp4Samples(p *parsed, i int) ([]*fmp4.Sample, uint64, error) {
 		base = uint64(ts[0].dts)
 	}
 	return samples, base, nil
+}
+
+// partSize is about what a moof+mdat of samples takes (trun: 16 bytes a sample at most).
+func partSize(samples []*fmp4.Sample) int {
+	n := 256 + 16*len(samples)
+	for _, s := range samples {
+		n += len(s.Payload)
+	}
+	return n
 }
 
 // payload is a frame as MP4 stores it: AAC as is, H.26x with the 4-byte NAL unit lengths

@@ -96,7 +96,7 @@ func sourceFor(t *testing.T, c mediaCase, shape string) *source {
 }
 
 // ffmpeg runs ffmpeg with "{file}" as its output and returns what it wrote.
-func ffmpeg(t *testing.T, args ...string) []byte {
+func ffmpeg(t testing.TB, args ...string) []byte {
 	t.Helper()
 	needTool(t, "ffmpeg")
 	file := filepath.Join(t.TempDir(), "out")
@@ -110,7 +110,7 @@ func ffmpeg(t *testing.T, args ...string) []byte {
 	return b
 }
 
-func needTool(t *testing.T, name string) {
+func needTool(t testing.TB, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
 		t.Skipf("%s not installed", name)
@@ -120,7 +120,7 @@ func needTool(t *testing.T, name string) {
 // split cuts a Matroska file into kvsd's stored form. A fragment's Start puts its Timecode at
 // epoch + Timecode ms and its Duration is what ingest computes: from the earliest frame to
 // the end of the last one, a frame lasting its track's mean frame interval.
-func split(t *testing.T, file []byte) *source {
+func split(t testing.TB, file []byte) *source {
 	t.Helper()
 	s := &source{}
 	r := mkv.NewReader(bytes.NewReader(file), mkv.Limits{})
@@ -158,7 +158,7 @@ func split(t *testing.T, file []byte) *source {
 }
 
 // finish gives each fragment the Duration ingest would.
-func (s *source) finish(t *testing.T) {
+func (s *source) finish(t testing.TB) {
 	require.NotEmpty(t, s.frags)
 	for i := range s.frags {
 		s.frags[i].Duration = ingestDuration(s.framesOf(i, 0))
@@ -168,7 +168,7 @@ func (s *source) finish(t *testing.T) {
 // regroup rewrites a Matroska file's frames as KVS fragments: a new Cluster at each video
 // keyframe (in decode order), with that keyframe's timecode; frames before the first keyframe
 // join the first fragment.
-func regroup(t *testing.T, file []byte) *source {
+func regroup(t testing.TB, file []byte) *source {
 	t.Helper()
 	hdr, frames, err := mkv.ReadFrames(file, mkv.Limits{})
 	require.NoError(t, err)

@@ -2,26 +2,29 @@
 // with its Tags) into what players fetch: fragmented MP4 (an init segment and a moof+mdat per
 // fragment and track) for HLS and DASH, MPEG-TS segments with every track for HLS, and a
 // progressive MP4 clip (moov before mdat) for GetClip, written in two passes so that a clip is
-// never held in memory.
+// never held in memory. A Media is read-only once opened: one may serve concurrent requests.
 //
 // The boxes and TS packets are mediacommon's (fmp4, pmp4, mpegts); this package decides the
 // timeline. A frame's output time is Start + (timecode − Timecode) × TimecodeScale (the
 // Matroska timecode is its presentation time). Matroska stores frames in decode order without
-// decode times, so a video frame's decode time is the k-th smallest presentation time of its
-// fragment: exact for any reordering (B-frames, pyramids) because a KVS fragment starts at a
-// keyframe and holds whole GOPs, and it needs no slice parsing. mediacommon's DTSExtractor is
-// not used: it guesses the reorder depth from the frames seen so far, for live streams, and
-// emits placeholder decode times for the first frames after every restart, which here would be
-// every fragment.
+// decode times, so the k-th video frame of a fragment is decoded at the k-th smallest
+// presentation time of the fragment: exact for any reordering (B-frames, pyramids, open-GOP
+// leading pictures), because a fragment starts at a keyframe, and it needs no slice parsing.
+// mediacommon's DTSExtractor is not used: it guesses the reorder depth from the frames seen so
+// far, for live streams, and emits placeholder decode times for the first frames after every
+// restart, which here would be every fragment.
 //
-// The three outputs place decode times differently, each as its format wants:
-//   - fMP4: the first sample's decode time (tfdt) is the fragment's earliest presentation time,
-//     Start for a KVS fragment that opens with its keyframe; B-frames get negative composition
-//     offsets (trun version 1), as CMAF prefers.
-//   - TS: decode times never exceed presentation times, so they are shifted back by the
-//     fragment's reorder depth.
-//   - Clip: the same shift, the largest over the clip, and an edit list that starts the
-//     presentation at 0.
+// Where decode times sit then depends on what players make of them (FFmpeg's MP4 demuxer is
+// ffprobe's and Chrome's for files):
+//   - fMP4 and TS: moved back by the fragment's reorder depth (two frames for x264's
+//     defaults, none without B-frames), so that composition offsets are never negative. FFmpeg
+//     adds negative offsets of fragmented MP4 to every presentation time, and TS needs
+//     decode ≤ presentation anyway. tfdt is Start when the fragment has no B-frames and opens
+//     with its keyframe at its Timecode, as KVS fragments do.
+//   - Clip: not moved, so B-frames have negative composition offsets (ctts version 1), which
+//     FFmpeg reads right in a non-fragmented MP4; each track starts with an empty edit where
+//     its first frame is presented. Moved-back decode times would need an edit that also skips
+//     media time, and FFmpeg starts such an edit at the wrong frame.
 package remux
 
 import (

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"sync"
 	"testing"
 	"time"
 
@@ -172,5 +173,31 @@ func forEachSource(t *testing.T, test func(t *testing.T, c mediaCase, s *source)
 		for _, shape := range shapes {
 			t.Run(c.name+"/"+shape, func(t *testing.T) { test(t, c, sourceFor(t, c, shape)) })
 		}
+	}
+}
+
+// One Media serves concurrent requests, which get what a lone request gets.
+func TestMediaIsSafeForConcurrentUse(t *testing.T) {
+	s := sourceFor(t, mediaCases[0], shapeGOPs)
+	m, err := Open(s.header)
+	require.NoError(t, err)
+	outputs := func() [][]byte {
+		var out [][]byte
+		for i, f := range s.frags {
+			out = append(out, must(m.AppendMP4Fragment(nil, f, 1, uint32(i))), must(m.AppendMP4Fragment(nil, f, 2, uint32(i))), must(m.AppendTS(nil, f)))
+		}
+		var clip bytes.Buffer
+		must(m.WriteClip(&clip, len(s.frags), func(i int) (Fragment, error) { return s.frags[i], nil }))
+		return append(out, clip.Bytes())
+	}
+	want := outputs()
+	var wg sync.WaitGroup
+	got := make([][][]byte, 4)
+	for g := range got {
+		wg.Go(func() { got[g] = outputs() })
+	}
+	wg.Wait()
+	for _, g := range got {
+		require.Equal(t, want, g)
 	}
 }

@@ -30,7 +30,8 @@ func (m *Media) AppendTS(dst []byte, f Fragment) ([]byte, error) {
 	if err != nil {
 		return dst, fmt.Errorf("remux: %w", err)
 	}
-	out := &appendWriter{b: dst}
+	// About 4 % of TS packet headers, PES headers, parameter sets and tables.
+	out := &appendWriter{b: slices.Grow(dst, len(f.Media)+len(f.Media)/16+4096)}
 	w, tracks, err := m.tsWriter(out)
 	if err != nil {
 		return dst, fmt.Errorf("remux: TS writer: %w", err)
