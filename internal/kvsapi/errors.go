@@ -17,6 +17,7 @@ var errorTable = []struct {
 	code   string
 	status int
 }{
+	{playback.ErrNoFragments, "ResourceNotFoundException", http.StatusNotFound},
 	{stream.ErrNotFound, "ResourceNotFoundException", http.StatusNotFound},
 	{stream.ErrInUse, "ResourceInUseException", http.StatusBadRequest},
 	{stream.ErrVersionMismatch, "VersionMismatchException", http.StatusBadRequest},
@@ -25,6 +26,9 @@ var errorTable = []struct {
 	{stream.ErrInvalidARN, "InvalidResourceFormatException", http.StatusBadRequest},
 	{stream.ErrInvalidArgument, awsapi.CodeInvalidArgument, http.StatusBadRequest},
 	{playback.ErrConnectionLimit, "ConnectionLimitExceededException", http.StatusBadRequest},
+	// Playback GETs with an expired or altered SessionToken: 403, as KVS answers them.
+	{playback.ErrSessionExpired, "NotAuthorizedException", http.StatusForbidden},
+	{playback.ErrSessionInvalid, "NotAuthorizedException", http.StatusForbidden},
 }
 
 var authErrorCodes = map[sigv4.Kind]string{
