@@ -13,8 +13,12 @@ require (
 )
 
 require (
+	github.com/abema/go-mp4 v1.7.1 // indirect
+	github.com/asticode/go-astikit v0.30.0 // indirect
+	github.com/asticode/go-astits v1.15.0 // indirect
 	github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia v1.41.0 // indirect
 	github.com/aws/aws-sdk-go-v2/service/kinesisvideomedia v1.30.5 // indirect
+	github.com/bluenviron/gohlslib/v2 v2.4.2 // indirect
 )
 
 require (
@@ -36,7 +40,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/sts v1.51.8 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/bluenviron/gortsplib/v5 v5.2.0
-	github.com/bluenviron/mediacommon/v2 v2.5.1 // indirect
+	github.com/bluenviron/mediacommon/v2 v2.9.2 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/eclipse/paho.golang v0.23.0
 	github.com/google/uuid v1.6.0 // indirect

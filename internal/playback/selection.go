@@ -36,6 +36,12 @@ func (s *Service) selectFragments(ctx context.Context, sess *Session, k fragstor
 	if err != nil {
 		return nil, err
 	}
+	return rangeSelection(sess, all, ended), nil
+}
+
+// rangeSelection is the selection of a range session whose fragments so far are all: ON_DEMAND
+// lists the first Max, LIVE_REPLAY the newest Max, numbered from the range's first fragment.
+func rangeSelection(sess *Session, all []*fragment.Fragment, ended bool) *selection {
 	disc := discontinuities(sess, all, nil)
 	mapK := headerChanges(all)
 	lo, hi := 0, len(all)
@@ -50,7 +56,7 @@ func (s *Service) selectFragments(ctx context.Context, sess *Session, k fragstor
 			sel.dseq++
 		}
 	}
-	return sel, nil
+	return sel
 }
 
 // rangeFragments lists a range session's fragments in timeline order: ON_DEMAND up to Max,
