@@ -75,7 +75,7 @@ func (s *Service) clipFragments(ctx context.Context, k fragstore.Key, kind frags
 	}
 	var out []*fragment.Fragment
 	for _, f := range page {
-		out = appendDedup(out, f, kind)
+		out = appendDedup(out, f, kind, "")
 	}
 	if len(out) == 0 {
 		return nil, ErrNoFragments

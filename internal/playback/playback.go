@@ -50,8 +50,9 @@ type Service struct {
 	// MaxReaders is the concurrent GetMedia limit per stream (KVS: 3).
 	MaxReaders int
 
-	mu      sync.Mutex
-	readers map[fragstore.Key]int
+	mu         sync.Mutex
+	readers    map[fragstore.Key]int
+	liveCounts map[string]liveCount // LIVE sessions' numbering, by token (selection.go)
 }
 
 func (s *Service) now() time.Time {

@@ -2,6 +2,7 @@ package playback
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/kvsd/kvsd/internal/fragment"
@@ -12,11 +13,12 @@ import (
 // index, so a fragment is listed as soon as it is persisted.
 type selection struct {
 	frags []*fragment.Fragment
-	msn   uint64   // media sequence number of frags[0]
-	disc  []bool   // a discontinuity before frags[i]
-	dseq  uint64   // discontinuities before frags[0] (EXT-X-DISCONTINUITY-SEQUENCE)
-	mapK  []uint64 // header changes before frags[i], counted from the session's first fragment
-	ended bool     // nothing more will be added (ENDLIST, static MPD)
+	msn   uint64             // media sequence number of frags[0]
+	disc  []bool             // a discontinuity before frags[i]
+	dseq  uint64             // discontinuities before frags[0] (EXT-X-DISCONTINUITY-SEQUENCE)
+	mapK  []uint64           // header changes before frags[i], counted from the session's first fragment
+	ended bool               // nothing more will be added (ENDLIST, static MPD)
+	prev  *fragment.Fragment // LIVE: the fragment before the window, if any
 }
 
 // listPage is how many index entries one List call reads.
@@ -26,11 +28,10 @@ const listPage = 1000
 func (s *Service) selectFragments(ctx context.Context, sess *Session, k fragstore.Key, now time.Time) (*selection, error) {
 	if sess.Mode == Live {
 		sel, err := s.liveWindow(ctx, sess, k)
-		if err != nil || sess.Disc != DiscOnDiscontinuty || len(sel.frags) == 0 {
+		if err != nil || len(sel.frags) == 0 {
 			return sel, err
 		}
-		sel.dseq, err = s.discontinuitiesBefore(ctx, sess, k, sel.frags[0].Seq)
-		return sel, err
+		return sel, s.numberLive(ctx, sess, k, sel)
 	}
 	all, ended, err := s.rangeFragments(ctx, sess, k, now)
 	if err != nil {
@@ -86,7 +87,7 @@ func (s *Service) rangeFragments(ctx context.Context, sess *Session, k fragstore
 			return nil, false, err
 		}
 		for _, f := range page {
-			out = appendDedup(out, f, sess.Kind)
+			out = appendDedup(out, f, sess.Kind, sess.Protocol)
 		}
 		if next.String() == "" || len(out) > limit {
 			break
@@ -103,10 +104,11 @@ func (s *Service) rangeFragments(ctx context.Context, sess *Session, k fragstore
 	return out, ended, nil
 }
 
-// appendDedup appends f (timeline order) unless it starts where the previous one did: then the
-// larger fragment number wins, as in KVS.
-func appendDedup(out []*fragment.Fragment, f *fragment.Fragment, kind fragstore.TimeKind) []*fragment.Fragment {
-	if n := len(out); n > 0 && startOf(out[n-1], kind).Equal(startOf(f, kind)) {
+// appendDedup appends f (timeline order) unless it has the producer timestamp of the previous
+// one: then the larger fragment number wins, as in KVS. DASH applies the rule to server
+// timestamps too, since a SegmentTimeline cannot hold two segments starting at one time.
+func appendDedup(out []*fragment.Fragment, f *fragment.Fragment, kind fragstore.TimeKind, protocol string) []*fragment.Fragment {
+	if n := len(out); n > 0 && (kind == fragstore.ProducerTime || protocol == DASH) && startOf(out[n-1], kind).Equal(startOf(f, kind)) {
 		if f.Seq > out[n-1].Seq {
 			out[n-1] = f
 		}
@@ -119,54 +121,63 @@ func appendDedup(out []*fragment.Fragment, f *fragment.Fragment, kind fragstore.
 // duplicate rules and the discontinuity of its first fragment.
 const liveLookback = 16
 
-// liveWindow lists the newest persisted fragments: at most Max, in arrival order, consecutive in
-// sequence so that the media sequence number can be the fragment's sequence (stable across
-// reloads). A fragment older on the session's timeline than one that arrived before it (late) is
-// never listed; one with the same start replaces the earlier. Either ends the window there, as a
-// failed sequence does.
+// liveWindow lists the newest persisted fragments, at most Max, in arrival order. A fragment
+// older on the session's timeline than one that arrived before it (late) is never listed; one
+// with the same start replaces the earlier. prev is the fragment before the window.
 func (s *Service) liveWindow(ctx context.Context, sess *Session, k fragstore.Key) (*selection, error) {
-	last, err := s.Store.LastSeq(ctx, k)
-	if err != nil || last == 0 {
+	newest, err := s.newest(ctx, k, sess.Max+liveLookback)
+	if err != nil || len(newest) == 0 {
 		return &selection{}, err
 	}
-	n := uint64(sess.Max + liveLookback)
-	frags, err := s.Store.After(ctx, k, last-min(last, n), int(n))
-	if err != nil {
-		return nil, err
-	}
-	kept := liveCandidates(frags, sess.Kind)
-	disc := discontinuities(sess, kept, nil)
-	lo := len(kept)
-	for lo > 0 && len(kept)-lo < sess.Max {
-		if lo < len(kept) {
-			prev, cur := kept[lo-1], kept[lo]
-			if prev.Seq+1 != cur.Seq || (sess.Protocol == DASH && prev.HeaderID != cur.HeaderID) {
+	kept := liveCandidates(newest, sess)
+	lo := max(0, len(kept)-sess.Max)
+	if sess.Protocol == DASH { // no codec change within a DASH manifest: the newest header only
+		for i := len(kept) - 1; i > lo; i-- {
+			if kept[i-1].HeaderID != kept[i].HeaderID {
+				lo = i
 				break
 			}
 		}
-		lo--
 	}
+	disc := discontinuities(sess, kept, nil)
 	sel := &selection{frags: kept[lo:], disc: disc[lo:], mapK: headerChanges(kept[lo:])}
-	if len(sel.frags) > 0 {
-		sel.msn = sel.frags[0].Seq
-		if sess.Disc == DiscAlways {
-			sel.dseq = sel.msn - 1
-		}
+	if lo > 0 {
+		sel.prev = kept[lo-1]
 	}
 	return sel, nil
 }
 
+// newest returns at least the newest n stored fragments (fewer if the stream has fewer), in
+// sequence order. Sequence order is server-time order, so it lists back from the newest server time.
+func (s *Service) newest(ctx context.Context, k fragstore.Key, n int) ([]*fragment.Fragment, error) {
+	last, err := s.Store.LastSeq(ctx, k)
+	if err != nil || last == 0 {
+		return nil, err
+	}
+	f, err := s.Store.Fragment(ctx, k, last)
+	if errors.Is(err, fragstore.ErrNotFound) {
+		return nil, nil // the newest expired: so did the rest
+	}
+	if err != nil {
+		return nil, err
+	}
+	for span := time.Duration(n) * 4 * time.Second; ; span *= 8 {
+		frags, _, err := s.Store.List(ctx, k, fragstore.ServerTime, f.ServerTime.Add(-span), f.ServerTime, fragstore.Cursor{}, 1<<20)
+		if err != nil || len(frags) >= n || span > 30*24*time.Hour {
+			return frags[max(0, len(frags)-n):], err
+		}
+	}
+}
+
 // liveCandidates applies the late and duplicate rules to fragments in sequence order.
-func liveCandidates(frags []*fragment.Fragment, kind fragstore.TimeKind) []*fragment.Fragment {
+func liveCandidates(frags []*fragment.Fragment, sess *Session) []*fragment.Fragment {
 	kept := make([]*fragment.Fragment, 0, len(frags))
 	for _, f := range frags {
 		if n := len(kept); n > 0 {
-			prev := startOf(kept[n-1], kind)
-			cur := startOf(f, kind)
-			if cur.Before(prev) {
+			switch late(sess, kept[n-1], f) {
+			case isLate:
 				continue
-			}
-			if cur.Equal(prev) {
+			case replaces:
 				kept = kept[:n-1]
 			}
 		}
@@ -175,46 +186,125 @@ func liveCandidates(frags []*fragment.Fragment, kind fragstore.TimeKind) []*frag
 	return kept
 }
 
-// discontinuitiesBefore counts the discontinuities of a LIVE ON_DISCONTINUITY session from its
-// first fragment up to (not including) seq.
-func (s *Service) discontinuitiesBefore(ctx context.Context, sess *Session, k fragstore.Key, seq uint64) (uint64, error) {
-	var count uint64
-	var prev *fragment.Fragment
-	after := sess.Origin - min(sess.Origin, 1)
-	for after+1 < seq {
-		page, err := s.Store.After(ctx, k, after, listPage)
-		if err != nil || len(page) == 0 {
-			return count, err
-		}
-		for _, f := range liveCandidates(page, sess.Kind) {
-			if f.Seq >= seq {
-				return count, nil
-			}
-			if prev != nil && gapBetween(prev, f, sess.Kind) {
-				count++
-			}
-			prev = f
-		}
-		after = page[len(page)-1].Seq
+// The LIVE rules for a fragment that arrives after prev: listed, never listed (late: older on
+// the session's timeline), or in place of prev (the same producer timestamp).
+const (
+	listed = iota
+	isLate
+	replaces
+)
+
+func late(sess *Session, prev, f *fragment.Fragment) int {
+	if sess.Kind != fragstore.ProducerTime && sess.Protocol != DASH {
+		return listed // server timestamps only grow; equal ones (a fast upload) are distinct fragments
 	}
-	return count, nil
+	p, c := startOf(prev, sess.Kind), startOf(f, sess.Kind)
+	switch {
+	case c.Before(p):
+		return isLate
+	case c.Equal(p):
+		return replaces
+	}
+	return listed
+}
+
+// liveCount is how far a LIVE session's numbering has been counted: the fragments listed (or
+// listable) since the session's origin, and the discontinuities among them.
+type liveCount struct {
+	after uint64             // the last sequence visited
+	last  *fragment.Fragment // the last fragment counted, for the late rule and gaps
+	n     uint64             // fragments counted: the media sequence number of the next one
+	disc  uint64             // EXT-X-DISCONTINUITY tags before the next one
+}
+
+// maxLiveCounts bounds the memo of LIVE sessions' counts; it is only a cache (a miss counts again
+// from the session's origin, e.g. after a restart).
+const maxLiveCounts = 4096
+
+// numberLive sets the media and discontinuity sequence numbers of a LIVE window: its first
+// fragment's position counted from the session's origin. Counts are remembered per session,
+// so each request only walks the fragments added since the previous one.
+func (s *Service) numberLive(ctx context.Context, sess *Session, k fragstore.Key, sel *selection) error {
+	first := sel.frags[0]
+	s.mu.Lock()
+	c, ok := s.liveCounts[sess.token]
+	s.mu.Unlock()
+	if !ok || c.after >= first.Seq {
+		c = liveCount{after: sess.Origin}
+		if sess.Origin != 0 {
+			f, err := s.Store.Fragment(ctx, k, sess.Origin)
+			if err != nil && !errors.Is(err, fragstore.ErrNotFound) {
+				return err
+			}
+			c.last = f
+		}
+	}
+	for done := false; !done; {
+		page, err := s.Store.After(ctx, k, c.after, listPage)
+		if err != nil {
+			return err
+		}
+		done = len(page) == 0
+		for _, f := range page {
+			if done = f.Seq >= first.Seq; done {
+				break
+			}
+			c.after = f.Seq
+			c.count(sess, f)
+		}
+	}
+	sel.msn, sel.dseq = c.n, c.disc
+	s.mu.Lock()
+	if s.liveCounts == nil || len(s.liveCounts) >= maxLiveCounts {
+		s.liveCounts = map[string]liveCount{}
+	}
+	s.liveCounts[sess.token] = c
+	s.mu.Unlock()
+	return nil
+}
+
+// count adds f (in sequence order) under the late and duplicate rules.
+func (c *liveCount) count(sess *Session, f *fragment.Fragment) {
+	if c.last != nil {
+		switch late(sess, c.last, f) {
+		case isLate:
+			return // never listed
+		case replaces:
+			c.last = f // in the earlier one's place
+			return
+		}
+	}
+	if discontinuityBefore(sess, c.last, f) {
+		c.disc++
+	}
+	c.n++
+	c.last = f
 }
 
 // discontinuities marks where a playlist has EXT-X-DISCONTINUITY before a fragment.
 func discontinuities(sess *Session, frags []*fragment.Fragment, dst []bool) []bool {
 	for i, f := range frags {
-		var d bool
-		switch sess.Disc {
-		case DiscAlways:
-			d = true
-		case DiscOnDiscontinuty:
-			d = i > 0 && gapBetween(frags[i-1], f, sess.Kind)
+		var prev *fragment.Fragment
+		if i > 0 {
+			prev = frags[i-1]
 		}
-		// A new header (codec private data) always starts a new discontinuity domain.
-		d = d || (i > 0 && frags[i-1].HeaderID != f.HeaderID)
-		dst = append(dst, d)
+		dst = append(dst, discontinuityBefore(sess, prev, f))
 	}
 	return dst
+}
+
+// discontinuityBefore is the DiscontinuityMode rule for f after prev (nil: f comes first). A new
+// header (codec private data) always starts a new discontinuity domain.
+func discontinuityBefore(sess *Session, prev, f *fragment.Fragment) bool {
+	switch {
+	case sess.Disc == DiscAlways:
+		return true
+	case prev == nil:
+		return false
+	case prev.HeaderID != f.HeaderID:
+		return true
+	}
+	return sess.Disc == DiscOnDiscontinuty && gapBetween(prev, f, sess.Kind)
 }
 
 // gapBetween reports a gap or overlap of more than 50 ms between consecutive fragments.

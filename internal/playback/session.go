@@ -60,7 +60,7 @@ type Session struct {
 	Max        int                `json:"n"`
 	StartMs    int64              `json:"b"` // session creation: LIVE_REPLAY paces from here
 	ExpiresMs  int64              `json:"e"`
-	Origin     uint64             `json:"o,omitempty"` // LIVE: the first sequence discontinuities are counted from
+	Origin     uint64             `json:"o,omitempty"` // LIVE: fragments after this sequence are numbered from 0
 
 	token string // set by Tokens.Open
 }
@@ -283,9 +283,6 @@ func (s *Service) StartSession(ctx context.Context, in SessionInput) (string, er
 	if err != nil {
 		return "", err
 	}
-	if sess.Mode == Live {
-		sess.Origin = first.Seq
-	}
 	if _, err := s.openMedia(ctx, k, first.HeaderID); err != nil {
 		return "", err
 	}
@@ -302,6 +299,9 @@ func (s *Service) firstFragment(ctx context.Context, sess *Session, k fragstore.
 		}
 		if len(sel.frags) == 0 || now.Sub(sel.frags[len(sel.frags)-1].ServerTime) > LiveWindow {
 			return nil, ErrNoFragments
+		}
+		if sel.prev != nil { // numbering counts from here: the first window starts at 0
+			sess.Origin = sel.prev.Seq
 		}
 		return sel.frags[0], nil
 	}
