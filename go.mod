@@ -40,7 +40,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/sts v1.51.8 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/bluenviron/gortsplib/v5 v5.2.0
-	github.com/bluenviron/mediacommon/v2 v2.9.2 // indirect
+	github.com/bluenviron/mediacommon/v2 v2.9.2
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/eclipse/paho.golang v0.23.0
 	github.com/google/uuid v1.6.0 // indirect

@@ -1,0 +1,144 @@
+// Package remux turns kvsd's stored fragments (a Matroska header and, per fragment, a Cluster
+// with its Tags) into what players fetch: fragmented MP4 (an init segment and a moof+mdat per
+// fragment and track) for HLS and DASH, MPEG-TS segments with every track for HLS, and a
+// progressive MP4 clip (moov before mdat) for GetClip, written in two passes so that a clip is
+// never held in memory.
+//
+// The boxes and TS packets are mediacommon's (fmp4, pmp4, mpegts); this package decides the
+// timeline. A frame's output time is Start + (timecode − Timecode) × TimecodeScale (the
+// Matroska timecode is its presentation time). Matroska stores frames in decode order without
+// decode times, so a video frame's decode time is the k-th smallest presentation time of its
+// fragment: exact for any reordering (B-frames, pyramids) because a KVS fragment starts at a
+// keyframe and holds whole GOPs, and it needs no slice parsing. mediacommon's DTSExtractor is
+// not used: it guesses the reorder depth from the frames seen so far, for live streams, and
+// emits placeholder decode times for the first frames after every restart, which here would be
+// every fragment.
+//
+// The three outputs place decode times differently, each as its format wants:
+//   - fMP4: the first sample's decode time (tfdt) is the fragment's earliest presentation time,
+//     Start for a KVS fragment that opens with its keyframe; B-frames get negative composition
+//     offsets (trun version 1), as CMAF prefers.
+//   - TS: decode times never exceed presentation times, so they are shifted back by the
+//     fragment's reorder depth.
+//   - Clip: the same shift, the largest over the clip, and an edit list that starts the
+//     presentation at 0.
+package remux
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/kvsd/kvsd/internal/mkv"
+)
+
+// Errors (wrap them with detail; kvsapi maps them to KVS's exceptions).
+var (
+	// ErrUnsupportedMedia: track 1 is not H.264 (V_MPEG4/ISO/AVC) or H.265 (V_MPEGH/ISO/HEVC).
+	ErrUnsupportedMedia = errors.New("remux: unsupported media type")
+	// ErrMissingCodecPrivate: a track without CodecPrivate.
+	ErrMissingCodecPrivate = errors.New("remux: missing codec private data")
+	// ErrInvalidCodecPrivate: CodecPrivate that does not parse (avcC, hvcC, AudioSpecificConfig).
+	ErrInvalidCodecPrivate = errors.New("remux: invalid codec private data")
+	// ErrInvalidFrame: a frame that cannot be muxed.
+	ErrInvalidFrame = errors.New("remux: invalid media frame")
+)
+
+// Track numbers KVS uses.
+const (
+	videoTrack = 1
+	audioTrack = 2
+)
+
+// Matroska codec IDs.
+const (
+	codecIDH264 = "V_MPEG4/ISO/AVC"
+	codecIDH265 = "V_MPEGH/ISO/HEVC"
+	codecIDAAC  = "A_AAC"
+)
+
+// Track is one track as players see it.
+type Track struct {
+	Number     uint64 // Matroska TrackNumber (KVS: 1 video, 2 audio)
+	Video      bool
+	Codec      string // RFC 6381 string for HLS CODECS= and DASH codecs=: avc1.PPCCLL (SPS bytes 1-3 hex), hvc1.…, mp4a.40.2
+	Width      int    // video, from the SPS (not the Matroska PixelWidth)
+	Height     int
+	SampleRate int // audio; also the track's MP4 timescale (the AudioSpecificConfig's rate, the core rate for HE-AAC)
+	Channels   int // 0 when a program config element defines the layout
+}
+
+// Media is a stream's tracks, read from a stored fragment's Matroska header
+// (fragstore.Store.Header: EBML header … Tracks).
+type Media struct {
+	Video Track
+	Audio *Track // track 2 when it is AAC (A_AAC); nil otherwise (other audio is ignored)
+
+	header []byte // replayed in front of each fragment's media to parse it; Segment size unknown
+	scale  int64  // TimecodeScale, ns per tick
+	video  *videoCodec
+	audio  *audioCodec
+	inits  [2][]byte // InitMP4 of video and audio, built once
+}
+
+// Open reads the tracks of a stored header. Track 1 must be H.264 or H.265 with its decoder
+// configuration; track 2 is kept when it is AAC. A header that is not Matroska fails with an
+// error wrapping mkv.ErrInvalid or mkv.ErrTooLarge.
+func Open(header []byte) (*Media, error) {
+	// A known Segment size (a file upload) would end the document before the fragment's
+	// Cluster that parse appends.
+	header = mkv.UnknownSegmentSize(header)
+	hdr, _, err := mkv.ReadFrames(header, mkv.Limits{})
+	if err != nil {
+		return nil, fmt.Errorf("remux: header: %w", err)
+	}
+	// Timecodes are multiplied by the scale in int64; a scale beyond a second per tick is
+	// nothing a producer writes.
+	if hdr.TimecodeScale > 1e9 {
+		return nil, fmt.Errorf("remux: header: TimecodeScale %d ns: %w", hdr.TimecodeScale, mkv.ErrInvalid)
+	}
+	m := &Media{header: header, scale: int64(hdr.TimecodeScale)}
+	if err := m.openVideo(findTrack(hdr, videoTrack)); err != nil {
+		return nil, err
+	}
+	if t := findTrack(hdr, audioTrack); t != nil && isAAC(t.CodecID) {
+		if err := m.openAudio(t); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func findTrack(hdr *mkv.Header, n uint64) *mkv.Track {
+	for i := range hdr.Tracks {
+		if hdr.Tracks[i].Number == n {
+			return &hdr.Tracks[i]
+		}
+	}
+	return nil
+}
+
+// trackErr wraps a sentinel with the track and codec it concerns.
+func trackErr(t *mkv.Track, sentinel error, format string, a ...any) error {
+	return fmt.Errorf("track %d (%s): %s: %w", t.Number, t.CodecID, fmt.Sprintf(format, a...), sentinel)
+}
+
+// InitMP4 returns ftyp+moov for one track (HLS video playlist or audio rendition; DASH
+// AdaptationSet). The track's ID in the MP4 is 1.
+func (m *Media) InitMP4(track uint64) ([]byte, error) {
+	i, err := m.trackIndex(track)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), m.inits[i]...), nil
+}
+
+// trackIndex maps a Matroska track number to 0 (video) or 1 (audio).
+func (m *Media) trackIndex(track uint64) (int, error) {
+	switch {
+	case track == videoTrack:
+		return 0, nil
+	case track == audioTrack && m.audio != nil:
+		return 1, nil
+	}
+	return 0, fmt.Errorf("remux: no track %d to mux (video is 1, AAC audio 2)", track)
+}
