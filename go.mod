@@ -6,7 +6,10 @@ require (
 	github.com/aws/aws-sdk-go-v2 v1.47.7
 	github.com/aws/aws-sdk-go-v2/credentials v1.20.15
 	github.com/aws/aws-sdk-go-v2/service/kinesisvideo v1.34.0
+	github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia v1.41.0
+	github.com/aws/aws-sdk-go-v2/service/kinesisvideomedia v1.30.5
 	github.com/aws/smithy-go v1.28.8
+	github.com/bluenviron/gohlslib/v2 v2.4.2
 	github.com/prometheus/client_golang v1.25.0
 	github.com/stretchr/testify v1.12.1
 	go.etcd.io/bbolt v1.5.0
@@ -16,8 +19,6 @@ require (
 	github.com/abema/go-mp4 v1.7.1 // indirect
 	github.com/asticode/go-astikit v0.30.0 // indirect
 	github.com/asticode/go-astits v1.15.0 // indirect
-	github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia v1.41.0 // indirect
-	github.com/aws/aws-sdk-go-v2/service/kinesisvideomedia v1.30.5 // indirect
 )
 
 require (

@@ -52,6 +52,9 @@ type Config struct {
 	// ImageRetryMax caps the image-delivery backoff and paces retries after permanent S3
 	// errors (default 1 min); not a flag.
 	ImageRetryMax time.Duration
+	// Now is the clock of playback sessions (token expiry, LIVE_REPLAY pacing, range checks);
+	// nil is time.Now. Not a flag: tests inject a clock.
+	Now func() time.Time
 }
 
 var regionPattern = regexp.MustCompile(`^[a-z]+(-[a-z]+)?-[a-z]+-[0-9]$`)

@@ -22,6 +22,16 @@ func (k keyring) lookup(id string) (sigv4.Credential, bool) {
 	return c, ok
 }
 
+// secrets lists the secret access keys (playback session tokens are signed with a key derived
+// from them, so every node configured with the same credentials accepts the same tokens).
+func (k keyring) secrets() []string {
+	out := make([]string, 0, len(k))
+	for _, c := range k {
+		out = append(out, c.SecretAccessKey)
+	}
+	return out
+}
+
 // loadCredentials collects key pairs from KVSD_ACCESS_KEY_ID/KVSD_SECRET_ACCESS_KEY and the
 // credentials file. With neither, it uses <data-dir>/credentials, generating a random pair on
 // first start and printing the exports a client needs. There is never a built-in default.

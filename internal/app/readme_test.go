@@ -162,6 +162,20 @@ var readmeSteps = []readmeStep{
 		slices.Sort(got)
 		require.Equal(t, numbers(r.fragments(t)), got, "EARLIEST: every stored fragment")
 	}},
+	{prefix: "aws kinesis-video-archived-media get-hls-streaming-session-url", check: func(t *testing.T, r *readme, out string) {
+		var got struct{ HLSStreamingSessionURL string }
+		require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+		require.True(t, strings.HasPrefix(got.HLSStreamingSessionURL, r.srv.URL+"/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken="), got.HLSStreamingSessionURL)
+		probe, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name", "-of", "csv=p=0", got.HLSStreamingSessionURL).Output()
+		require.NoError(t, err)
+		require.Equal(t, "h264", strings.Fields(string(probe))[0], "ffprobe opens the session")
+	}},
+	{prefix: "ffplay 'http", skip: "opens a window; the get-hls-streaming-session-url step opens the session with ffprobe instead"},
+	{prefix: "aws kinesis-video-archived-media get-clip clip.mp4", check: func(t *testing.T, r *readme, _ string) {
+		probe, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames", "-of", "csv=p=0", filepath.Join(r.dir, "clip.mp4")).Output()
+		require.NoError(t, err)
+		require.Regexp(t, `^h264,[1-9][0-9]*$`, strings.TrimSpace(string(probe)), "a decodable MP4")
+	}},
 	{prefix: "ffplay out.mkv", skip: "opens a window; the get-media-for-fragment-list step decodes its out.mkv with ffmpeg instead"},
 
 	{prefix: "aws kinesisvideo update-image-generation-configuration --stream-name cam-1", check: func(t *testing.T, r *readme, _ string) {

@@ -169,13 +169,15 @@ func Start(cfg Config, env Env) (srv *Server, err error) {
 		s.notifier.Wake(k, 0) // drops the stream's notification cursor and outbox
 	}
 	api := kvsapi.New(kvsapi.Config{
-		Streams:  streams,
-		Playback: &playback.Service{Streams: streams, Store: store, Hub: hub, IdleClose: cfg.GetMediaIdleClose},
-		Images:   s.images,
-		Status:   []diag.Source{ingester, s.images, s.notifier},
-		Auth:     &sigv4.Verifier{Region: cfg.Region, Service: "kinesisvideo", Lookup: keys.lookup},
-		Logger:   log,
-		Registry: reg,
+		Streams: streams,
+		Playback: &playback.Service{Streams: streams, Store: store, Hub: hub, IdleClose: cfg.GetMediaIdleClose, Now: cfg.Now,
+			Tokens: playback.NewTokens(playback.SessionKey(keys.secrets())), Muxer: muxer{}},
+		PublicURL: s.URL,
+		Images:    s.images,
+		Status:    []diag.Source{ingester, s.images, s.notifier},
+		Auth:      &sigv4.Verifier{Region: cfg.Region, Service: "kinesisvideo", Lookup: keys.lookup},
+		Logger:    log,
+		Registry:  reg,
 	})
 	api.Handle("putMedia", api.PutMedia(ingester))
 

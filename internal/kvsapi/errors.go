@@ -7,6 +7,7 @@ import (
 
 	"github.com/kvsd/kvsd/internal/awsapi"
 	"github.com/kvsd/kvsd/internal/playback"
+	"github.com/kvsd/kvsd/internal/remux"
 	"github.com/kvsd/kvsd/internal/sigv4"
 	"github.com/kvsd/kvsd/internal/stream"
 )
@@ -17,6 +18,7 @@ var errorTable = []struct {
 	code   string
 	status int
 }{
+	{playback.ErrNoFragments, "ResourceNotFoundException", http.StatusNotFound},
 	{stream.ErrNotFound, "ResourceNotFoundException", http.StatusNotFound},
 	{stream.ErrInUse, "ResourceInUseException", http.StatusBadRequest},
 	{stream.ErrVersionMismatch, "VersionMismatchException", http.StatusBadRequest},
@@ -25,6 +27,13 @@ var errorTable = []struct {
 	{stream.ErrInvalidARN, "InvalidResourceFormatException", http.StatusBadRequest},
 	{stream.ErrInvalidArgument, awsapi.CodeInvalidArgument, http.StatusBadRequest},
 	{playback.ErrConnectionLimit, "ConnectionLimitExceededException", http.StatusBadRequest},
+	// Playback GETs with an expired or altered SessionToken: 403, as KVS answers them.
+	{playback.ErrSessionExpired, "NotAuthorizedException", http.StatusForbidden},
+	{playback.ErrSessionInvalid, "NotAuthorizedException", http.StatusForbidden},
+	{remux.ErrUnsupportedMedia, "UnsupportedStreamMediaTypeException", http.StatusBadRequest},
+	{remux.ErrMissingCodecPrivate, "MissingCodecPrivateDataException", http.StatusBadRequest},
+	{remux.ErrInvalidCodecPrivate, "InvalidCodecPrivateDataException", http.StatusBadRequest},
+	{remux.ErrInvalidFrame, "InvalidMediaFrameException", http.StatusBadRequest},
 }
 
 var authErrorCodes = map[sigv4.Kind]string{

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -19,16 +20,17 @@ import (
 
 // Handler is the API's http.Handler.
 type Handler struct {
-	streams  *stream.Service
-	playback *playback.Service
-	images   images
-	status   []diag.Source
-	auth     verifier
-	log      *slog.Logger
-	metrics  *metrics
-	mux      *http.ServeMux
-	ops      map[string]bool // every operation name served, for bounded metric labels
-	chain    http.Handler
+	streams   *stream.Service
+	playback  *playback.Service
+	images    images
+	status    []diag.Source
+	auth      verifier
+	publicURL string
+	log       *slog.Logger
+	metrics   *metrics
+	mux       *http.ServeMux
+	ops       map[string]bool // every operation name served, for bounded metric labels
+	chain     http.Handler
 }
 
 // Config wires the handler's dependencies; a nil Registerer disables metrics registration.
@@ -38,8 +40,10 @@ type Config struct {
 	Images   images            // nil: GetImages is not served
 	Status   []diag.Source     // reports of the status API (kvsd doctor)
 	Auth     verifier
-	Logger   *slog.Logger
-	Registry prometheus.Registerer
+	// PublicURL is the data endpoint session URLs name (the server's --public-url).
+	PublicURL string
+	Logger    *slog.Logger
+	Registry  prometheus.Registerer
 }
 
 // opFunc handles one JSON operation: body in, response value (or nil for {}) out.
@@ -61,9 +65,9 @@ func New(cfg Config) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &Handler{streams: cfg.Streams, playback: cfg.Playback, images: cfg.Images, status: cfg.Status, auth: cfg.Auth, log: log, metrics: newMetrics(cfg.Registry),
+	h := &Handler{streams: cfg.Streams, playback: cfg.Playback, images: cfg.Images, status: cfg.Status, auth: cfg.Auth, publicURL: cfg.PublicURL, log: log, metrics: newMetrics(cfg.Registry),
 		mux: http.NewServeMux(), ops: map[string]bool{}}
-	h.chain = h.observe(h.authenticate(h.mux))
+	h.chain = h.observe(h.cors(h.authenticate(h.mux)))
 	for name, fn := range h.controlPlane() {
 		h.handleJSON(name, fn)
 	}
@@ -73,6 +77,16 @@ func New(cfg Config) *Handler {
 		}
 		h.Handle("getMedia", h.getMedia)
 		h.Handle("getMediaForFragmentList", h.getMediaForFragmentList)
+		if h.playback.Tokens != nil && h.playback.Muxer != nil {
+			for name, fn := range h.sessionOps() {
+				h.handleJSON(name, fn)
+			}
+			h.Handle("getClip", h.getClip)
+			for path, fn := range h.playbackRoutes() {
+				h.ops[strings.TrimPrefix(path, "/")] = true
+				h.mux.Handle("GET "+path, h.serveResource(fn)) // GET patterns match HEAD too
+			}
+		}
 	}
 	if h.images != nil {
 		h.handleJSON("getImages", decode(h.getImages))

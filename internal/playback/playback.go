@@ -41,13 +41,18 @@ type Service struct {
 	Store   store
 	Hub     *Hub
 	Now     func() time.Time
+	// Tokens signs and opens playback session tokens (HLS, DASH); Muxer makes what players
+	// fetch (fMP4, MPEG-TS, clips). Both are needed for the playback operations.
+	Tokens *Tokens
+	Muxer  Muxer
 	// IdleClose ends a caught-up GetMedia after this long without a new fragment (default 30 s).
 	IdleClose time.Duration
 	// MaxReaders is the concurrent GetMedia limit per stream (KVS: 3).
 	MaxReaders int
 
-	mu      sync.Mutex
-	readers map[fragstore.Key]int
+	mu         sync.Mutex
+	readers    map[fragstore.Key]int
+	liveCounts map[string]liveCount // LIVE sessions' numbering, by token (selection.go)
 }
 
 func (s *Service) now() time.Time {
