@@ -2,6 +2,7 @@ package remux
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
@@ -46,8 +47,8 @@ func (m *Media) AppendMP4Fragment(dst []byte, f Fragment, track uint64, seq uint
 // mp4Samples returns track i's samples and the first one's decode time.
 func (m *Media) mp4Samples(p *parsed, i int) ([]*fmp4.Sample, uint64, error) {
 	fs := p.tracks[i]
-	timescale, frameLen := m.timescale(i)
-	ts, err := timing(fs, p, timescale, 0, frameLen)
+	timescale, frameNs := m.timescale(i)
+	ts, err := timing(fs, p, timescale, 0, frameNs)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -58,6 +59,9 @@ func (m *Media) mp4Samples(p *parsed, i int) ([]*fmp4.Sample, uint64, error) {
 	all := make([]fmp4.Sample, len(fs))
 	samples := make([]*fmp4.Sample, len(fs))
 	for k := range fs {
+		if off := ts[k].pts - ts[k].dts; off > math.MaxInt32 {
+			return nil, 0, fmt.Errorf("frame %d is presented %d ticks after its decode time: %w", k, off, ErrInvalidFrame)
+		}
 		all[k] = fmp4.Sample{
 			Duration:        uint32(ts[k].dur),
 			PTSOffset:       int32(ts[k].pts - ts[k].dts),

@@ -61,8 +61,8 @@ func (m *Media) tsUnits(p *parsed) ([]tsUnit, error) {
 		if len(fs) == 0 {
 			continue
 		}
-		_, frameLen := m.timescale(i)
-		ts, err := timing(fs, p, tsTimescale, 0, frameLen)
+		_, frameNs := m.timescale(i)
+		ts, err := timing(fs, p, tsTimescale, 0, frameNs)
 		if err != nil {
 			return nil, fmt.Errorf("track %d: %w", i+1, err)
 		}
