@@ -50,12 +50,13 @@ func timing(fs []frame, p *parsed, timescale, zero, frameNs int64) ([]timed, err
 
 // shiftBack moves decode times back by the fragment's reorder depth, the most any frame is
 // presented before its sorted-order decode time, so that no frame is decoded after it is
-// presented. Durations stay.
-func shiftBack(ts []timed) {
+// presented; by limit at most. Durations stay.
+func shiftBack(ts []timed, limit int64) {
 	var shift int64
 	for _, t := range ts {
 		shift = max(shift, t.dts-t.pts)
 	}
+	shift = min(shift, limit)
 	for i := range ts {
 		ts[i].dts -= shift
 	}

@@ -48,6 +48,18 @@ func TestBFrameTimes(t *testing.T) {
 	// Duration, composition offset, sync. The last frame lasts to Start + Duration.
 	require.Equal(t, [][3]int64{{3600, 3600, 1}, {3600, 10800, 0}, {3600, 0, 0}, {3600, 0, 0}}, got)
 
+	// A timeline that starts at 0 leaves no room for the shift: tfdt 0, the B-frames' offsets
+	// negative.
+	f.Start = 0
+	pt = readPart(t, must(m.AppendMP4Fragment(nil, f, 1, 7)))
+	require.Zero(t, pt.BaseTime)
+	var offsets []int32
+	for _, s := range pt.Samples {
+		offsets = append(offsets, s.PTSOffset)
+	}
+	require.Equal(t, []int32{0, 7200, -3600, -3600}, offsets)
+	f.Start = start
+
 	// TS: the same decode times, modulo 2^33.
 	units, err := m.tsUnits(must(m.parse(f)))
 	require.NoError(t, err)
