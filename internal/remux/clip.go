@@ -95,8 +95,8 @@ func (c *clip) addTrack(i, ti int, fs []frame, p *parsed) error {
 			return fmt.Errorf("frame at %d ns is too far from the clip's start: %w", f.pts, ErrInvalidFrame)
 		}
 	}
-	timescale, frameLen := c.m.timescale(ti)
-	ts, err := timing(fs, p, timescale, c.zero, frameLen)
+	timescale, frameNs := c.m.timescale(ti)
+	ts, err := timing(fs, p, timescale, c.zero, frameNs)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ type videoCodec struct {
 type audioCodec struct {
 	config    mpeg4audio.AudioSpecificConfig
 	timescale int64
-	frameLen  int64 // samples per AAC frame, the last frame's duration
+	frameNs   int64 // an AAC frame's duration (1024 or 960 samples), the last frame's duration
 }
 
 func (m *Media) openVideo(t *mkv.Track) error {
@@ -113,15 +113,18 @@ func (m *Media) openAudio(t *mkv.Track) error {
 	if err := a.config.Unmarshal(t.CodecPrivate); err != nil {
 		return trackErr(t, ErrInvalidCodecPrivate, "AudioSpecificConfig %x: %v", t.CodecPrivate, err)
 	}
-	// TS carries AAC as ADTS, which has a table of rates; MP4 has 16 bits for one.
+	// TS carries AAC as ADTS, which has a table of rates. (mediacommon's mp4a box holds the
+	// rate in 16 bits: 88.2 and 96 kHz come out wrong there, and players read the
+	// AudioSpecificConfig in esds.)
 	if !adtsRate(a.config.SampleRate) {
 		return trackErr(t, ErrInvalidCodecPrivate, "sample rate %d Hz has no ADTS index", a.config.SampleRate)
 	}
 	a.timescale = int64(a.config.SampleRate)
-	a.frameLen = 1024
+	samples := int64(1024)
 	if a.config.FrameLengthFlag {
-		a.frameLen = 960
+		samples = 960
 	}
+	a.frameNs = samples * 1e9 / a.timescale
 	init, err := initMP4(uint32(a.timescale), &fmp4.CodecMPEG4Audio{Config: a.config})
 	if err != nil {
 		return trackErr(t, ErrInvalidCodecPrivate, "%v", err)

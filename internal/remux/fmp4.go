@@ -2,6 +2,7 @@ package remux
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
@@ -16,8 +17,10 @@ import (
 // KVS fragments do. With B-frames decode times are shifted back by the fragment's reorder depth
 // (two frames for x264's defaults) and composition offsets are never negative: FFmpeg's
 // demuxer (Chrome's for files, ffprobe) adds negative offsets of fragmented MP4 to every
-// presentation time. Presentation times are exact either way. A track without frames in the
-// fragment gets a fragment without samples.
+// presentation time. Only where that would put tfdt before 0 (a timeline starting at 0) are
+// decode times shifted less, and B-frames get negative offsets (trun version 1). Presentation
+// times are exact either way. A track without frames in the fragment gets a fragment without
+// samples.
 func (m *Media) AppendMP4Fragment(dst []byte, f Fragment, track uint64, seq uint32) ([]byte, error) {
 	i, err := m.trackIndex(track)
 	if err != nil {
@@ -46,18 +49,25 @@ func (m *Media) AppendMP4Fragment(dst []byte, f Fragment, track uint64, seq uint
 // mp4Samples returns track i's samples and the first one's decode time.
 func (m *Media) mp4Samples(p *parsed, i int) ([]*fmp4.Sample, uint64, error) {
 	fs := p.tracks[i]
-	timescale, frameLen := m.timescale(i)
-	ts, err := timing(fs, p, timescale, 0, frameLen)
+	timescale, frameNs := m.timescale(i)
+	ts, err := timing(fs, p, timescale, 0, frameNs)
 	if err != nil {
 		return nil, 0, err
 	}
-	shiftBack(ts)
 	if len(ts) > 0 && ts[0].dts < 0 {
 		return nil, 0, fmt.Errorf("decode time %d ticks is before 0, which tfdt cannot hold: %w", ts[0].dts, ErrInvalidFrame)
+	}
+	// A timeline that starts at 0 leaves no room to move back: B-frames then get negative
+	// offsets, which browsers read right.
+	if len(ts) > 0 {
+		shiftBack(ts, ts[0].dts)
 	}
 	all := make([]fmp4.Sample, len(fs))
 	samples := make([]*fmp4.Sample, len(fs))
 	for k := range fs {
+		if off := ts[k].pts - ts[k].dts; off > math.MaxInt32 {
+			return nil, 0, fmt.Errorf("frame %d is presented %d ticks after its decode time: %w", k, off, ErrInvalidFrame)
+		}
 		all[k] = fmp4.Sample{
 			Duration:        uint32(ts[k].dur),
 			PTSOffset:       int32(ts[k].pts - ts[k].dts),

@@ -20,7 +20,8 @@
 //     defaults, none without B-frames), so that composition offsets are never negative. FFmpeg
 //     adds negative offsets of fragmented MP4 to every presentation time, and TS needs
 //     decode ≤ presentation anyway. tfdt is Start when the fragment has no B-frames and opens
-//     with its keyframe at its Timecode, as KVS fragments do.
+//     with its keyframe at its Timecode, as KVS fragments do; fMP4 moves decode times back
+//     no further than 0 (B-frames then keep negative offsets).
 //   - Clip: not moved, so B-frames have negative composition offsets (ctts version 1), which
 //     FFmpeg reads right in a non-fragmented MP4; each track starts with an empty edit where
 //     its first frame is presented. Moved-back decode times would need an edit that also skips

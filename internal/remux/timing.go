@@ -14,9 +14,9 @@ type timed struct {
 // timing converts a track's frames of one fragment to a timescale, counting from zero (ns).
 // A frame lasts until the next one's decode time. The last video frame lasts until the
 // fragment's end (first + Duration), or as long as the one before when that leaves nothing;
-// the last AAC frame lasts frameLen samples (audio frames have one length, and Duration
+// the last AAC frame lasts frameNs (audio frames have one length, and Duration
 // counts to the end of whichever track ends last).
-func timing(fs []frame, p *parsed, timescale, zero, frameLen int64) ([]timed, error) {
+func timing(fs []frame, p *parsed, timescale, zero, frameNs int64) ([]timed, error) {
 	ts := make([]timed, len(fs))
 	for k := range fs {
 		ts[k].pts = ticks(fs[k].pts-zero, timescale)
@@ -28,8 +28,8 @@ func timing(fs []frame, p *parsed, timescale, zero, frameLen int64) ([]timed, er
 	if n := len(ts); n > 0 {
 		last := &ts[n-1]
 		switch {
-		case frameLen > 0:
-			last.dur = frameLen
+		case frameNs > 0:
+			last.dur = ticks(frameNs, timescale)
 		case p.hasEnd && ticks(p.end-zero, timescale) > last.dts:
 			last.dur = ticks(p.end-zero, timescale) - last.dts
 		case n > 1:
@@ -50,21 +50,22 @@ func timing(fs []frame, p *parsed, timescale, zero, frameLen int64) ([]timed, er
 
 // shiftBack moves decode times back by the fragment's reorder depth, the most any frame is
 // presented before its sorted-order decode time, so that no frame is decoded after it is
-// presented. Durations stay.
-func shiftBack(ts []timed) {
+// presented; by limit at most. Durations stay.
+func shiftBack(ts []timed, limit int64) {
 	var shift int64
 	for _, t := range ts {
 		shift = max(shift, t.dts-t.pts)
 	}
+	shift = min(shift, limit)
 	for i := range ts {
 		ts[i].dts -= shift
 	}
 }
 
-// timescale returns track i's timescale and, for audio, its frame length.
-func (m *Media) timescale(i int) (timescale, frameLen int64) {
+// timescale returns track i's MP4 timescale and, for audio, its frame duration in ns.
+func (m *Media) timescale(i int) (timescale, frameNs int64) {
 	if i == 0 {
 		return videoTimescale, 0
 	}
-	return m.audio.timescale, m.audio.frameLen
+	return m.audio.timescale, m.audio.frameNs
 }

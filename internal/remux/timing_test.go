@@ -48,6 +48,18 @@ func TestBFrameTimes(t *testing.T) {
 	// Duration, composition offset, sync. The last frame lasts to Start + Duration.
 	require.Equal(t, [][3]int64{{3600, 3600, 1}, {3600, 10800, 0}, {3600, 0, 0}, {3600, 0, 0}}, got)
 
+	// A timeline that starts at 0 leaves no room for the shift: tfdt 0, the B-frames' offsets
+	// negative.
+	f.Start = 0
+	pt = readPart(t, must(m.AppendMP4Fragment(nil, f, 1, 7)))
+	require.Zero(t, pt.BaseTime)
+	var offsets []int32
+	for _, s := range pt.Samples {
+		offsets = append(offsets, s.PTSOffset)
+	}
+	require.Equal(t, []int32{0, 7200, -3600, -3600}, offsets)
+	f.Start = start
+
 	// TS: the same decode times, modulo 2^33.
 	units, err := m.tsUnits(must(m.parse(f)))
 	require.NoError(t, err)
@@ -169,4 +181,27 @@ func TestClipOverlap(t *testing.T) {
 	// Frames at 0 and 40 ms, 30 and 70, 60 and 100: the first frame of each later fragment
 	// is decoded with the last of the one before.
 	require.Equal(t, []uint32{3600, 0, 2700, 0, 2700, 3600}, durations)
+}
+
+// At 44.1 kHz an AAC frame is 23.2199… ms: the last one still lasts 1024 samples exactly.
+func TestLastAACFrameAt44100(t *testing.T) {
+	m, err := Open(mkvHeader(trackEntry(1, 1, codecIDH264, testAVCC), trackEntry(2, 2, codecIDAAC, []byte{0x12, 0x10})))
+	require.NoError(t, err)
+	require.Equal(t, 44100, m.Audio.SampleRate)
+	f := Fragment{Media: mkvCluster(0, block{1, 0, true, testIDR}, block{2, 0, true, testAAC}, block{2, 23, true, testAAC})}
+	a := readPart(t, must(m.AppendMP4Fragment(nil, f, 2, 1)))
+	require.Equal(t, []uint32{1014, 1024}, []uint32{a.Samples[0].Duration, a.Samples[1].Duration}) // 23 ms is 1014.3
+}
+
+// Moving decode times back cannot push a composition offset past 32 bits.
+func TestCompositionOffsetLimit(t *testing.T) {
+	m, err := Open(testHeader())
+	require.NoError(t, err)
+	// Decoded first and presented 5 hours (1.6e9 ticks) after the frame decoded next: each is
+	// 5 hours from its sorted decode time, and the first 10 hours (3.2e9) after its shifted one.
+	const h = 3600 * 1000
+	f := Fragment{Media: append(mkvCluster(5*h, block{1, 0, true, testIDR}), mkvCluster(0, block{1, 0, false, testP})...), Start: 6 * time.Hour}
+	_, err = m.AppendMP4Fragment(nil, f, 1, 1)
+	require.ErrorIs(t, err, ErrInvalidFrame)
+	require.ErrorContains(t, err, "after its decode time")
 }

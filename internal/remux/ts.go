@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
@@ -61,12 +62,12 @@ func (m *Media) tsUnits(p *parsed) ([]tsUnit, error) {
 		if len(fs) == 0 {
 			continue
 		}
-		_, frameLen := m.timescale(i)
-		ts, err := timing(fs, p, tsTimescale, 0, frameLen)
+		_, frameNs := m.timescale(i)
+		ts, err := timing(fs, p, tsTimescale, 0, frameNs)
 		if err != nil {
 			return nil, fmt.Errorf("track %d: %w", i+1, err)
 		}
-		shiftBack(ts)
+		shiftBack(ts, math.MaxInt64) // TS times wrap anyway
 		for k, t := range ts {
 			lists[i] = append(lists[i], tsUnit{track: i, k: k, pts: t.pts, dts: t.dts})
 		}
