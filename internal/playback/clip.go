@@ -80,6 +80,9 @@ func (s *Service) clipFragments(ctx context.Context, k fragstore.Key, kind frags
 	if len(out) == 0 {
 		return nil, ErrNoFragments
 	}
+	if out, err = s.sameCodecs(ctx, k, out); err != nil {
+		return nil, err
+	}
 	var size int64
 	for i, f := range out {
 		size += f.Size

@@ -53,6 +53,7 @@ type Service struct {
 	mu         sync.Mutex
 	readers    map[fragstore.Key]int
 	liveCounts map[string]liveCount // LIVE sessions' numbering, by token (selection.go)
+	codecs     codecs               // headers with the same codecs (codec.go)
 }
 
 func (s *Service) now() time.Time {

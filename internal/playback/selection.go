@@ -94,6 +94,10 @@ func (s *Service) rangeFragments(ctx context.Context, sess *Session, k fragstore
 		}
 		cur = next
 	}
+	out, err := s.sameCodecs(ctx, k, out)
+	if err != nil {
+		return nil, false, err
+	}
 	if sess.Protocol == DASH { // DASH allows no codec change within a session: end at the first
 		for i := 1; i < len(out); i++ {
 			if out[i].HeaderID != out[0].HeaderID {
@@ -163,8 +167,11 @@ func (s *Service) newest(ctx context.Context, k fragstore.Key, n int) ([]*fragme
 	}
 	for span := time.Duration(n) * 4 * time.Second; ; span *= 8 {
 		frags, _, err := s.Store.List(ctx, k, fragstore.ServerTime, f.ServerTime.Add(-span), f.ServerTime, fragstore.Cursor{}, 1<<20)
-		if err != nil || len(frags) >= n || span > 30*24*time.Hour {
-			return frags[max(0, len(frags)-n):], err
+		if err != nil {
+			return nil, err
+		}
+		if len(frags) >= n || span > 30*24*time.Hour {
+			return s.sameCodecs(ctx, k, frags[max(0, len(frags)-n):])
 		}
 	}
 }
