@@ -371,22 +371,8 @@ func TestPutMediaRejections(t *testing.T) {
 func TestPutMediaExpectContinue(t *testing.T) {
 	s := startPutMedia(t)
 	st := s.createStream(t, "cam-1")
-	req := s.putMediaRequest(t, st.Name, nil)
-
-	conn, err := net.Dial("tcp", s.Listener.Addr().String())
-	require.NoError(t, err)
-	defer conn.Close()
-	var head strings.Builder
-	fmt.Fprintf(&head, "POST /putMedia HTTP/1.1\r\nHost: %s\r\n", req.Host)
-	for k, vs := range req.Header {
-		for _, v := range vs {
-			fmt.Fprintf(&head, "%s: %s\r\n", k, v)
-		}
-	}
-	head.WriteString("Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n")
 	start := time.Now()
-	_, err = io.WriteString(conn, head.String())
-	require.NoError(t, err)
+	conn := s.rawPutMedia(t, st.Name, "Expect: 100-continue\r\n")
 
 	br := bufio.NewReader(conn)
 	require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
@@ -420,6 +406,27 @@ func TestPutMediaExpectContinue(t *testing.T) {
 	require.Empty(t, strings.TrimSpace(string(rest)))
 }
 
+// rawPutMedia opens a connection and sends a signed, chunked PutMedia request head (plus
+// extra header lines) as curl and kvssink do; the body is the caller's to write.
+func (s *pmServer) rawPutMedia(t *testing.T, name, extra string) net.Conn {
+	t.Helper()
+	req := s.putMediaRequest(t, name, nil)
+	conn, err := net.Dial("tcp", s.Listener.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	var head strings.Builder
+	fmt.Fprintf(&head, "POST /putMedia HTTP/1.1\r\nHost: %s\r\n", req.Host)
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			fmt.Fprintf(&head, "%s: %s\r\n", k, v)
+		}
+	}
+	head.WriteString("Transfer-Encoding: chunked\r\n" + extra + "\r\n")
+	_, err = io.WriteString(conn, head.String())
+	require.NoError(t, err)
+	return conn
+}
+
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 // testHeader and testCluster are a minimal one-track document: 1-byte sizes, unknown-size
@@ -443,20 +450,9 @@ func testCluster(tc byte) []byte {
 func TestPutMediaEndedEarlyClosesConnection(t *testing.T) {
 	s := startPutMedia(t)
 	st := s.createStream(t, "cam-1")
-	req := s.putMediaRequest(t, st.Name, nil)
-	conn, err := net.Dial("tcp", s.Listener.Addr().String())
-	require.NoError(t, err)
-	defer conn.Close()
-	var head strings.Builder
-	fmt.Fprintf(&head, "POST /putMedia HTTP/1.1\r\nHost: %s\r\n", req.Host)
-	for k, vs := range req.Header {
-		for _, v := range vs {
-			fmt.Fprintf(&head, "%s: %s\r\n", k, v)
-		}
-	}
-	head.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+	conn := s.rawPutMedia(t, st.Name, "")
 	junk := make([]byte, 64) // zeros: not an EBML element ID
-	_, err = fmt.Fprintf(conn, "%s%x\r\n%s\r\n", head.String(), len(junk), junk)
+	_, err := fmt.Fprintf(conn, "%x\r\n%s\r\n", len(junk), junk)
 	require.NoError(t, err)
 
 	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
@@ -469,7 +465,7 @@ func TestPutMediaEndedEarlyClosesConnection(t *testing.T) {
 	require.Contains(t, string(acks), `"EventType":"ERROR"`)
 
 	// The producer finishes its body and, as a kept-alive client would, sends its next request.
-	_, err = fmt.Fprintf(conn, "%x\r\n%s\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", len(junk), junk, req.Host)
+	_, err = fmt.Fprintf(conn, "%x\r\n%s\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", len(junk), junk)
 	if err == nil {
 		rest, _ := io.ReadAll(br)
 		require.Empty(t, string(rest), "kvsd read the producer's leftover bytes as a request")
