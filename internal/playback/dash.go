@@ -21,20 +21,10 @@ const KVSNamespace = "https://kinesisvideo.amazonaws.com/dash/v1"
 // fragment's start, so $Time$ names the fragment). Dynamic for LIVE and LIVE_REPLAY until the
 // replay ends, static for ON_DEMAND.
 func (s *Service) DASHManifest(ctx context.Context, token string) (*Resource, error) {
-	sess, k, err := s.session(ctx, token, DASH)
+	sess, sel, info, err := s.described(ctx, token, DASH)
 	if err != nil {
 		return nil, err
 	}
-	sel, err := s.current(ctx, sess, k)
-	if err != nil {
-		return nil, err
-	}
-	media, err := s.openMedia(ctx, k, sel.frags[0].HeaderID)
-	if err != nil {
-		return nil, err
-	}
-	video, audio := media.Tracks()
-	info := streamInfo{video: video, audio: audio, bandwidth: bandwidth(sel.frags), frameRate: s.frameRate(ctx, k, sel.frags[0])}
 	return s.playlistResource(sess, manifest(sess, sel, info, s.now()), TypeMPD, sel.ended), nil
 }
 

@@ -68,22 +68,31 @@ func (s *Service) playlistResource(sess *Session, body []byte, contentType strin
 
 // HLSMasterPlaylist answers getHLSMasterPlaylist.m3u8.
 func (s *Service) HLSMasterPlaylist(ctx context.Context, token string) (*Resource, error) {
-	sess, k, err := s.session(ctx, token, HLS)
+	sess, sel, info, err := s.described(ctx, token, HLS)
 	if err != nil {
 		return nil, err
+	}
+	return s.playlistResource(sess, masterPlaylist(sess, info), TypeM3U8, sel.ended), nil
+}
+
+// described opens a session and computes its current selection and what players are told of
+// its tracks (master playlist, MPD).
+func (s *Service) described(ctx context.Context, token, protocol string) (*Session, *selection, streamInfo, error) {
+	sess, k, err := s.session(ctx, token, protocol)
+	if err != nil {
+		return nil, nil, streamInfo{}, err
 	}
 	sel, err := s.current(ctx, sess, k)
 	if err != nil {
-		return nil, err
+		return nil, nil, streamInfo{}, err
 	}
 	media, err := s.openMedia(ctx, k, sel.frags[0].HeaderID)
 	if err != nil {
-		return nil, err
+		return nil, nil, streamInfo{}, err
 	}
 	video, audio := media.Tracks()
-	info := streamInfo{video: video, audio: audio, bandwidth: bandwidth(sel.frags)}
-	info.frameRate = s.frameRate(ctx, k, sel.frags[0])
-	return s.playlistResource(sess, masterPlaylist(sess, info), TypeM3U8, sel.ended), nil
+	info := streamInfo{video: video, audio: audio, bandwidth: bandwidth(sel.frags), frameRate: s.frameRate(ctx, k, sel.frags[0])}
+	return sess, sel, info, nil
 }
 
 // HLSMediaPlaylist answers getHLSMediaPlaylist.m3u8 for a track.

@@ -54,17 +54,23 @@ func (s *Service) fragmentResource(sess *Session, body []byte, contentType strin
 	return &Resource{Body: body, ContentType: contentType, Expires: sess.expires()}
 }
 
+// trackFragment opens a session and resolves the track and fragment a resource request names.
+func (s *Service) trackFragment(ctx context.Context, protocol, token string, track uint64, number string) (*Session, fragstore.Key, *fragment.Fragment, error) {
+	sess, k, err := s.session(ctx, token, protocol)
+	if err != nil {
+		return nil, k, nil, err
+	}
+	if err := checkTrack(sess, track); err != nil {
+		return nil, k, nil, err
+	}
+	f, err := s.sessionFragment(ctx, sess, k, number)
+	return sess, k, f, err
+}
+
 // InitFragment answers getMP4InitFragment.mp4 (HLS and DASH): ftyp+moov of one track, for the
 // header of the fragment the playlist names.
 func (s *Service) InitFragment(ctx context.Context, protocol, token string, track uint64, number string) (*Resource, error) {
-	sess, k, err := s.session(ctx, token, protocol)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkTrack(sess, track); err != nil {
-		return nil, err
-	}
-	f, err := s.sessionFragment(ctx, sess, k, number)
+	sess, k, f, err := s.trackFragment(ctx, protocol, token, track, number)
 	if err != nil {
 		return nil, err
 	}
@@ -81,14 +87,7 @@ func (s *Service) InitFragment(ctx context.Context, protocol, token string, trac
 
 // MediaFragment answers getMP4MediaFragment.mp4: one moof+mdat of one track.
 func (s *Service) MediaFragment(ctx context.Context, protocol, token string, track uint64, number string) (*Resource, error) {
-	sess, k, err := s.session(ctx, token, protocol)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkTrack(sess, track); err != nil {
-		return nil, err
-	}
-	f, err := s.sessionFragment(ctx, sess, k, number)
+	sess, k, f, err := s.trackFragment(ctx, protocol, token, track, number)
 	if err != nil {
 		return nil, err
 	}
