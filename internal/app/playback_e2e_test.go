@@ -397,9 +397,9 @@ func TestLiveAndLiveReplay(t *testing.T) {
 		DASHFragmentSelector: &amtypes.DASHFragmentSelector{FragmentSelectorType: amtypes.DASHFragmentSelectorTypeProducerTimestamp}})
 	_, body := get(t, dash)
 	require.Contains(t, string(body), `type="dynamic"`)
-	// Each upload's Matroska header differs (ffmpeg writes a new SegmentUID): DASH, which allows
-	// no codec change, lists the newest header's fragments only.
-	require.Equal(t, 4, strings.Count(string(body), "<S "), "%s", body)
+	// The two uploads' Matroska headers differ (ffmpeg writes a new SegmentUID) but their codecs
+	// do not: the manifest, which allows no codec change, spans both (the newest 5 fragments).
+	require.Equal(t, 5, strings.Count(string(body), "<S "), "%s", body)
 }
 
 // Session tokens: expiry (403, KVS's message) with the injected clock, altered tokens, a
