@@ -84,6 +84,7 @@ func run(args []string) int {
 	kvsdBin := fs.String("kvsd", "", "a kvsd binary to benchmark (default: go build ./cmd/kvsd into the work dir)")
 	kvsdProf := fs.String("kvsd-cpuprofile", "", "write CPU profiles of the kvsd processes into this directory; kvsd then runs inside this program's -kvsd-server mode")
 	cpuprofile := fs.String("cpuprofile", "", "write this process's CPU profile to the file")
+	clip := fs.Int("clip", 0, "clip: fragments in the long clip (default 200, -quick 50; GetClip stops at 200 or 100 MiB)")
 	clients := fs.Int("clients", 0, "hls: concurrent clients (default 8, -quick 4)")
 	streams := fs.Int("streams", 0, "live: real-time streams (default 50, -quick 12)")
 	kvsdServer := fs.Bool("kvsd-server", false, "child mode: run kvsd with the arguments after --")
@@ -106,6 +107,10 @@ func run(args []string) int {
 
 	cfg := defaultConfig(*quick)
 	cfg.cacheDir, cfg.workDir, cfg.keep, cfg.kvsdBin, cfg.kvsdProfileDir = *cacheDir, *workDir, *keep, *kvsdBin, *kvsdProf
+	if *clip > 0 {
+		cfg.clipFragments = *clip
+		cfg.smallClip = max(1, min(cfg.smallClip, *clip/10))
+	}
 	if *clients > 0 {
 		cfg.hlsClients = *clients
 	}
