@@ -50,7 +50,7 @@ func (k *kvsd) getClip(ctx context.Context, frags []fragInfo, w io.Writer) (clip
 		"FragmentSelectorType": "PRODUCER_TIMESTAMP",
 		"TimestampRange": map[string]any{"StartTimestamp": epoch(frags[0].Producer),
 			"EndTimestamp": epoch(frags[len(frags)-1].Producer.Add(time.Millisecond))}}}
-	cpu0, snap := cpuTime(k.PID()), snapCPU(k.PID())
+	snap := snapCPU(k.PID())
 	start := time.Now()
 	resp, err := k.post(ctx, "getClip", in)
 	if err != nil {
@@ -58,7 +58,9 @@ func (k *kvsd) getClip(ctx context.Context, frags []fragInfo, w io.Writer) (clip
 	}
 	n, err := io.Copy(w, resp.Body)
 	resp.Body.Close()
-	r := clipRun{wall: time.Since(start), cpu: cpuTime(k.PID()) - cpu0, bytes: n, other: snap.to(snapCPU(k.PID()), 0).other}
+	wall := time.Since(start)
+	use := snap.to(snapCPU(k.PID()), 0)
+	r := clipRun{wall: wall, cpu: use.server, bytes: n, other: use.other}
 	if err != nil {
 		return r, fmt.Errorf("getClip: reading the clip: %w", err)
 	}
