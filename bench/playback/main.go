@@ -1,0 +1,335 @@
+// Command playback benchmarks kvsd's playback API and prints the results as Markdown tables on
+// stdout (progress goes to stderr), each side by side with its baseline from the same run:
+//
+//  1. GetClip of 200 fragments of 1080p 2 Mbit/s H.264 against `ffmpeg -c copy -movflags
+//     +faststart` remuxing the same fragments: MB/s, CPU per MB; and kvsd's memory growth
+//     during a 200- and a 20-fragment clip;
+//  2. serving HLS: fMP4 media fragments (getMP4MediaFragment.mp4) per kvsd CPU-second against
+//     the same fragments' stored bytes (GetMediaForFragmentList, one fragment per request);
+//  3. live: from a fragment's PERSISTED ack to its appearance in a LIVE media playlist, 50
+//     real-time streams.
+//
+// kvsd runs as a separate process on loopback. Run it from the repository root:
+//
+//	go run ./bench/playback             # everything, about 3 minutes
+//	go run ./bench/playback -quick      # smaller runs, well under a minute
+//	go run ./bench/playback -only live  # one section (clip, hls, live; comma-separated)
+//
+// bench/README.md explains each number.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kvsd/kvsd/internal/app"
+)
+
+// config is one benchmark run.
+type config struct {
+	only           map[string]bool
+	quick          bool
+	cacheDir       string // the test video, kept between runs
+	workDir        string // data dirs of this run; "" makes (and removes) a temporary one
+	keep           bool
+	kvsdBin        string // a built kvsd; "" builds one; "self" runs this program's kvsd child mode
+	kvsdProfileDir string // CPU profiles of the kvsd processes; implies "self"
+
+	media         mediaSpec
+	clipFragments int // the long clip, and the fragments of the archive stream
+	smallClip     int // the short clip of the memory comparison
+	clipRounds    int
+	hlsClients    int
+	hlsDuration   time.Duration // per path
+	liveStreams   int
+	liveDuration  time.Duration
+}
+
+func defaultConfig(quick bool) config {
+	c := config{media: fullHD, clipFragments: 200, smallClip: 20, clipRounds: 3, hlsClients: 8, hlsDuration: 20 * time.Second,
+		liveStreams: 50, liveDuration: 60 * time.Second, quick: quick}
+	if quick {
+		c.clipFragments, c.smallClip, c.clipRounds = 50, 5, 1
+		c.hlsClients, c.hlsDuration = 4, 4*time.Second
+		c.liveStreams, c.liveDuration = 12, 12*time.Second
+	}
+	return c
+}
+
+var sections = []string{"clip", "hls", "live"}
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+// run is main without the exit, so that a test binary can run the child mode too.
+func run(args []string) int {
+	fs := flag.NewFlagSet("playback", flag.ContinueOnError)
+	quick := fs.Bool("quick", false, "smaller runs (50-fragment clip, 4 s of HLS, 12 live streams for 12 s), for CI smoke tests")
+	only := fs.String("only", "", "run only these sections: clip, hls, live (comma-separated)")
+	cacheDir := fs.String("cache-dir", filepath.Join(os.TempDir(), "kvsd-bench-cache"), "keeps the test video between runs")
+	workDir := fs.String("work-dir", "", "directory for this run's data dirs (default: a new temporary directory, removed afterwards); must be on a real disk")
+	keep := fs.Bool("keep", false, "keep the work dir")
+	kvsdBin := fs.String("kvsd", "", "a kvsd binary to benchmark (default: go build ./cmd/kvsd into the work dir)")
+	kvsdProf := fs.String("kvsd-cpuprofile", "", "write CPU profiles of the kvsd processes into this directory; kvsd then runs inside this program's -kvsd-server mode")
+	cpuprofile := fs.String("cpuprofile", "", "write this process's CPU profile to the file")
+	clip := fs.Int("clip", 0, "clip: fragments in the long clip (default 200, -quick 50; GetClip stops at 200 or 100 MiB)")
+	clients := fs.Int("clients", 0, "hls: concurrent clients (default 8, -quick 4)")
+	streams := fs.Int("streams", 0, "live: real-time streams (default 50, -quick 12)")
+	kvsdServer := fs.Bool("kvsd-server", false, "child mode: run kvsd with the arguments after --")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cpuprofile != "" {
+		stop, err := startProfile(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "playback:", err)
+			return 1
+		}
+		defer stop()
+	}
+	if *kvsdServer {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return app.Main(ctx, fs.Args(), os.Stdout, os.Stderr)
+	}
+
+	cfg := defaultConfig(*quick)
+	cfg.cacheDir, cfg.workDir, cfg.keep, cfg.kvsdBin, cfg.kvsdProfileDir = *cacheDir, *workDir, *keep, *kvsdBin, *kvsdProf
+	if *clip > 0 {
+		cfg.clipFragments = *clip
+		cfg.smallClip = max(1, min(cfg.smallClip, *clip/10))
+	}
+	if *clients > 0 {
+		cfg.hlsClients = *clients
+	}
+	if *streams > 0 {
+		cfg.liveStreams = *streams
+	}
+	cfg.only = map[string]bool{}
+	for _, s := range strings.Split(*only, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !slices.Contains(sections, s) {
+			fmt.Fprintf(os.Stderr, "playback: -only %q: want one of %s\n", s, strings.Join(sections, ", "))
+			return 2
+		}
+		cfg.only[s] = true
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	results, err := runBench(ctx, cfg, os.Stdout, os.Stderr, "go run ./bench/playback "+strings.Join(args, " "))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "playback:", err)
+		return 1
+	}
+	for _, r := range results {
+		if !r.ok {
+			return 3 // a target was missed; the report says which
+		}
+	}
+	return 0
+}
+
+func startProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// bench is one run in progress.
+type bench struct {
+	cfg     config
+	out     io.Writer // the Markdown report
+	log     io.Writer // progress
+	work    string
+	media   *mkvFile
+	kvsd    *kvsdLauncher
+	arch    *archive // sections 1 and 2's stream, put on first use
+	results []result
+	started time.Time
+}
+
+// result is one target's outcome.
+type result struct {
+	what, value string
+	ok          bool
+	other       float64 // other processes' CPU while it was measured, in cores; < 0: not measured
+}
+
+func (b *bench) logf(format string, a ...any) {
+	fmt.Fprintf(b.log, "[%5.1fs] %s\n", time.Since(b.started).Seconds(), fmt.Sprintf(format, a...))
+}
+
+// runBench runs the sections cfg selects and writes the report to out.
+func runBench(ctx context.Context, cfg config, out, log io.Writer, command string) ([]result, error) {
+	b := &bench{cfg: cfg, out: out, log: log, started: time.Now()}
+	b.work = cfg.workDir
+	if b.work == "" {
+		dir, err := os.MkdirTemp("", "kvsd-bench-playback-")
+		if err != nil {
+			return nil, err
+		}
+		b.work = dir
+		if !cfg.keep {
+			defer os.RemoveAll(dir)
+		}
+	} else if err := os.MkdirAll(b.work, 0o755); err != nil {
+		return nil, err
+	}
+	b.kvsd = &kvsdLauncher{bin: cfg.kvsdBin, profileDir: cfg.kvsdProfileDir, logDir: b.work}
+	switch {
+	case cfg.kvsdProfileDir != "":
+		if err := os.MkdirAll(cfg.kvsdProfileDir, 0o755); err != nil {
+			return nil, err
+		}
+		b.kvsd.bin = ""
+	case cfg.kvsdBin == "self":
+		b.kvsd.bin = ""
+	case cfg.kvsdBin == "":
+		b.logf("building kvsd")
+		bin, err := buildKvsd(ctx, b.work)
+		if err != nil {
+			return nil, err
+		}
+		b.kvsd.bin = bin
+	}
+
+	b.logf("preparing the test video (%s)", cfg.media.Name)
+	raw, cached, err := makeMedia(ctx, cfg.media, b.loops(), cfg.cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	if b.media, err = parseMKV(raw); err != nil {
+		return nil, err
+	}
+	if b.media.Clusters < cfg.clipFragments {
+		return nil, fmt.Errorf("the test video has %d fragments, fewer than the %d of the clip", b.media.Clusters, cfg.clipFragments)
+	}
+	b.header(command, cached)
+
+	run := func(name string, f func(context.Context) error) error {
+		if len(cfg.only) > 0 && !cfg.only[name] {
+			return nil
+		}
+		if err := f(ctx); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return ctx.Err()
+	}
+	err = errors.Join(run("clip", b.clip), run("hls", b.hls), run("live", b.live))
+	if err != nil {
+		return b.results, err
+	}
+	fmt.Fprintf(b.out, "## Targets\n\n")
+	t := &table{head: []string{"target", "measured", "result", "other processes' CPU meanwhile"}}
+	disturbed := false
+	for _, r := range b.results {
+		other := "–"
+		if r.other >= 0 {
+			other = fmt.Sprintf("%.2f cores", r.other)
+		}
+		t.add(r.what, r.value, verdict(r.ok), other)
+		disturbed = disturbed || r.other > 0.2
+	}
+	t.write(b.out)
+	if disturbed {
+		fmt.Fprintf(b.out, "> Other processes (not this benchmark) used more than 0.2 cores during some measurements: "+
+			"those numbers are less trustworthy; repeat them on a quiet machine.\n\n")
+	}
+	b.logf("done")
+	return b.results, nil
+}
+
+// loops is how many times the test video is repeated: enough for the clip and the live run.
+func (b *bench) loops() int {
+	need := max(b.cfg.clipFragments, int(b.cfg.liveDuration/(2*time.Second))+1)
+	return (need + b.cfg.media.Fragments - 1) / b.cfg.media.Fragments
+}
+
+// header describes the machine, the build and the media.
+func (b *bench) header(command string, cached bool) {
+	w := b.out
+	fmt.Fprintf(w, "# kvsd playback benchmark\n\n")
+	fmt.Fprintf(w, "- command: `%s`\n", strings.TrimSpace(command))
+	fmt.Fprintf(w, "- date: %s\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "- kvsd: %s, built with %s\n", b.kvsdDescription(), runtime.Version())
+	fmt.Fprintf(w, "- machine: %s; %d CPU cores; Linux %s; ffmpeg %s\n", cpuModel(), runtime.NumCPU(), kernel(), ffmpegVersion())
+	fmt.Fprintf(w, "- **the client load shares the %d cores with kvsd**: this program (producers, players), kvsd and ffmpeg "+
+		"all run on this machine and talk over 127.0.0.1; kvsd and ffmpeg never run at the same time\n", runtime.NumCPU())
+	m := b.media
+	src := "made with ffmpeg"
+	if cached {
+		src = "from the cache, made earlier with ffmpeg"
+	}
+	fmt.Fprintf(w, "- test video: %s repeated to %d fragments of %s (%s): %.1f MB, %.2f Mbit/s\n\n",
+		b.cfg.media.Name, m.Clusters, m.FragDur.Round(time.Millisecond), src, float64(len(m.Raw))/1e6,
+		float64(len(m.Raw)*8)/m.duration().Seconds()/1e6)
+}
+
+func (b *bench) kvsdDescription() string {
+	desc := "this program's -kvsd-server mode (kvsd's internal/app linked into the benchmark)"
+	if b.kvsd.bin != "" {
+		desc = b.kvsd.bin
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return desc
+	}
+	rev, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return desc
+	}
+	desc += ", source at commit " + strings.TrimSpace(string(rev))
+	if st, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		desc += " plus uncommitted changes"
+	}
+	return desc
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+func kernel() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(b))
+}
+
+func ffmpegVersion() string {
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-version").Output()
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(out))
+	if len(f) >= 3 {
+		return f[2]
+	}
+	return "unknown"
+}
