@@ -111,3 +111,117 @@ func elementAt(data []byte, off int64) (child, error) {
 	}
 	return c.ch, nil
 }
+
+// ClusterFrames returns the frames of a fragment as the fragment store keeps it: one Cluster
+// (known or unknown size), optionally followed by other level-1 elements such as Tags, which
+// are not read. It walks media in place: Frame data aliases media and nothing is copied, which
+// is what serving fragments per request needs (ReadFrames streams through a Reader, which
+// copies every byte). The rules are the Reader's: a Timecode before the first block, no
+// lacing, no unknown sizes inside the Cluster, sizes within their parents. dst is reused.
+func ClusterFrames(media []byte, dst []Frame) ([]Frame, error) {
+	body, off, unknown, err := clusterBody(media)
+	if err != nil {
+		return nil, err
+	}
+	c := children{b: body, off: off, parent: idCluster}
+	var tc int64
+	hasTC := false
+	frames := dst[:0]
+	for {
+		if id, ok := peekID(c.b); ok && unknown && endsCluster(id) {
+			break // what follows the Cluster (Tags), or a second one: not this fragment's frames
+		}
+		if !c.next() {
+			break
+		}
+		e := c.ch
+		switch e.id {
+		case idTimecode:
+			if hasTC {
+				return nil, invalidf(e.off, "second Timecode in Cluster")
+			}
+			if len(e.data) > 8 {
+				return nil, invalidf(e.off, "Timecode has %d bytes, an integer has at most 8", len(e.data))
+			}
+			v, _ := decodeUint(e.data)
+			tc, hasTC = int64(v), true
+		case idSimpleBlock, idBlockGroup:
+			if !hasTC {
+				return nil, invalidf(e.off, "%s before the Timecode of the Cluster", idName(e.id))
+			}
+			f, err := blockFrame(e)
+			if err != nil {
+				return nil, err
+			}
+			f.Timecode += tc
+			frames = append(frames, f)
+		}
+	}
+	if c.err != nil {
+		return nil, c.err
+	}
+	if !hasTC {
+		return nil, invalidf(0, "Cluster without a Timecode")
+	}
+	return frames, nil
+}
+
+// peekID reads the element ID at the start of b.
+func peekID(b []byte) (uint32, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	il := idLen(b[0])
+	if il == 0 || len(b) < il {
+		return 0, false
+	}
+	return decodeID(b[:il]), true
+}
+
+// clusterBody finds the Cluster at the start of media and returns its payload (to the end of
+// media when its size is unknown), the payload's offset and whether the size is unknown.
+func clusterBody(b []byte) (body []byte, off int64, unknown bool, err error) {
+	il := 0
+	if len(b) > 0 {
+		il = idLen(b[0])
+	}
+	if il == 0 || len(b) < il+1 || decodeID(b[:il]) != idCluster {
+		return nil, 0, false, invalidf(0, "a stored fragment starts with a Cluster")
+	}
+	sl := sizeLen(b[il])
+	if sl == 0 || len(b) < il+sl {
+		return nil, 0, false, invalidf(0, "bad Cluster size")
+	}
+	n := il + sl
+	size := decodeSize(b[il:n])
+	if size == unknownSize {
+		return b[n:], int64(n), true, nil
+	}
+	if size > int64(len(b)-n) {
+		return nil, 0, false, truncated(0, "Cluster")
+	}
+	return b[n : n+int(size)], int64(n), false, nil
+}
+
+// blockFrame is the frame of a SimpleBlock or BlockGroup element e; its Timecode is relative.
+func blockFrame(e child) (Frame, error) {
+	var b Block
+	var err error
+	data := e
+	if e.id == idSimpleBlock {
+		b, err = parseBlock(e.data, e.dataOff)
+	} else {
+		b, err = parseBlockGroup(e)
+		c := childrenOf(e, idBlockGroup)
+		for c.next() && c.ch.id != idBlock {
+		}
+		data = c.ch
+	}
+	if err != nil {
+		return Frame{}, err
+	}
+	if flags := data.data[len(data.data)-b.Size-1]; flags&flagLacing != 0 {
+		return Frame{}, invalidf(e.off, "laced block (flags 0x%02X); KVS frames are never laced", flags)
+	}
+	return Frame{Track: b.Track, Timecode: int64(b.RelTimecode), Keyframe: b.Keyframe, Data: data.data[len(data.data)-b.Size:]}, nil
+}

@@ -71,10 +71,13 @@ func trackEntry(number, typ uint64, codecID string, codecPrivate []byte) []byte 
 }
 
 // mkvHeader is an EBML header, an unknown-size Segment, Info (1 ms ticks) and Tracks.
-func mkvHeader(entries ...[]byte) []byte {
+func mkvHeader(entries ...[]byte) []byte { return mkvHeaderScale(1_000_000, entries...) }
+
+// mkvHeaderScale is mkvHeader with another TimecodeScale (ns per tick).
+func mkvHeaderScale(scale uint64, entries ...[]byte) []byte {
 	b := elem(eEBML, elem(eDocType, []byte("matroska")))
 	b = append(appendID(b, eSegment), unknownSize...)
-	b = append(b, elem(eInfo, uintElem(eTimecodeScale, 1_000_000))...)
+	b = append(b, elem(eInfo, uintElem(eTimecodeScale, scale))...)
 	return append(b, elem(eTracks, entries...)...)
 }
 

@@ -38,10 +38,7 @@ type parsed struct {
 
 // parse reads a fragment's frames and places them on the output timeline.
 func (m *Media) parse(f Fragment) (*parsed, error) {
-	// ReadFrames wants a whole document; the stored header makes the Cluster one.
-	doc := make([]byte, 0, len(m.header)+len(f.Media))
-	doc = append(append(doc, m.header...), f.Media...)
-	_, frames, err := mkv.ReadFrames(doc, mkv.Limits{})
+	frames, err := mkv.ClusterFrames(f.Media, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fragment at timecode %d: %w: %w", f.Timecode, ErrInvalidFrame, err)
 	}

@@ -77,11 +77,10 @@ type Media struct {
 	Video Track
 	Audio *Track // track 2 when it is AAC (A_AAC); nil otherwise (other audio is ignored)
 
-	header []byte // replayed in front of each fragment's media to parse it; Segment size unknown
-	scale  int64  // TimecodeScale, ns per tick
-	video  *videoCodec
-	audio  *audioCodec
-	inits  [2][]byte // InitMP4 of video and audio, built once
+	scale int64 // TimecodeScale, ns per tick
+	video *videoCodec
+	audio *audioCodec
+	inits [2][]byte // InitMP4 of video and audio, built once
 }
 
 // Open reads the tracks of a stored header. Track 1 must be H.264 or H.265 with its decoder
@@ -100,7 +99,7 @@ func Open(header []byte) (*Media, error) {
 	if hdr.TimecodeScale > 1e9 {
 		return nil, fmt.Errorf("remux: header: TimecodeScale %d ns: %w", hdr.TimecodeScale, mkv.ErrInvalid)
 	}
-	m := &Media{header: header, scale: int64(hdr.TimecodeScale)}
+	m := &Media{scale: int64(hdr.TimecodeScale)}
 	if err := m.openVideo(findTrack(hdr, videoTrack)); err != nil {
 		return nil, err
 	}

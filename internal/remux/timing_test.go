@@ -195,12 +195,13 @@ func TestLastAACFrameAt44100(t *testing.T) {
 
 // Moving decode times back cannot push a composition offset past 32 bits.
 func TestCompositionOffsetLimit(t *testing.T) {
-	m, err := Open(testHeader())
+	// One-second ticks, so that one Cluster spans hours.
+	m, err := Open(mkvHeaderScale(1e9, trackEntry(1, 1, codecIDH264, testAVCC)))
 	require.NoError(t, err)
 	// Decoded first and presented 5 hours (1.6e9 ticks) after the frame decoded next: each is
 	// 5 hours from its sorted decode time, and the first 10 hours (3.2e9) after its shifted one.
-	const h = 3600 * 1000
-	f := Fragment{Media: append(mkvCluster(5*h, block{1, 0, true, testIDR}), mkvCluster(0, block{1, 0, false, testP})...), Start: 6 * time.Hour}
+	const h = 3600
+	f := Fragment{Media: mkvCluster(0, block{1, 5 * h, true, testIDR}, block{1, 0, false, testP}), Start: 6 * time.Hour}
 	_, err = m.AppendMP4Fragment(nil, f, 1, 1)
 	require.ErrorIs(t, err, ErrInvalidFrame)
 	require.ErrorContains(t, err, "after its decode time")
