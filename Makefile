@@ -40,10 +40,13 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=$(FUZZTIME) ./internal/sigv4
 	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=$(FUZZTIME) ./internal/mkv
 	$(GO) test -run='^$$' -fuzz=FuzzResume -fuzztime=$(FUZZTIME) ./internal/mkv
+	$(GO) test -run='^$$' -fuzz=FuzzClusterFrames -fuzztime=$(FUZZTIME) ./internal/mkv
 	$(GO) test -run='^$$' -fuzz=FuzzSplitAnnexB -fuzztime=$(FUZZTIME) ./internal/h26x
 	$(GO) test -run='^$$' -fuzz=FuzzParseSPS -fuzztime=$(FUZZTIME) ./internal/h26x
 	$(GO) test -run='^$$' -fuzz=FuzzConfigFromRecord -fuzztime=$(FUZZTIME) ./internal/h26x
 	$(GO) test -run='^$$' -fuzz=FuzzMKVSource -fuzztime=$(FUZZTIME) ./producer
+	$(GO) test -run='^$$' -fuzz=FuzzOpen -fuzztime=$(FUZZTIME) ./internal/remux
+	$(GO) test -run='^$$' -fuzz=FuzzFragment -fuzztime=$(FUZZTIME) ./internal/remux
 	# Minimizing a new input of this target (8 KiB seeds, mostly zero fill) takes minutes: cap it.
 	$(GO) test -run='^$$' -fuzz=FuzzScanSegment -fuzzminimizetime=10x -fuzztime=$(FUZZTIME) ./internal/fragstore/disk
 
