@@ -39,9 +39,9 @@ func (r remuxMedia) AppendTS(dst []byte, f playback.MuxFragment) ([]byte, error)
 	return r.m.AppendTS(dst, remux.Fragment(f))
 }
 
-func (r remuxMedia) WriteClip(w io.Writer, n int, frag func(i int) (playback.MuxFragment, error)) (int64, error) {
-	return r.m.WriteClip(w, n, func(i int) (remux.Fragment, error) {
-		f, err := frag(i)
+func (r remuxMedia) WriteClip(w io.Writer, n int, frag func(i int, buf []byte) (playback.MuxFragment, error)) (int64, error) {
+	return r.m.WriteClip(w, n, func(i int, buf []byte) (remux.Fragment, error) {
+		f, err := frag(i, buf)
 		return remux.Fragment(f), err
 	})
 }

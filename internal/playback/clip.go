@@ -59,8 +59,8 @@ func (s *Service) Clip(ctx context.Context, in ClipInput) (func(w io.Writer) err
 	}
 	sess := &Session{Kind: kind}
 	return func(w io.Writer) error {
-		_, err := media.WriteClip(w, len(frags), func(i int) (MuxFragment, error) {
-			return s.muxInput(ctx, sess, k, frags[i])
+		_, err := media.WriteClip(w, len(frags), func(i int, buf []byte) (MuxFragment, error) {
+			return s.muxInput(ctx, sess, k, frags[i], buf)
 		})
 		return err
 	}, nil

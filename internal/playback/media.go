@@ -40,10 +40,11 @@ func (s *Service) sessionFragment(ctx context.Context, sess *Session, k fragstor
 	return f, nil
 }
 
-// muxInput reads a fragment's media and places it on the session's timeline: frame times are
-// the fragment's start (producer or server time, per the selector) plus their offset in it.
-func (s *Service) muxInput(ctx context.Context, sess *Session, k fragstore.Key, f *fragment.Fragment) (MuxFragment, error) {
-	media, err := s.Store.Media(ctx, k, f)
+// muxInput reads a fragment's media (into buf, when given) and places it on the session's
+// timeline: frame times are the fragment's start (producer or server time, per the selector)
+// plus their offset in it.
+func (s *Service) muxInput(ctx context.Context, sess *Session, k fragstore.Key, f *fragment.Fragment, buf []byte) (MuxFragment, error) {
+	media, err := s.Store.MediaAppend(ctx, k, f, buf[:0])
 	if err != nil {
 		return MuxFragment{}, err
 	}
@@ -99,7 +100,7 @@ func (s *Service) mp4Fragment(ctx context.Context, sess *Session, k fragstore.Ke
 	if err != nil {
 		return nil, err
 	}
-	in, err := s.muxInput(ctx, sess, k, f)
+	in, err := s.muxInput(ctx, sess, k, f, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +128,7 @@ func (s *Service) TSFragment(ctx context.Context, token, number string) (*Resour
 	if err != nil {
 		return nil, err
 	}
-	in, err := s.muxInput(ctx, sess, k, f)
+	in, err := s.muxInput(ctx, sess, k, f, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -120,7 +120,8 @@ type Media interface {
 	InitMP4(track uint64) ([]byte, error)
 	AppendMP4Fragment(dst []byte, f MuxFragment, track uint64, seq uint32) ([]byte, error)
 	AppendTS(dst []byte, f MuxFragment) ([]byte, error)
-	WriteClip(w io.Writer, n int, frag func(i int) (MuxFragment, error)) (int64, error)
+	// WriteClip hands frag a buffer it no longer uses, for the next fragment's media.
+	WriteClip(w io.Writer, n int, frag func(i int, buf []byte) (MuxFragment, error)) (int64, error)
 }
 
 func oneOf(field, v string, allowed ...string) error {

@@ -1,6 +1,7 @@
 package remux
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -18,17 +19,22 @@ import (
 // the previous one is played from where that one ends. mediacommon writes 32-bit chunk offsets
 // and durations, so a clip past 4 GiB, or longer than 2^32 ticks of a track's timescale
 // (13 hours of video), fails before anything is written.
-func (m *Media) WriteClip(w io.Writer, n int, frag func(i int) (Fragment, error)) (int64, error) {
+//
+// frag gets a buffer the clip no longer uses (nil at first): it may read the media into it
+// (buf[:0]) instead of allocating, so a clip of any length reuses three fragment buffers.
+func (m *Media) WriteClip(w io.Writer, n int, frag func(i int, buf []byte) (Fragment, error)) (int64, error) {
 	if n <= 0 {
 		return 0, errors.New("remux: clip without fragments")
 	}
 	l := &loader{m: m, frag: frag}
 	c := clip{m: m, l: l}
+	var scratch []byte // the first pass keeps sample sizes and times, no frame
 	for i := range n {
-		p, err := l.read(i)
+		p, err := l.read(i, scratch)
 		if err != nil {
 			return 0, err
 		}
+		scratch = p.media
 		if err := c.add(i, p); err != nil {
 			return 0, fmt.Errorf("remux: clip fragment %d: %w", i, err)
 		}
@@ -37,12 +43,21 @@ func (m *Media) WriteClip(w io.Writer, n int, frag func(i int) (Fragment, error)
 	if err != nil {
 		return 0, fmt.Errorf("remux: clip: %w", err)
 	}
+	// Samples are written one by one; a large buffer turns them into few large writes (an
+	// HTTP response would otherwise send a chunk, and make a system call, per frame).
 	cw := &countWriter{w: w}
-	if err := pres.Marshal(cw); err != nil {
+	bw := bufio.NewWriterSize(cw, clipWriteBuffer)
+	if err := pres.Marshal(bw); err != nil {
+		return cw.n, fmt.Errorf("remux: clip: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
 		return cw.n, fmt.Errorf("remux: clip: %w", err)
 	}
 	return cw.n, nil
 }
+
+// clipWriteBuffer is the write buffer of a clip.
+const clipWriteBuffer = 256 << 10
 
 // errClipTooBig: mediacommon's MP4 has 32-bit offsets and durations.
 var errClipTooBig = errors.New("clip too big for a 32-bit MP4")
@@ -181,7 +196,7 @@ func (c *clip) presentation() (*pmp4.Presentation, error) {
 // cached fragments cover that, so each is normally fetched once per pass.
 type loader struct {
 	m     *Media
-	frag  func(i int) (Fragment, error)
+	frag  func(i int, buf []byte) (Fragment, error)
 	cache [2]cached
 }
 
@@ -191,8 +206,8 @@ type cached struct {
 }
 
 // read fetches and parses fragment i.
-func (l *loader) read(i int) (*parsed, error) {
-	f, err := l.frag(i)
+func (l *loader) read(i int, buf []byte) (*parsed, error) {
+	f, err := l.frag(i, buf)
 	if err != nil {
 		return nil, fmt.Errorf("remux: clip fragment %d: %w", i, err)
 	}
@@ -200,6 +215,7 @@ func (l *loader) read(i int) (*parsed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("remux: clip fragment %d: %w", i, err)
 	}
+	p.media = f.Media
 	return p, nil
 }
 
@@ -210,15 +226,20 @@ func (l *loader) get(i int) (*parsed, error) {
 			return c.p, nil
 		}
 	}
-	p, err := l.read(i)
-	if err != nil {
-		return nil, err
-	}
 	slot := 0
 	switch {
 	case l.cache[0].p == nil:
 	case l.cache[1].p == nil || l.cache[1].i < l.cache[0].i:
 		slot = 1
+	}
+	var buf []byte // the evicted fragment's: nothing refers to its frames any more
+	if old := l.cache[slot].p; old != nil {
+		buf = old.media
+	}
+	l.cache[slot] = cached{}
+	p, err := l.read(i, buf)
+	if err != nil {
+		return nil, err
 	}
 	l.cache[slot] = cached{i: i, p: p}
 	return p, nil

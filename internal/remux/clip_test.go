@@ -11,11 +11,11 @@ import (
 
 // loop returns a frag function that plays a source's fragments over and over, each round
 // later on the timeline by the source's length.
-func loop(s *source) func(i int) (Fragment, error) {
+func loop(s *source) func(i int, _ []byte) (Fragment, error) {
 	k := len(s.frags)
 	last := s.frags[k-1]
 	length := last.Start + last.Duration - s.frags[0].Start
-	return func(i int) (Fragment, error) {
+	return func(i int, _ []byte) (Fragment, error) {
 		f := s.frags[i%k]
 		f.Start += time.Duration(i/k) * length
 		return f, nil
@@ -35,14 +35,14 @@ func clipPeak(t *testing.T, m *Media, s *source, n int) (peak, media int64) {
 	base := live()
 	frag := loop(s)
 	calls := make([]int, n)
-	written, err := m.WriteClip(io.Discard, n, func(i int) (Fragment, error) {
+	written, err := m.WriteClip(io.Discard, n, func(i int, _ []byte) (Fragment, error) {
 		if calls[i]++; calls[i] == 2 {
 			peak = max(peak, live()-base)
 		} else {
-			f, _ := frag(i)
+			f, _ := frag(i, nil)
 			media += int64(len(f.Media))
 		}
-		return frag(i)
+		return frag(i, nil)
 	})
 	require.NoError(t, err)
 	require.Greater(t, written, media/2)

@@ -73,7 +73,7 @@ func checkAllOutputs(t *testing.T, m *Media, f Fragment) {
 	}
 	_, err = m.AppendTS(nil, f)
 	require.NoError(t, err)
-	_, err = m.WriteClip(io.Discard, 1, func(int) (Fragment, error) { return f, nil })
+	_, err = m.WriteClip(io.Discard, 1, func(int, []byte) (Fragment, error) { return f, nil })
 	require.NoError(t, err)
 }
 
@@ -109,7 +109,7 @@ func TestFrameErrors(t *testing.T) {
 			}
 			_, err = m.AppendTS(nil, c.f)
 			require.ErrorIs(t, err, ErrInvalidFrame)
-			_, err = m.WriteClip(io.Discard, 1, func(int) (Fragment, error) { return c.f, nil })
+			_, err = m.WriteClip(io.Discard, 1, func(int, []byte) (Fragment, error) { return c.f, nil })
 			require.ErrorIs(t, err, ErrInvalidFrame)
 		})
 	}
@@ -146,7 +146,7 @@ func TestClipFragmentErrors(t *testing.T) {
 	require.NoError(t, err)
 	f := Fragment{Media: mkvCluster(0, block{1, 0, true, testIDR}, block{2, 0, true, testAAC})}
 	g := Fragment{Media: mkvCluster(0, block{1, 0, true, testP}, block{2, 0, true, testAAC[:3]})}
-	_, err = m.WriteClip(io.Discard, 2, func(i int) (Fragment, error) {
+	_, err = m.WriteClip(io.Discard, 2, func(i int, _ []byte) (Fragment, error) {
 		if i == 1 {
 			return Fragment{}, io.ErrUnexpectedEOF
 		}
@@ -157,7 +157,7 @@ func TestClipFragmentErrors(t *testing.T) {
 
 	calls := 0
 	var out bytes.Buffer
-	_, err = m.WriteClip(&out, 1, func(int) (Fragment, error) {
+	_, err = m.WriteClip(&out, 1, func(int, []byte) (Fragment, error) {
 		calls++
 		if calls == 1 {
 			return f, nil
@@ -168,7 +168,7 @@ func TestClipFragmentErrors(t *testing.T) {
 
 	_, err = m.WriteClip(io.Discard, 0, nil)
 	require.Error(t, err)
-	_, err = m.WriteClip(io.Discard, 1, func(int) (Fragment, error) {
+	_, err = m.WriteClip(io.Discard, 1, func(int, []byte) (Fragment, error) {
 		return Fragment{Media: mkvCluster(0, block{2, 0, true, testAAC})}, nil
 	})
 	require.ErrorIs(t, err, ErrInvalidFrame)

@@ -30,6 +30,7 @@ type frame struct {
 
 // parsed is a fragment's frames of video (0) and audio (1) in decode order.
 type parsed struct {
+	media  []byte // the fragment's bytes, which frames alias (clips reuse the buffer)
 	tracks [2][]frame
 	first  int64 // ns of the earliest frame of any track: where Duration counts from
 	end    int64 // first + Duration

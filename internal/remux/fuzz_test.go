@@ -83,7 +83,7 @@ func FuzzFragment(f *testing.F) {
 		}
 		_, err := m.AppendTS(nil, fr)
 		check("TS", err)
-		_, err = m.WriteClip(io.Discard, 2, func(i int) (Fragment, error) {
+		_, err = m.WriteClip(io.Discard, 2, func(i int, _ []byte) (Fragment, error) {
 			g := fr
 			g.Start += time.Duration(i) * g.Duration
 			return g, nil

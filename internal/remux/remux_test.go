@@ -139,7 +139,7 @@ func TestClip(t *testing.T) {
 		require.NoError(t, err)
 		var out bytes.Buffer
 		calls := make([]int, len(s.frags))
-		n, err := m.WriteClip(&out, len(s.frags), func(i int) (Fragment, error) {
+		n, err := m.WriteClip(&out, len(s.frags), func(i int, _ []byte) (Fragment, error) {
 			calls[i]++
 			return s.frags[i], nil
 		})
@@ -187,7 +187,7 @@ func TestMediaIsSafeForConcurrentUse(t *testing.T) {
 			out = append(out, must(m.AppendMP4Fragment(nil, f, 1, uint32(i))), must(m.AppendMP4Fragment(nil, f, 2, uint32(i))), must(m.AppendTS(nil, f)))
 		}
 		var clip bytes.Buffer
-		must(m.WriteClip(&clip, len(s.frags), func(i int) (Fragment, error) { return s.frags[i], nil }))
+		must(m.WriteClip(&clip, len(s.frags), func(i int, _ []byte) (Fragment, error) { return s.frags[i], nil }))
 		return append(out, clip.Bytes())
 	}
 	want := outputs()

@@ -113,7 +113,7 @@ func TestNALLengthSize(t *testing.T) {
 	require.Equal(t, four, pt.Samples[0].Payload)
 
 	var clip bytes.Buffer
-	_, err = m.WriteClip(&clip, 1, func(int) (Fragment, error) { return f, nil })
+	_, err = m.WriteClip(&clip, 1, func(int, []byte) (Fragment, error) { return f, nil })
 	require.NoError(t, err)
 	var p pmp4.Presentation
 	require.NoError(t, p.Unmarshal(bytes.NewReader(clip.Bytes())))
@@ -163,7 +163,7 @@ func TestTicks(t *testing.T) {
 func TestClipOverlap(t *testing.T) {
 	m, err := Open(testHeader())
 	require.NoError(t, err)
-	frag := func(i int) (Fragment, error) {
+	frag := func(i int, _ []byte) (Fragment, error) {
 		return Fragment{
 			Media: mkvCluster(0, block{1, 0, true, testIDR}, block{1, 40, false, testP}, block{2, 0, true, testAAC}),
 			Start: time.Duration(i) * 30 * time.Millisecond, // each starts 10 ms before the last frame of the one before
