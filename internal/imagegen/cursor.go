@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
-// component is the generator's name in the catalog's state bucket.
+// component is the generator's name in the catalog's state bucket; its keys are
+// streamwork.StateKey(stream).
 const component = "imagegen"
 
 // savedCursor is the durable record of an enabled stream: the last fragment whose images are
@@ -24,19 +23,24 @@ type savedCursor struct {
 
 const cursorVersion = 1
 
-// stateKey names a stream incarnation: creation ms first, so a re-created stream of the same
-// name never inherits a cursor.
-func stateKey(k fragstore.Key) string { return fmt.Sprintf("%d_%s", k.CreatedMs, k.Name) }
+func encodeCursor(seq uint64) []byte {
+	b, _ := json.Marshal(savedCursor{Version: cursorVersion, Seq: seq})
+	return b
+}
 
-func parseStateKey(s string) (fragstore.Key, bool) {
-	ms, name, ok := strings.Cut(s, "_")
-	created, err := strconv.ParseInt(ms, 10, 64)
-	return fragstore.Key{Name: name, CreatedMs: created}, ok && err == nil && name != ""
+func decodeCursor(b []byte) (uint64, error) {
+	var c savedCursor
+	if err := json.Unmarshal(b, &c); err != nil {
+		return 0, err
+	}
+	if c.Version != cursorVersion {
+		return 0, fmt.Errorf("version %d, want %d", c.Version, cursorVersion)
+	}
+	return c.Seq, nil
 }
 
 func (g *Generator) saveCursor(ctx context.Context, t *task) error {
-	b, _ := json.Marshal(savedCursor{Version: cursorVersion, Seq: t.cursor})
-	err := g.cfg.Catalog.SaveState(ctx, component, stateKey(t.key), b)
+	err := g.cursors.Save(ctx, t.key, t.cursor)
 	if err != nil && ctx.Err() == nil {
 		// The in-memory cursor stays ahead; the next save records it. A crash before then
 		// redoes fragments, which overwrites the same objects.
@@ -50,15 +54,13 @@ func (g *Generator) saveCursor(ctx context.Context, t *task) error {
 // fragments stored by a kvsd without image generation) starts after its newest fragment; a
 // stream that is not enabled loses its cursor. Cursors of deleted streams are removed.
 func (g *Generator) resume(ctx context.Context) error {
-	keys, err := g.cfg.Catalog.StateKeys(ctx, component)
+	keys, err := g.cursors.Keys(ctx)
 	if err != nil {
 		return err
 	}
-	saved := map[fragstore.Key]string{}
-	for _, s := range keys {
-		if k, ok := parseStateKey(s); ok {
-			saved[k] = s
-		}
+	saved := map[fragstore.Key]bool{}
+	for _, k := range keys {
+		saved[k] = true
 	}
 	after := ""
 	for {
@@ -79,8 +81,8 @@ func (g *Generator) resume(ctx context.Context) error {
 		}
 		after = page[len(page)-1].Name
 	}
-	for k, s := range saved {
-		if err := g.cfg.Catalog.DeleteState(ctx, component, s); err != nil {
+	for k := range saved {
+		if err := g.cursors.Delete(ctx, k); err != nil {
 			return fmt.Errorf("removing the cursor of deleted stream %s: %w", k.Name, err)
 		}
 	}
@@ -90,27 +92,18 @@ func (g *Generator) resume(ctx context.Context) error {
 func (g *Generator) resumeStream(ctx context.Context, st *stream.Stream, had bool) error {
 	k := fragstore.KeyOf(st)
 	on := enabled(st)
-	g.mu.Lock()
-	t := g.taskLocked(k)
-	g.mu.Unlock()
+	t := g.taskFor(k)
 	t.known, t.enabled = true, on
 	switch {
 	case on && had:
-		b, err := g.cfg.Catalog.LoadState(ctx, component, stateKey(k))
+		seq, _, err := g.cursors.Load(ctx, k)
 		if err != nil {
 			return err
 		}
-		var c savedCursor
-		if err := json.Unmarshal(b, &c); err != nil || c.Version != cursorVersion {
-			return fmt.Errorf("image cursor %q is not readable: %v", b, err)
-		}
-		t.cursor = c.Seq
-		g.mu.Lock()
-		g.enqueueLocked(t) // there may be work left from before the restart
-		g.mu.Unlock()
+		t.cursor = seq // the engine's Run wakes the stream: there may be work left from before
 		return nil
 	case !on && had:
-		if err := g.cfg.Catalog.DeleteState(ctx, component, stateKey(k)); err != nil {
+		if err := g.cursors.Delete(ctx, k); err != nil {
 			return err
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/mkv"
 	"github.com/kvsd/kvsd/internal/stream"
+	"github.com/kvsd/kvsd/internal/streamwork"
 )
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
@@ -217,11 +218,12 @@ func TestRetriesUntilDelivered(t *testing.T) {
 	require.Equal(t, 5, attempts, "3 failures, then both images")
 	mu.Unlock()
 
-	bucket := false
+	bucket, refused := false, 0
 	e.objs.setFail(func(_, _ string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if !bucket {
+			refused++
 			return s3Error("NoSuchBucket", true)
 		}
 		return nil
@@ -236,7 +238,12 @@ func TestRetriesUntilDelivered(t *testing.T) {
 	require.Equal(t, diag.Error, f.Level)
 	require.Contains(t, f.Message, "NoSuchBucket")
 	require.Contains(t, f.Fix, "aws s3 mb s3://images")
-	time.Sleep(300 * time.Millisecond) // still failing: nothing dropped, nothing skipped
+	mu.Lock()
+	before := refused
+	mu.Unlock()
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return refused >= before+2 }, 5*time.Second, time.Millisecond,
+		"retried every RetryMax")
+	// Still failing: nothing dropped, nothing skipped.
 	require.Len(t, e.objs.keys(), 2)
 	require.Contains(t, e.logs.String(), "code=NoSuchBucket")
 
@@ -280,7 +287,7 @@ func TestDeletedStreamLosesItsCursor(t *testing.T) {
 	e.settle("cam")
 	keys, err := e.db.StateKeys(context.Background(), component)
 	require.NoError(t, err)
-	require.Equal(t, []string{stateKey(fragstore.KeyOf(st))}, keys)
+	require.Equal(t, []string{streamwork.StateKey(fragstore.KeyOf(st))}, keys)
 	require.NoError(t, e.svc.Delete(context.Background(), st.ARN, nil))
 	e.gen.Wake(fragstore.KeyOf(st))
 	require.Eventually(t, func() bool {

@@ -66,8 +66,8 @@ var tokenPattern = regexp.MustCompile(`^[a-zA-Z0-9+/]+={0,2}$`)
 // GetImages renders one page of images of a stored stream, one entry per sample time
 // Start, Start+interval, … ≤ End. It works on any stored fragment, tagged or not.
 func (g *Generator) GetImages(ctx context.Context, st *stream.Stream, in GetImagesInput) ([]Image, string, error) {
-	began := time.Now()
-	defer func() { g.metrics.getImages.Observe(time.Since(began).Seconds()) }()
+	began := g.cfg.Now()
+	defer func() { g.metrics.getImages.Observe(g.cfg.Now().Sub(began).Seconds()) }()
 	spec, interval, page, err := validateGetImages(in)
 	if err != nil {
 		return nil, "", err

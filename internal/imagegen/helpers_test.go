@@ -26,6 +26,7 @@ import (
 	"github.com/kvsd/kvsd/internal/mkv"
 	"github.com/kvsd/kvsd/internal/objstore"
 	"github.com/kvsd/kvsd/internal/stream"
+	"github.com/kvsd/kvsd/internal/streamwork"
 )
 
 const account = "111122223333"
@@ -330,6 +331,7 @@ type memObjects struct {
 	fail    func(bucket, key string) error
 	syncs   int
 	syncErr error
+	stored  chan struct{} // closed and replaced at every stored object
 }
 
 // Sync makes memObjects a destination that needs syncing, like objstore.Dir.
@@ -341,7 +343,7 @@ func (m *memObjects) Sync(context.Context) error {
 }
 
 func newMemObjects() *memObjects {
-	return &memObjects{objects: map[string]object{}, puts: map[string]int{}}
+	return &memObjects{objects: map[string]object{}, puts: map[string]int{}, stored: make(chan struct{})}
 }
 
 func (m *memObjects) Put(ctx context.Context, bucket, key string, body []byte, contentType string, meta map[string]string) error {
@@ -354,6 +356,8 @@ func (m *memObjects) Put(ctx context.Context, bucket, key string, body []byte, c
 	}
 	m.objects[bucket+"/"+key] = object{body: bytes.Clone(body), contentType: contentType, meta: meta}
 	m.puts[bucket+"/"+key]++
+	close(m.stored)
+	m.stored = make(chan struct{})
 	return nil
 }
 
@@ -380,19 +384,23 @@ func (m *memObjects) get(k string) object {
 	return m.objects[k]
 }
 
-// wait polls until there are n objects and returns their keys.
+// wait waits until there are n objects and returns their keys.
 func (m *memObjects) wait(t *testing.T, n int) []string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	timeout := time.After(10 * time.Second)
 	for {
+		m.mu.Lock()
+		stored := m.stored
+		m.mu.Unlock()
 		keys := m.keys()
 		if len(keys) >= n {
 			return keys
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-stored:
+		case <-timeout:
 			t.Fatalf("want %d objects, have %d: %v", n, len(keys), keys)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -400,7 +408,7 @@ func (m *memObjects) wait(t *testing.T, n int) []string {
 // cursor is the sequence of the last fragment the generator recorded as done for st.
 func (e *env) cursor(st *stream.Stream) uint64 {
 	e.t.Helper()
-	b, err := e.db.LoadState(context.Background(), component, stateKey(fragstore.KeyOf(st)))
+	b, err := e.db.LoadState(context.Background(), component, streamwork.StateKey(fragstore.KeyOf(st)))
 	require.NoError(e.t, err)
 	var c savedCursor
 	require.NoError(e.t, json.Unmarshal(b, &c))
@@ -410,18 +418,8 @@ func (e *env) cursor(st *stream.Stream) uint64 {
 func (e *env) settle(name string) {
 	e.t.Helper()
 	k := fragstore.KeyOf(e.stream(name))
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		e.gen.mu.Lock()
-		t := e.gen.tasks[k]
-		busy := t != nil && (t.queued || t.running || !t.retryAt.IsZero())
-		e.gen.mu.Unlock()
-		if !busy {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	e.t.Fatalf("generator still busy with %s", name)
+	require.Eventually(e.t, func() bool { return !e.gen.work.Busy(k) }, 10*time.Second, time.Millisecond,
+		"generator still busy with %s", name)
 }
 
 var s3Error = func(code string, permanent bool) error {

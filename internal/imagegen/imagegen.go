@@ -16,9 +16,9 @@
 // bucket, and are reported by `kvsd doctor` and the metrics with their S3 code. Keys are
 // deterministic, so an image redone after a crash overwrites its object instead of adding one.
 //
-// Concurrency: a fixed set of Workers goroutines, all owned by Run, takes streams from a ready
-// queue; a stream is handled by one worker at a time (its fragments stay in order) and keeps
-// one Decoder that is reused from fragment to fragment. Rendering (decode, scale, encode) is
+// Concurrency: the per-stream work engine (streamwork) runs Workers goroutines, all owned by
+// Run, over the streams that have work; a stream is handled by one worker at a time (its
+// fragments stay in order) and keeps one Decoder that is reused from fragment to fragment. Rendering (decode, scale, encode) is
 // further bounded by RenderWorkers, so uploads to a slow S3 do not leave cores idle.
 package imagegen
 
@@ -34,6 +34,7 @@ import (
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/stream"
+	"github.com/kvsd/kvsd/internal/streamwork"
 )
 
 // Store is the part of the fragment store the generator reads; *fragstore.Store implements it.
@@ -94,7 +95,7 @@ type Config struct {
 	// It runs on a worker and should not block long.
 	OnDelivered func(ctx context.Context, st *stream.Stream, d Delivered)
 
-	Now        func() time.Time
+	Now        func() time.Time      // the one clock of timestamps, metrics and retry times; nil: time.Now
 	Logger     *slog.Logger          // nil: discard
 	Registerer prometheus.Registerer // nil: metrics are kept but not registered
 }
@@ -133,13 +134,12 @@ type Generator struct {
 	log     *slog.Logger
 	metrics *metrics
 	render  gate
-	kick    chan struct{} // a token: some task may be ready
-	resumed chan struct{} // closed once Run resumed every stream
+	work    *streamwork.Engine  // schedules the streams' turns (process)
+	cursors *streamwork.Cursors // the streams' durable cursors (cursor.go)
+	resumed chan struct{}       // closed once Run resumed every stream
 
-	mu      sync.Mutex
-	tasks   map[fragstore.Key]*task
-	ready   []*task
-	delayed map[*task]struct{}
+	mu    sync.Mutex
+	tasks map[fragstore.Key]*task
 }
 
 // New returns a Generator; it does no I/O until Run.
@@ -149,27 +149,22 @@ func New(cfg Config) (*Generator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Generator{cfg: cfg, log: cfg.Logger.With("component", "imagegen"), metrics: m,
-		render: make(gate, cfg.RenderWorkers), kick: make(chan struct{}, 1), resumed: make(chan struct{}),
-		tasks: map[fragstore.Key]*task{}, delayed: map[*task]struct{}{}}, nil
+	g := &Generator{cfg: cfg, log: cfg.Logger.With("component", "imagegen"), metrics: m,
+		render: make(gate, cfg.RenderWorkers), resumed: make(chan struct{}), tasks: map[fragstore.Key]*task{}}
+	g.cursors = &streamwork.Cursors{State: cfg.Catalog, Component: component, Encode: encodeCursor, Decode: decodeCursor}
+	// Transient delivery failures back off from RetryMin to RetryMax; other waits are chosen
+	// per failure (process).
+	g.work, err = streamwork.New(streamwork.Config{Process: g.turn, Workers: cfg.Workers,
+		MinBackoff: cfg.RetryMin, MaxBackoff: cfg.RetryMax, Cursors: g.cursors, Now: cfg.Now, Logger: g.log})
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
 }
 
 // Wake tells the generator that stream k has a new fragment (or changed). It never blocks on
 // image work: ingest calls it after each PERSISTED ack.
-func (g *Generator) Wake(k fragstore.Key) {
-	g.mu.Lock()
-	t := g.taskLocked(k)
-	switch {
-	case t.running:
-		t.dirty = true
-	case t.queued, !t.retryAt.IsZero():
-		// Already waiting: in the queue, or for its retry (which reads the new fragment too).
-	default:
-		g.enqueueLocked(t)
-	}
-	g.mu.Unlock()
-	g.signal()
-}
+func (g *Generator) Wake(k fragstore.Key) { g.work.Wake(k) }
 
 // Ready is closed once Run has read every stream's cursor: a stream created after that starts
 // from its first fragment.
@@ -191,36 +186,22 @@ func (g *Generator) Run(ctx context.Context) error {
 		}
 	}
 	close(g.resumed)
-	var wg sync.WaitGroup
-	for range g.cfg.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			g.work(ctx)
-		}()
-	}
-	wg.Wait()
+	// The engine wakes every stream with a cursor: the enabled ones (resume).
+	err := g.work.Run(ctx)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, t := range g.tasks {
 		t.dec.close()
 	}
-	return nil
+	return err
 }
 
-// task is one stream's image work. Scheduling fields are guarded by Generator.mu; the worker
-// fields are touched only by the goroutine running the task; status has its own lock because
-// Diagnose reads it from API requests.
+// task is one stream's image work. Its fields are touched only by the worker whose turn it
+// is (the engine runs one turn of a stream at a time, and hands it over under its lock);
+// status has its own lock because Diagnose reads it from API requests.
 type task struct {
 	key fragstore.Key
 
-	// scheduling (Generator.mu)
-	queued, running bool
-	dirty           bool      // woken while running: run again
-	retryAt         time.Time // waiting for a retry; zero when not
-	removed         bool      // the stream is gone
-
-	// worker-owned
 	known      bool   // cursor and enabled reflect this process's view of the stream
 	cursor     uint64 // last fragment fully handled
 	unsaved    int    // fragments the cursor moved past since it was last recorded
@@ -228,7 +209,7 @@ type task struct {
 	dec        decoderSlot
 	buf        []byte // the last fragment's bytes, reused for the next (loadVideo)
 	pending    *pendingFragment
-	failures   int    // consecutive delivery failures (backoff exponent)
+	failures   int    // consecutive delivery failures (doctor's attempt count)
 	untagged   int    // ineligible fragments in a row while enabled
 	warned     bool   // the untagged WARN was logged
 	lastLogged string // last delivery error code logged, to log changes only
@@ -238,7 +219,10 @@ type task struct {
 	status status
 }
 
-func (g *Generator) taskLocked(k fragstore.Key) *task {
+// taskFor returns k's task, made on first use.
+func (g *Generator) taskFor(k fragstore.Key) *task {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	t := g.tasks[k]
 	if t == nil {
 		t = &task{key: k}
@@ -247,104 +231,7 @@ func (g *Generator) taskLocked(k fragstore.Key) *task {
 	return t
 }
 
-func (g *Generator) enqueueLocked(t *task) {
-	if !t.queued {
-		t.queued = true
-		g.ready = append(g.ready, t)
-	}
-}
-
-func (g *Generator) signal() {
-	select {
-	case g.kick <- struct{}{}:
-	default:
-	}
-}
-
-// work runs tasks until ctx ends.
-func (g *Generator) work(ctx context.Context) {
-	for {
-		t := g.next(ctx)
-		if t == nil {
-			return
-		}
-		res := g.process(ctx, t)
-		g.finish(t, res)
-	}
-}
-
-// next blocks until a task is ready (moving due retries to the queue) or ctx ends.
-func (g *Generator) next(ctx context.Context) *task {
-	for {
-		g.mu.Lock()
-		now := time.Now()
-		wait := time.Duration(-1)
-		for t := range g.delayed {
-			if d := t.retryAt.Sub(now); d > 0 {
-				if wait < 0 || d < wait {
-					wait = d
-				}
-				continue
-			}
-			delete(g.delayed, t)
-			t.retryAt = time.Time{}
-			g.enqueueLocked(t)
-		}
-		if len(g.ready) > 0 {
-			t := g.ready[0]
-			g.ready[0] = nil
-			g.ready = g.ready[1:]
-			t.queued, t.running, t.dirty = false, true, false
-			more := len(g.ready) > 0
-			g.mu.Unlock()
-			if more {
-				g.signal() // pass the token on to another idle worker
-			}
-			return t
-		}
-		g.mu.Unlock()
-		var timer *time.Timer
-		var due <-chan time.Time
-		if wait >= 0 {
-			timer = time.NewTimer(wait)
-			due = timer.C
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-g.kick:
-		case <-due:
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-	}
-}
-
-// outcome is what a worker's turn on a task decided.
-type outcome struct {
-	more    bool      // fragments are left: queue again (after the others, for fairness)
-	retryAt time.Time // delivery failed: come back then
-	remove  bool      // the stream is gone
-}
-
-func (g *Generator) finish(t *task, res outcome) {
-	g.mu.Lock()
-	t.running = false
-	switch {
-	case res.remove:
-		t.removed = true
-		if g.tasks[t.key] == t {
-			delete(g.tasks, t.key)
-		}
-		t.dec.close()
-	case !res.retryAt.IsZero():
-		t.retryAt = res.retryAt
-		g.delayed[t] = struct{}{}
-	case res.more || t.dirty:
-		g.enqueueLocked(t)
-	}
-	t.dirty = false
-	g.mu.Unlock()
-	g.signal()
+// turn is the engine's Process: one turn of work on a stream.
+func (g *Generator) turn(ctx context.Context, s streamwork.Stream) streamwork.Outcome {
+	return g.process(ctx, g.taskFor(s.Key))
 }

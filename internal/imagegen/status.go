@@ -59,10 +59,10 @@ func (t *task) setFailing(e *deliveryError) {
 	}
 }
 
-func (t *task) setRenderError(err error, codec string) {
+func (t *task) setRenderError(err error, codec string, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.status.renderErr, t.status.renderCodec, t.status.renderAt = err, codec, time.Now()
+	t.status.renderErr, t.status.renderCodec, t.status.renderAt = err, codec, at
 }
 
 func (t *task) snapshot() status {
@@ -112,7 +112,13 @@ func (g *Generator) Diagnose(ctx context.Context, st *stream.Stream) diag.Report
 	t := g.tasks[k]
 	g.mu.Unlock()
 	if t != nil {
-		diagnoseTask(r, t.snapshot(), on)
+		s := t.snapshot()
+		if s.failing != nil {
+			e := *s.failing
+			e.RetryAt = g.work.Status(k).RetryAt
+			s.failing = &e
+		}
+		diagnoseTask(r, s, on)
 	}
 	if !r.problems {
 		r.add(diag.OK, "IMAGES_OK", "images are being generated for this stream", "")

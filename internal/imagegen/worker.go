@@ -9,6 +9,7 @@ import (
 	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/objstore"
 	"github.com/kvsd/kvsd/internal/stream"
+	"github.com/kvsd/kvsd/internal/streamwork"
 )
 
 const (
@@ -42,11 +43,11 @@ type renderedImage struct {
 }
 
 // process is one worker turn on a stream.
-func (g *Generator) process(ctx context.Context, t *task) (res outcome) {
+func (g *Generator) process(ctx context.Context, t *task) streamwork.Outcome {
 	st, err := g.cfg.Catalog.GetStream(ctx, t.key.Name)
 	if errors.Is(err, stream.ErrNotFound) || (err == nil && st.CreationTime.UnixMilli() != t.key.CreatedMs) {
-		g.forget(ctx, t)
-		return outcome{remove: true}
+		g.forget(t)
+		return streamwork.Drop() // the engine deletes the cursor
 	}
 	if err == nil {
 		err = g.observe(ctx, t, st)
@@ -55,7 +56,7 @@ func (g *Generator) process(ctx context.Context, t *task) (res outcome) {
 		return g.retryAfterError(ctx, t, err)
 	}
 	if !t.enabled {
-		return outcome{}
+		return streamwork.Done()
 	}
 	frags, err := g.cfg.Store.After(ctx, t.key, t.cursor, queueProbe+1)
 	if err != nil {
@@ -63,28 +64,34 @@ func (g *Generator) process(ctx context.Context, t *task) (res outcome) {
 	}
 	g.setQueue(t, st, len(frags))
 	n := min(len(frags), turnFragments)
+	more := len(frags) > n
 	// The cursor is recorded at the end of a turn that leaves nothing to do (caught up, or
 	// waiting for a retry), and during a backlog once cursorEvery fragments are handled: a
 	// crash redoes at most that many fragments' images, under the same keys.
 	defer func() {
-		if t.unsaved > 0 && (!res.more || t.unsaved >= cursorEvery) &&
+		if t.unsaved > 0 && (!more || t.unsaved >= cursorEvery) &&
 			g.syncObjects(ctx, t) == nil && g.saveCursor(ctx, t) == nil {
 			t.unsaved = 0
 		}
 	}()
 	for i, f := range frags[:n] {
 		if ctx.Err() != nil {
-			return outcome{}
+			more = false
+			return streamwork.Done()
 		}
-		if retryAt := g.handle(ctx, t, st, f); !retryAt.IsZero() {
+		if retry := g.handle(ctx, t, st, f); retry != nil {
+			more = false
 			g.setQueue(t, st, len(frags)-i)
-			return outcome{retryAt: retryAt}
+			return *retry
 		}
 		t.cursor = f.Seq
 		t.unsaved++
 	}
 	g.setQueue(t, st, len(frags)-n)
-	return outcome{more: len(frags) > n}
+	if more {
+		return streamwork.More()
+	}
+	return streamwork.Done()
 }
 
 // observe brings the task's view of the stream up to date. While a stream is not enabled its
@@ -112,7 +119,7 @@ func (g *Generator) observe(ctx context.Context, t *task, st *stream.Stream) err
 		t.enabled, t.pending, t.failures = false, nil, 0
 		t.setFailing(nil)
 		g.setQueue(t, st, 0)
-		if err := g.cfg.Catalog.DeleteState(ctx, component, stateKey(t.key)); err != nil {
+		if err := g.cursors.Delete(ctx, t.key); err != nil {
 			return err
 		}
 	}
@@ -124,9 +131,9 @@ func (g *Generator) observe(ctx context.Context, t *task, st *stream.Stream) err
 	return nil
 }
 
-// handle makes and delivers fragment f's images. It returns a retry time when the fragment
-// must be tried again.
-func (g *Generator) handle(ctx context.Context, t *task, st *stream.Stream, f *fragment.Fragment) time.Time {
+// handle makes and delivers fragment f's images. It returns the turn's outcome when the
+// fragment must be tried again, nil when it is done.
+func (g *Generator) handle(ctx context.Context, t *task, st *stream.Stream, f *fragment.Fragment) *streamwork.Outcome {
 	if !eligible(st, f) {
 		if t.untagged++; t.untagged >= g.cfg.UntaggedWarnAfter && !t.warned {
 			t.warned = true
@@ -135,24 +142,24 @@ func (g *Generator) handle(ctx context.Context, t *task, st *stream.Stream, f *f
 				"`aws kinesisvideo tag-stream --stream-name "+st.Name+" --tags "+StreamTag+"="+AllFragments+" --endpoint-url …`",
 				"stream", st.Name, "fragments", t.untagged)
 		}
-		return time.Time{}
+		return nil
 	}
 	t.untagged = 0
 	if t.pending == nil || t.pending.frag.Seq != f.Seq {
 		p, err := g.renderFragment(ctx, t, st, f)
 		switch {
 		case ctx.Err() != nil:
-			return time.Now()
+			return retryIn(0, ctx.Err()) // stopping: the engine does not count it
 		case errors.Is(err, media.ErrUnavailable):
 			// Not the media's fault: keep the fragment until a kvsd with the media package runs.
-			t.setRenderError(err, "")
-			return time.Now().Add(g.cfg.RetryMax)
+			t.setRenderError(err, "", g.cfg.Now())
+			return retryIn(g.cfg.RetryMax, err)
 		case err != nil:
 			// The media cannot be decoded, now or later: count its images as failed, move on.
-			t.setRenderError(err, t.dec.codecID)
+			t.setRenderError(err, t.dec.codecID, g.cfg.Now())
 			g.metrics.failed.WithLabelValues(st.Name, codeMediaError).Inc()
 			g.log.Warn("cannot render images of fragment; skipping it", "stream", st.Name, "fragment", f.Number, "err", err)
-			return time.Time{}
+			return nil
 		}
 		t.pending = p
 	}
@@ -180,10 +187,10 @@ func (g *Generator) renderFragment(ctx context.Context, t *task, st *stream.Stre
 	if err := g.render.enter(ctx); err != nil {
 		return nil, err
 	}
-	began, before := time.Now(), dec.Stats()
+	began, before := g.cfg.Now(), dec.Stats()
 	results := dec.Render(v.packets, offsets, spec)
 	g.render.leave()
-	g.metrics.render.Observe(time.Since(began).Seconds())
+	g.metrics.render.Observe(g.cfg.Now().Sub(began).Seconds())
 	g.metrics.observeRender(before, dec.Stats())
 
 	start := timeline(cfg, f)
@@ -199,16 +206,16 @@ func (g *Generator) renderFragment(ctx context.Context, t *task, st *stream.Stre
 		}
 	}
 	if failed != nil {
-		t.setRenderError(failed, v.codecID)
+		t.setRenderError(failed, v.codecID, g.cfg.Now())
 	}
 	g.metrics.generated.WithLabelValues(st.Name).Add(float64(len(p.images)))
 	return p, nil
 }
 
 // deliver stores the pending images in order, recomputing the destination from the current
-// configuration (a corrected bucket applies to images still waiting). It returns a retry time
-// when an upload failed.
-func (g *Generator) deliver(ctx context.Context, t *task, st *stream.Stream) time.Time {
+// configuration (a corrected bucket applies to images still waiting). It returns the turn's
+// outcome when an upload failed, nil when all are stored.
+func (g *Generator) deliver(ctx context.Context, t *task, st *stream.Stream) *streamwork.Outcome {
 	p := t.pending
 	bucket, path, err := destination(st.ImageGeneration.DestinationConfig.Uri)
 	if err != nil {
@@ -218,16 +225,16 @@ func (g *Generator) deliver(ctx context.Context, t *task, st *stream.Stream) tim
 		img := p.images[p.next]
 		key := objectKey(path, imagePrefix(p.frag), g.cfg.AccountID, st.Name, img.at, imageID(st.ARN, p.frag.Number, img.at), img.format)
 		pctx, cancel := context.WithTimeout(ctx, g.cfg.PutTimeout)
-		began := time.Now()
+		began := g.cfg.Now()
 		err := g.cfg.Objects.Put(pctx, bucket, key, img.data, contentType(img.format), p.meta)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
-				return time.Now()
+				return retryIn(0, ctx.Err()) // stopping: the engine does not count it
 			}
 			return g.failDelivery(t, st, err)
 		}
-		now := time.Now()
+		now := g.cfg.Now()
 		g.metrics.put.Observe(now.Sub(began).Seconds())
 		g.metrics.delivered.WithLabelValues(st.Name).Inc()
 		// Fragment end on the server clock is when a live producer's fragment is complete.
@@ -243,34 +250,42 @@ func (g *Generator) deliver(ctx context.Context, t *task, st *stream.Stream) tim
 	}
 	t.pending, t.failures, t.lastLogged = nil, 0, ""
 	t.setFailing(nil)
-	return time.Time{}
+	return nil
 }
 
-// failDelivery records a failed upload and returns when to try again: transient failures back
-// off from RetryMin to RetryMax; permanent ones wait RetryMax each time.
-func (g *Generator) failDelivery(t *task, st *stream.Stream, err error) time.Time {
+// retryIn is a turn's outcome that tries again after d (0: after the engine's backoff).
+func retryIn(d time.Duration, err error) *streamwork.Outcome {
+	o := streamwork.RetryIn(d, err)
+	if d <= 0 {
+		o = streamwork.Retry(err)
+	}
+	return &o
+}
+
+// failDelivery records a failed upload and says when to try again: transient failures back
+// off (the engine's backoff, RetryMin doubling to RetryMax); permanent ones wait RetryMax each
+// time.
+func (g *Generator) failDelivery(t *task, st *stream.Stream, err error) *streamwork.Outcome {
 	t.failures++
 	code, permanent := objstore.Code(err), objstore.IsPermanent(err)
-	wait := g.cfg.RetryMax
-	if !permanent {
-		wait = g.cfg.RetryMin << min(t.failures-1, 20)
-		wait = min(wait, g.cfg.RetryMax)
+	var wait time.Duration // the engine's backoff
+	if permanent {
+		wait = g.cfg.RetryMax
 	}
 	g.metrics.failed.WithLabelValues(st.Name, code).Inc()
-	retryAt := time.Now().Add(wait)
 	msg := err.Error()
 	var oe *objstore.Error
 	if errors.As(err, &oe) && oe.Err != nil {
 		msg = oe.Err.Error() // the code is reported on its own
 	}
 	t.setFailing(&deliveryError{Code: code, Message: msg, Permanent: permanent, At: g.cfg.Now(),
-		Attempts: t.failures, RetryAt: retryAt, URI: st.ImageGeneration.DestinationConfig.Uri})
+		Attempts: t.failures, URI: st.ImageGeneration.DestinationConfig.Uri})
 	if code != t.lastLogged {
 		t.lastLogged = code
 		g.log.Warn("image delivery failed; it is retried until it succeeds", "stream", st.Name, "code", code,
-			"permanent", permanent, "retry_in", wait.String(), "err", err)
+			"permanent", permanent, "attempt", t.failures, "err", err)
 	}
-	return retryAt
+	return retryIn(wait, err)
 }
 
 // syncer is a destination whose Put is visible before it is durable (objstore.Dir): its
@@ -297,19 +312,22 @@ func (g *Generator) syncObjects(ctx context.Context, t *task) error {
 }
 
 // retryAfterError handles a failure to read the catalog or the store: try again soon.
-func (g *Generator) retryAfterError(ctx context.Context, t *task, err error) outcome {
+func (g *Generator) retryAfterError(ctx context.Context, t *task, err error) streamwork.Outcome {
 	if ctx.Err() != nil {
-		return outcome{}
+		return streamwork.Done()
 	}
 	g.log.Error("image generation could not read its stream", "stream", t.key.Name, "err", err)
-	return outcome{retryAt: time.Now().Add(g.cfg.RetryMin)}
+	return streamwork.RetryIn(g.cfg.RetryMin, err)
 }
 
-// forget drops a deleted stream's cursor and metrics.
-func (g *Generator) forget(ctx context.Context, t *task) {
-	if err := g.cfg.Catalog.DeleteState(ctx, component, stateKey(t.key)); err != nil && ctx.Err() == nil {
-		g.log.Warn("removing the image cursor of a deleted stream; it is removed at the next start", "stream", t.key.Name, "err", err)
+// forget drops a deleted stream's task, decoder and metrics (the engine deletes its cursor).
+func (g *Generator) forget(t *task) {
+	g.mu.Lock()
+	if g.tasks[t.key] == t {
+		delete(g.tasks, t.key)
 	}
+	g.mu.Unlock()
+	t.dec.close()
 	g.metrics.forget(t.key.Name)
 }
 

@@ -47,7 +47,7 @@ func newDestinations(cfg *Config, log *slog.Logger) *destinations {
 func (p *destinations) get(uri string) (*destination, error) {
 	p.mu.Lock()
 	if d := p.conns[uri]; d != nil {
-		d.lastUsed = time.Now()
+		d.lastUsed = p.cfg.Now()
 		p.mu.Unlock()
 		return d, nil
 	}
@@ -63,7 +63,7 @@ func (p *destinations) get(uri string) (*destination, error) {
 		s.close()
 		return d, nil
 	}
-	d := &destination{sender: s, uri: uri, transport: transport, lastUsed: time.Now()}
+	d := &destination{sender: s, uri: uri, transport: transport, lastUsed: p.cfg.Now()}
 	p.conns[uri] = d
 	p.mu.Unlock()
 	return d, nil
@@ -82,7 +82,7 @@ func (p *destinations) open(uri string) (sender, string, error) {
 	case "http", "https":
 		return newWebhook(uri, p.cfg.WebhookSecret), "webhook", nil
 	case "nats":
-		s, err := newNATS(u, p.cfg.AttemptTimeout)
+		s, err := newNATS(u, p.cfg.AttemptTimeout, p.cfg.Now)
 		return s, "nats", err
 	case "mqtt", "mqtts":
 		s, err := newMQTT(u)
@@ -113,7 +113,7 @@ func (p *destinations) closeIdle(maxIdle time.Duration) {
 	var idle []*destination
 	p.mu.Lock()
 	for uri, d := range p.conns {
-		if time.Since(d.lastUsed) >= maxIdle {
+		if p.cfg.Now().Sub(d.lastUsed) >= maxIdle {
 			idle = append(idle, d)
 			delete(p.conns, uri)
 		}

@@ -147,6 +147,23 @@ func (e *env) run(cfg notify.Config) (n *notify.Notifier, stop func()) {
 	return n, stop
 }
 
+// waitRetries waits until delivery to st has failed `times` more times: each failed attempt
+// records its time in Status.
+func waitRetries(t *testing.T, n *notify.Notifier, st *stream.Stream, times int) {
+	t.Helper()
+	last := n.Status(ctx, st).LastErrorTime
+	for range times {
+		require.Eventually(t, func() bool {
+			at := n.Status(ctx, st).LastErrorTime
+			if at.After(last) {
+				last = at
+				return true
+			}
+			return false
+		}, 10*time.Second, time.Millisecond, "another failed attempt")
+	}
+}
+
 // received is one message as a receiver got it.
 type received struct {
 	ID   string         // the event id from the transport's header or property

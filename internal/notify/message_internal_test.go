@@ -82,9 +82,11 @@ func TestTransportAndRedact(t *testing.T) {
 
 func TestBackoff(t *testing.T) {
 	n := &Notifier{cfg: Config{MinBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second}}
+	e, err := n.newEngine()
+	require.NoError(t, err)
 	var got []time.Duration
 	for i := 1; i <= 9; i++ {
-		got = append(got, n.backoff(i))
+		got = append(got, e.Backoff(i))
 	}
 	require.Equal(t, []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second,
 		8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second, 30 * time.Second}, got)

@@ -39,6 +39,7 @@ func subscribeMQTT(t *testing.T, addr, topic string, persistent bool) *collector
 		for sctx.Err() == nil {
 			conn, err := net.DialTimeout("tcp", addr, time.Second)
 			if err != nil {
+				// The broker is down and nothing announces its return: redial at a pace.
 				time.Sleep(50 * time.Millisecond)
 				continue
 			}
@@ -64,6 +65,7 @@ func subscribeMQTT(t *testing.T, addr, topic string, persistent bool) *collector
 				cp.Properties = &paho.ConnectProperties{SessionExpiryInterval: &expiry}
 			}
 			if _, err := cli.Connect(sctx, cp); err != nil {
+				// As above: a broker that refuses now may accept soon; nothing tells when.
 				time.Sleep(50 * time.Millisecond)
 				continue
 			}
@@ -178,7 +180,7 @@ func TestMQTTOutage(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return n.Status(ctx, st).Pending == 4 && n.Status(ctx, st).LastError != "" },
 		10*time.Second, 10*time.Millisecond)
-	time.Sleep(time.Second) // retries during the outage
+	waitRetries(t, n, st, 3) // retries during the outage
 
 	broker.start()
 	got := c.waitCount(t, 5, 20*time.Second)

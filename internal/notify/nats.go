@@ -22,13 +22,14 @@ type natsSubject struct {
 	nc      *nats.Conn
 	js      nats.JetStreamContext
 	subject string
+	now     func() time.Time
 
 	mu        sync.Mutex
 	jetStream bool      // the last lookup found a stream
 	checked   time.Time // when; zero: look up before the next publish
 }
 
-func newNATS(u *url.URL, timeout time.Duration) (*natsSubject, error) {
+func newNATS(u *url.URL, timeout time.Duration, now func() time.Time) (*natsSubject, error) {
 	subject := strings.TrimPrefix(u.Path, "/")
 	if subject == "" {
 		return nil, errors.New("NATS destination names no subject (nats://host:port/<subject>)")
@@ -52,7 +53,7 @@ func newNATS(u *url.URL, timeout time.Duration) (*natsSubject, error) {
 		nc.Close()
 		return nil, err
 	}
-	return &natsSubject{nc: nc, js: js, subject: subject}, nil
+	return &natsSubject{nc: nc, js: js, subject: subject, now: now}, nil
 }
 
 func (s *natsSubject) send(ctx context.Context, ev *event) error {
@@ -92,7 +93,7 @@ func (s *natsSubject) send(ctx context.Context, ev *event) error {
 // subscriber the publish looks like a request that nobody answers, so it would arrive twice.
 func (s *natsSubject) useJetStream(ctx context.Context) (bool, error) {
 	s.mu.Lock()
-	if !s.checked.IsZero() && time.Since(s.checked) < jsRecheck {
+	if !s.checked.IsZero() && s.now().Sub(s.checked) < jsRecheck {
 		defer s.mu.Unlock()
 		return s.jetStream, nil
 	}
@@ -108,7 +109,7 @@ func (s *natsSubject) useJetStream(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("nats: looking up the JetStream stream of %s: %w", s.subject, err)
 	}
 	s.mu.Lock()
-	s.jetStream, s.checked = found, time.Now()
+	s.jetStream, s.checked = found, s.now()
 	s.mu.Unlock()
 	return found, nil
 }

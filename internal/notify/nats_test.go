@@ -169,7 +169,7 @@ func TestNATSOutage(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return n.Status(ctx, st).Pending == 4 && n.Status(ctx, st).LastError != "" },
 		10*time.Second, 10*time.Millisecond)
-	time.Sleep(time.Second) // retries during the outage
+	waitRetries(t, n, st, 3) // retries during the outage
 
 	srv.start()
 	require.Eventually(t, func() bool { return n.Status(ctx, st).Delivered == 5 }, 20*time.Second, 20*time.Millisecond,

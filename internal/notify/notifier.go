@@ -9,9 +9,10 @@
 // deterministic id (message.go) that receivers use to drop the duplicates a retry or a restart
 // can cause.
 //
-// One worker at a time handles a stream, so its events leave in order; a bounded pool of workers
-// serves all streams, and a stream whose destination fails waits out its backoff without holding
-// a worker, so other streams go on. Files: notifier.go (scheduling, the walk), outbox.go
+// The per-stream work engine (streamwork) schedules the streams: one worker at a time handles a
+// stream, so its events leave in order; a bounded pool of workers serves all streams in turns,
+// and a stream whose destination fails waits out its backoff without holding a worker, so other
+// streams go on. Files: notifier.go (the turn, the walk), outbox.go
 // (durable state), message.go, destination.go (connection pool), status.go (Status, Diagnose,
 // metrics) and one file per transport (sns.go, webhook.go, nats.go, mqtt.go).
 package notify
@@ -30,6 +31,7 @@ import (
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/stream"
+	"github.com/kvsd/kvsd/internal/streamwork"
 )
 
 // NotifyImagesTag is the stream tag that turns IMAGE_DELIVERED events on (value "true").
@@ -70,22 +72,23 @@ type Config struct {
 	AttemptTimeout time.Duration // one delivery attempt, connection included [10 s]
 	IdleClose      time.Duration // a destination connection unused this long is closed [5 min]
 	ResyncInterval time.Duration // every stream with a cursor is re-checked this often [30 s]
+
+	Now func() time.Time // the one clock of timestamps, retry times and idle connections [time.Now]
 }
 
 // Notifier delivers the events of every stream. Create it with New, run it with Run.
 type Notifier struct {
-	cfg   Config
-	log   *slog.Logger
-	m     *metrics
-	dests *destinations
+	cfg     Config
+	log     *slog.Logger
+	m       *metrics
+	dests   *destinations
+	work    *streamwork.Engine  // schedules the streams' turns (turn)
+	cursors *streamwork.Cursors // per stream, the last fragment handled (outbox.go)
 
 	mu          sync.Mutex
 	streams     map[fragstore.Key]*streamState
-	ready       []*streamState // streams waiting for a worker, in wake order
-	changed     chan struct{}  // closed (and replaced) when ready grows
-	retryTimer  chan struct{}  // tells the scheduler a retry time was set (buffered 1)
-	lastImageID int64          // orders outbox entries (outbox.go)
-	outboxOK    bool           // the outbox has been loaded from the catalog
+	lastImageID int64 // orders outbox entries (outbox.go)
+	outboxOK    bool  // the outbox has been loaded from the catalog
 	started     bool
 }
 
@@ -94,22 +97,16 @@ type streamState struct {
 	key fragstore.Key
 
 	// Guarded by Notifier.mu.
-	queued, running bool
-	dirty           bool   // woken since a worker last started on it
-	wakeSeq         uint64 // lowest fragment seq woken for since then; 0: none
-	failures        int
-	retryAt         time.Time // non-zero: backing off until then
-	images          []imageEntry
-	dest            string // redacted URI of the destination last used
-	delivered       uint64
-	lastErr         string
-	lastErrAt       time.Time
-	lastOK          time.Time
-	pending         int
-	forgotten       bool // the stream is gone; drop the state once idle
+	wakeSeq   uint64 // lowest fragment seq woken for since a turn last started; 0: none
+	images    []imageEntry
+	dest      string // redacted URI of the destination last used
+	delivered uint64
+	lastOK    time.Time
+	pending   int
+	forgotten bool // the stream is gone
 
-	// Owned by the worker running the stream (running == true); the hand-over between workers
-	// goes through Notifier.mu.
+	// Owned by the worker whose turn it is (the engine runs one turn of a stream at a time
+	// and hands it over under its lock).
 	cursorLoaded bool
 	hasCursor    bool
 	cursor       uint64 // last fragment seq handled (in memory; may be ahead of saved)
@@ -127,7 +124,9 @@ const (
 	defaultIdleClose      = 5 * time.Minute
 	defaultResync         = 30 * time.Second
 
-	walkBatch = 256 // fragments read from the index at a time
+	// walkBatch is how many fragments are read from the index at a time, and handled in one
+	// turn: a stream with a backlog then takes turns with the others.
+	walkBatch = 256
 	// cursorSaveInterval bounds how often a cursor moved only over untagged fragments is
 	// written: re-reading those after a crash costs nothing, a commit per fragment would.
 	cursorSaveInterval = 10 * time.Second
@@ -145,19 +144,35 @@ func New(cfg Config) (*Notifier, error) {
 	setDefault(&cfg.AttemptTimeout, defaultAttemptTimeout)
 	setDefault(&cfg.IdleClose, defaultIdleClose)
 	setDefault(&cfg.ResyncInterval, defaultResync)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Notifier{cfg: cfg, log: log, streams: map[fragstore.Key]*streamState{},
-		changed: make(chan struct{}), retryTimer: make(chan struct{}, 1)}
+	n := &Notifier{cfg: cfg, log: log, streams: map[fragstore.Key]*streamState{}}
 	n.dests = newDestinations(&n.cfg, log)
 	m, err := newMetrics(cfg.Registerer, n.pendingTotal)
 	if err != nil {
 		return nil, err
 	}
 	n.m = m
+	n.work, err = n.newEngine()
+	if err != nil {
+		return nil, err
+	}
 	return n, nil
+}
+
+// newEngine schedules the streams' turns. It wakes every stream with a cursor at start and
+// every ResyncInterval, so that streams resume after a restart and a missed wake is made up
+// for; failures back off from MinBackoff doubling to MaxBackoff.
+func (n *Notifier) newEngine() (*streamwork.Engine, error) {
+	n.cursors = &streamwork.Cursors{State: n.cfg.State, Component: cursorComponent}
+	return streamwork.New(streamwork.Config{Process: n.turn, Workers: n.cfg.Workers,
+		MinBackoff: n.cfg.MinBackoff, MaxBackoff: n.cfg.MaxBackoff, Cursors: n.cursors, Resync: n.cfg.ResyncInterval,
+		Now: n.cfg.Now, Logger: n.log})
 }
 
 func setDefault[T int | time.Duration](v *T, d T) {
@@ -167,7 +182,7 @@ func setDefault[T int | time.Duration](v *T, d T) {
 }
 
 // Run delivers until ctx ends, then saves the cursors and closes the destination connections.
-// The notifier's goroutines (scheduler, workers) end before Run returns.
+// The notifier's goroutines (engine workers, upkeep) end before Run returns.
 func (n *Notifier) Run(ctx context.Context) error {
 	n.mu.Lock()
 	if n.started {
@@ -176,17 +191,32 @@ func (n *Notifier) Run(ctx context.Context) error {
 	}
 	n.started = true
 	n.mu.Unlock()
-	n.resync(ctx)
+	// The outbox first: an image must not be overtaken by the next fragment's event.
+	n.loadOutboxOnce(ctx)
 
 	var wg sync.WaitGroup
-	for range n.cfg.Workers {
-		wg.Go(func() { n.work(ctx) })
-	}
-	n.schedule(ctx)
+	wg.Go(func() { n.upkeep(ctx) })
+	err := n.work.Run(ctx)
 	wg.Wait()
 	n.saveCursors()
 	n.dests.closeAll()
-	return nil
+	return err
+}
+
+// upkeep retries loading the outbox until it is loaded and closes idle connections, every
+// ResyncInterval until ctx ends.
+func (n *Notifier) upkeep(ctx context.Context) {
+	tick := time.NewTicker(n.cfg.ResyncInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			n.loadOutboxOnce(ctx)
+			n.dests.closeIdle(n.cfg.IdleClose)
+		}
+	}
 }
 
 // Wake tells the notifier that the fragment seq of stream k is persisted (ingest's Publish
@@ -194,13 +224,12 @@ func (n *Notifier) Run(ctx context.Context) error {
 // at that fragment; 0 means "unknown" (the stream's last fragment is taken).
 func (n *Notifier) Wake(k fragstore.Key, seq uint64) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	st := n.stateLocked(k)
 	if seq > 0 && (st.wakeSeq == 0 || seq < st.wakeSeq) {
 		st.wakeSeq = seq
 	}
-	st.dirty = true
-	n.enqueueLocked(st)
+	n.mu.Unlock()
+	n.work.Wake(k)
 }
 
 func (n *Notifier) stateLocked(k fragstore.Key) *streamState {
@@ -213,225 +242,129 @@ func (n *Notifier) stateLocked(k fragstore.Key) *streamState {
 	return st
 }
 
-// enqueueLocked hands st to the workers unless it is queued, being worked on (the worker
-// requeues it when dirty), or backing off (the scheduler requeues it when the time comes).
-func (n *Notifier) enqueueLocked(st *streamState) {
-	if st.queued || st.running || !st.retryAt.IsZero() {
-		return
-	}
-	st.queued = true
-	n.ready = append(n.ready, st)
-	close(n.changed)
-	n.changed = make(chan struct{})
-}
-
-// schedule requeues streams whose backoff ended, re-checks every stream with a cursor and
-// closes idle connections, until ctx ends.
-func (n *Notifier) schedule(ctx context.Context) {
-	resync := time.NewTicker(n.cfg.ResyncInterval)
-	defer resync.Stop()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		n.mu.Lock()
-		now := time.Now()
-		var next time.Time
-		for _, st := range n.streams {
-			switch {
-			case st.retryAt.IsZero():
-			case !st.retryAt.After(now):
-				st.retryAt = time.Time{}
-				st.dirty = true
-				n.enqueueLocked(st)
-			case next.IsZero() || st.retryAt.Before(next):
-				next = st.retryAt
-			}
-		}
-		n.mu.Unlock()
-		wait := time.Hour
-		if !next.IsZero() {
-			wait = time.Until(next)
-		}
-		timer.Reset(wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-n.retryTimer:
-		case <-timer.C:
-		case <-resync.C:
-			n.resync(ctx)
-			n.dests.closeIdle(n.cfg.IdleClose)
-		}
-	}
-}
-
-// work runs streams handed out by enqueueLocked until ctx ends.
-func (n *Notifier) work(ctx context.Context) {
-	for {
-		st, wakeSeq := n.next(ctx)
-		if st == nil {
-			return
-		}
-		err := n.process(ctx, st, wakeSeq)
-		n.finish(ctx, st, wakeSeq, err)
-	}
-}
-
-func (n *Notifier) next(ctx context.Context) (*streamState, uint64) {
+// turn is the engine's Process: one turn over a stream, and its bookkeeping. A failure makes
+// the engine back off (MinBackoff doubling to MaxBackoff) without holding a worker.
+func (n *Notifier) turn(ctx context.Context, s streamwork.Stream) streamwork.Outcome {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	for len(n.ready) == 0 {
-		ch := n.changed
-		n.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			n.mu.Lock()
-			return nil, 0
-		case <-ch:
-		}
-		n.mu.Lock()
-	}
-	st := n.ready[0]
-	n.ready[0] = nil
-	n.ready = n.ready[1:]
-	st.queued, st.running, st.dirty = false, true, false
+	st := n.stateLocked(s.Key)
 	wakeSeq := st.wakeSeq
 	st.wakeSeq = 0
-	return st, wakeSeq
-}
-
-// finish records the outcome of one run over st: a failure starts (or lengthens) the backoff,
-// a success ends it and picks up wakes that came in meanwhile.
-func (n *Notifier) finish(ctx context.Context, st *streamState, wakeSeq uint64, err error) {
+	n.mu.Unlock()
+	more, err := n.process(ctx, st, wakeSeq)
 	var pending int
 	if err != nil && ctx.Err() == nil {
 		pending = n.countPending(ctx, st)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	st.running = false
 	if err != nil && !st.hasCursor && wakeSeq > 0 && (st.wakeSeq == 0 || wakeSeq < st.wakeSeq) {
 		st.wakeSeq = wakeSeq // the start of a newly enabled stream must not be lost to a failure
 	}
-	if ctx.Err() != nil {
-		return
-	}
-	if err != nil {
-		st.failures++
-		st.retryAt = time.Now().Add(n.backoff(st.failures))
-		st.lastErr, st.lastErrAt, st.pending = err.Error(), time.Now(), pending
-		if st.failures == 1 {
+	switch {
+	case ctx.Err() != nil:
+		return streamwork.Done() // stopping: not the stream's failure
+	case err != nil:
+		st.pending = pending
+		if s.Failures == 0 {
 			n.log.Warn("notification delivery failed; retrying with backoff", "stream", st.key.Name, "err", err)
 		} else {
-			n.log.Debug("notification delivery failed again", "stream", st.key.Name, "failures", st.failures, "err", err)
+			n.log.Debug("notification delivery failed again", "stream", st.key.Name, "failures", s.Failures+1, "err", err)
 		}
-		select {
-		case n.retryTimer <- struct{}{}:
-		default:
+		return streamwork.Retry(err)
+	}
+	if s.Failures > 0 {
+		n.log.Info("notification delivery resumed", "stream", st.key.Name, "after_failures", s.Failures)
+	}
+	st.pending = 0
+	switch {
+	case st.forgotten:
+		if len(st.images) == 0 {
+			delete(n.streams, st.key)
 		}
-		return
+		return streamwork.Drop()
+	case more:
+		return streamwork.More()
 	}
-	if st.failures > 0 {
-		n.log.Info("notification delivery resumed", "stream", st.key.Name, "after_failures", st.failures)
-	}
-	st.failures, st.pending = 0, 0
-	if st.dirty {
-		n.enqueueLocked(st)
-	} else if st.forgotten && len(st.images) == 0 {
-		delete(n.streams, st.key)
-	}
+	return streamwork.Done()
 }
 
-// backoff doubles from MinBackoff up to MaxBackoff.
-func (n *Notifier) backoff(failures int) time.Duration {
-	d := n.cfg.MinBackoff
-	for i := 1; i < failures && d < n.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, n.cfg.MaxBackoff)
-}
-
-// process delivers every event of st that is due, in order: the PERSISTED event of each tagged
+// process delivers the events of st that are due, in order: the PERSISTED event of each tagged
 // fragment after the cursor, and recorded images, each after the PERSISTED event of its
-// fragment. It returns at the first failure; the next run starts again there.
-func (n *Notifier) process(ctx context.Context, st *streamState, wakeSeq uint64) error {
+// fragment. It handles at most walkBatch fragments and reports whether more may follow; it
+// returns at the first failure, and the next turn starts again there.
+func (n *Notifier) process(ctx context.Context, st *streamState, wakeSeq uint64) (more bool, err error) {
 	s, err := n.cfg.Streams.GetStream(ctx, st.key.Name)
 	if errors.Is(err, stream.ErrNotFound) || (err == nil && fragstore.KeyOf(s) != st.key) {
-		return n.forget(ctx, st)
+		return false, n.forget(ctx, st)
 	}
 	if err != nil {
-		return fmt.Errorf("read stream %s: %w", st.key.Name, err)
+		return false, fmt.Errorf("read stream %s: %w", st.key.Name, err)
 	}
 	if err := n.loadCursor(ctx, st); err != nil {
-		return err
+		return false, err
 	}
 	uri := enabledURI(s)
 	n.mu.Lock()
 	st.dest = redact(uri)
 	n.mu.Unlock()
 	if uri == "" {
-		return n.disable(ctx, st)
+		return false, n.disable(ctx, st)
 	}
 	if !st.hasCursor {
 		// Newly enabled: events start with the fragment that woke us, or after the last one.
 		if wakeSeq > 0 {
 			st.cursor = wakeSeq - 1
 		} else if st.cursor, err = n.cfg.Fragments.LastSeq(ctx, st.key); err != nil {
-			return fmt.Errorf("last fragment of %s: %w", st.key.Name, err)
+			return false, fmt.Errorf("last fragment of %s: %w", st.key.Name, err)
 		}
 		if err := n.saveCursor(ctx, st); err != nil {
-			return err
+			return false, err
 		}
 	}
-	for {
-		frags, err := n.cfg.Fragments.After(ctx, st.key, st.cursor, walkBatch)
-		if err != nil {
-			return fmt.Errorf("fragments of %s after %d: %w", st.key.Name, st.cursor, err)
+	frags, err := n.cfg.Fragments.After(ctx, st.key, st.cursor, walkBatch)
+	if err != nil {
+		return false, fmt.Errorf("fragments of %s after %d: %w", st.key.Name, st.cursor, err)
+	}
+	more = len(frags) == walkBatch // the index may hold more after this batch
+	for i := 0; ; {
+		var f *fragment.Fragment
+		if i < len(frags) {
+			f = frags[i]
 		}
-		more := len(frags) == walkBatch // the index may hold more after this batch
-		for i := 0; ; {
-			var f *fragment.Fragment
-			if i < len(frags) {
-				f = frags[i]
-			}
-			// An image goes before fragment f when its own fragment comes earlier (images of
-			// fragment N follow the PERSISTED event of N), and after the last fragment.
-			if img, ok := n.firstImage(st); ok && ((f == nil && !more) || (f != nil && img.seq < f.Seq)) {
-				err := n.deliver(ctx, st, uri, img.event(), func() error { return n.dropImage(ctx, st, img.key) })
-				if err != nil {
-					return err
-				}
-				continue
-			}
-			if f == nil {
-				break
-			}
-			i++
-			if !f.HasTag(fragment.TagNotification) {
-				st.cursor = f.Seq
-				continue
-			}
-			if f.Seq > st.counted {
-				st.counted = f.Seq
-				n.m.events.WithLabelValues(TypePersisted).Inc()
-			}
-			ev := persistedEvent(s.ARN, s.Name, f)
-			err := n.deliver(ctx, st, uri, ev, func() error {
-				st.cursor = f.Seq
-				return n.saveCursor(ctx, st)
-			})
+		// An image goes before fragment f when its own fragment comes earlier (images of
+		// fragment N follow the PERSISTED event of N), and after the last fragment.
+		if img, ok := n.firstImage(st); ok && ((f == nil && !more) || (f != nil && img.seq < f.Seq)) {
+			err := n.deliver(ctx, st, uri, img.event(), func() error { return n.dropImage(ctx, st, img.key) })
 			if err != nil {
-				return err
+				return false, err
 			}
+			continue
 		}
-		if !more {
+		if f == nil {
 			break
 		}
+		i++
+		if !f.HasTag(fragment.TagNotification) {
+			st.cursor = f.Seq
+			continue
+		}
+		if f.Seq > st.counted {
+			st.counted = f.Seq
+			n.m.events.WithLabelValues(TypePersisted).Inc()
+		}
+		ev := persistedEvent(s.ARN, s.Name, f)
+		err := n.deliver(ctx, st, uri, ev, func() error {
+			st.cursor = f.Seq
+			return n.saveCursor(ctx, st)
+		})
+		if err != nil {
+			return false, err
+		}
 	}
-	if st.cursor != st.saved && time.Since(st.savedAt) >= cursorSaveInterval {
-		return n.saveCursor(ctx, st)
+	if st.cursor != st.saved && n.cfg.Now().Sub(st.savedAt) >= cursorSaveInterval {
+		return more, n.saveCursor(ctx, st)
 	}
-	return nil
+	return more, nil
 }
 
 // enabledURI is the destination of an ENABLED notification configuration, or "".
@@ -459,13 +392,13 @@ func (n *Notifier) deliver(ctx context.Context, st *streamState, uri string, ev 
 		return fmt.Errorf("%s event %s: send to %s: %w", ev.Type, ev.ID, redact(uri), err)
 	}
 	n.m.delivered.WithLabelValues(d.transport).Inc()
-	n.m.latency.WithLabelValues(d.transport).Observe(time.Since(ev.Origin).Seconds())
+	n.m.latency.WithLabelValues(d.transport).Observe(n.cfg.Now().Sub(ev.Origin).Seconds())
 	if err := commit(); err != nil {
 		return err // delivered again later: a duplicate with the same id
 	}
 	n.mu.Lock()
 	st.delivered++
-	st.lastOK = time.Now()
+	st.lastOK = n.cfg.Now()
 	n.mu.Unlock()
 	return nil
 }

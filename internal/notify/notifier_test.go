@@ -102,7 +102,7 @@ func TestWebhookOutage(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond)
 	require.Contains(t, n.Status(ctx, st).LastError, "connection refused")
 	require.Eventually(t, func() bool { return metric(t, reg, "kvsd_notify_pending") == 4 }, 5*time.Second, 10*time.Millisecond)
-	time.Sleep(300 * time.Millisecond) // a few retries into the outage
+	waitRetries(t, n, st, 3) // a few retries into the outage
 
 	w.setFailing(true)
 	w.start(addr)
@@ -141,7 +141,8 @@ func TestLostAcknowledgementRedelivers(t *testing.T) {
 	require.Equal(t, all[0].Body, all[1].Body)
 }
 
-// newSlowReceiver answers its first `slow` requests only after 1 s, after recording them.
+// newSlowReceiver records its first `slow` requests but answers them only once the sender
+// gave up (closed the connection).
 func newSlowReceiver(t *testing.T, c *collector, slow *atomic.Int32) string {
 	h := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		body := readAll(t, r)
@@ -149,7 +150,7 @@ func newSlowReceiver(t *testing.T, c *collector, slow *atomic.Int32) string {
 			t.Error(err)
 		}
 		if slow.Add(-1) >= 0 {
-			time.Sleep(time.Second)
+			<-r.Context().Done()
 		}
 		rw.WriteHeader(http.StatusOK)
 	})

@@ -10,14 +10,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kvsd/kvsd/internal/catalog/bolt"
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/stream"
+	"github.com/kvsd/kvsd/internal/streamwork"
 )
 
 // State is the catalog's store of small durable records; *bolt.DB implements it. LoadState
-// answers bolt.ErrNoState for a key never saved.
+// answers streamwork.ErrNoState for a key never saved.
 type State interface {
 	LoadState(ctx context.Context, component, key string) ([]byte, error)
 	SaveState(ctx context.Context, component, key string, value []byte) error
@@ -27,7 +27,7 @@ type State interface {
 
 // Catalog components:
 //
-//	notify        <createdMs>_<name>                      → decimal seq of the last fragment handled
+//	notify        <createdMs>_<name>                      → decimal seq of the last fragment handled (streamwork.Cursors)
 //	notify-outbox <createdMs>_<name>/<seq:20>/<order:20>  → JSON imageRecord, until acknowledged
 //
 // Outbox keys sort by stream, then fragment, then recording order, which is delivery order.
@@ -40,17 +40,6 @@ const (
 // when Run's context has just ended: a write lost there only means one duplicate later.
 const stateWriteTimeout = 5 * time.Second
 
-func streamKey(k fragstore.Key) string { return strconv.FormatInt(k.CreatedMs, 10) + "_" + k.Name }
-
-func parseStreamKey(s string) (fragstore.Key, bool) {
-	ms, name, ok := strings.Cut(s, "_")
-	created, err := strconv.ParseInt(ms, 10, 64)
-	if !ok || err != nil || name == "" {
-		return fragstore.Key{}, false
-	}
-	return fragstore.Key{Name: name, CreatedMs: created}, true
-}
-
 // loadCursor reads st's cursor once; later runs use the worker-owned copy.
 func (n *Notifier) loadCursor(ctx context.Context, st *streamState) error {
 	if st.cursorLoaded {
@@ -60,32 +49,25 @@ func (n *Notifier) loadCursor(ctx context.Context, st *streamState) error {
 	if err != nil {
 		return err
 	}
-	st.cursorLoaded, st.hasCursor, st.cursor, st.saved, st.savedAt = true, ok, seq, seq, time.Now()
+	st.cursorLoaded, st.hasCursor, st.cursor, st.saved, st.savedAt = true, ok, seq, seq, n.cfg.Now()
 	return nil
 }
 
 func (n *Notifier) storedCursor(ctx context.Context, k fragstore.Key) (uint64, bool, error) {
-	b, err := n.cfg.State.LoadState(ctx, cursorComponent, streamKey(k))
-	if errors.Is(err, bolt.ErrNoState) {
-		return 0, false, nil
-	}
+	seq, ok, err := n.cursors.Load(ctx, k)
 	if err != nil {
 		return 0, false, fmt.Errorf("read notification cursor of %s: %w", k.Name, err)
 	}
-	seq, err := strconv.ParseUint(string(b), 10, 64)
-	if err != nil {
-		return 0, false, fmt.Errorf("notification cursor of %s is damaged (%q)", k.Name, b)
-	}
-	return seq, true, nil
+	return seq, ok, nil
 }
 
 func (n *Notifier) saveCursor(ctx context.Context, st *streamState) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateWriteTimeout)
 	defer cancel()
-	if err := n.cfg.State.SaveState(wctx, cursorComponent, streamKey(st.key), []byte(strconv.FormatUint(st.cursor, 10))); err != nil {
+	if err := n.cursors.Save(wctx, st.key, st.cursor); err != nil {
 		return fmt.Errorf("save notification cursor of %s: %w", st.key.Name, err)
 	}
-	st.hasCursor, st.saved, st.savedAt = true, st.cursor, time.Now()
+	st.hasCursor, st.saved, st.savedAt = true, st.cursor, n.cfg.Now()
 	return nil
 }
 
@@ -95,7 +77,7 @@ func (n *Notifier) saveCursors() {
 	n.mu.Lock()
 	var todo []*streamState
 	for _, st := range n.streams {
-		if st.hasCursor && st.cursor != st.saved && !st.running {
+		if st.hasCursor && st.cursor != st.saved {
 			todo = append(todo, st)
 		}
 	}
@@ -111,7 +93,7 @@ func (n *Notifier) saveCursors() {
 // a later ENABLED starts afresh at that time's fragments, as on AWS.
 func (n *Notifier) disable(ctx context.Context, st *streamState) error {
 	if st.hasCursor {
-		if err := n.cfg.State.DeleteState(ctx, cursorComponent, streamKey(st.key)); err != nil {
+		if err := n.cursors.Delete(ctx, st.key); err != nil {
 			return fmt.Errorf("delete notification cursor of %s: %w", st.key.Name, err)
 		}
 		st.hasCursor, st.cursor, st.saved = false, 0, 0
@@ -139,33 +121,17 @@ func (n *Notifier) forget(ctx context.Context, st *streamState) error {
 	return nil
 }
 
-// resync queues every stream that has a cursor, so that streams resume after a restart and a
-// missed wake is made up for; the first successful call also loads the outbox.
-func (n *Notifier) resync(ctx context.Context) {
-	keys, err := n.cfg.State.StateKeys(ctx, cursorComponent)
-	if err != nil {
-		if ctx.Err() == nil {
-			n.log.Error("listing notification cursors; retrying at the next resync", "err", err)
-		}
-		return
-	}
+// loadOutboxOnce loads the outbox unless it is loaded; a failure is retried at the next
+// ResyncInterval.
+func (n *Notifier) loadOutboxOnce(ctx context.Context) {
 	n.mu.Lock()
-	for _, s := range keys {
-		if k, ok := parseStreamKey(s); ok {
-			st := n.stateLocked(k)
-			st.dirty = true
-			n.enqueueLocked(st)
-		}
-	}
 	loaded := n.outboxOK
 	n.mu.Unlock()
-	if !loaded {
-		if err := n.loadOutbox(ctx); err != nil {
-			if ctx.Err() == nil {
-				n.log.Error("loading the notification outbox; retrying at the next resync", "err", err)
-			}
-			return
-		}
+	if loaded {
+		return
+	}
+	if err := n.loadOutbox(ctx); err != nil && ctx.Err() == nil {
+		n.log.Error("loading the notification outbox; retrying at the next resync", "err", err)
 	}
 }
 
@@ -200,14 +166,14 @@ func (n *Notifier) loadOutbox(ctx context.Context) error {
 	for _, key := range keys {
 		sk, rest, _ := strings.Cut(key, "/")
 		seqText, _, _ := strings.Cut(rest, "/")
-		k, ok := parseStreamKey(sk)
+		k, ok := streamwork.ParseStateKey(sk)
 		seq, err := strconv.ParseUint(seqText, 10, 64)
 		if !ok || err != nil {
 			n.log.Warn("ignoring a malformed notification outbox key", "key", key)
 			continue
 		}
 		b, err := n.cfg.State.LoadState(ctx, outboxComponent, key)
-		if errors.Is(err, bolt.ErrNoState) {
+		if errors.Is(err, streamwork.ErrNoState) {
 			continue // delivered meanwhile (an ImageDelivered before Run)
 		}
 		if err != nil {
@@ -222,15 +188,17 @@ func (n *Notifier) loadOutbox(ctx context.Context) error {
 		entries = append(entries, imageEntry{key: key, seq: seq, rec: rec})
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	woken := map[fragstore.Key]bool{}
 	for _, e := range entries {
-		k, _ := parseStreamKey(e.key[:strings.IndexByte(e.key, '/')])
-		st := n.stateLocked(k)
-		insertImage(st, e)
-		st.dirty = true
-		n.enqueueLocked(st)
+		k, _ := streamwork.ParseStateKey(e.key[:strings.IndexByte(e.key, '/')])
+		insertImage(n.stateLocked(k), e)
+		woken[k] = true
 	}
 	n.outboxOK = true
+	n.mu.Unlock()
+	for k := range woken {
+		n.work.Wake(k)
+	}
 	return nil
 }
 
@@ -250,7 +218,7 @@ func (n *Notifier) ImageDelivered(ctx context.Context, st *stream.Stream, uri st
 	if created != k.CreatedMs {
 		return fmt.Errorf("IMAGE_DELIVERED event of %s: fragment %s belongs to another stream", st.Name, fragmentNumber)
 	}
-	now := time.Now()
+	now := n.cfg.Now()
 	rec := imageRecord{StreamArn: st.ARN, StreamName: st.Name, FragmentNumber: fragmentNumber, ImageUri: uri,
 		ImageMs: imageTime.UnixMilli(), RecordedMs: now.UnixMilli()}
 	b, err := json.Marshal(rec)
@@ -260,18 +228,16 @@ func (n *Notifier) ImageDelivered(ctx context.Context, st *stream.Stream, uri st
 	n.mu.Lock()
 	// Wall-clock nanoseconds keep the order across restarts; the max keeps it within one run.
 	n.lastImageID = max(now.UnixNano(), n.lastImageID+1)
-	key := fmt.Sprintf("%s/%020d/%020d", streamKey(k), seq, n.lastImageID)
+	key := fmt.Sprintf("%s/%020d/%020d", streamwork.StateKey(k), seq, n.lastImageID)
 	n.mu.Unlock()
 	if err := n.cfg.State.SaveState(ctx, outboxComponent, key, b); err != nil {
 		return fmt.Errorf("record IMAGE_DELIVERED event of %s: %w", st.Name, err)
 	}
 	n.m.events.WithLabelValues(TypeImageDelivered).Inc()
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	s := n.stateLocked(k)
-	insertImage(s, imageEntry{key: key, seq: seq, rec: rec})
-	s.dirty = true
-	n.enqueueLocked(s)
+	insertImage(n.stateLocked(k), imageEntry{key: key, seq: seq, rec: rec})
+	n.mu.Unlock()
+	n.work.Wake(k)
 	return nil
 }
 

@@ -38,13 +38,13 @@ func (n *Notifier) Status(ctx context.Context, s *stream.Stream) Status {
 	n.mu.Lock()
 	images := 0
 	if st := n.streams[k]; st != nil {
-		out.Delivered, out.LastDelivered, out.RetryAt = st.delivered, st.lastOK, st.retryAt
-		if st.failures > 0 {
-			out.LastError, out.LastErrorTime = st.lastErr, st.lastErrAt
-		}
+		out.Delivered, out.LastDelivered = st.delivered, st.lastOK
 		images = len(st.images)
 	}
 	n.mu.Unlock()
+	if ws := n.work.Status(k); ws.Failures > 0 && ws.Err != nil {
+		out.RetryAt, out.LastError, out.LastErrorTime = ws.RetryAt, ws.Err.Error(), ws.FailedAt
+	}
 	out.Pending = images
 	if cursor, ok, err := n.storedCursor(ctx, k); err == nil && ok && out.Enabled {
 		out.Pending += n.countTagged(ctx, k, cursor)
@@ -186,7 +186,7 @@ func (n *Notifier) Diagnose(ctx context.Context, st *stream.Stream) diag.Report 
 // diagnoseTags says whether the recent fragments carry the notification tag: without it, KVS
 // (and kvsd) send nothing, the most common surprise.
 func (n *Notifier) diagnoseTags(ctx context.Context, k fragstore.Key) (string, diag.Level, string) {
-	now := time.Now()
+	now := n.cfg.Now()
 	frags, _, err := n.cfg.Fragments.List(ctx, k, fragstore.ServerTime, now.Add(-recentWindow), now, fragstore.Cursor{}, 1000)
 	if err != nil || len(frags) == 0 {
 		return "", "", ""
