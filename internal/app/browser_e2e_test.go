@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -336,4 +337,32 @@ func TestBrowserHLSJSLive(t *testing.T) {
 var readmeHLSJS = map[string]any{
 	"liveSyncDurationCount": 1, "liveMaxLatencyDurationCount": 3, "maxLiveSyncPlaybackRate": 1.5,
 	"lowLatencyMode": false, "backBufferLength": 30,
+}
+
+// The AWS sample viewer's way: the page itself calls GetDataEndpoint and
+// GetHLSStreamingSessionURL with the AWS SDK for JavaScript v3 (SigV4 with static credentials,
+// from another origin: CORS preflights with the SDK's real headers), then plays the URL with
+// hls.js. An error reaches the page's SDK as KVS's typed exception (CORS on error responses too).
+func TestBrowserAWSSDKForJavaScript(t *testing.T) {
+	browsertest.RequireSDK(t, browsertest.HLSJS)
+	srv, _ := startPlayback(t)
+	start, _ := withAudio(t, srv, "cam", 6)
+	session := func(stream string) *browsertest.SDKSession {
+		return &browsertest.SDKSession{Endpoint: srv.URL, Region: kvstest.Region, Protocol: "HLS",
+			AccessKeyID: kvstest.AccessKeyID, SecretAccessKey: kvstest.SecretAccessKey,
+			Input: map[string]any{"StreamName": stream, "PlaybackMode": "ON_DEMAND", "HLSFragmentSelector": map[string]any{
+				"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+				"TimestampRange": map[string]any{"StartTimestamp": start.Add(-time.Second).UnixMilli(),
+					"EndTimestamp": start.Add(time.Minute).UnixMilli()}}}}
+	}
+	r := browsertest.Play(t, browsertest.Options{Player: browsertest.HLSJS, Watch: 4 * time.Second, SDK: session("cam")})
+	require.True(t, strings.HasPrefix(r.SessionURL, srv.URL+"/hls/v1/getHLSMasterPlaylist.m3u8?SessionToken="), "%s\n%s", r.SessionURL, r)
+	requirePlayed(t, r, 2)
+	require.Positive(t, r.AudioDecodedBytes, "%s", r)
+
+	r = browsertest.Play(t, browsertest.Options{Player: browsertest.HLSJS, Watch: 4 * time.Second, SDK: session("nope")})
+	require.Len(t, r.Errors, 1, "%s", r)
+	require.Equal(t, "sdk", r.Errors[0].Type)
+	require.Equal(t, "ResourceNotFoundException", r.Errors[0].Details, "%s", r)
+	require.Equal(t, 404, r.Errors[0].Code, "%s", r)
 }
