@@ -3,9 +3,11 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -306,7 +308,7 @@ func TestBrowserHLSJSLive(t *testing.T) {
 				DisplayFragmentTimestamp: amtypes.HLSDisplayFragmentTimestampAlways,
 				HLSFragmentSelector:      &amtypes.HLSFragmentSelector{FragmentSelectorType: amtypes.HLSFragmentSelectorTypeProducerTimestamp}})
 			r := browsertest.Play(t, browsertest.Options{URL: master, Player: browsertest.HLSJS, Watch: 13 * time.Second,
-				Config: readmeHLSJS})
+				Config: readmeHLSJS(t)})
 			require.True(t, r.Live, "%s", r)
 			requirePlayed(t, r, 10)
 			// Non-fatal errors may come: a busy machine (-race, two cores) can let the playhead
@@ -333,10 +335,26 @@ func TestBrowserHLSJSLive(t *testing.T) {
 	}
 }
 
-// readmeHLSJS is the hls.js configuration the README gives for live viewing.
-var readmeHLSJS = map[string]any{
-	"liveSyncDurationCount": 1, "liveMaxLatencyDurationCount": 3, "maxLiveSyncPlaybackRate": 1.5,
-	"lowLatencyMode": false, "backBufferLength": 30,
+// readmeHLSJS is the hls.js configuration the README gives for live viewing: the object
+// literal of its new Hls({...}).
+func readmeHLSJS(t *testing.T) map[string]any {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(readme), "new Hls({")
+	require.True(t, ok, "README: no new Hls({")
+	literal, _, ok := strings.Cut(rest, "})")
+	require.True(t, ok)
+	cfg := map[string]any{}
+	for _, field := range strings.Split(literal, ",") {
+		k, v, ok := strings.Cut(field, ":")
+		require.True(t, ok, "README hls.js setting %q", field)
+		var value any
+		require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(v)), &value), "README hls.js setting %q", field)
+		cfg[strings.TrimSpace(k)] = value
+	}
+	require.Contains(t, cfg, "liveSyncDurationCount")
+	return cfg
 }
 
 // The AWS sample viewer's way: the page itself calls GetDataEndpoint and
