@@ -2,7 +2,7 @@
 // headless Chromium (Debian's, through playwright-core), plays the job's URL there for watchMs
 // (less once the player failed fatally or the media ended) and writes one JSON report on stdout.
 //
-// stdin:  {"page", "player", "url", "config", "watchMs", "sampleMs", "userDataDir", "chromium"}
+// stdin:  {"page", "player", "url", "config", "watchMs", "sampleMs", "userDataDir", "chromium", "sdk"}
 // stdout: {"report": {...kvsdReport()...} | null, "console": ["..."], "error": "..." }
 import { chromium } from 'playwright-core';
 
@@ -42,7 +42,7 @@ async function main() {
     page.on('requestfailed', r => log(`request failed: ${r.method()} ${r.url()}: ${r.failure() ? r.failure().errorText : ''}`));
     page.on('response', r => { if (r.status() >= 400) log(`response ${r.status()}: ${r.request().method()} ${r.url()}`); });
     await page.goto(job.page, { waitUntil: 'load', timeout: 15000 });
-    await page.evaluate(j => window.kvsdPlay(j), { player: job.player, url: job.url, config: job.config || null, sampleMs: job.sampleMs || 250 });
+    await page.evaluate(j => window.kvsdPlay(j), { player: job.player, url: job.url, config: job.config || null, sampleMs: job.sampleMs || 250, sdk: job.sdk || null });
     const end = Date.now() + job.watchMs;
     while (Date.now() < end) {
       await sleep(Math.min(250, end - Date.now()));

@@ -16,6 +16,7 @@ const state = {
   errors: [],
   audioTracks: [],
   frags: new Map(), // hls.js: "type/sn" -> its Fragment object, read again at report time
+  sessionURL: '', // the URL the AWS SDK returned (job.sdk)
 };
 let playheadDate = () => null; // the wall-clock date (ms) of the playhead, where the player has one
 
@@ -133,7 +134,11 @@ function sample(video) {
   state.samples.push({ wall: Date.now(), time: video.currentTime, date: playheadDate(), readyState: video.readyState });
 }
 
-window.kvsdPlay = async function ({ player, url, config, sampleMs }) {
+// kvsdPlay plays url, or with sdk the session URL that the AWS SDK for JavaScript gets from kvsd
+// as the AWS sample viewer does (web/kvs-sdk.mjs, bundled to sdkBundle).
+const sdkBundle = '/node_modules/.kvsd/kvs-sdk.js';
+
+window.kvsdPlay = async function ({ player, url, config, sampleMs, sdk }) {
   state.player = player;
   const video = document.getElementById('video');
   video.muted = true;
@@ -146,6 +151,16 @@ window.kvsdPlay = async function ({ player, url, config, sampleMs }) {
   video.addEventListener('ended', () => { state.ended = true; });
   setInterval(() => sample(video), sampleMs || 250);
   try {
+    if (sdk) {
+      await loadScript(sdkBundle);
+      try {
+        url = await window.kvsdSessionURL(sdk);
+      } catch (e) {
+        addError({ fatal: true, type: 'sdk', details: e.name || '', message: text(e.message || e), url: '', code: (e.$metadata && e.$metadata.httpStatusCode) || 0 });
+        return;
+      }
+      state.sessionURL = url;
+    }
     await loadScript(libs[player]);
     if (player === 'hlsjs') startHLSJS(video, url, config);
     else if (player === 'dashjs') startDashJS(video, url, config);
@@ -184,5 +199,6 @@ window.kvsdReport = function () {
     errors: state.errors,
     audioTracks: state.audioTracks,
     fragments: frags,
+    sessionURL: state.sessionURL,
   };
 };

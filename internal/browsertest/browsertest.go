@@ -7,6 +7,8 @@
 // is always fetched cross-origin and CORS is exercised as in a browser of a real user. A node
 // script (web/play.mjs, playwright-core) drives Debian's /usr/bin/chromium; web/player.js is the
 // page's side. Both, and the players, come from web/ (pinned in web/package-lock.json).
+// With Options.SDK the page first gets the session URL with the AWS SDK for JavaScript, as the
+// AWS sample viewer does (web/kvs-sdk.mjs, bundled with esbuild at the first such Play).
 //
 // Requirements: /usr/bin/chromium, node 20 or later, and web/node_modules, which
 // `scripts/setup.sh --test` (make test) installs. Without them the test is skipped, unless the
@@ -26,6 +28,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,6 +64,20 @@ type Options struct {
 	// Config is the player's configuration: new Hls(Config) for hls.js,
 	// player.updateSettings(Config) for dash.js, player.configure(Config) for Shaka.
 	Config map[string]any
+	// SDK, when set, makes the page get the URL to play as the AWS sample viewer does, with the
+	// AWS SDK for JavaScript v3 (web/kvs-sdk.mjs): GetDataEndpoint, then
+	// Get{HLS,DASH}StreamingSessionURL at the data endpoint. URL is then ignored.
+	SDK *SDKSession
+}
+
+// SDKSession is what the page's AWS SDK calls need.
+type SDKSession struct {
+	Endpoint, Region             string // the control plane
+	AccessKeyID, SecretAccessKey string // static credentials
+	Protocol                     string // "HLS" or "DASH"
+	// Input is the Get{HLS,DASH}StreamingSessionURL input as the SDK's JSON (StreamName included);
+	// fields named *Timestamp are epoch milliseconds.
+	Input map[string]any
 }
 
 // Result is what the player did. Times of the media timeline (CurrentTime, Start, ranges) are
@@ -79,6 +96,7 @@ type Result struct {
 	AudioDecodedBytes            int64 // Chromium's webkitAudioDecodedByteCount: audio really played
 	Errors                       []PlayerError
 	AudioTracks                  []AudioTrack
+	SessionURL                   string // the URL the AWS SDK returned (Options.SDK)
 	// Fragments are the segments hls.js loaded (other players leave it empty), sorted by Type
 	// then SN; Start is where hls.js put each on the playhead's timeline.
 	Fragments []Fragment
@@ -172,15 +190,34 @@ func (r Result) String() string {
 	return b.String()
 }
 
+// sdkFiles are what Options.SDK needs besides the player, relative to web/.
+var sdkFiles = []string{"node_modules/esbuild/package.json", "node_modules/@aws-sdk/client-kinesis-video/package.json",
+	"node_modules/@aws-sdk/client-kinesis-video-archived-media/package.json"}
+
 // Require skips t, or fails it when CI=true, unless everything Play needs for p is installed.
 // Call it before setting up costly fixtures; Play calls it too.
 func Require(t testing.TB, p Player) {
+	t.Helper()
+	needs(t, p, false)
+}
+
+// RequireSDK is Require for a Play with Options.SDK: the AWS SDK and esbuild too.
+func RequireSDK(t testing.TB, p Player) {
+	t.Helper()
+	needs(t, p, true)
+}
+
+func needs(t testing.TB, p Player, sdk bool) {
 	t.Helper()
 	lib, ok := libs[p]
 	if !ok {
 		t.Fatalf("browsertest: unknown player %q", p)
 	}
 	web := webDir()
+	files := []string{"node_modules/playwright-core/package.json", lib}
+	if sdk {
+		files = append(files, sdkFiles...)
+	}
 	var missing []string
 	if _, err := os.Stat(Chromium); err != nil {
 		missing = append(missing, Chromium)
@@ -188,7 +225,7 @@ func Require(t testing.TB, p Player) {
 	if _, err := exec.LookPath("node"); err != nil {
 		missing = append(missing, "node")
 	}
-	for _, f := range []string{"node_modules/playwright-core/package.json", lib} {
+	for _, f := range files {
 		if _, err := os.Stat(filepath.Join(web, f)); err != nil {
 			missing = append(missing, filepath.Join("web", f))
 		}
@@ -209,11 +246,14 @@ func Require(t testing.TB, p Player) {
 // Play returns.
 func Play(t testing.TB, o Options) Result {
 	t.Helper()
-	Require(t, o.Player)
+	needs(t, o.Player, o.SDK != nil)
 	if o.Watch <= 0 {
 		o.Watch = 6 * time.Second
 	}
 	web := webDir()
+	if o.SDK != nil {
+		bundleSDK(t, web)
+	}
 	page := httptest.NewServer(pageHandler(web))
 	defer page.Close()
 	profile, err := os.MkdirTemp("", "kvsd-browsertest-")
@@ -225,6 +265,7 @@ func Play(t testing.TB, o Options) Result {
 	job, err := json.Marshal(map[string]any{
 		"page": page.URL + "/play.html", "player": o.Player, "url": o.URL, "config": o.Config,
 		"watchMs": o.Watch.Milliseconds(), "sampleMs": 250, "userDataDir": profile, "chromium": Chromium,
+		"sdk": sdkJob(o.SDK),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -262,6 +303,44 @@ func Play(t testing.TB, o Options) Result {
 	})
 	return r
 }
+
+func sdkJob(s *SDKSession) any {
+	if s == nil {
+		return nil
+	}
+	return map[string]any{"endpoint": s.Endpoint, "region": s.Region, "accessKeyId": s.AccessKeyID,
+		"secretAccessKey": s.SecretAccessKey, "protocol": s.Protocol, "input": s.Input}
+}
+
+// bundleSDK builds web/kvs-sdk.mjs and the AWS SDK into the browser script the page loads,
+// node_modules/.kvsd/kvs-sdk.js, once per test binary. It is written under a temporary name
+// and renamed, so test binaries running at once never see half a file.
+func bundleSDK(t testing.TB, web string) {
+	t.Helper()
+	sdkOnce.Do(func() {
+		dir := filepath.Join(web, "node_modules", ".kvsd")
+		if sdkErr = os.MkdirAll(dir, 0o755); sdkErr != nil {
+			return
+		}
+		tmp := filepath.Join(dir, fmt.Sprintf("kvs-sdk.%d.js", os.Getpid()))
+		cmd := exec.Command(filepath.Join(web, "node_modules", ".bin", "esbuild"), "kvs-sdk.mjs", "--bundle", "--format=iife",
+			"--platform=browser", "--target=chrome120", "--log-level=warning", "--outfile="+tmp)
+		cmd.Dir = web
+		if out, err := cmd.CombinedOutput(); err != nil {
+			sdkErr = fmt.Errorf("esbuild: %v: %s", err, out)
+			return
+		}
+		sdkErr = os.Rename(tmp, filepath.Join(dir, "kvs-sdk.js"))
+	})
+	if sdkErr != nil {
+		t.Fatalf("browsertest: bundling the AWS SDK: %v", sdkErr)
+	}
+}
+
+var (
+	sdkOnce sync.Once
+	sdkErr  error
+)
 
 // pageHandler serves the page, its script and the players from web/, and nothing else there.
 func pageHandler(web string) http.Handler {

@@ -41,7 +41,8 @@ type wireReport struct {
 		URL     string `json:"url"`
 		Codec   string `json:"codec"`
 	} `json:"audioTracks"`
-	Fragments []struct {
+	SessionURL string `json:"sessionURL"`
+	Fragments  []struct {
 		Type            string   `json:"type"`
 		SN              int      `json:"sn"`
 		Start           float64  `json:"start"`
@@ -64,7 +65,7 @@ func msOrZero(v *float64) time.Time {
 
 func (w *wireReport) result() Result {
 	r := Result{
-		Player: w.Player, Live: w.Live, Ended: w.Ended,
+		Player: w.Player, Live: w.Live, Ended: w.Ended, SessionURL: w.SessionURL,
 		VideoWidth: w.VideoWidth, VideoHeight: w.VideoHeight,
 		DecodedFrames: w.DecodedFrames, DroppedFrames: w.DroppedFrames,
 		VideoDecodedBytes: w.VideoDecodedBytes, AudioDecodedBytes: w.AudioDecodedBytes,
