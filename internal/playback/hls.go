@@ -199,13 +199,16 @@ func seconds3(d time.Duration) string {
 	return strconv.FormatFloat(float64(d.Milliseconds())/1000, 'f', -1, 64)
 }
 
-// targetDuration is the longest fragment, rounded up to whole seconds (at least 1).
+// targetDuration is the longest fragment rounded to the nearest second (at least 1).
 func targetDuration(frags []*fragment.Fragment) int64 {
 	var longest time.Duration
 	for _, f := range frags {
 		longest = max(longest, f.Duration)
 	}
-	return max(1, int64(math.Ceil(longest.Seconds())))
+	// RFC 8216 §4.3.3.1: each EXTINF rounded to the nearest integer is at most the target.
+	// Rounding up instead would announce 2 s for 1.02-s fragments, and hls.js keeps a live
+	// view a number of target durations behind the newest fragment.
+	return max(1, int64(math.Round(longest.Seconds())))
 }
 
 // bandwidth is the peak bit rate of the listed fragments.

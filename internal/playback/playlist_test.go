@@ -150,3 +150,18 @@ func TestManifestGolden(t *testing.T) {
 	}
 	require.True(t, strings.Contains(string(static), `type="static"`) && strings.Contains(string(dynamic), `type="dynamic"`))
 }
+
+// TARGETDURATION is the longest EXTINF rounded to the nearest second (RFC 8216 §4.3.3.1), so
+// 1.02-s fragments of a stream with audio announce 1 s, not 2.
+func TestTargetDuration(t *testing.T) {
+	for _, c := range []struct {
+		ms   []int64
+		want int64
+	}{{[]int64{1020, 980}, 1}, {[]int64{400}, 1}, {[]int64{2663, 2000}, 3}, {[]int64{1500}, 2}, {nil, 1}} {
+		var frags []*fragment.Fragment
+		for _, ms := range c.ms {
+			frags = append(frags, &fragment.Fragment{Duration: time.Duration(ms) * time.Millisecond})
+		}
+		require.Equal(t, c.want, targetDuration(frags), "%v", c.ms)
+	}
+}
