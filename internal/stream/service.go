@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// Store is the catalog the service needs. Implementations (catalog/bolt, later PostgreSQL) pass
-// catalogtest. UpdateStream and DeleteStream run fn inside one transaction so version checks are
+// Store is the catalog's stream records: the service needs all of it, and catalog.Streams names
+// it as part of the contract every catalog implementation provides (catalog/bolt, later
+// PostgreSQL; catalogtest checks it). UpdateStream and DeleteStream run fn inside one transaction so version checks are
 // atomic. Names sort in byte order (PostgreSQL: COLLATE "C"); CreationTime keeps milliseconds;
 // fn must not change Name; DeleteStream accepts a nil check; a limit below 1 lists nothing.
 type Store interface {

@@ -5,7 +5,7 @@
 //
 //	meta      bucket: "schema" -> decimal schema version ("1")
 //	streams   bucket: stream name -> JSON stream record {"v":1,"name":...}
-//	fragments bucket: per stream Key, the fragment index (fragments.go; fragstore.Index)
+//	fragments bucket: per stream Key, the fragment index (fragments.go; catalog.Index)
 //
 // Keys in streams are the raw stream names, so bbolt's byte order is the ListStreams order and
 // a prefix listing is a cursor Seek plus a walk that stops at the first non-matching key.
@@ -25,6 +25,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
@@ -41,10 +42,10 @@ var (
 	keySchema     = []byte("schema")
 )
 
-var _ stream.Store = (*DB)(nil)
+var _ catalog.Catalog = (*DB)(nil)
 
-// DB is the bbolt-backed stream.Store and fragstore.Index (fragments.go). It is safe for
-// concurrent use.
+// DB is the bbolt-backed catalog.Catalog: stream records (here), the fragment index
+// (fragments.go) and state (state.go). It is safe for concurrent use.
 type DB struct {
 	db *bbolt.DB
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/catalog/catalogtest"
 	"github.com/kvsd/kvsd/internal/stream"
 )
@@ -23,8 +24,8 @@ func openTemp(t testing.TB) (*DB, string) {
 	return db, path
 }
 
-func TestStore(t *testing.T) {
-	catalogtest.TestStore(t, func(t *testing.T) stream.Store {
+func TestCatalog(t *testing.T) {
+	catalogtest.Run(t, func(t *testing.T) catalog.Catalog {
 		db, _ := openTemp(t)
 		return db
 	})

@@ -1,6 +1,7 @@
-// Package catalogtest is the conformance suite for stream.Store implementations. Every catalog
-// (bbolt now, PostgreSQL later) runs TestStore, so it checks behaviour through the interface
-// only and never looks at how a store lays out its data.
+// Package catalogtest is the conformance suite for catalog implementations (catalog.Catalog):
+// Run runs it all; TestStore, TestIndex and TestState are its parts. Every catalog (bbolt now,
+// PostgreSQL later) runs Run, so the suite checks behaviour through the interfaces only and never
+// looks at how a catalog lays out its data.
 package catalogtest
 
 import (
