@@ -9,11 +9,19 @@ import (
 
 // Store is the catalog's stream records: the service needs all of it, and catalog.Streams names
 // it as part of the contract every catalog implementation provides (catalog/bolt, later
-// PostgreSQL; catalogtest checks it). UpdateStream and DeleteStream run fn inside one transaction so version checks are
-// atomic. Names sort in byte order (PostgreSQL: COLLATE "C"); CreationTime keeps milliseconds;
-// fn must not change Name; DeleteStream accepts a nil check; a limit below 1 lists nothing.
+// PostgreSQL; catalogtest checks it). UpdateStream and DeleteStream run fn inside one
+// transaction so version checks are atomic. Names sort in byte order (PostgreSQL: COLLATE "C");
+// CreationTime keeps milliseconds; fn must not change Name; DeleteStream accepts a nil check; a
+// limit below 1 lists nothing.
+//
+// Creation times strictly increase per name, deleted streams included: a stream's name and
+// creation time (its ARN, its fragments' fragstore.Key) never name another incarnation, even
+// one deleted and created again within the same millisecond.
 type Store interface {
-	// CreateStream adds s; ErrInUse if a stream with that name exists.
+	// CreateStream adds s; ErrInUse if a stream with that name exists. When s.CreationTime
+	// is not after the latest creation time the catalog stored for s.Name (its streams
+	// deleted since included), it first moves it to one millisecond after that one with
+	// s.SetCreationTime, in the same transaction.
 	CreateStream(ctx context.Context, s *Stream) error
 	// GetStream returns a copy of the named stream or ErrNotFound.
 	GetStream(ctx context.Context, name string) (*Stream, error)
@@ -112,6 +120,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Stream, error) {
 	if err := validateTags(in.Tags); err != nil {
 		return nil, err
 	}
+	// The catalog may move the creation time (and the ARN) forward: see Store.CreateStream.
 	if err := s.Store.CreateStream(ctx, st); err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", in.Name, err)
 	}

@@ -5,6 +5,8 @@
 //
 //	meta      bucket: "schema" -> decimal schema version ("1")
 //	streams   bucket: stream name -> JSON stream record {"v":1,"name":...}
+//	created   bucket: stream name -> latest creation ms ever stored under it (8 bytes), kept
+//	          after the stream is deleted, so creation times strictly increase per name
 //	fragments bucket: per stream Key, the fragment index (fragments.go; catalog.Index)
 //
 // Keys in streams are the raw stream names, so bbolt's byte order is the ListStreams order and
@@ -18,6 +20,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -39,6 +42,7 @@ const lockTimeout = time.Second
 var (
 	bucketMeta    = []byte("meta")
 	bucketStreams = []byte("streams")
+	bucketCreated = []byte("created")
 	keySchema     = []byte("schema")
 )
 
@@ -91,7 +95,10 @@ func initSchema(tx *bbolt.Tx) error {
 	if _, err := tx.CreateBucketIfNotExists(bucketStreams); err != nil {
 		return err
 	}
-	// Older schema-1 builds ignore this bucket, so adding it needs no version bump.
+	// Older schema-1 builds ignore these buckets, so adding them needs no version bump.
+	if _, err := tx.CreateBucketIfNotExists(bucketCreated); err != nil {
+		return err
+	}
 	_, err = tx.CreateBucketIfNotExists(bucketFragments)
 	return err
 }
@@ -112,13 +119,10 @@ func load(b *bbolt.Bucket, name string) (*stream.Stream, error) {
 	return decodeStream(v)
 }
 
-// CreateStream stores s; ErrInUse if the name is taken.
+// CreateStream stores s; ErrInUse if the name is taken. It moves s's creation time past the
+// latest one stored under the name (stream.Store.CreateStream).
 func (d *DB) CreateStream(ctx context.Context, s *stream.Stream) error {
 	if err := ctx.Err(); err != nil {
-		return err
-	}
-	v, err := encodeStream(s)
-	if err != nil {
 		return err
 	}
 	return d.db.Update(func(tx *bbolt.Tx) error {
@@ -126,8 +130,37 @@ func (d *DB) CreateStream(ctx context.Context, s *stream.Stream) error {
 		if b.Get([]byte(s.Name)) != nil {
 			return fmt.Errorf("%w: stream %s already exists", stream.ErrInUse, s.Name)
 		}
+		if last, ok := lastCreated(tx, s.Name); ok && s.CreationTime.UnixMilli() <= last {
+			s.SetCreationTime(time.UnixMilli(last + 1).UTC())
+		}
+		if err := noteCreated(tx, s); err != nil {
+			return err
+		}
+		v, err := encodeStream(s)
+		if err != nil {
+			return err
+		}
 		return b.Put([]byte(s.Name), v)
 	})
+}
+
+// lastCreated returns the latest creation ms noted for name.
+func lastCreated(tx *bbolt.Tx, name string) (int64, bool) {
+	v := tx.Bucket(bucketCreated).Get([]byte(name))
+	if len(v) != 8 {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(v)), true
+}
+
+// noteCreated records s's creation time as its name's latest unless a later one is noted
+// (streams created before the bucket existed are noted when they are deleted).
+func noteCreated(tx *bbolt.Tx, s *stream.Stream) error {
+	ms := s.CreationTime.UnixMilli()
+	if last, ok := lastCreated(tx, s.Name); ok && last >= ms {
+		return nil
+	}
+	return tx.Bucket(bucketCreated).Put([]byte(s.Name), binary.BigEndian.AppendUint64(nil, uint64(ms)))
 }
 
 // GetStream returns a fresh copy of the named stream.
@@ -230,6 +263,9 @@ func (d *DB) DeleteStream(ctx context.Context, name string, check func(*stream.S
 			if err := check(s); err != nil {
 				return err
 			}
+		}
+		if err := noteCreated(tx, s); err != nil {
+			return err
 		}
 		return b.Delete([]byte(name))
 	})
