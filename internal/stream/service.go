@@ -129,7 +129,12 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Stream, error) {
 
 // Describe resolves ref to its stream.
 func (s *Service) Describe(ctx context.Context, ref Ref) (*Stream, error) {
-	name, check, err := s.resolve(ref, ErrInvalidArgument)
+	return s.lookup(ctx, ref, ErrInvalidArgument)
+}
+
+// lookup reads the stream ref names; badARN as for resolve.
+func (s *Service) lookup(ctx context.Context, ref Ref, badARN error) (*Stream, error) {
+	name, check, err := s.resolve(ref, badARN)
 	if err != nil {
 		return nil, err
 	}
@@ -416,15 +421,8 @@ func (s *Service) Untag(ctx context.Context, ref Ref, keys []string) error {
 
 // Tags returns the stream's tags (ListTagsForStream); malformed ARNs are InvalidResourceFormat.
 func (s *Service) Tags(ctx context.Context, ref Ref) (map[string]string, error) {
-	name, check, err := s.resolve(ref, ErrInvalidARN)
+	st, err := s.lookup(ctx, ref, ErrInvalidARN)
 	if err != nil {
-		return nil, err
-	}
-	st, err := s.Store.GetStream(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if err := check(st); err != nil {
 		return nil, err
 	}
 	if st.Tags == nil {
