@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,7 +48,16 @@ type Service struct {
 	// and removes its data. It reports its own failures: the stream is gone either way, and
 	// data left behind is collected at the next start.
 	OnDelete func(ctx context.Context, s *Stream)
+
+	changes atomic.Uint64 // see Changes
 }
+
+// Changes counts the changes to streams made through the service (create, update, delete),
+// each counted once the catalog has it. A reader that caches a stream (a PutMedia session, per
+// fragment) reads it again only when Changes moved since it read it. Changes made by another
+// process are not counted: a catalog shared between nodes must feed this from its own change
+// notifications.
+func (s *Service) Changes() uint64 { return s.changes.Load() }
 
 func (s *Service) now() time.Time {
 	if s.Now != nil {
@@ -121,7 +131,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Stream, error) {
 		return nil, err
 	}
 	// The catalog may move the creation time (and the ARN) forward: see Store.CreateStream.
-	if err := s.Store.CreateStream(ctx, st); err != nil {
+	err := s.Store.CreateStream(ctx, st)
+	s.changes.Add(1)
+	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", in.Name, err)
 	}
 	return st, nil
@@ -237,6 +249,7 @@ func (s *Service) Delete(ctx context.Context, arn string, currentVersion *string
 		deleted = st.Clone()
 		return checkVersion(st, currentVersion)
 	})
+	s.changes.Add(1)
 	if err == nil && s.OnDelete != nil {
 		s.OnDelete(ctx, deleted)
 	}
@@ -256,6 +269,7 @@ func (s *Service) mutate(ctx context.Context, ref Ref, badARN error, fn func(*St
 	if err != nil {
 		return nil, err
 	}
+	defer s.changes.Add(1)
 	return s.Store.UpdateStream(ctx, name, func(st *Stream) error {
 		if err := check(st); err != nil {
 			return err
@@ -316,7 +330,7 @@ const (
 
 // UpdateRetention adds or removes hours of retention (UpdateDataRetention). A decrease takes
 // effect at once: the retention sweeper reads the new value on its next pass, and PutMedia
-// connections read it for every fragment.
+// connections see it from their next fragment (Changes).
 func (s *Service) UpdateRetention(ctx context.Context, ref Ref, version, op string, change *int) error {
 	if err := oneOf("Operation", op, IncreaseRetention, DecreaseRetention); err != nil {
 		return err
