@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -214,7 +215,8 @@ func Put(ctx context.Context, args []string, env PutEnv) int {
 		fmt.Fprintln(stderr, "kvsd put: stdin is a terminal; pipe a Matroska stream in (… ! matroskamux streamable=true ! fdsink fd=1 | kvsd put … -)")
 		return 2
 	}
-	src, err := openSource(ctx, f, env.Stdin)
+	// A camera source says when it drops and comes back, on stderr like kvsd serve's log.
+	src, err := openSource(ctx, f, env.Stdin, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		fmt.Fprintf(stderr, "kvsd put: %v\n", err)
 		return 1

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -28,7 +29,7 @@ var ebmlMagic = []byte{0x1A, 0x45, 0xDF, 0xA3}
 
 // openSource opens SOURCE: "-" is Matroska on stdin (live), a Matroska or
 // WebM file is recognised by its EBML magic.
-func openSource(ctx context.Context, pf *putFlags, stdin io.Reader) (*putSource, error) {
+func openSource(ctx context.Context, pf *putFlags, stdin io.Reader, log *slog.Logger) (*putSource, error) {
 	arg := pf.source
 	switch {
 	case arg == "-" && stdin == nil:
@@ -37,7 +38,7 @@ func openSource(ctx context.Context, pf *putFlags, stdin io.Reader) (*putSource,
 		return &putSource{Source: producer.NewMKVSource(stdin, true)}, nil
 	case strings.HasPrefix(arg, "rtsp://") || strings.HasPrefix(arg, "rtsps://"):
 		// Reconnects with backoff when the camera drops, and says so.
-		cam, err := rtspsrc.Dial(ctx, arg, rtspsrc.Options{})
+		cam, err := rtspsrc.Dial(ctx, arg, rtspsrc.Options{Logger: log})
 		if err != nil {
 			return nil, err
 		}

@@ -10,14 +10,6 @@ import (
 // damaged on disk, never a fragment that is merely missing (that is ErrNotFound).
 var ErrCorrupt = errors.New("stored fragment media is corrupt")
 
-// Location says where a Media put a record's payload. It is meaningful only to the Media that
-// returned it and to the Index that stores it next to the fragment's entry.
-type Location struct {
-	Segment uint64 // the segment (file, object) holding the record; segments only grow in number
-	Offset  int64  // where the payload starts inside the segment
-	Length  int64  // payload length: the fragment's media size
-}
-
 // Segment describes one stored segment.
 type Segment struct {
 	Number uint64

@@ -3,7 +3,8 @@
 //
 // A Store joins two backends, each behind an interface declared here with a conformance suite:
 // Media (fragment bytes in per-stream segments; disk implements it, mediatest checks it) and
-// Index (the fragment index; catalog/bolt implements it, catalogtest.TestIndex checks it).
+// Index (the fragment index, catalog.Index; every catalog implements it, catalogtest.TestIndex
+// checks it).
 // The Index is the truth: a fragment exists when its entry is committed. Media holding bytes
 // the Index does not know of (a crash between the two writes) is cut away by Open's recovery;
 // the Index never points at media that was not synced first.
@@ -30,34 +31,15 @@ import (
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
-// ErrNotFound is returned for fragments or headers the store does not hold (expired, deleted,
-// never stored).
-var ErrNotFound = errors.New("fragment not found")
-
-// Key identifies one incarnation of a stream: a stream deleted and created again under the same
-// name has another CreatedMs, and so other fragments.
-type Key struct {
-	Name      string
-	CreatedMs int64
-}
-
 // KeyOf returns the storage key of s.
 func KeyOf(s *stream.Stream) Key { return Key{Name: s.Name, CreatedMs: s.CreationTime.UnixMilli()} }
 
-// TimeKind selects the timeline of a time query.
-type TimeKind int
-
-const (
-	ProducerTime TimeKind = iota
-	ServerTime
-)
-
 // Config wires a Store. The caller opens both backends (only app knows the concrete types:
-// disk.Open, bolt.Open). A Store that opened owns Media and closes it; the Index is the catalog
+// disk.Open, the catalog). A Store that opened owns Media and closes it; the Index is the catalog
 // file, shared with the stream metadata, and stays the caller's to close.
 type Config struct {
 	Media      Media                 // fragment bytes, e.g. disk.Open(<data-dir>/media)
-	Index      Index                 // fragment index, e.g. the catalog's *bolt.DB
+	Index      Index                 // fragment index: the catalog
 	Logger     *slog.Logger          // nil: discard
 	Registerer prometheus.Registerer // nil: metrics are kept but not registered
 }

@@ -31,6 +31,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/stream"
@@ -49,14 +50,12 @@ type Store interface {
 	SeqAt(ctx context.Context, k fragstore.Key, kind fragstore.TimeKind, t time.Time) (uint64, error)
 }
 
-// Catalog holds the streams and the generator's durable cursors; *bolt.DB implements it.
+// Catalog holds the streams and the generator's durable cursors; a catalog.Catalog
+// implements it.
 type Catalog interface {
 	GetStream(ctx context.Context, name string) (*stream.Stream, error)
 	ListStreams(ctx context.Context, prefix, startAfter string, limit int) ([]*stream.Stream, error)
-	LoadState(ctx context.Context, component, key string) ([]byte, error)
-	SaveState(ctx context.Context, component, key string, value []byte) error
-	DeleteState(ctx context.Context, component, key string) error
-	StateKeys(ctx context.Context, component string) ([]string, error)
+	catalog.State
 }
 
 // Objects is where images go (objstore.S3 or objstore.Dir).

@@ -210,6 +210,24 @@ func TestStreamDeletedDuringSession(t *testing.T) {
 		frags, _ := e.stored(st)
 		require.Empty(t, frags)
 	})
+	t.Run("created again in the same millisecond", func(t *testing.T) {
+		requireNoLeak(t)
+		e := newEnv(t, Config{})
+		now := time.UnixMilli(1700000000123)
+		e.svc.Now = func() time.Time { return now }
+		old := e.createStream(testStreamName, 24)
+		l := e.start(Request{})
+		l.write(cat(header(1, 1), gop(1000, 2)))
+		b := l.next()
+		require.NoError(t, e.svc.Delete(context.Background(), old.ARN, nil))
+		st := e.createStream(testStreamName, 24) // the clock has not moved
+		require.NotEqual(t, old.ARN, st.ARN)
+		require.NotEqual(t, fragstore.KeyOf(old), fragstore.KeyOf(st))
+		l.send(gop(3000, 2)) // completes the old session's first fragment
+		requireError(t, append([]Ack{b}, l.untilError()...), l.wait(), errStreamNotActive, 1000)
+		frags, _ := e.stored(st)
+		require.Empty(t, frags, "the old session's fragment landed in the new stream")
+	})
 }
 
 // On shutdown (SIGTERM) a session persists what it received, then sends the retriable ERROR

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -298,4 +299,35 @@ func hasFinding(r diag.Report, level diag.Level, code string) bool {
 		}
 	}
 	return false
+}
+
+// countingStreams counts Describe calls of the writer's stream checks.
+type countingStreams struct {
+	*stream.Service
+	describes atomic.Int64
+}
+
+func (c *countingStreams) Describe(ctx context.Context, ref stream.Ref) (*stream.Stream, error) {
+	c.describes.Add(1)
+	return c.Service.Describe(ctx, ref)
+}
+
+// The writer reads the stream from the catalog again only when a stream changed: not for every
+// fragment (the deletion and retention tests above check that changes are still seen).
+func TestWriterReadsTheCatalogOnChange(t *testing.T) {
+	requireNoLeak(t)
+	cs := &countingStreams{}
+	e := newEnv(t, Config{Streams: cs})
+	cs.Service = e.svc
+	st := e.createStream(testStreamName, 24)
+	body := [][]byte{header(1, 1)}
+	for i := range 6 {
+		body = append(body, gop(uint64(1000*i), 2))
+	}
+	_, err := e.runBody(Request{}, bytes.NewReader(cat(append(body, endOfFragment)...)))
+	require.NoError(t, err)
+	frags, _ := e.stored(st)
+	require.Len(t, frags, 6)
+	// One for Open, one for the writer's first fragment.
+	require.Equal(t, int64(2), cs.describes.Load())
 }

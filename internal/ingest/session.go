@@ -46,6 +46,10 @@ type Session struct {
 
 	state *streamState
 	prev  *Session // the connection this one superseded: its fragments are stored first
+	// The stream as the writer last read it, and Streams' change count before that read
+	// (current). Only the writer goroutine uses them.
+	seen        *stream.Stream
+	seenChanges uint64
 	// Guarded by m.mu.
 	streaming bool // the session has started a fragment
 	resuming  bool // its body continues an earlier connection's document
@@ -293,7 +297,7 @@ func (s *Session) write(ctx context.Context, w *writer) {
 // keeps no data: retention is read per fragment, so a change applies from the next one. It
 // returns a nil Commit for a fragment not kept.
 func (s *Session) store(ctx context.Context, c *complete) (*fragstore.Commit, error) {
-	st, err := s.m.cfg.Streams.Describe(ctx, stream.Ref{Name: s.st.Name})
+	st, err := s.current(ctx)
 	switch {
 	case errors.Is(err, stream.ErrNotFound) || err == nil && fragstore.KeyOf(st) != s.key:
 		return nil, failf(errStreamNotActive, c.frag, "the stream was deleted")
@@ -310,6 +314,29 @@ func (s *Session) store(ctx context.Context, c *complete) (*fragstore.Commit, er
 		return nil, failf(errArchival, c.frag, "persist: %w", err)
 	}
 	return commit, nil
+}
+
+// changeCounter is a Streams that counts the changes made to streams (*stream.Service).
+type changeCounter interface{ Changes() uint64 }
+
+// current returns the stream as the catalog has it now. With a Streams that counts its changes
+// it reads the catalog again only when a stream changed since the last read: a retention
+// change or a deletion is seen by the next fragment, without a catalog read per fragment.
+func (s *Session) current(ctx context.Context) (*stream.Stream, error) {
+	cc, ok := s.m.cfg.Streams.(changeCounter)
+	if !ok {
+		return s.m.cfg.Streams.Describe(ctx, stream.Ref{Name: s.st.Name})
+	}
+	n := cc.Changes() // before the read: a change during it is read again next time
+	if s.seen != nil && n == s.seenChanges {
+		return s.seen, nil
+	}
+	st, err := s.m.cfg.Streams.Describe(ctx, stream.Ref{Name: s.st.Name})
+	if err != nil {
+		return nil, err
+	}
+	s.seen, s.seenChanges = st, n
+	return st, nil
 }
 
 // loop is the session's main goroutine: the only one that emits acks and publishes.

@@ -103,6 +103,6 @@ func (h *Handler) getMediaForFragmentList(w http.ResponseWriter, r *http.Request
 	w.Header().Set("Content-Type", mediaContentType)
 	w.WriteHeader(http.StatusOK)
 	if err := run(w); err != nil {
-		Logger(r.Context()).Warn("getMediaForFragmentList ended early", "err", err)
+		h.logger(r.Context()).Warn("getMediaForFragmentList ended early", "err", err)
 	}
 }

@@ -51,6 +51,6 @@ func (h *Handler) getMedia(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
 	if err := run(flushSink{w, rc}); err != nil {
-		Logger(r.Context()).Warn("getMedia ended early", "err", err)
+		h.logger(r.Context()).Warn("getMedia ended early", "err", err)
 	}
 }

@@ -42,7 +42,7 @@ type Config struct {
 	Auth     verifier
 	// PublicURL is the data endpoint session URLs name (the server's --public-url).
 	PublicURL string
-	Logger    *slog.Logger
+	Logger    *slog.Logger // nil: discard
 	Registry  prometheus.Registerer
 }
 
@@ -63,7 +63,7 @@ var notImplemented = []string{
 func New(cfg Config) *Handler {
 	log := cfg.Logger
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{streams: cfg.Streams, playback: cfg.Playback, images: cfg.Images, status: cfg.Status, auth: cfg.Auth, publicURL: cfg.PublicURL, log: log, metrics: newMetrics(cfg.Registry),
 		mux: http.NewServeMux(), ops: map[string]bool{}}

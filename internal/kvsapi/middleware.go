@@ -25,12 +25,13 @@ const (
 	keyRequestID
 )
 
-// Logger returns the request-scoped logger (it carries request_id) or slog.Default.
-func Logger(ctx context.Context) *slog.Logger {
+// logger returns the request-scoped logger (it carries request_id; observe sets it), else the
+// handler's.
+func (h *Handler) logger(ctx context.Context) *slog.Logger {
 	if l, ok := ctx.Value(keyLogger).(*slog.Logger); ok {
 		return l
 	}
-	return slog.Default()
+	return h.log
 }
 
 // streamingPaths carry media bodies that must not be buffered or hashed.
@@ -137,7 +138,7 @@ func (h *Handler) authenticate(next http.Handler) http.Handler {
 			h.fail(w, r, err)
 			return
 		}
-		ctx := context.WithValue(r.Context(), keyLogger, Logger(r.Context()).With("access_key", key))
+		ctx := context.WithValue(r.Context(), keyLogger, h.logger(r.Context()).With("access_key", key))
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -145,7 +146,7 @@ func (h *Handler) authenticate(next http.Handler) http.Handler {
 // fail writes err in the AWS shape and logs causes the client does not see.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	ae := toAPIError(err)
-	log := Logger(r.Context())
+	log := h.logger(r.Context())
 	switch {
 	case ae.Status >= 500 && ae.Status != http.StatusNotImplemented:
 		log.Error("request failed", "code", ae.Code, "err", err)

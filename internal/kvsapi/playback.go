@@ -117,7 +117,7 @@ func (h *Handler) getClip(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", playback.TypeMP4)
 	w.WriteHeader(http.StatusOK)
 	if err := run(w); err != nil {
-		Logger(r.Context()).Warn("getClip ended early", "err", err)
+		h.logger(r.Context()).Warn("getClip ended early", "err", err)
 	}
 }
 

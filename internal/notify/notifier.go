@@ -54,7 +54,7 @@ type Fragments interface {
 type Config struct {
 	Streams   Streams
 	Fragments Fragments
-	State     State // durable cursors and outbox: the catalog (*bolt.DB)
+	State     State // durable cursors and outbox: the catalog
 
 	Logger     *slog.Logger          // nil: discard
 	Registerer prometheus.Registerer // nil: metrics are kept but not registered

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kvsd/kvsd/internal/catalog/bolt"
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/diag"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/mkv"
@@ -275,7 +275,7 @@ func TestEnableAndDisable(t *testing.T) {
 	e.appendFragment(n, st, notification()...)
 	require.Eventually(t, func() bool {
 		_, err := e.db.LoadState(ctx, "notify", cursorKey)
-		return errors.Is(err, bolt.ErrNoState)
+		return errors.Is(err, catalog.ErrNoState)
 	}, 5*time.Second, 10*time.Millisecond, "disabling drops the cursor")
 	require.False(t, n.Status(ctx, e.stream("cam-1")).Enabled)
 

@@ -10,20 +10,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/stream"
 	"github.com/kvsd/kvsd/internal/streamwork"
 )
 
-// State is the catalog's store of small durable records; *bolt.DB implements it. LoadState
-// answers streamwork.ErrNoState for a key never saved.
-type State interface {
-	LoadState(ctx context.Context, component, key string) ([]byte, error)
-	SaveState(ctx context.Context, component, key string, value []byte) error
-	DeleteState(ctx context.Context, component, key string) error
-	StateKeys(ctx context.Context, component string) ([]string, error)
-}
+// State is the catalog's store of small durable records (catalog.State). LoadState answers
+// catalog.ErrNoState for a key never saved.
+type State = catalog.State
 
 // Catalog components:
 //
@@ -173,7 +169,7 @@ func (n *Notifier) loadOutbox(ctx context.Context) error {
 			continue
 		}
 		b, err := n.cfg.State.LoadState(ctx, outboxComponent, key)
-		if errors.Is(err, streamwork.ErrNoState) {
+		if errors.Is(err, catalog.ErrNoState) {
 			continue // delivered meanwhile (an ImageDelivered before Run)
 		}
 		if err != nil {

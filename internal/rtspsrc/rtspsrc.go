@@ -33,8 +33,8 @@ type Options struct {
 	// attempts, which doubles from one failed attempt to the next
 	// (defaults 1 s and 30 s).
 	MinBackoff, MaxBackoff time.Duration
-	// Logger says when the camera drops and comes back (default
-	// slog.Default()).
+	// Logger says when the camera drops and comes back (nil:
+	// discard).
 	Logger *slog.Logger
 	// Buffer is how many frames wait for ReadFrame before the camera's
 	// connection is held back (default 300: 10 s at 30 fps).
@@ -93,7 +93,7 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Source, error) {
 		opts.MaxBackoff = max(30*time.Second, opts.MinBackoff)
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Buffer <= 0 {
 		opts.Buffer = 300

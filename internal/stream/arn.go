@@ -16,6 +16,17 @@ func FormatARN(region, account, name string, created time.Time) string {
 	return fmt.Sprintf("arn:aws:kinesisvideo:%s:%s:stream/%s/%d", region, account, name, created.UnixMilli())
 }
 
+// SetCreationTime sets the stream's CreationTime (to the millisecond) and the creation time the
+// ARN ends with. A catalog calls it when CreateStream moves a creation time forward so that
+// creation times strictly increase per name (Store.CreateStream). An ARN that is not a stream
+// ARN is left alone.
+func (s *Stream) SetCreationTime(t time.Time) {
+	s.CreationTime = t.Truncate(time.Millisecond)
+	if a, err := parseARN(s.ARN); err == nil && a.resource == "stream" {
+		s.ARN = FormatARN(a.region, a.account, a.name, s.CreationTime)
+	}
+}
+
 // parsedARN is the part of a stream ARN that identifies the stream.
 type parsedARN struct {
 	region, account, resource, name string

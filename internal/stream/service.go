@@ -4,15 +4,25 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
-// Store is the catalog the service needs. Implementations (catalog/bolt, later PostgreSQL) pass
-// catalogtest. UpdateStream and DeleteStream run fn inside one transaction so version checks are
-// atomic. Names sort in byte order (PostgreSQL: COLLATE "C"); CreationTime keeps milliseconds;
-// fn must not change Name; DeleteStream accepts a nil check; a limit below 1 lists nothing.
+// Store is the catalog's stream records: the service needs all of it, and catalog.Streams names
+// it as part of the contract every catalog implementation provides (catalog/bolt, later
+// PostgreSQL; catalogtest checks it). UpdateStream and DeleteStream run fn inside one
+// transaction so version checks are atomic. Names sort in byte order (PostgreSQL: COLLATE "C");
+// CreationTime keeps milliseconds; fn must not change Name; DeleteStream accepts a nil check; a
+// limit below 1 lists nothing.
+//
+// Creation times strictly increase per name, deleted streams included: a stream's name and
+// creation time (its ARN, its fragments' fragstore.Key) never name another incarnation, even
+// one deleted and created again within the same millisecond.
 type Store interface {
-	// CreateStream adds s; ErrInUse if a stream with that name exists.
+	// CreateStream adds s; ErrInUse if a stream with that name exists. When s.CreationTime
+	// is not after the latest creation time the catalog stored for s.Name (its streams
+	// deleted since included), it first moves it to one millisecond after that one with
+	// s.SetCreationTime, in the same transaction.
 	CreateStream(ctx context.Context, s *Stream) error
 	// GetStream returns a copy of the named stream or ErrNotFound.
 	GetStream(ctx context.Context, name string) (*Stream, error)
@@ -38,7 +48,16 @@ type Service struct {
 	// and removes its data. It reports its own failures: the stream is gone either way, and
 	// data left behind is collected at the next start.
 	OnDelete func(ctx context.Context, s *Stream)
+
+	changes atomic.Uint64 // see Changes
 }
+
+// Changes counts the changes to streams made through the service (create, update, delete),
+// each counted once the catalog has it. A reader that caches a stream (a PutMedia session, per
+// fragment) reads it again only when Changes moved since it read it. Changes made by another
+// process are not counted: a catalog shared between nodes must feed this from its own change
+// notifications.
+func (s *Service) Changes() uint64 { return s.changes.Load() }
 
 func (s *Service) now() time.Time {
 	if s.Now != nil {
@@ -111,7 +130,10 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Stream, error) {
 	if err := validateTags(in.Tags); err != nil {
 		return nil, err
 	}
-	if err := s.Store.CreateStream(ctx, st); err != nil {
+	// The catalog may move the creation time (and the ARN) forward: see Store.CreateStream.
+	err := s.Store.CreateStream(ctx, st)
+	s.changes.Add(1)
+	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", in.Name, err)
 	}
 	return st, nil
@@ -119,7 +141,12 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Stream, error) {
 
 // Describe resolves ref to its stream.
 func (s *Service) Describe(ctx context.Context, ref Ref) (*Stream, error) {
-	name, check, err := s.resolve(ref, ErrInvalidArgument)
+	return s.lookup(ctx, ref, ErrInvalidArgument)
+}
+
+// lookup reads the stream ref names; badARN as for resolve.
+func (s *Service) lookup(ctx context.Context, ref Ref, badARN error) (*Stream, error) {
+	name, check, err := s.resolve(ref, badARN)
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +249,7 @@ func (s *Service) Delete(ctx context.Context, arn string, currentVersion *string
 		deleted = st.Clone()
 		return checkVersion(st, currentVersion)
 	})
+	s.changes.Add(1)
 	if err == nil && s.OnDelete != nil {
 		s.OnDelete(ctx, deleted)
 	}
@@ -241,6 +269,7 @@ func (s *Service) mutate(ctx context.Context, ref Ref, badARN error, fn func(*St
 	if err != nil {
 		return nil, err
 	}
+	defer s.changes.Add(1)
 	return s.Store.UpdateStream(ctx, name, func(st *Stream) error {
 		if err := check(st); err != nil {
 			return err
@@ -301,7 +330,7 @@ const (
 
 // UpdateRetention adds or removes hours of retention (UpdateDataRetention). A decrease takes
 // effect at once: the retention sweeper reads the new value on its next pass, and PutMedia
-// connections read it for every fragment.
+// connections see it from their next fragment (Changes).
 func (s *Service) UpdateRetention(ctx context.Context, ref Ref, version, op string, change *int) error {
 	if err := oneOf("Operation", op, IncreaseRetention, DecreaseRetention); err != nil {
 		return err
@@ -406,15 +435,8 @@ func (s *Service) Untag(ctx context.Context, ref Ref, keys []string) error {
 
 // Tags returns the stream's tags (ListTagsForStream); malformed ARNs are InvalidResourceFormat.
 func (s *Service) Tags(ctx context.Context, ref Ref) (map[string]string, error) {
-	name, check, err := s.resolve(ref, ErrInvalidARN)
+	st, err := s.lookup(ctx, ref, ErrInvalidARN)
 	if err != nil {
-		return nil, err
-	}
-	st, err := s.Store.GetStream(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if err := check(st); err != nil {
 		return nil, err
 	}
 	if st.Tags == nil {

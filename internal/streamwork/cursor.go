@@ -6,21 +6,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kvsd/kvsd/internal/catalog/bolt"
+	"github.com/kvsd/kvsd/internal/catalog"
 )
 
-// State is the catalog's store of small durable records (*bolt.DB): one namespace per
-// component, key → value. LoadState answers ErrNoState for a key never saved.
-type State interface {
-	LoadState(ctx context.Context, component, key string) ([]byte, error)
-	SaveState(ctx context.Context, component, key string, value []byte) error
-	DeleteState(ctx context.Context, component, key string) error
-	StateKeys(ctx context.Context, component string) ([]string, error)
-}
-
-// ErrNoState is State.LoadState's answer for a key never saved.
-// TODO(issue 14, point 2): take it from the catalog contracts package once there is one.
-var ErrNoState = bolt.ErrNoState
+// State is the catalog's store of small durable records (catalog.State): one namespace per
+// component, key → value. LoadState answers catalog.ErrNoState for a key never saved.
+type State = catalog.State
 
 // Cursors are the durable cursors of one component: per stream, the sequence of the last
 // fragment whose work is done, under StateKey(k). Work resumes after it; a stream without
@@ -50,7 +41,7 @@ func ParseStateKey(s string) (Key, bool) {
 // Load returns k's cursor; ok is false when k has none.
 func (c *Cursors) Load(ctx context.Context, k Key) (seq uint64, ok bool, err error) {
 	b, err := c.State.LoadState(ctx, c.Component, StateKey(k))
-	if errors.Is(err, ErrNoState) {
+	if errors.Is(err, catalog.ErrNoState) {
 		return 0, false, nil
 	}
 	if err != nil {

@@ -5,7 +5,9 @@
 //
 //	meta      bucket: "schema" -> decimal schema version ("1")
 //	streams   bucket: stream name -> JSON stream record {"v":1,"name":...}
-//	fragments bucket: per stream Key, the fragment index (fragments.go; fragstore.Index)
+//	created   bucket: stream name -> latest creation ms ever stored under it (8 bytes), kept
+//	          after the stream is deleted, so creation times strictly increase per name
+//	fragments bucket: per stream Key, the fragment index (fragments.go; catalog.Index)
 //
 // Keys in streams are the raw stream names, so bbolt's byte order is the ListStreams order and
 // a prefix listing is a cursor Seek plus a walk that stops at the first non-matching key.
@@ -18,6 +20,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -25,6 +28,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
@@ -38,13 +42,14 @@ const lockTimeout = time.Second
 var (
 	bucketMeta    = []byte("meta")
 	bucketStreams = []byte("streams")
+	bucketCreated = []byte("created")
 	keySchema     = []byte("schema")
 )
 
-var _ stream.Store = (*DB)(nil)
+var _ catalog.Catalog = (*DB)(nil)
 
-// DB is the bbolt-backed stream.Store and fragstore.Index (fragments.go). It is safe for
-// concurrent use.
+// DB is the bbolt-backed catalog.Catalog: stream records (here), the fragment index
+// (fragments.go) and state (state.go). It is safe for concurrent use.
 type DB struct {
 	db *bbolt.DB
 }
@@ -90,7 +95,10 @@ func initSchema(tx *bbolt.Tx) error {
 	if _, err := tx.CreateBucketIfNotExists(bucketStreams); err != nil {
 		return err
 	}
-	// Older schema-1 builds ignore this bucket, so adding it needs no version bump.
+	// Older schema-1 builds ignore these buckets, so adding them needs no version bump.
+	if _, err := tx.CreateBucketIfNotExists(bucketCreated); err != nil {
+		return err
+	}
 	_, err = tx.CreateBucketIfNotExists(bucketFragments)
 	return err
 }
@@ -111,13 +119,10 @@ func load(b *bbolt.Bucket, name string) (*stream.Stream, error) {
 	return decodeStream(v)
 }
 
-// CreateStream stores s; ErrInUse if the name is taken.
+// CreateStream stores s; ErrInUse if the name is taken. It moves s's creation time past the
+// latest one stored under the name (stream.Store.CreateStream).
 func (d *DB) CreateStream(ctx context.Context, s *stream.Stream) error {
 	if err := ctx.Err(); err != nil {
-		return err
-	}
-	v, err := encodeStream(s)
-	if err != nil {
 		return err
 	}
 	return d.db.Update(func(tx *bbolt.Tx) error {
@@ -125,8 +130,37 @@ func (d *DB) CreateStream(ctx context.Context, s *stream.Stream) error {
 		if b.Get([]byte(s.Name)) != nil {
 			return fmt.Errorf("%w: stream %s already exists", stream.ErrInUse, s.Name)
 		}
+		if last, ok := lastCreated(tx, s.Name); ok && s.CreationTime.UnixMilli() <= last {
+			s.SetCreationTime(time.UnixMilli(last + 1).UTC())
+		}
+		if err := noteCreated(tx, s); err != nil {
+			return err
+		}
+		v, err := encodeStream(s)
+		if err != nil {
+			return err
+		}
 		return b.Put([]byte(s.Name), v)
 	})
+}
+
+// lastCreated returns the latest creation ms noted for name.
+func lastCreated(tx *bbolt.Tx, name string) (int64, bool) {
+	v := tx.Bucket(bucketCreated).Get([]byte(name))
+	if len(v) != 8 {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(v)), true
+}
+
+// noteCreated records s's creation time as its name's latest unless a later one is noted
+// (streams created before the bucket existed are noted when they are deleted).
+func noteCreated(tx *bbolt.Tx, s *stream.Stream) error {
+	ms := s.CreationTime.UnixMilli()
+	if last, ok := lastCreated(tx, s.Name); ok && last >= ms {
+		return nil
+	}
+	return tx.Bucket(bucketCreated).Put([]byte(s.Name), binary.BigEndian.AppendUint64(nil, uint64(ms)))
 }
 
 // GetStream returns a fresh copy of the named stream.
@@ -229,6 +263,9 @@ func (d *DB) DeleteStream(ctx context.Context, name string, check func(*stream.S
 			if err := check(s); err != nil {
 				return err
 			}
+		}
+		if err := noteCreated(tx, s); err != nil {
+			return err
 		}
 		return b.Delete([]byte(name))
 	})

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/catalog/catalogtest"
 	"github.com/kvsd/kvsd/internal/stream"
 )
@@ -23,8 +24,8 @@ func openTemp(t testing.TB) (*DB, string) {
 	return db, path
 }
 
-func TestStore(t *testing.T) {
-	catalogtest.TestStore(t, func(t *testing.T) stream.Store {
+func TestCatalog(t *testing.T) {
+	catalogtest.Run(t, func(t *testing.T) catalog.Catalog {
 		db, _ := openTemp(t)
 		return db
 	})
@@ -157,4 +158,21 @@ func TestRecordFormat(t *testing.T) {
 
 	_, err = decodeStream([]byte(`{"v":2,"name":"cam"}`))
 	assert.ErrorContains(t, err, "version 2")
+}
+
+// A stream created by a build that did not note creation times (no entry in bucket created) is
+// noted when it is deleted, so one created again in its millisecond still gets a later time.
+func TestCreationTimeOfOlderFileNotedAtDelete(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	old := &stream.Stream{Name: "cam", ARN: stream.FormatARN("us-east-1", "1", "cam", time.UnixMilli(1700000000123)),
+		Version: "v1", Status: stream.StatusActive, CreationTime: time.UnixMilli(1700000000123)}
+	require.NoError(t, db.CreateStream(ctx, old))
+	require.NoError(t, db.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketCreated).Delete([]byte("cam")) }))
+	require.NoError(t, db.DeleteStream(ctx, "cam", nil))
+
+	again := &stream.Stream{Name: "cam", ARN: old.ARN, Version: "v2", Status: stream.StatusActive, CreationTime: old.CreationTime}
+	require.NoError(t, db.CreateStream(ctx, again))
+	assert.Equal(t, int64(1700000000124), again.CreationTime.UnixMilli())
+	assert.Equal(t, "arn:aws:kinesisvideo:us-east-1:1:stream/cam/1700000000124", again.ARN)
 }

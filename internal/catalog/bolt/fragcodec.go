@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/fragment"
-	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/mkv"
 )
 
@@ -20,7 +20,7 @@ const entryVersion = 1
 // varints. Binary rather than JSON because ListFragments decodes thousands per request and the
 // index holds millions; a typical entry is about 40 bytes. The fragment number is not stored:
 // it is FormatNumber(key's createdMs, seq), which Put checks.
-func encodeEntry(f *fragment.Fragment, loc fragstore.Location) []byte {
+func encodeEntry(f *fragment.Fragment, loc catalog.Location) []byte {
 	b := make([]byte, 0, 48+len(f.HeaderID))
 	b = append(b, entryVersion)
 	b = binary.AppendUvarint(b, loc.Segment)
@@ -86,12 +86,12 @@ func (r *entryReader) string() string {
 }
 
 // decodeEntry builds a fresh Fragment (and its Location) from a by-seq value.
-func decodeEntry(k fragstore.Key, seq uint64, v []byte) (*fragment.Fragment, fragstore.Location, error) {
+func decodeEntry(k catalog.Key, seq uint64, v []byte) (*fragment.Fragment, catalog.Location, error) {
 	if len(v) == 0 || v[0] != entryVersion {
-		return nil, fragstore.Location{}, fmt.Errorf("fragment %d of %s: entry version %v; this kvsd reads version %d", seq, k.Name, v[:min(len(v), 1)], entryVersion)
+		return nil, catalog.Location{}, fmt.Errorf("fragment %d of %s: entry version %v; this kvsd reads version %d", seq, k.Name, v[:min(len(v), 1)], entryVersion)
 	}
 	r := entryReader{b: v[1:]}
-	var loc fragstore.Location
+	var loc catalog.Location
 	loc.Segment = r.uvarint()
 	loc.Offset = int64(r.uvarint())
 	loc.Length = int64(r.uvarint())
@@ -120,7 +120,7 @@ func decodeEntry(k fragstore.Key, seq uint64, v []byte) (*fragment.Fragment, fra
 const lastLen = 1 + 8*4
 
 // encodeLast is the value of a stream's "last" key: the highest Seq ever put and its Location.
-func encodeLast(seq uint64, loc fragstore.Location) []byte {
+func encodeLast(seq uint64, loc catalog.Location) []byte {
 	b := make([]byte, lastLen)
 	b[0] = entryVersion
 	binary.BigEndian.PutUint64(b[1:], seq)
@@ -130,14 +130,14 @@ func encodeLast(seq uint64, loc fragstore.Location) []byte {
 	return b
 }
 
-func decodeLast(v []byte) (uint64, fragstore.Location, error) {
+func decodeLast(v []byte) (uint64, catalog.Location, error) {
 	if v == nil {
-		return 0, fragstore.Location{}, nil
+		return 0, catalog.Location{}, nil
 	}
 	if len(v) != lastLen || v[0] != entryVersion {
-		return 0, fragstore.Location{}, fmt.Errorf("last-fragment record: %w", errEntry)
+		return 0, catalog.Location{}, fmt.Errorf("last-fragment record: %w", errEntry)
 	}
-	return binary.BigEndian.Uint64(v[1:]), fragstore.Location{
+	return binary.BigEndian.Uint64(v[1:]), catalog.Location{
 		Segment: binary.BigEndian.Uint64(v[9:]),
 		Offset:  int64(binary.BigEndian.Uint64(v[17:])),
 		Length:  int64(binary.BigEndian.Uint64(v[25:])),
@@ -159,12 +159,12 @@ func timeKey(ms int64, seq uint64) []byte {
 func timeKeyMs(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
 
 // keyName names a stream's bucket "<createdMs>_<name>", readable in bbolt's tools.
-func keyName(k fragstore.Key) []byte {
+func keyName(k catalog.Key) []byte {
 	return []byte(strconv.FormatInt(k.CreatedMs, 10) + "_" + k.Name)
 }
 
-func parseKeyName(b []byte) (fragstore.Key, bool) {
+func parseKeyName(b []byte) (catalog.Key, bool) {
 	ms, name, ok := strings.Cut(string(b), "_")
 	n, err := strconv.ParseInt(ms, 10, 64)
-	return fragstore.Key{Name: name, CreatedMs: n}, ok && err == nil && name != ""
+	return catalog.Key{Name: name, CreatedMs: n}, ok && err == nil && name != ""
 }

@@ -11,11 +11,11 @@ import (
 	bbolt "go.etcd.io/bbolt"
 	bberrors "go.etcd.io/bbolt/errors"
 
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/fragment"
-	"github.com/kvsd/kvsd/internal/fragstore"
 )
 
-// The fragment index (fragstore.Index) lives in the catalog file, in bucket "fragments", one
+// The fragment index (catalog.Index) lives in the catalog file, in bucket "fragments", one
 // sub-bucket per stream Key named keyName(k) holding:
 //
 //	seq         8-byte seq                 -> entry (encodeEntry)
@@ -43,15 +43,11 @@ var (
 // default half-full page splits would double the file for nothing.
 const appendFill = 0.95
 
-// DB is the fragment index too: the catalog and the index share one file, so one handle
-// serves both roles (stream.Store and fragstore.Index).
-var _ fragstore.Index = (*DB)(nil)
-
-// Fragments returns d in its fragstore.Index role, for callers that want to say so.
+// Fragments returns d in its catalog.Index role, for callers that want to say so.
 func (d *DB) Fragments() *DB { return d }
 
-func fragNotFound(k fragstore.Key, what string) error {
-	return fmt.Errorf("%w: %s of stream %s", fragstore.ErrNotFound, what, k.Name)
+func fragNotFound(k catalog.Key, what string) error {
+	return fmt.Errorf("%w: %s of stream %s", catalog.ErrFragmentNotFound, what, k.Name)
 }
 
 // streamBuckets are the sub-buckets of one Key.
@@ -62,7 +58,7 @@ type streamBuckets struct {
 }
 
 // openStream returns k's buckets, or nil when the index holds nothing for k.
-func openStream(tx *bbolt.Tx, k fragstore.Key) *streamBuckets {
+func openStream(tx *bbolt.Tx, k catalog.Key) *streamBuckets {
 	kb := tx.Bucket(bucketFragments).Bucket(keyName(k))
 	if kb == nil {
 		return nil
@@ -72,7 +68,7 @@ func openStream(tx *bbolt.Tx, k fragstore.Key) *streamBuckets {
 }
 
 // createStream returns k's buckets for writing, creating what is missing.
-func createStream(tx *bbolt.Tx, k fragstore.Key) (*streamBuckets, error) {
+func createStream(tx *bbolt.Tx, k catalog.Key) (*streamBuckets, error) {
 	kb, err := tx.Bucket(bucketFragments).CreateBucketIfNotExists(keyName(k))
 	if err != nil {
 		return nil, err
@@ -91,8 +87,8 @@ func createStream(tx *bbolt.Tx, k fragstore.Key) (*streamBuckets, error) {
 	return s, nil
 }
 
-func (s *streamBuckets) timeline(kind fragstore.TimeKind) *bbolt.Bucket {
-	if kind == fragstore.ServerTime {
+func (s *streamBuckets) timeline(kind catalog.TimeKind) *bbolt.Bucket {
+	if kind == catalog.ServerTime {
 		return s.server
 	}
 	return s.producer
@@ -112,7 +108,7 @@ func addCount(b *bbolt.Bucket, key []byte, delta int64) (uint64, error) {
 	return n, b.Put(key, u64(n))
 }
 
-func checkEntry(k fragstore.Key, f *fragment.Fragment) error {
+func checkEntry(k catalog.Key, f *fragment.Fragment) error {
 	switch {
 	case f.Seq == 0:
 		return fmt.Errorf("index %s: fragment sequence 0", k.Name)
@@ -126,7 +122,7 @@ func checkEntry(k fragstore.Key, f *fragment.Fragment) error {
 
 // PutFragment stores one fragment entry. It commits through bbolt's Batch, so that the Puts of
 // many streams arriving together share one commit and its fsyncs.
-func (d *DB) PutFragment(ctx context.Context, k fragstore.Key, f *fragment.Fragment, loc fragstore.Location, header []byte) error {
+func (d *DB) PutFragment(ctx context.Context, k catalog.Key, f *fragment.Fragment, loc catalog.Location, header []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -148,7 +144,7 @@ func (d *DB) PutFragment(ctx context.Context, k fragstore.Key, f *fragment.Fragm
 // PutFragments stores entries of any streams in one write transaction, all or none. fragstore
 // gathers them (its group commit), so this does not go through Batch: there is nothing left to
 // wait for.
-func (d *DB) PutFragments(ctx context.Context, puts []fragstore.Put) error {
+func (d *DB) PutFragments(ctx context.Context, puts []catalog.Put) error {
 	if err := ctx.Err(); err != nil || len(puts) == 0 {
 		return err
 	}
@@ -176,7 +172,7 @@ func (d *DB) PutFragments(ctx context.Context, puts []fragstore.Put) error {
 	})
 }
 
-func putEntry(s *streamBuckets, k fragstore.Key, f *fragment.Fragment, loc fragstore.Location, v, header []byte) error {
+func putEntry(s *streamBuckets, k catalog.Key, f *fragment.Fragment, loc catalog.Location, v, header []byte) error {
 	sk := u64(f.Seq)
 	if s.seq.Get(sk) != nil {
 		return fmt.Errorf("index %s: fragment %d is stored already", k.Name, f.Seq)
@@ -221,7 +217,7 @@ func putEntry(s *streamBuckets, k fragstore.Key, f *fragment.Fragment, loc frags
 
 // Import stores many entries of one stream in a single commit, without Batch: for bulk loads
 // (an index rebuilt from media, benchmarks). headers maps every HeaderID used to its bytes.
-func (d *DB) Import(ctx context.Context, k fragstore.Key, headers map[string][]byte, entries []fragstore.Entry) error {
+func (d *DB) Import(ctx context.Context, k catalog.Key, headers map[string][]byte, entries []catalog.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -245,12 +241,12 @@ func (d *DB) Import(ctx context.Context, k fragstore.Key, headers map[string][]b
 }
 
 // GetFragment returns one entry and its Location.
-func (d *DB) GetFragment(ctx context.Context, k fragstore.Key, seq uint64) (*fragment.Fragment, fragstore.Location, error) {
+func (d *DB) GetFragment(ctx context.Context, k catalog.Key, seq uint64) (*fragment.Fragment, catalog.Location, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fragstore.Location{}, err
+		return nil, catalog.Location{}, err
 	}
 	var f *fragment.Fragment
-	var loc fragstore.Location
+	var loc catalog.Location
 	err := d.db.View(func(tx *bbolt.Tx) error {
 		s := openStream(tx, k)
 		if s == nil || s.seq == nil {
@@ -268,7 +264,7 @@ func (d *DB) GetFragment(ctx context.Context, k fragstore.Key, seq uint64) (*fra
 }
 
 // GetHeader returns a copy of the header stored under id.
-func (d *DB) GetHeader(ctx context.Context, k fragstore.Key, id string) ([]byte, error) {
+func (d *DB) GetHeader(ctx context.Context, k catalog.Key, id string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -287,12 +283,12 @@ func (d *DB) GetHeader(ctx context.Context, k fragstore.Key, id string) ([]byte,
 }
 
 // LastFragment returns the highest seq ever put for k and its Location.
-func (d *DB) LastFragment(ctx context.Context, k fragstore.Key) (uint64, fragstore.Location, error) {
+func (d *DB) LastFragment(ctx context.Context, k catalog.Key) (uint64, catalog.Location, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, fragstore.Location{}, err
+		return 0, catalog.Location{}, err
 	}
 	var seq uint64
-	var loc fragstore.Location
+	var loc catalog.Location
 	err := d.db.View(func(tx *bbolt.Tx) error {
 		if s := openStream(tx, k); s != nil {
 			var err error
@@ -306,7 +302,7 @@ func (d *DB) LastFragment(ctx context.Context, k fragstore.Key) (uint64, fragsto
 
 // ListFragments walks the kind timeline from the later of fromMs and after, looking each
 // key's entry up by seq.
-func (d *DB) ListFragments(ctx context.Context, k fragstore.Key, kind fragstore.TimeKind, fromMs, toMs int64, after *fragstore.Position, limit int) ([]*fragment.Fragment, bool, error) {
+func (d *DB) ListFragments(ctx context.Context, k catalog.Key, kind catalog.TimeKind, fromMs, toMs int64, after *catalog.Position, limit int) ([]*fragment.Fragment, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
@@ -351,7 +347,7 @@ func (d *DB) ListFragments(ctx context.Context, k fragstore.Key, kind fragstore.
 }
 
 // entryAt decodes the entry a timeline key points at.
-func (d *DB) entryAt(s *streamBuckets, k fragstore.Key, key []byte) (*fragment.Fragment, error) {
+func (d *DB) entryAt(s *streamBuckets, k catalog.Key, key []byte) (*fragment.Fragment, error) {
 	seq := binary.BigEndian.Uint64(key[8:])
 	v := s.seq.Get(key[8:])
 	if v == nil {
@@ -362,7 +358,7 @@ func (d *DB) entryAt(s *streamBuckets, k fragstore.Key, key []byte) (*fragment.F
 }
 
 // FragmentsAfter walks the seq bucket.
-func (d *DB) FragmentsAfter(ctx context.Context, k fragstore.Key, afterSeq uint64, limit int) ([]*fragment.Fragment, error) {
+func (d *DB) FragmentsAfter(ctx context.Context, k catalog.Key, afterSeq uint64, limit int) ([]*fragment.Fragment, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -390,7 +386,7 @@ func (d *DB) FragmentsAfter(ctx context.Context, k fragstore.Key, afterSeq uint6
 
 // SeqAt finds the latest start ≤ ms; among the entries starting then, the first whose duration
 // reaches past ms wins; otherwise the first entry starting after ms.
-func (d *DB) SeqAt(ctx context.Context, k fragstore.Key, kind fragstore.TimeKind, ms int64) (uint64, error) {
+func (d *DB) SeqAt(ctx context.Context, k catalog.Key, kind catalog.TimeKind, ms int64) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -438,7 +434,7 @@ func (d *DB) SeqAt(ctx context.Context, k fragstore.Key, kind fragstore.TimeKind
 
 // ExpireFragments removes the oldest entries by server time. A read transaction looks first:
 // most sweeps find nothing to remove, and even an empty write commit would cost fsyncs.
-func (d *DB) ExpireFragments(ctx context.Context, k fragstore.Key, cutoffMs int64, limit int) (int, []uint64, error) {
+func (d *DB) ExpireFragments(ctx context.Context, k catalog.Key, cutoffMs int64, limit int) (int, []uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, nil, err
 	}
@@ -488,7 +484,7 @@ func (d *DB) ExpireFragments(ctx context.Context, k fragstore.Key, cutoffMs int6
 
 // expireEntry removes the entry a server-time key names, and returns its segment if no other
 // entry uses it now.
-func expireEntry(s *streamBuckets, k fragstore.Key, key []byte) (*uint64, error) {
+func expireEntry(s *streamBuckets, k catalog.Key, key []byte) (*uint64, error) {
 	seq := binary.BigEndian.Uint64(key[8:])
 	if err := s.server.Delete(key); err != nil {
 		return nil, err
@@ -523,7 +519,7 @@ func expireEntry(s *streamBuckets, k fragstore.Key, key []byte) (*uint64, error)
 }
 
 // LiveSegments lists k's live segments: those with a non-zero count.
-func (d *DB) LiveSegments(ctx context.Context, k fragstore.Key) ([]uint64, error) {
+func (d *DB) LiveSegments(ctx context.Context, k catalog.Key) ([]uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -542,7 +538,7 @@ func (d *DB) LiveSegments(ctx context.Context, k fragstore.Key) ([]uint64, error
 }
 
 // DeleteFragments drops k's bucket, entries, headers and last seq alike.
-func (d *DB) DeleteFragments(ctx context.Context, k fragstore.Key) error {
+func (d *DB) DeleteFragments(ctx context.Context, k catalog.Key) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -556,11 +552,11 @@ func (d *DB) DeleteFragments(ctx context.Context, k fragstore.Key) error {
 }
 
 // FragmentStreams lists the Keys with a bucket in the index.
-func (d *DB) FragmentStreams(ctx context.Context) ([]fragstore.Key, error) {
+func (d *DB) FragmentStreams(ctx context.Context) ([]catalog.Key, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var out []fragstore.Key
+	var out []catalog.Key
 	err := d.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketFragments).ForEachBucket(func(name []byte) error {
 			k, ok := parseKeyName(name)

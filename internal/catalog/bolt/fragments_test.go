@@ -10,27 +10,19 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/kvsd/kvsd/internal/catalog/catalogtest"
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/fragment"
-	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/mkv"
 )
-
-func TestIndex(t *testing.T) {
-	catalogtest.TestIndex(t, func(t *testing.T) fragstore.Index {
-		db, _ := openTemp(t)
-		return db
-	})
-}
 
 func TestIndexSurvivesReopen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "catalog.db")
 	db, err := Open(path)
 	require.NoError(t, err)
-	k := fragstore.Key{Name: "cam", CreatedMs: 1700000000123}
+	k := catalog.Key{Name: "cam", CreatedMs: 1700000000123}
 	f := goldenFragment()
-	loc := fragstore.Location{Segment: 1, Offset: 64, Length: 500000}
+	loc := catalog.Location{Segment: 1, Offset: 64, Length: 500000}
 	require.NoError(t, db.PutFragment(ctx, k, f, loc, []byte("hdr")))
 	require.NoError(t, db.Close())
 
@@ -43,7 +35,7 @@ func TestIndexSurvivesReopen(t *testing.T) {
 	require.Equal(t, f, got)
 	keys, err := db.FragmentStreams(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []fragstore.Key{k}, keys)
+	require.Equal(t, []catalog.Key{k}, keys)
 }
 
 func goldenFragment() *fragment.Fragment {
@@ -71,8 +63,8 @@ const goldenEntry = "01" + // version
 	"01" + "78" // value "x"
 
 func TestEntryFormat(t *testing.T) {
-	k := fragstore.Key{Name: "cam", CreatedMs: 1700000000123}
-	loc := fragstore.Location{Segment: 1, Offset: 64, Length: 500000}
+	k := catalog.Key{Name: "cam", CreatedMs: 1700000000123}
+	loc := catalog.Location{Segment: 1, Offset: 64, Length: 500000}
 	got := encodeEntry(goldenFragment(), loc)
 	require.Equal(t, goldenEntry, hex.EncodeToString(got))
 	raw, _ := hex.DecodeString(goldenEntry)
@@ -88,12 +80,12 @@ func TestEntryFormat(t *testing.T) {
 }
 
 func TestKeyNames(t *testing.T) {
-	for _, k := range []fragstore.Key{{Name: "a_b", CreatedMs: 12}, {Name: "_", CreatedMs: 0}, {Name: "x", CreatedMs: -5}} {
+	for _, k := range []catalog.Key{{Name: "a_b", CreatedMs: 12}, {Name: "_", CreatedMs: 0}, {Name: "x", CreatedMs: -5}} {
 		got, ok := parseKeyName(keyName(k))
 		require.True(t, ok)
 		require.Equal(t, k, got)
 	}
-	require.Equal(t, "1700000000123_cam", string(keyName(fragstore.Key{Name: "cam", CreatedMs: 1700000000123})))
+	require.Equal(t, "1700000000123_cam", string(keyName(catalog.Key{Name: "cam", CreatedMs: 1700000000123})))
 	for _, bad := range []string{"", "cam", "x_cam", "12_"} {
 		_, ok := parseKeyName([]byte(bad))
 		require.False(t, ok, bad)
@@ -103,8 +95,8 @@ func TestKeyNames(t *testing.T) {
 // BenchmarkEntryDecode and BenchmarkEntryDecodeJSON back the choice of a binary entry: List
 // decodes one per fragment listed (1800 for an hour).
 func BenchmarkEntryDecode(b *testing.B) {
-	k := fragstore.Key{Name: "cam", CreatedMs: 1700000000123}
-	v := encodeEntry(goldenFragment(), fragstore.Location{Segment: 1, Offset: 64, Length: 500000})
+	k := catalog.Key{Name: "cam", CreatedMs: 1700000000123}
+	v := encodeEntry(goldenFragment(), catalog.Location{Segment: 1, Offset: 64, Length: 500000})
 	b.ReportMetric(float64(len(v)), "bytes/entry")
 	for b.Loop() {
 		if _, _, err := decodeEntry(k, 7, v); err != nil {

@@ -3,9 +3,10 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"errors"
 
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/kvsd/kvsd/internal/catalog"
 )
 
 // bucketState holds small durable records of background components (image generation,
@@ -13,10 +14,7 @@ import (
 // index live here, which is what makes their work survive restarts.
 var bucketState = []byte("state")
 
-// ErrNoState is returned by LoadState for a key never saved.
-var ErrNoState = errors.New("no saved state")
-
-// LoadState returns the value saved under component/key, or ErrNoState.
+// LoadState returns the value saved under component/key, or catalog.ErrNoState.
 func (d *DB) LoadState(ctx context.Context, component, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -28,11 +26,11 @@ func (d *DB) LoadState(ctx context.Context, component, key string) ([]byte, erro
 			b = b.Bucket([]byte(component))
 		}
 		if b == nil {
-			return ErrNoState
+			return catalog.ErrNoState
 		}
 		v := b.Get([]byte(key))
 		if v == nil {
-			return ErrNoState
+			return catalog.ErrNoState
 		}
 		out = bytes.Clone(v)
 		return nil

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kvsd/kvsd/internal/catalog"
 )
 
 func TestStateSurvivesReopen(t *testing.T) {
@@ -16,7 +18,7 @@ func TestStateSurvivesReopen(t *testing.T) {
 	ctx := context.Background()
 
 	_, err = db.LoadState(ctx, "imagegen", "cam")
-	require.ErrorIs(t, err, ErrNoState)
+	require.ErrorIs(t, err, catalog.ErrNoState)
 	var wg sync.WaitGroup
 	for i, k := range []string{"b", "a", "c"} {
 		wg.Add(1)

@@ -1,6 +1,7 @@
-// Package catalogtest is the conformance suite for stream.Store implementations. Every catalog
-// (bbolt now, PostgreSQL later) runs TestStore, so it checks behaviour through the interface
-// only and never looks at how a store lays out its data.
+// Package catalogtest is the conformance suite for catalog implementations (catalog.Catalog):
+// Run runs it all; TestStore, TestIndex and TestState are its parts. Every catalog (bbolt now,
+// PostgreSQL later) runs Run, so the suite checks behaviour through the interfaces only and never
+// looks at how a catalog lays out its data.
 package catalogtest
 
 import (
@@ -34,6 +35,7 @@ func TestStore(t *testing.T, open func(t *testing.T) stream.Store) {
 		{"UpdateIsAtomic", testUpdateAtomic},
 		{"ResultsAreCopies", testCopies},
 		{"DeleteCheck", testDeleteCheck},
+		{"CreationTimesIncrease", testCreationTimesIncrease},
 		{"ListOrder", testListOrder},
 		{"ListPrefix", testListPrefix},
 		{"ListPagination", testListPagination},
@@ -292,9 +294,50 @@ func testDeleteCheck(t *testing.T, s stream.Store) {
 	require.NoError(t, s.DeleteStream(ctx, "cam", func(*stream.Stream) error { return nil }))
 	_, err = s.GetStream(ctx, "cam")
 	assert.ErrorIs(t, err, stream.ErrNotFound)
-	// The name is free again.
-	create(t, s, minimal("cam"))
-	assertSame(t, minimal("cam"), get(t, s, "cam"))
+	// The name is free again (for a later creation time: see testCreationTimesIncrease).
+	again := minimal("cam")
+	again.SetCreationTime(time.UnixMilli(1700000001000))
+	create(t, s, again)
+	assertSame(t, again, get(t, s, "cam"))
+}
+
+// testCreationTimesIncrease: a stream created again under a name gets a later creation time
+// than any stream of that name before it, even when its clock says otherwise (deleted and
+// created again within the same millisecond, or a clock that went back), so that its ARN and
+// its fragments' Key never name an earlier incarnation.
+func testCreationTimesIncrease(t *testing.T, s stream.Store) {
+	ctx := context.Background()
+	first := full("cam")
+	create(t, s, first)
+	assertSame(t, full("cam"), first) // a first creation keeps its time
+	drop := func() { require.NoError(t, s.DeleteStream(ctx, "cam", nil)) }
+
+	drop()
+	second := full("cam") // the same millisecond
+	create(t, s, second)
+	want := time.UnixMilli(1700000000124)
+	assert.True(t, want.Equal(second.CreationTime), "CreationTime %v, want %v", second.CreationTime, want)
+	assert.Equal(t, "arn:aws:kinesisvideo:us-east-1:123456789012:stream/cam/1700000000124", second.ARN)
+	assertSame(t, second, get(t, s, "cam"))
+
+	drop()
+	third := full("cam")
+	third.SetCreationTime(time.UnixMilli(1600000000000)) // a clock that went back
+	create(t, s, third)
+	assert.Equal(t, int64(1700000000125), third.CreationTime.UnixMilli())
+	assertSame(t, third, get(t, s, "cam"))
+
+	drop()
+	later := full("cam")
+	later.SetCreationTime(time.UnixMilli(1800000000000)) // a later clock is kept
+	create(t, s, later)
+	assert.Equal(t, int64(1800000000000), get(t, s, "cam").CreationTime.UnixMilli())
+
+	// A create that fails (the name is taken) notes nothing; other names are unaffected.
+	require.ErrorIs(t, s.CreateStream(ctx, full("cam")), stream.ErrInUse)
+	other := full("cam2")
+	create(t, s, other)
+	assert.Equal(t, int64(1700000000123), other.CreationTime.UnixMilli())
 }
 
 func testListOrder(t *testing.T, s stream.Store) {

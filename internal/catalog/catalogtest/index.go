@@ -9,18 +9,18 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/fragment"
-	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/mkv"
 )
 
-// TestIndex runs the fragstore.Index conformance suite. open must return an empty index; it is
+// TestIndex runs the catalog.Index conformance suite. open must return an empty index; it is
 // called once per subtest and the implementation registers its own cleanup with t. Like
 // TestStore it works through the interface only.
-func TestIndex(t *testing.T, open func(t *testing.T) fragstore.Index) {
+func TestIndex(t *testing.T, open func(t *testing.T) catalog.Index) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, ix fragstore.Index)
+		fn   func(t *testing.T, ix catalog.Index)
 	}{
 		{"PutGet", testIndexPutGet},
 		{"PutRejects", testIndexPutRejects},
@@ -46,7 +46,7 @@ func TestIndex(t *testing.T, open func(t *testing.T) fragstore.Index) {
 }
 
 var (
-	ixKey   = fragstore.Key{Name: "cam_1", CreatedMs: 1700000000123}
+	ixKey   = catalog.Key{Name: "cam_1", CreatedMs: 1700000000123}
 	ixBase  = time.UnixMilli(1700000100000).UTC()
 	ixHdr   = []byte("\x1a\x45\xdf\xa3 header one")
 	ixHdrID = "h1"
@@ -54,7 +54,7 @@ var (
 
 // frag builds the entry with that seq: producer start at ixBase+pOff, server start at
 // ixBase+sOff, 2 s long, in header h1.
-func frag(k fragstore.Key, seq uint64, pOff, sOff time.Duration) *fragment.Fragment {
+func frag(k catalog.Key, seq uint64, pOff, sOff time.Duration) *fragment.Fragment {
 	return &fragment.Fragment{
 		Seq: seq, Number: fragment.FormatNumber(k.CreatedMs, seq), Timecode: uint64(pOff.Milliseconds()),
 		ProducerTime: ixBase.Add(pOff), ServerTime: ixBase.Add(sOff), Duration: 2 * time.Second,
@@ -62,11 +62,11 @@ func frag(k fragstore.Key, seq uint64, pOff, sOff time.Duration) *fragment.Fragm
 	}
 }
 
-func locOf(seq uint64) fragstore.Location {
-	return fragstore.Location{Segment: 1 + seq/10, Offset: int64(100 * seq), Length: int64(1000 + seq)}
+func locOf(seq uint64) catalog.Location {
+	return catalog.Location{Segment: 1 + seq/10, Offset: int64(100 * seq), Length: int64(1000 + seq)}
 }
 
-func put(t *testing.T, ix fragstore.Index, k fragstore.Key, fs ...*fragment.Fragment) {
+func put(t *testing.T, ix catalog.Index, k catalog.Key, fs ...*fragment.Fragment) {
 	t.Helper()
 	for _, f := range fs {
 		require.NoError(t, ix.PutFragment(context.Background(), k, f, locOf(f.Seq), ixHdr))
@@ -74,7 +74,7 @@ func put(t *testing.T, ix fragstore.Index, k fragstore.Key, fs ...*fragment.Frag
 }
 
 // seqFrags puts n fragments 2 s apart on both timelines (server 500 ms behind producer).
-func seqFrags(t *testing.T, ix fragstore.Index, k fragstore.Key, n int) []*fragment.Fragment {
+func seqFrags(t *testing.T, ix catalog.Index, k catalog.Key, n int) []*fragment.Fragment {
 	t.Helper()
 	var out []*fragment.Fragment
 	for i := 1; i <= n; i++ {
@@ -104,7 +104,7 @@ func seqs(fs []*fragment.Fragment) []uint64 {
 	return out
 }
 
-func listAll(t *testing.T, ix fragstore.Index, k fragstore.Key, kind fragstore.TimeKind, from, to time.Time) []uint64 {
+func listAll(t *testing.T, ix catalog.Index, k catalog.Key, kind catalog.TimeKind, from, to time.Time) []uint64 {
 	t.Helper()
 	fs, more, err := ix.ListFragments(context.Background(), k, kind, from.UnixMilli(), to.UnixMilli(), nil, 100000)
 	require.NoError(t, err)
@@ -112,7 +112,7 @@ func listAll(t *testing.T, ix fragstore.Index, k fragstore.Key, kind fragstore.T
 	return seqs(fs)
 }
 
-func testIndexPutGet(t *testing.T, ix fragstore.Index) {
+func testIndexPutGet(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
 	f1 := frag(ixKey, 1, 0, 300*time.Millisecond)
 	f2 := frag(ixKey, 2, 2*time.Second, 2300*time.Millisecond)
@@ -134,16 +134,16 @@ func testIndexPutGet(t *testing.T, ix fragstore.Index) {
 	require.Equal(t, locOf(2), loc)
 
 	_, _, err = ix.GetFragment(ctx, ixKey, 3)
-	require.ErrorIs(t, err, fragstore.ErrNotFound)
+	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
 	_, _, err = ix.GetFragment(ctx, ixKey, 0)
-	require.ErrorIs(t, err, fragstore.ErrNotFound)
+	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
 
 	segs, err := ix.LiveSegments(ctx, ixKey)
 	require.NoError(t, err)
 	require.Equal(t, []uint64{1}, segs)
 }
 
-func testIndexPutRejects(t *testing.T, ix fragstore.Index) {
+func testIndexPutRejects(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
 	put(t, ix, ixKey, frag(ixKey, 5, 0, 0))
 	dup := frag(ixKey, 5, time.Hour, time.Hour)
@@ -151,7 +151,7 @@ func testIndexPutRejects(t *testing.T, ix fragstore.Index) {
 	got, _, err := ix.GetFragment(ctx, ixKey, 5)
 	require.NoError(t, err)
 	sameFrag(t, frag(ixKey, 5, 0, 0), got)
-	require.Equal(t, []uint64{5}, listAll(t, ix, ixKey, fragstore.ProducerTime, ixBase.Add(-time.Hour), ixBase.Add(2*time.Hour)))
+	require.Equal(t, []uint64{5}, listAll(t, ix, ixKey, catalog.ProducerTime, ixBase.Add(-time.Hour), ixBase.Add(2*time.Hour)))
 
 	bad := frag(ixKey, 6, 0, 0)
 	bad.Number = fragment.FormatNumber(ixKey.CreatedMs+1, 6)
@@ -167,15 +167,15 @@ func testIndexPutRejects(t *testing.T, ix fragstore.Index) {
 }
 
 // PutFragments commits entries of several streams together, all or none.
-func testIndexPutMany(t *testing.T, ix fragstore.Index) {
+func testIndexPutMany(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
-	other := fragstore.Key{Name: "cam_2", CreatedMs: 1700000000456}
-	p := func(k fragstore.Key, seq uint64, hdr []byte) fragstore.Put {
+	other := catalog.Key{Name: "cam_2", CreatedMs: 1700000000456}
+	p := func(k catalog.Key, seq uint64, hdr []byte) catalog.Put {
 		off := time.Duration(seq) * 2 * time.Second
-		return fragstore.Put{Key: k, Fragment: frag(k, seq, off, off), Location: locOf(seq), Header: hdr}
+		return catalog.Put{Key: k, Fragment: frag(k, seq, off, off), Location: locOf(seq), Header: hdr}
 	}
-	require.NoError(t, ix.PutFragments(ctx, []fragstore.Put{p(ixKey, 1, ixHdr), p(other, 1, ixHdr), p(ixKey, 2, nil), p(other, 2, nil)}))
-	for _, k := range []fragstore.Key{ixKey, other} {
+	require.NoError(t, ix.PutFragments(ctx, []catalog.Put{p(ixKey, 1, ixHdr), p(other, 1, ixHdr), p(ixKey, 2, nil), p(other, 2, nil)}))
+	for _, k := range []catalog.Key{ixKey, other} {
 		fs, err := ix.FragmentsAfter(ctx, k, 0, 10)
 		require.NoError(t, err)
 		require.Equal(t, []uint64{1, 2}, seqs(fs))
@@ -187,9 +187,9 @@ func testIndexPutMany(t *testing.T, ix fragstore.Index) {
 	}
 
 	// One bad entry (seq 2 of ixKey is stored) fails the whole batch: nothing of it is stored.
-	err := ix.PutFragments(ctx, []fragstore.Put{p(other, 3, nil), p(ixKey, 2, nil), p(ixKey, 3, nil)})
+	err := ix.PutFragments(ctx, []catalog.Put{p(other, 3, nil), p(ixKey, 2, nil), p(ixKey, 3, nil)})
 	require.Error(t, err)
-	for _, k := range []fragstore.Key{ixKey, other} {
+	for _, k := range []catalog.Key{ixKey, other} {
 		fs, err := ix.FragmentsAfter(ctx, k, 0, 10)
 		require.NoError(t, err)
 		require.Equal(t, []uint64{1, 2}, seqs(fs), "stream %s", k.Name)
@@ -200,7 +200,7 @@ func testIndexPutMany(t *testing.T, ix fragstore.Index) {
 	require.NoError(t, ix.PutFragments(ctx, nil), "an empty batch is no error")
 }
 
-func testIndexHeaders(t *testing.T, ix fragstore.Index) {
+func testIndexHeaders(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
 	put(t, ix, ixKey, frag(ixKey, 1, 0, 0))
 	// A known id needs no bytes, and bytes for a known id do not replace the stored ones.
@@ -219,31 +219,31 @@ func testIndexHeaders(t *testing.T, ix fragstore.Index) {
 	require.NoError(t, err)
 	require.Equal(t, []byte("second header"), h)
 	_, err = ix.GetHeader(ctx, ixKey, "h3")
-	require.ErrorIs(t, err, fragstore.ErrNotFound)
-	other := fragstore.Key{Name: ixKey.Name, CreatedMs: ixKey.CreatedMs + 1}
+	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
+	other := catalog.Key{Name: ixKey.Name, CreatedMs: ixKey.CreatedMs + 1}
 	_, err = ix.GetHeader(ctx, other, ixHdrID)
-	require.ErrorIs(t, err, fragstore.ErrNotFound, "headers are per stream")
+	require.ErrorIs(t, err, catalog.ErrFragmentNotFound, "headers are per stream")
 }
 
-func testIndexMissing(t *testing.T, ix fragstore.Index) {
+func testIndexMissing(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
-	k := fragstore.Key{Name: "nothing", CreatedMs: 1}
+	k := catalog.Key{Name: "nothing", CreatedMs: 1}
 	_, _, err := ix.GetFragment(ctx, k, 1)
-	require.ErrorIs(t, err, fragstore.ErrNotFound)
+	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
 	_, err = ix.GetHeader(ctx, k, "h")
-	require.ErrorIs(t, err, fragstore.ErrNotFound)
+	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
 	seq, _, err := ix.LastFragment(ctx, k)
 	require.NoError(t, err)
 	require.Zero(t, seq)
-	fs, more, err := ix.ListFragments(ctx, k, fragstore.ServerTime, 0, 1<<62, nil, 10)
+	fs, more, err := ix.ListFragments(ctx, k, catalog.ServerTime, 0, 1<<62, nil, 10)
 	require.NoError(t, err)
 	require.Empty(t, fs)
 	require.False(t, more)
 	fs, err = ix.FragmentsAfter(ctx, k, 0, 10)
 	require.NoError(t, err)
 	require.Empty(t, fs)
-	_, err = ix.SeqAt(ctx, k, fragstore.ProducerTime, 0)
-	require.ErrorIs(t, err, fragstore.ErrNotFound)
+	_, err = ix.SeqAt(ctx, k, catalog.ProducerTime, 0)
+	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
 	n, freed, err := ix.ExpireFragments(ctx, k, 1<<62, 100)
 	require.NoError(t, err)
 	require.Zero(t, n)
@@ -257,7 +257,7 @@ func testIndexMissing(t *testing.T, ix fragstore.Index) {
 	require.Empty(t, keys)
 }
 
-func testIndexCopies(t *testing.T, ix fragstore.Index) {
+func testIndexCopies(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
 	f := frag(ixKey, 1, 0, 0)
 	f.Tags = []mkv.SimpleTag{{Name: "a", Value: "b"}}
@@ -283,42 +283,42 @@ func testIndexCopies(t *testing.T, ix fragstore.Index) {
 	require.Equal(t, ixHdr, h)
 }
 
-func testIndexListTimelines(t *testing.T, ix fragstore.Index) {
+func testIndexListTimelines(t *testing.T, ix catalog.Index) {
 	// Producer clocks run their own way: the producer timeline orders these 3, 1, 2 (one of
 	// them before 1970), the server timeline 1, 2, 3.
 	put(t, ix, ixKey,
 		frag(ixKey, 1, 10*time.Second, 0),
 		frag(ixKey, 2, 20*time.Second, time.Second),
 		frag(ixKey, 3, -ixBase.Sub(time.UnixMilli(-5000)), 2*time.Second))
-	all := func(kind fragstore.TimeKind) []uint64 {
+	all := func(kind catalog.TimeKind) []uint64 {
 		return listAll(t, ix, ixKey, kind, time.UnixMilli(-1<<50), ixBase.Add(time.Hour))
 	}
-	require.Equal(t, []uint64{3, 1, 2}, all(fragstore.ProducerTime))
-	require.Equal(t, []uint64{1, 2, 3}, all(fragstore.ServerTime))
-	require.Equal(t, []uint64{1}, listAll(t, ix, ixKey, fragstore.ProducerTime, ixBase, ixBase.Add(15*time.Second)))
-	require.Equal(t, []uint64{3}, listAll(t, ix, ixKey, fragstore.ProducerTime, time.UnixMilli(-5000), time.UnixMilli(-5000)))
-	require.Equal(t, []uint64{2, 3}, listAll(t, ix, ixKey, fragstore.ServerTime, ixBase.Add(time.Second), ixBase.Add(time.Hour)))
+	require.Equal(t, []uint64{3, 1, 2}, all(catalog.ProducerTime))
+	require.Equal(t, []uint64{1, 2, 3}, all(catalog.ServerTime))
+	require.Equal(t, []uint64{1}, listAll(t, ix, ixKey, catalog.ProducerTime, ixBase, ixBase.Add(15*time.Second)))
+	require.Equal(t, []uint64{3}, listAll(t, ix, ixKey, catalog.ProducerTime, time.UnixMilli(-5000), time.UnixMilli(-5000)))
+	require.Equal(t, []uint64{2, 3}, listAll(t, ix, ixKey, catalog.ServerTime, ixBase.Add(time.Second), ixBase.Add(time.Hour)))
 }
 
 // testIndexListInclusive is the KVS documentation's example: fragments starting at 00:00,
 // 00:02, 00:04 and 00:06 and a range 00:01–00:04 return the 00:02 and 00:04 fragments.
-func testIndexListInclusive(t *testing.T, ix fragstore.Index) {
+func testIndexListInclusive(t *testing.T, ix catalog.Index) {
 	seqFrags(t, ix, ixKey, 4)
-	got := listAll(t, ix, ixKey, fragstore.ProducerTime, ixBase.Add(time.Second), ixBase.Add(4*time.Second))
+	got := listAll(t, ix, ixKey, catalog.ProducerTime, ixBase.Add(time.Second), ixBase.Add(4*time.Second))
 	require.Equal(t, []uint64{2, 3}, got)
-	got = listAll(t, ix, ixKey, fragstore.ProducerTime, ixBase, ixBase.Add(6*time.Second))
+	got = listAll(t, ix, ixKey, catalog.ProducerTime, ixBase, ixBase.Add(6*time.Second))
 	require.Equal(t, []uint64{1, 2, 3, 4}, got, "both ends inclusive")
-	got = listAll(t, ix, ixKey, fragstore.ProducerTime, ixBase.Add(2*time.Second), ixBase.Add(2*time.Second))
+	got = listAll(t, ix, ixKey, catalog.ProducerTime, ixBase.Add(2*time.Second), ixBase.Add(2*time.Second))
 	require.Equal(t, []uint64{2}, got, "a one-ms range")
-	got = listAll(t, ix, ixKey, fragstore.ProducerTime, ixBase.Add(time.Second+1), ixBase.Add(2*time.Second-time.Millisecond))
+	got = listAll(t, ix, ixKey, catalog.ProducerTime, ixBase.Add(time.Second+1), ixBase.Add(2*time.Second-time.Millisecond))
 	require.Empty(t, got)
-	fs, more, err := ix.ListFragments(context.Background(), ixKey, fragstore.ProducerTime, 10, 5, nil, 10)
+	fs, more, err := ix.ListFragments(context.Background(), ixKey, catalog.ProducerTime, 10, 5, nil, 10)
 	require.NoError(t, err)
 	require.Empty(t, fs, "from after to")
 	require.False(t, more)
 }
 
-func testIndexListPagination(t *testing.T, ix fragstore.Index) {
+func testIndexListPagination(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
 	// 60 fragments, three to a start ms, so pages end in the middle of equal starts.
 	var want []uint64
@@ -327,10 +327,10 @@ func testIndexListPagination(t *testing.T, ix fragstore.Index) {
 		put(t, ix, ixKey, frag(ixKey, uint64(i), off, off))
 		want = append(want, uint64(i))
 	}
-	for _, kind := range []fragstore.TimeKind{fragstore.ProducerTime, fragstore.ServerTime} {
+	for _, kind := range []catalog.TimeKind{catalog.ProducerTime, catalog.ServerTime} {
 		for _, limit := range []int{1, 2, 7, 30, 60, 61} {
 			var got []uint64
-			var after *fragstore.Position
+			var after *catalog.Position
 			for pages := 0; ; pages++ {
 				require.Less(t, pages, 100, "pagination does not end")
 				fs, more, err := ix.ListFragments(ctx, ixKey, kind, ixBase.UnixMilli(), ixBase.Add(time.Hour).UnixMilli(), after, limit)
@@ -343,25 +343,25 @@ func testIndexListPagination(t *testing.T, ix fragstore.Index) {
 				require.Len(t, fs, limit, "a page with more after it is full")
 				last := fs[len(fs)-1]
 				start := last.ProducerTime
-				if kind == fragstore.ServerTime {
+				if kind == catalog.ServerTime {
 					start = last.ServerTime
 				}
-				after = &fragstore.Position{Ms: start.UnixMilli(), Seq: last.Seq}
+				after = &catalog.Position{Ms: start.UnixMilli(), Seq: last.Seq}
 			}
 			require.Equal(t, want, got, "kind %d limit %d: every entry exactly once, in order", kind, limit)
 		}
 	}
 	// A position before the range starts at the range; limit 0 lists nothing.
-	fs, _, err := ix.ListFragments(ctx, ixKey, fragstore.ProducerTime, ixBase.Add(19*time.Second).UnixMilli(), ixBase.Add(time.Hour).UnixMilli(), &fragstore.Position{Ms: 0, Seq: 99}, 10)
+	fs, _, err := ix.ListFragments(ctx, ixKey, catalog.ProducerTime, ixBase.Add(19*time.Second).UnixMilli(), ixBase.Add(time.Hour).UnixMilli(), &catalog.Position{Ms: 0, Seq: 99}, 10)
 	require.NoError(t, err)
 	require.Equal(t, []uint64{58, 59, 60}, seqs(fs))
-	fs, more, err := ix.ListFragments(ctx, ixKey, fragstore.ProducerTime, 0, ixBase.Add(time.Hour).UnixMilli(), nil, 0)
+	fs, more, err := ix.ListFragments(ctx, ixKey, catalog.ProducerTime, 0, ixBase.Add(time.Hour).UnixMilli(), nil, 0)
 	require.NoError(t, err)
 	require.Empty(t, fs)
 	require.False(t, more)
 }
 
-func testIndexAfter(t *testing.T, ix fragstore.Index) {
+func testIndexAfter(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
 	// Out of time order on purpose: After is sequence order.
 	put(t, ix, ixKey, frag(ixKey, 1, 5*time.Second, 5*time.Second), frag(ixKey, 2, 0, 0), frag(ixKey, 4, time.Second, time.Second))
@@ -384,7 +384,7 @@ func testIndexAfter(t *testing.T, ix fragstore.Index) {
 	}
 }
 
-func testIndexSeqAt(t *testing.T, ix fragstore.Index) {
+func testIndexSeqAt(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
 	// Producer: [0,2) [2,4) gap [10,12); server: the same, shifted by +1 s. Seq 4 and 5 start
 	// together at 20 s, 4 with zero length.
@@ -394,28 +394,28 @@ func testIndexSeqAt(t *testing.T, ix fragstore.Index) {
 	put(t, ix, ixKey, f4, f5)
 	ms := func(d time.Duration) int64 { return ixBase.Add(d).UnixMilli() }
 	for _, tc := range []struct {
-		kind fragstore.TimeKind
+		kind catalog.TimeKind
 		at   time.Duration
 		want uint64 // 0: ErrNotFound
 	}{
-		{fragstore.ProducerTime, -time.Hour, 1},              // before everything: the first
-		{fragstore.ProducerTime, 0, 1},                       // a start
-		{fragstore.ProducerTime, 1999 * time.Millisecond, 1}, // last ms inside
-		{fragstore.ProducerTime, 2 * time.Second, 2},         // the end is exclusive
-		{fragstore.ProducerTime, 5 * time.Second, 3},         // in the gap: the next one
-		{fragstore.ProducerTime, 11 * time.Second, 3},
-		{fragstore.ProducerTime, 20 * time.Second, 5}, // 4 is empty: 5 contains it
-		{fragstore.ProducerTime, 21 * time.Second, 5},
-		{fragstore.ProducerTime, 22 * time.Second, 0}, // after the last
-		{fragstore.ServerTime, 0, 1},
-		{fragstore.ServerTime, time.Second, 1},
-		{fragstore.ServerTime, 3 * time.Second, 2},
-		{fragstore.ServerTime, 12999 * time.Millisecond, 3},
-		{fragstore.ServerTime, 13 * time.Second, 4},
+		{catalog.ProducerTime, -time.Hour, 1},              // before everything: the first
+		{catalog.ProducerTime, 0, 1},                       // a start
+		{catalog.ProducerTime, 1999 * time.Millisecond, 1}, // last ms inside
+		{catalog.ProducerTime, 2 * time.Second, 2},         // the end is exclusive
+		{catalog.ProducerTime, 5 * time.Second, 3},         // in the gap: the next one
+		{catalog.ProducerTime, 11 * time.Second, 3},
+		{catalog.ProducerTime, 20 * time.Second, 5}, // 4 is empty: 5 contains it
+		{catalog.ProducerTime, 21 * time.Second, 5},
+		{catalog.ProducerTime, 22 * time.Second, 0}, // after the last
+		{catalog.ServerTime, 0, 1},
+		{catalog.ServerTime, time.Second, 1},
+		{catalog.ServerTime, 3 * time.Second, 2},
+		{catalog.ServerTime, 12999 * time.Millisecond, 3},
+		{catalog.ServerTime, 13 * time.Second, 4},
 	} {
 		got, err := ix.SeqAt(ctx, ixKey, tc.kind, ms(tc.at))
 		if tc.want == 0 {
-			require.ErrorIs(t, err, fragstore.ErrNotFound, "kind %d at %v", tc.kind, tc.at)
+			require.ErrorIs(t, err, catalog.ErrFragmentNotFound, "kind %d at %v", tc.kind, tc.at)
 			continue
 		}
 		require.NoError(t, err, "kind %d at %v", tc.kind, tc.at)
@@ -423,7 +423,7 @@ func testIndexSeqAt(t *testing.T, ix fragstore.Index) {
 	}
 }
 
-func testIndexExpire(t *testing.T, ix fragstore.Index) {
+func testIndexExpire(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
 	fs := seqFrags(t, ix, ixKey, 10) // server starts at base+0.5 s, +2.5 s, …
 	cutoff := fs[3].ServerTime.UnixMilli()
@@ -436,9 +436,9 @@ func testIndexExpire(t *testing.T, ix fragstore.Index) {
 
 	for _, f := range fs[:3] {
 		_, _, err := ix.GetFragment(ctx, ixKey, f.Seq)
-		require.ErrorIs(t, err, fragstore.ErrNotFound)
+		require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
 	}
-	for _, kind := range []fragstore.TimeKind{fragstore.ProducerTime, fragstore.ServerTime} {
+	for _, kind := range []catalog.TimeKind{catalog.ProducerTime, catalog.ServerTime} {
 		require.Equal(t, []uint64{4, 5, 6, 7, 8, 9, 10}, listAll(t, ix, ixKey, kind, ixBase.Add(-time.Hour), ixBase.Add(time.Hour)))
 		seq, err := ix.SeqAt(ctx, ixKey, kind, ixBase.Add(-time.Hour).UnixMilli())
 		require.NoError(t, err)
@@ -458,14 +458,14 @@ func testIndexExpire(t *testing.T, ix fragstore.Index) {
 	require.Equal(t, locOf(10), loc)
 	keys, err := ix.FragmentStreams(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []fragstore.Key{ixKey}, keys, "a stream with only Last left is still listed")
+	require.Equal(t, []catalog.Key{ixKey}, keys, "a stream with only Last left is still listed")
 	put(t, ix, ixKey, frag(ixKey, 11, time.Hour, time.Hour))
 	after, err = ix.FragmentsAfter(ctx, ixKey, 0, 100)
 	require.NoError(t, err)
 	require.Equal(t, []uint64{11}, seqs(after))
 }
 
-func testIndexExpireLimit(t *testing.T, ix fragstore.Index) {
+func testIndexExpireLimit(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
 	seqFrags(t, ix, ixKey, 25)
 	cutoff := ixBase.Add(time.Hour).UnixMilli()
@@ -489,7 +489,7 @@ func testIndexExpireLimit(t *testing.T, ix fragstore.Index) {
 	require.Equal(t, []int{10, 10, 5}, counts)
 }
 
-func testIndexExpireFrees(t *testing.T, ix fragstore.Index) {
+func testIndexExpireFrees(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
 	// Segments by seq (locOf): 1-9 in 1, 10-19 in 2, 20-25 in 3. Header h2 is used by 3..4 only.
 	var fs []*fragment.Fragment
@@ -522,7 +522,7 @@ func testIndexExpireFrees(t *testing.T, ix fragstore.Index) {
 	require.Equal(t, 6, n)
 	require.Equal(t, []uint64{1}, freed)
 	_, err = ix.GetHeader(ctx, ixKey, "h2")
-	require.ErrorIs(t, err, fragstore.ErrNotFound, "a header no entry uses is removed")
+	require.ErrorIs(t, err, catalog.ErrFragmentNotFound, "a header no entry uses is removed")
 	_, err = ix.GetHeader(ctx, ixKey, ixHdrID)
 	require.NoError(t, err)
 
@@ -541,12 +541,12 @@ func testIndexExpireFrees(t *testing.T, ix fragstore.Index) {
 	require.NoError(t, err)
 	require.Empty(t, segs)
 	_, err = ix.GetHeader(ctx, ixKey, ixHdrID)
-	require.ErrorIs(t, err, fragstore.ErrNotFound)
+	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
 }
 
-func testIndexDeleteStream(t *testing.T, ix fragstore.Index) {
+func testIndexDeleteStream(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
-	other := fragstore.Key{Name: ixKey.Name, CreatedMs: ixKey.CreatedMs + 1} // a re-created stream
+	other := catalog.Key{Name: ixKey.Name, CreatedMs: ixKey.CreatedMs + 1} // a re-created stream
 	seqFrags(t, ix, ixKey, 5)
 	seqFrags(t, ix, other, 3)
 	require.NoError(t, ix.DeleteFragments(ctx, ixKey))
@@ -555,18 +555,18 @@ func testIndexDeleteStream(t *testing.T, ix fragstore.Index) {
 	require.NoError(t, err)
 	require.Zero(t, seq)
 	_, _, err = ix.GetFragment(ctx, ixKey, 1)
-	require.ErrorIs(t, err, fragstore.ErrNotFound)
+	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
 	_, err = ix.GetHeader(ctx, ixKey, ixHdrID)
-	require.ErrorIs(t, err, fragstore.ErrNotFound)
-	require.Empty(t, listAll(t, ix, ixKey, fragstore.ServerTime, ixBase.Add(-time.Hour), ixBase.Add(time.Hour)))
+	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
+	require.Empty(t, listAll(t, ix, ixKey, catalog.ServerTime, ixBase.Add(-time.Hour), ixBase.Add(time.Hour)))
 	segs, err := ix.LiveSegments(ctx, ixKey)
 	require.NoError(t, err)
 	require.Empty(t, segs)
 	keys, err := ix.FragmentStreams(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []fragstore.Key{other}, keys)
+	require.Equal(t, []catalog.Key{other}, keys)
 
-	require.Equal(t, []uint64{1, 2, 3}, listAll(t, ix, other, fragstore.ServerTime, ixBase.Add(-time.Hour), ixBase.Add(time.Hour)), "the other incarnation is untouched")
+	require.Equal(t, []uint64{1, 2, 3}, listAll(t, ix, other, catalog.ServerTime, ixBase.Add(-time.Hour), ixBase.Add(time.Hour)), "the other incarnation is untouched")
 	// The key can be used again from scratch.
 	seqFrags(t, ix, ixKey, 2)
 	seq, _, err = ix.LastFragment(ctx, ixKey)
@@ -574,10 +574,10 @@ func testIndexDeleteStream(t *testing.T, ix fragstore.Index) {
 	require.Equal(t, uint64(2), seq)
 }
 
-func testIndexStreams(t *testing.T, ix fragstore.Index) {
+func testIndexStreams(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
-	want := map[fragstore.Key]bool{}
-	for _, k := range []fragstore.Key{
+	want := map[catalog.Key]bool{}
+	for _, k := range []catalog.Key{
 		{Name: "a", CreatedMs: 1}, {Name: "a", CreatedMs: 2}, {Name: "b_c_1", CreatedMs: 1700000000000},
 		{Name: "..", CreatedMs: 3}, {Name: "x-y.z", CreatedMs: 0}, {Name: fmt.Sprintf("%0256d", 7), CreatedMs: 4},
 	} {
@@ -586,7 +586,7 @@ func testIndexStreams(t *testing.T, ix fragstore.Index) {
 	}
 	keys, err := ix.FragmentStreams(ctx)
 	require.NoError(t, err)
-	got := map[fragstore.Key]bool{}
+	got := map[catalog.Key]bool{}
 	for _, k := range keys {
 		got[k] = true
 	}
@@ -594,13 +594,13 @@ func testIndexStreams(t *testing.T, ix fragstore.Index) {
 	require.Len(t, keys, len(want))
 }
 
-func testIndexConcurrent(t *testing.T, ix fragstore.Index) {
+func testIndexConcurrent(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
 	const streams, each = 16, 25
 	var wg sync.WaitGroup
 	errs := make(chan error, streams*each)
 	for s := range streams {
-		k := fragstore.Key{Name: fmt.Sprintf("cam%02d", s), CreatedMs: int64(s)}
+		k := catalog.Key{Name: fmt.Sprintf("cam%02d", s), CreatedMs: int64(s)}
 		wg.Go(func() {
 			for i := 1; i <= each; i++ {
 				off := time.Duration(i) * time.Second
@@ -612,7 +612,7 @@ func testIndexConcurrent(t *testing.T, ix fragstore.Index) {
 		// Readers alongside.
 		wg.Go(func() {
 			for range each {
-				if _, _, err := ix.ListFragments(ctx, k, fragstore.ServerTime, 0, 1<<62, nil, 1000); err != nil {
+				if _, _, err := ix.ListFragments(ctx, k, catalog.ServerTime, 0, 1<<62, nil, 1000); err != nil {
 					errs <- err
 				}
 			}
@@ -624,7 +624,7 @@ func testIndexConcurrent(t *testing.T, ix fragstore.Index) {
 		require.NoError(t, err)
 	}
 	for s := range streams {
-		k := fragstore.Key{Name: fmt.Sprintf("cam%02d", s), CreatedMs: int64(s)}
+		k := catalog.Key{Name: fmt.Sprintf("cam%02d", s), CreatedMs: int64(s)}
 		fs, err := ix.FragmentsAfter(ctx, k, 0, 1000)
 		require.NoError(t, err)
 		require.Len(t, fs, each)
