@@ -21,8 +21,8 @@ import (
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/logtest"
-	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/mkv"
 	"github.com/kvsd/kvsd/internal/objstore"
 	"github.com/kvsd/kvsd/internal/stream"
@@ -161,7 +161,7 @@ func (e *env) put(name string, frags ...frag) []*fragment.Fragment {
 		e.seqs[k]++
 		codec := fr.codec
 		if codec == "" {
-			codec = media.CodecH264
+			codec = imaging.CodecH264
 		}
 		hdr := mkvHeader(codec)
 		sum := sha256.Sum256(hdr)
@@ -264,8 +264,8 @@ func (f *fakeDecoders) new(codecID string, _ []byte) (Decoder, error) {
 	if err := f.refuse[codecID]; err != nil {
 		return nil, err
 	}
-	if codecID != media.CodecH264 && codecID != media.CodecH265 {
-		return nil, fmt.Errorf("%w %q", media.ErrUnsupportedCodec, codecID)
+	if codecID != imaging.CodecH264 && codecID != imaging.CodecH265 {
+		return nil, fmt.Errorf("%w %q", imaging.ErrUnsupportedCodec, codecID)
 	}
 	f.made++
 	return &fakeDecoder{f: f}, nil
@@ -279,16 +279,16 @@ func (f *fakeDecoders) counts() (made, closed, renders int) {
 
 type fakeDecoder struct{ f *fakeDecoders }
 
-func (d *fakeDecoder) Render(packets []media.Packet, at []time.Duration, spec media.Spec) []media.Result {
+func (d *fakeDecoder) Render(packets []imaging.Packet, at []time.Duration, spec imaging.Spec) []imaging.Result {
 	d.f.mu.Lock()
 	d.f.renders++
 	d.f.mu.Unlock()
-	out := make([]media.Result, len(at))
+	out := make([]imaging.Result, len(at))
 	for i, t := range at {
 		out[i].At = t
 		// Like the real decoder: the frame shown is the last at or before t, and it needs a
 		// keyframe before it among the packets.
-		var shown *media.Packet
+		var shown *imaging.Packet
 		key := false
 		for j := range packets {
 			if packets[j].PTS <= t {
@@ -298,7 +298,7 @@ func (d *fakeDecoder) Render(packets []media.Packet, at []time.Duration, spec me
 		}
 		switch {
 		case shown == nil || !key:
-			out[i].Err = media.ErrNoFrame
+			out[i].Err = imaging.ErrNoFrame
 		case bytes.HasPrefix(shown.Data, []byte("bad")):
 			out[i].Err = fmt.Errorf("decode error in %q", shown.Data)
 		default:
@@ -309,7 +309,7 @@ func (d *fakeDecoder) Render(packets []media.Packet, at []time.Duration, spec me
 	return out
 }
 
-func (d *fakeDecoder) Stats() media.Stats { return media.Stats{} }
+func (d *fakeDecoder) Stats() imaging.Stats { return imaging.Stats{} }
 
 func (d *fakeDecoder) Close() {
 	d.f.mu.Lock()
