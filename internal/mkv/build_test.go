@@ -2,49 +2,39 @@ package mkv
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"strings"
 )
 
-// Helpers that build Matroska bytes by hand for the test table. They are
-// deliberately dumb: every size width is chosen by the caller, so layouts
-// (1-, 4-, 8-byte sizes, unknown sizes) come out exactly as producers send
-// them.
+// Helpers that build Matroska bytes for the test table on Writer. Every
+// size width is chosen by the caller, so layouts (1-, 4-, 8-byte sizes,
+// unknown sizes) come out exactly as producers send them.
 
 // cat concatenates byte slices.
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 // elw encodes an element whose size field is w bytes wide.
 func elw(id uint32, w int, parts ...[]byte) []byte {
-	payload := cat(parts...)
-	size := make([]byte, w)
-	putSize(size, uint64(len(payload)))
-	return cat(appendID(nil, id), size, payload)
+	wr := Writer{Size: w}
+	wr.Bytes(id, cat(parts...))
+	return wr.Buf
 }
 
 // el encodes an element with the narrowest size field.
-func el(id uint32, parts ...[]byte) []byte {
-	n := len(cat(parts...))
-	w := 1
-	for !sizeFits(uint64(n), w) {
-		w++
-	}
-	return elw(id, w, parts...)
-}
+func el(id uint32, parts ...[]byte) []byte { return elw(id, 0, parts...) }
 
 // unk encodes the header of an element of unknown size, size field w bytes.
 func unk(id uint32, w int) []byte {
-	size := bytes.Repeat([]byte{0xFF}, w)
-	size[0] = 0xFF >> (w - 1)
-	return cat(appendID(nil, id), size)
+	wr := Writer{Size: w}
+	wr.StartUnknown(id)
+	return wr.Buf
 }
 
 // uel encodes an unsigned integer element with an n-byte payload.
 func uel(id uint32, v uint64, n int) []byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], v)
-	return el(id, b[8-n:])
+	var wr Writer
+	wr.UintN(id, v, n)
+	return wr.Buf
 }
 
 // sel encodes a string element.
@@ -66,9 +56,9 @@ func hexb(s string) []byte {
 // ebmlHeader is the EBML header the PIC writes (§3.5), with the given
 // DocType.
 func ebmlHeader(docType string) []byte {
-	return el(IDEBML,
-		uel(0x4286, 1, 1), uel(0x42F7, 1, 1), uel(0x42F2, 4, 1), uel(0x42F3, 8, 1),
-		sel(IDDocType, docType), uel(0x4287, 2, 1), uel(0x4285, 2, 1))
+	var w Writer
+	w.EBMLHeader(docType)
+	return w.Buf
 }
 
 // picEBML is the exact byte string from the reference.
