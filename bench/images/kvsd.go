@@ -31,6 +31,7 @@ import (
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
 	"github.com/kvsd/kvsd/internal/imagegen"
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/mkv"
 	"github.com/kvsd/kvsd/internal/objstore"
@@ -118,7 +119,7 @@ func measureKVSD(ctx context.Context, wl *workload, dir string) (measurement, er
 		return m, err
 	}
 	decMu.Lock()
-	var stats media.Stats
+	var stats imaging.Stats
 	for _, d := range decs {
 		s := d.Stats()
 		stats.Decoded += s.Decoded

@@ -12,7 +12,7 @@
 //	    do-it-yourself pattern; the file is split into fragments first, untimed);
 //	(d) the bare loop of the media package: mkv.ReadFrames + Decoder.Render per fragment,
 //	    on one core — the limit for (a);
-//	(e) (d) with media.Spec.Exact: what the deblocking shortcut on keyframes saves.
+//	(e) (d) with imaging.Spec.Exact: what the deblocking shortcut on keyframes saves.
 //
 // A second section measures delivery latency: kvsd with -latency-streams streams (default 50)
 // fed the video in real time, one image per second each, from the PERSISTED ack to the image
@@ -107,7 +107,7 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 		{"b", "`ffmpeg -threads 1 -skip_frame nokey -i f.mkv -vf scale=320:240 -fps_mode passthrough -q:v 4 out%04d.jpg`", measureFFmpegFile},
 		{"c", "ffmpeg spawned once per 1-s fragment (`ffmpeg -threads 1 -skip_frame nokey -i fragNNN.mkv -vf scale=320:240 -frames:v 1 -q:v 4 outNNNN.jpg`)", measureFFmpegPerFragment},
 		{"d", "media package loop: `mkv.ReadFrames` + `Decoder.Render` per fragment, one core", measureMediaLoop},
-		{"e", "(d) decoding exactly: keyframes keep the deblocking filter (`media.Spec.Exact`)", measureMediaLoopExact},
+		{"e", "(d) decoding exactly: keyframes keep the deblocking filter (`imaging.Spec.Exact`)", measureMediaLoopExact},
 	}
 	runs := make([][]measurement, len(contenders))
 	for round := 1; round <= cfg.rounds; round++ {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/media"
 )
 
@@ -30,7 +31,7 @@ func TestSmoke(t *testing.T) {
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Skip("needs ffmpeg (make setup installs it)")
 	}
-	if _, err := media.NewDecoder(media.CodecH264, nil); errors.Is(err, media.ErrUnavailable) {
+	if _, err := media.NewDecoder(imaging.CodecH264, nil); errors.Is(err, imaging.ErrUnavailable) {
 		t.Skip("(d) needs a build with cgo")
 	}
 	cfg := config{cacheDir: t.TempDir(), workDir: t.TempDir(), rounds: 2, video: tinyVideo, latencyStreams: 2}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/mkv"
 )
@@ -27,7 +28,7 @@ type measurement struct {
 	// MachineCPU is the CPU time all processes used meanwhile (/proc/stat); well above CPU
 	// means something else was running and the numbers are disturbed.
 	MachineCPU time.Duration
-	Stages     *media.Stats // the media package's own stage timings, for (d)
+	Stages     *imaging.Stats // the media package's own stage timings, for (d)
 	// NotMeasured marks a contender that is not implemented yet; Note says why.
 	NotMeasured bool
 	Note        string
@@ -91,7 +92,7 @@ func measureMediaLoop(ctx context.Context, wl *workload, dir string) (measuremen
 	return mediaLoop(wl, wl.Spec, dir)
 }
 
-// measureMediaLoopExact is (e): (d) decoding every picture exactly (media.Spec.Exact), with
+// measureMediaLoopExact is (e): (d) decoding every picture exactly (imaging.Spec.Exact), with
 // the deblocking filter that (d) skips on keyframes decoded alone for a small image.
 func measureMediaLoopExact(ctx context.Context, wl *workload, dir string) (measurement, error) {
 	spec := wl.Spec
@@ -99,17 +100,17 @@ func measureMediaLoopExact(ctx context.Context, wl *workload, dir string) (measu
 	return mediaLoop(wl, spec, dir)
 }
 
-func mediaLoop(wl *workload, spec media.Spec, dir string) (measurement, error) {
+func mediaLoop(wl *workload, spec imaging.Spec, dir string) (measurement, error) {
 	runtime.GC() // start without the previous contender's garbage
 	var images [][]byte
-	var stats media.Stats
+	var stats imaging.Stats
 	m, err := timeSelf(func() error {
 		dec, err := media.NewDecoder(wl.Track.CodecID, wl.Track.CodecPrivate)
 		if err != nil {
 			return err
 		}
 		defer dec.Close()
-		var packets []media.Packet
+		var packets []imaging.Packet
 		var at []time.Duration
 		for _, frag := range wl.Fragments {
 			hdr, frames, err := mkv.ReadFrames(frag, mkv.Limits{})
@@ -120,7 +121,7 @@ func mediaLoop(wl *workload, spec media.Spec, dir string) (measurement, error) {
 			for _, f := range frames {
 				if f.Track == wl.Track.Number {
 					pts := time.Duration(f.Timecode) * time.Duration(hdr.TimecodeScale)
-					packets = append(packets, media.Packet{Data: f.Data, PTS: pts, Key: f.Keyframe})
+					packets = append(packets, imaging.Packet{Data: f.Data, PTS: pts, Key: f.Keyframe})
 				}
 			}
 			if len(packets) == 0 {
@@ -200,7 +201,7 @@ func rusageCPU(who int) (time.Duration, error) {
 }
 
 // countImages counts the JPEGs in dir, checking that each decodes to the wanted size.
-func countImages(dir string, spec media.Spec) (int, error) {
+func countImages(dir string, spec imaging.Spec) (int, error) {
 	names, err := filepath.Glob(filepath.Join(dir, "*.jpg"))
 	if err != nil {
 		return 0, err

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/mkv"
 )
 
@@ -40,7 +40,7 @@ var fullHD = videoSpec{Name: "1080p30-2Mbps-g30-60s", FPS: 30, Args: []string{
 
 // imageSpec is what every contender makes: 320×240 JPEG at quality 80 (ffmpeg's mjpeg
 // encoder takes -q:v 4 instead, as in the issue).
-var imageSpec = media.Spec{Format: media.JPEG, Quality: 80, Width: 320, Height: 240}
+var imageSpec = imaging.Spec{Format: imaging.JPEG, Quality: 80, Width: 320, Height: 240}
 
 // workload is the input every contender works on.
 type workload struct {
@@ -53,7 +53,7 @@ type workload struct {
 	FragmentFiles    []string
 	FragmentDuration time.Duration
 	Track            mkv.Track
-	Spec             media.Spec
+	Spec             imaging.Spec
 	Interval         time.Duration // sampling interval: one image per this much video
 	Duration         time.Duration // of the whole video
 }

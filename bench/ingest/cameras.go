@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/report"
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
 
@@ -166,29 +167,29 @@ func (b *bench) cameras(ctx context.Context) error {
 			}
 		}
 	}
-	dp, dr, dl, dd := newDist(persist), newDist(received), newDist(lag), newDist(probe)
-	p99ok := len(dp) > 0 && dp.pct(99) <= 50*time.Millisecond && missing == 0 && failed == 0
+	dp, dr, dl, dd := report.NewDist(persist), report.NewDist(received), report.NewDist(lag), report.NewDist(probe)
+	p99ok := len(dp) > 0 && dp.Pct(99) <= 50*time.Millisecond && missing == 0 && failed == 0
 	rssOK := memEnd.HWM <= 300e6
 
-	t := &table{head: []string{"latency per fragment", "samples", "p50", "p90", "p99", "max"}}
-	t.add("fragment complete → PERSISTED", len(dp), ms(dp.pct(50)), ms(dp.pct(90)), ms(dp.pct(99)), ms(dp.max()))
-	t.add("fragment complete → RECEIVED", len(dr), ms(dr.pct(50)), ms(dr.pct(90)), ms(dr.pct(99)), ms(dr.max()))
-	t.add("client pacing lag (late pieces only)", len(dl), ms(dl.pct(50)), ms(dl.pct(90)), ms(dl.pct(99)), ms(dl.max()))
-	t.add("disk probe: 4 KiB write + fdatasync, every 100 ms", len(dd), ms(dd.pct(50)), ms(dd.pct(90)), ms(dd.pct(99)), ms(dd.max()))
-	t.write(b.out)
-	m := &table{head: []string{"kvsd", "value", "target"}}
-	m.add("peak RSS (VmHWM)", mb(memEnd.HWM), "≤ 300 MB: "+verdict(rssOK))
-	m.add("RSS at the end (VmRSS)", mb(memEnd.RSS), "")
-	m.add("RSS before the cameras started", mb(memStart.RSS), "")
-	m.add("highest RSS sampled every 250 ms", mb(peakSampled), "")
-	m.add("CPU, mean over the run", fmt.Sprintf("%.2f cores", cpu.server), "")
-	m.add("(CPU of this program: the cameras)", fmt.Sprintf("%.2f cores", cpu.self), "")
-	m.add("(CPU of the kernel outside processes: interrupts, writeback)", fmt.Sprintf("%.2f cores", cpu.kernel), "")
-	m.add("(CPU of other processes, not the benchmark)", fmt.Sprintf("%.2f cores", cpu.other), "")
-	m.add("p99 fragment complete → PERSISTED", ms(dp.pct(99)), "≤ 50 ms: "+verdict(p99ok))
-	m.add("Store.Append per fragment (kvsd's own histogram)", appends.describe(), "")
-	m.add("fragments without PERSISTED / failed sessions / ERROR acks", fmt.Sprintf("%d / %d / %d", missing, failed, errAcks), "0")
-	m.write(b.out)
+	t := &report.Table{Head: []string{"latency per fragment", "samples", "p50", "p90", "p99", "max"}}
+	t.Add("fragment complete → PERSISTED", len(dp), report.MS(dp.Pct(50)), report.MS(dp.Pct(90)), report.MS(dp.Pct(99)), report.MS(dp.Max()))
+	t.Add("fragment complete → RECEIVED", len(dr), report.MS(dr.Pct(50)), report.MS(dr.Pct(90)), report.MS(dr.Pct(99)), report.MS(dr.Max()))
+	t.Add("client pacing lag (late pieces only)", len(dl), report.MS(dl.Pct(50)), report.MS(dl.Pct(90)), report.MS(dl.Pct(99)), report.MS(dl.Max()))
+	t.Add("disk probe: 4 KiB write + fdatasync, every 100 ms", len(dd), report.MS(dd.Pct(50)), report.MS(dd.Pct(90)), report.MS(dd.Pct(99)), report.MS(dd.Max()))
+	t.Write(b.out)
+	m := &report.Table{Head: []string{"kvsd", "value", "target"}}
+	m.Add("peak RSS (VmHWM)", report.MB(memEnd.HWM), "≤ 300 MB: "+report.Verdict(rssOK))
+	m.Add("RSS at the end (VmRSS)", report.MB(memEnd.RSS), "")
+	m.Add("RSS before the cameras started", report.MB(memStart.RSS), "")
+	m.Add("highest RSS sampled every 250 ms", report.MB(peakSampled), "")
+	m.Add("CPU, mean over the run", fmt.Sprintf("%.2f cores", cpu.server), "")
+	m.Add("(CPU of this program: the cameras)", fmt.Sprintf("%.2f cores", cpu.self), "")
+	m.Add("(CPU of the kernel outside processes: interrupts, writeback)", fmt.Sprintf("%.2f cores", cpu.kernel), "")
+	m.Add("(CPU of other processes, not the benchmark)", fmt.Sprintf("%.2f cores", cpu.other), "")
+	m.Add("p99 fragment complete → PERSISTED", report.MS(dp.Pct(99)), "≤ 50 ms: "+report.Verdict(p99ok))
+	m.Add("Store.Append per fragment (kvsd's own histogram)", appends.describe(), "")
+	m.Add("fragments without PERSISTED / failed sessions / ERROR acks", fmt.Sprintf("%d / %d / %d", missing, failed, errAcks), "0")
+	m.Write(b.out)
 	fmt.Fprintf(b.out, "%d cameras, one PutMedia session each, %d fragments of %s per camera (%.1f Mbit/s), "+
 		"each block written at its presentation time; camera starts spread at random over the first %s. "+
 		"Latency is measured per fragment from the moment the client finished writing the first bytes of the *next* Cluster "+
@@ -203,9 +204,9 @@ func (b *bench) cameras(ctx context.Context) error {
 		fmt.Fprintf(b.out, "- errors: %d sessions failed; first: %v\n\n", failed, firstErr)
 	}
 	b.results = append(b.results,
-		result{fmt.Sprintf("cameras (%d): p99 complete → PERSISTED ≤ 50 ms", n), ms(dp.pct(99)), p99ok, cpu.other},
-		result{fmt.Sprintf("cameras (%d): kvsd peak RSS ≤ 300 MB", n), mb(memEnd.HWM), rssOK, cpu.other})
-	b.logf("cameras: p50 %s p99 %s max %s, peak RSS %s", ms(dp.pct(50)), ms(dp.pct(99)), ms(dp.max()), mb(memEnd.HWM))
+		result{fmt.Sprintf("cameras (%d): p99 complete → PERSISTED ≤ 50 ms", n), report.MS(dp.Pct(99)), p99ok, cpu.other},
+		result{fmt.Sprintf("cameras (%d): kvsd peak RSS ≤ 300 MB", n), report.MB(memEnd.HWM), rssOK, cpu.other})
+	b.logf("cameras: p50 %s p99 %s max %s, peak RSS %s", report.MS(dp.Pct(50)), report.MS(dp.Pct(99)), report.MS(dp.Max()), report.MB(memEnd.HWM))
 	return nil
 }
 

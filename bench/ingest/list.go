@@ -18,6 +18,7 @@ import (
 
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/kvsd/kvsd/bench/internal/report"
 	"github.com/kvsd/kvsd/internal/catalog/bolt"
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
@@ -255,17 +256,17 @@ func (b *bench) list(ctx context.Context) error {
 		windows = append(windows, sum)
 	}
 	cpu := cpu0.to(snapCPU(k.PID()))
-	dc, dw := newDist(calls), newDist(windows)
-	ok := dc.pct(99) <= 20*time.Millisecond
+	dc, dw := report.NewDist(calls), report.NewDist(windows)
+	ok := dc.Pct(99) <= 20*time.Millisecond
 	catSize := int64(0)
 	if fi, err := os.Stat(filepath.Join(dir, "catalog.db")); err == nil {
 		catSize = fi.Size()
 	}
-	t := &table{head: []string{"ListFragments", "samples", "p50", "p90", "p99", "max", "target"}}
-	t.add("per call (MaxResults 1000)", len(dc), ms(dc.pct(50)), ms(dc.pct(90)), ms(dc.pct(99)), ms(dc.max()), "p99 ≤ 20 ms: "+verdict(ok))
-	t.add(fmt.Sprintf("per 1-hour window (%d fragments, %d calls)", want, len(dc)/max(1, len(dw))), len(dw),
-		ms(dw.pct(50)), ms(dw.pct(90)), ms(dw.pct(99)), ms(dw.max()), "(p99 ≤ 20 ms: "+verdict(dw.pct(99) <= 20*time.Millisecond)+")")
-	t.write(b.out)
+	t := &report.Table{Head: []string{"ListFragments", "samples", "p50", "p90", "p99", "max", "target"}}
+	t.Add("per call (MaxResults 1000)", len(dc), report.MS(dc.Pct(50)), report.MS(dc.Pct(90)), report.MS(dc.Pct(99)), report.MS(dc.Max()), "p99 ≤ 20 ms: "+report.Verdict(ok))
+	t.Add(fmt.Sprintf("per 1-hour window (%d fragments, %d calls)", want, len(dc)/max(1, len(dw))), len(dw),
+		report.MS(dw.Pct(50)), report.MS(dw.Pct(90)), report.MS(dw.Pct(99)), report.MS(dw.Max()), "(p99 ≤ 20 ms: "+report.Verdict(dw.Pct(99) <= 20*time.Millisecond)+")")
+	t.Write(b.out)
 	fill := fmt.Sprintf("filled in %.0f s", mk.FillSecs)
 	if cached {
 		fill = fmt.Sprintf("reused from the cache (filling took %.0f s)", mk.FillSecs)
@@ -276,9 +277,9 @@ func (b *bench) list(ctx context.Context) error {
 		"Times are signed HTTP POSTs over a kept-alive loopback connection, from sending the request to reading the "+
 		"last byte of the answer; the first %s are not counted. One client, one call at a time. "+
 		"CPU while measuring: kvsd %.2f cores, this program %.2f, kernel %.2f, other processes %.2f.\n\n",
-		mk.Count, b.cfg.listDays, listInterval, mb(catSize), fill, want, plural(b.cfg.listWarmup, "window"), cpu.server, cpu.self, cpu.kernel, cpu.other)
-	b.results = append(b.results, result{"ListFragments: p99 per call ≤ 20 ms", ms(dc.pct(99)), ok, cpu.other})
-	b.logf("list: per call p50 %s p99 %s; per window p50 %s p99 %s", ms(dc.pct(50)), ms(dc.pct(99)), ms(dw.pct(50)), ms(dw.pct(99)))
+		mk.Count, b.cfg.listDays, listInterval, report.MB(catSize), fill, want, report.Plural(b.cfg.listWarmup, "window"), cpu.server, cpu.self, cpu.kernel, cpu.other)
+	b.results = append(b.results, result{"ListFragments: p99 per call ≤ 20 ms", report.MS(dc.Pct(99)), ok, cpu.other})
+	b.logf("list: per call p50 %s p99 %s; per window p50 %s p99 %s", report.MS(dc.Pct(50)), report.MS(dc.Pct(99)), report.MS(dw.Pct(50)), report.MS(dw.Pct(99)))
 	return nil
 }
 

@@ -32,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/report"
 	"github.com/kvsd/kvsd/internal/app"
 )
 
@@ -280,13 +281,13 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 		return b.results, err
 	}
 	fmt.Fprintf(b.out, "## Targets\n\n")
-	t := &table{head: []string{"target", "measured", "result", "other processes' CPU meanwhile"}}
+	t := &report.Table{Head: []string{"target", "measured", "result", "other processes' CPU meanwhile"}}
 	disturbed := false
 	for _, r := range b.results {
-		t.add(r.what, r.value, verdict(r.ok), fmt.Sprintf("%.2f cores", r.other))
+		t.Add(r.what, r.value, report.Verdict(r.ok), fmt.Sprintf("%.2f cores", r.other))
 		disturbed = disturbed || r.other > 0.2
 	}
-	t.write(b.out)
+	t.Write(b.out)
 	if disturbed {
 		fmt.Fprintf(b.out, "> Other processes (not this benchmark) used more than 0.2 cores during some measurements: "+
 			"those numbers are less trustworthy; repeat them on a quiet machine.\n\n")

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kvsd/kvsd/bench/internal/report"
 )
 
 // histogram is a Prometheus histogram scraped from kvsd's /metrics: cumulative bucket counts
@@ -91,14 +93,14 @@ func (h histogram) describe() string {
 		for _, b := range bounds {
 			if h.buckets[b] >= p*h.count {
 				if math.IsInf(b, 1) {
-					return "> " + ms(time.Duration(bounds[len(bounds)-2]*float64(time.Second)))
+					return "> " + report.MS(time.Duration(bounds[len(bounds)-2]*float64(time.Second)))
 				}
-				return "≤ " + ms(time.Duration(b*float64(time.Second)))
+				return "≤ " + report.MS(time.Duration(b*float64(time.Second)))
 			}
 		}
 		return "?"
 	}
-	return fmt.Sprintf("mean %s, p50 %s, p99 %s", ms(time.Duration(h.sum/h.count*float64(time.Second))), q(0.5), q(0.99))
+	return fmt.Sprintf("mean %s, p50 %s, p99 %s", report.MS(time.Duration(h.sum/h.count*float64(time.Second))), q(0.5), q(0.99))
 }
 
 // storeAppend is kvsd's histogram of Store.Append: media written and synced, index committed.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/bench/internal/child"
+	"github.com/kvsd/kvsd/bench/internal/report"
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
 
@@ -124,9 +125,9 @@ func (b *bench) throughput(ctx context.Context) error {
 	defer k.Stop()
 	basePC := &putmedia.Client{Endpoint: base.URL, Region: region, Credentials: creds, HTTP: newHTTPClient()}
 
-	t := &table{head: []string{"streams", "server", "MB/s", "fragments/s", "PutMedia calls", "server CPU", "client CPU",
+	t := &report.Table{Head: []string{"streams", "server", "MB/s", "fragments/s", "PutMedia calls", "server CPU", "client CPU",
 		"kernel CPU", "other CPU", "kvsd/baseline", "target ≥ 70 %"}}
-	appends := &table{head: []string{"streams", "kvsd Store.Append per fragment (kvsd's own histogram: media synced, index committed)"}}
+	appends := &report.Table{Head: []string{"streams", "kvsd Store.Append per fragment (kvsd's own histogram: media synced, index committed)"}}
 	var notes []string
 	for _, n := range b.cfg.streams {
 		names := make([]string, n)
@@ -141,7 +142,7 @@ func (b *bench) throughput(ctx context.Context) error {
 		half := b.cfg.tpDuration / 2
 		load := func(who string, pc *putmedia.Client, p *child.Proc) (*tpResult, error) {
 			settle(baseDir)
-			b.logf("throughput: %s against %s for %s", plural(n, "stream"), who, half)
+			b.logf("throughput: %s against %s for %s", report.Plural(n, "stream"), who, half)
 			r := runLoad(ctx, pc, names, f.Raw, half, len(f.Clusters), p.PID())
 			return r, p.Alive()
 		}
@@ -158,7 +159,7 @@ func (b *bench) throughput(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		appends.add(n, k.scrapeHistogram(ctx, storeAppend).since(h0).describe())
+		appends.Add(n, k.scrapeHistogram(ctx, storeAppend).since(h0).describe())
 		rb2, err := load("the baseline", basePC, base)
 		if err != nil {
 			return err
@@ -166,12 +167,12 @@ func (b *bench) throughput(ctx context.Context) error {
 		rb, rk := rb1.merge(rb2), rk1.merge(rk2)
 		ratio := rk.mbps() / rb.mbps() * 100
 		row := func(who string, r *tpResult, ratio, target string) {
-			t.add(n, who, fmt.Sprintf("%.1f", r.mbps()), fmt.Sprintf("%.1f", r.fragps()), r.puts,
-				cores(r.cpu.server), cores(r.cpu.self), cores(r.cpu.kernel), cores(r.cpu.other), ratio, target)
+			t.Add(n, who, fmt.Sprintf("%.1f", r.mbps()), fmt.Sprintf("%.1f", r.fragps()), r.puts,
+				report.Cores(r.cpu.server), report.Cores(r.cpu.self), report.Cores(r.cpu.kernel), report.Cores(r.cpu.other), ratio, target)
 		}
 		row("baseline", rb, "", "")
-		row("kvsd", rk, fmt.Sprintf("%.0f %%", ratio), verdict(ratio >= 70))
-		b.results = append(b.results, result{fmt.Sprintf("throughput, %s: kvsd/baseline ≥ 70 %%", plural(n, "stream")), fmt.Sprintf("%.0f %%", ratio), ratio >= 70, max(rb.cpu.other, rk.cpu.other)})
+		row("kvsd", rk, fmt.Sprintf("%.0f %%", ratio), report.Verdict(ratio >= 70))
+		b.results = append(b.results, result{fmt.Sprintf("throughput, %s: kvsd/baseline ≥ 70 %%", report.Plural(n, "stream")), fmt.Sprintf("%.0f %%", ratio), ratio >= 70, max(rb.cpu.other, rk.cpu.other)})
 		for _, r := range []struct {
 			who string
 			r   *tpResult
@@ -183,8 +184,8 @@ func (b *bench) throughput(ctx context.Context) error {
 		}
 		b.logf("throughput: %d streams: baseline %.1f MB/s, kvsd %.1f MB/s (%.0f %%)", n, rb.mbps(), rk.mbps(), ratio)
 	}
-	t.write(b.out)
-	appends.write(b.out)
+	t.Write(b.out)
+	appends.Write(b.out)
 	fmt.Fprintf(b.out, "Each stream sends the %.1f MB test file (%d fragments of %s, %d KB mean) through PutMedia again and again, "+
 		"in 32 KiB HTTP chunks, for %s per server and stream count, in two halves ordered baseline, kvsd, kvsd, baseline; "+
 		"calls in flight at the end of a half finish. MB/s = 10^6 bytes of PutMedia body "+

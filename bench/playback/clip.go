@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kvsd/kvsd/bench/internal/report"
 )
 
 // GetClip's limits (KVS): the first 200 fragments or 100 MiB of the range.
@@ -206,20 +208,20 @@ func (b *bench) clip(ctx context.Context) error {
 	ratio := km.mbps() / fm.mbps()
 	speedOK := ratio >= 3
 
-	t := &table{head: []string{"remux to MP4 (moov first)", "MP4 size", "wall", "MB/s", "CPU", "CPU s per MB", "other processes' CPU"}}
-	t.add(fmt.Sprintf("kvsd GetClip (%d fragments)", len(frags)), mb1(km.bytes), ms(km.wall), fmt.Sprintf("%.0f", km.mbps()),
-		ms(km.cpu), fmt.Sprintf("%.4f", km.cpuPerMB()), cores(km.other))
-	t.add("ffmpeg -c copy -movflags +faststart (same fragments)", mb1(fm.bytes), ms(fm.wall), fmt.Sprintf("%.0f", fm.mbps()),
-		ms(fm.cpu), fmt.Sprintf("%.4f", fm.cpuPerMB()), cores(fm.other))
-	t.add("kvsd/ffmpeg", "", "", fmt.Sprintf("**%.2f×** (target ≥ 3×: %s)", ratio, verdict(speedOK)), "",
+	t := &report.Table{Head: []string{"remux to MP4 (moov first)", "MP4 size", "wall", "MB/s", "CPU", "CPU s per MB", "other processes' CPU"}}
+	t.Add(fmt.Sprintf("kvsd GetClip (%d fragments)", len(frags)), report.MB1(km.bytes), report.MS(km.wall), fmt.Sprintf("%.0f", km.mbps()),
+		report.MS(km.cpu), fmt.Sprintf("%.4f", km.cpuPerMB()), report.Cores(km.other))
+	t.Add("ffmpeg -c copy -movflags +faststart (same fragments)", report.MB1(fm.bytes), report.MS(fm.wall), fmt.Sprintf("%.0f", fm.mbps()),
+		report.MS(fm.cpu), fmt.Sprintf("%.4f", fm.cpuPerMB()), report.Cores(fm.other))
+	t.Add("kvsd/ffmpeg", "", "", fmt.Sprintf("**%.2f×** (target ≥ 3×: %s)", ratio, report.Verdict(speedOK)), "",
 		fmt.Sprintf("%.2f×", km.cpuPerMB()/fm.cpuPerMB()), "")
-	t.write(b.out)
+	t.Write(b.out)
 	fmt.Fprintf(b.out, "Median of %s each, alternating, after one unmeasured clip of each. The clip holds %d video frames "+
 		"(%d fragments, %.1f MB of stored media); ffmpeg's input is the same fragments as GetMediaForFragmentList returned them "+
 		"(%.1f MB of Matroska, one EBML document per fragment, read from the page cache), its output a file beside it. "+
 		"kvsd: from sending the signed request to the clip's last byte at the client (which discards it); CPU is the kvsd "+
 		"process's user+system time over that span. ffmpeg: the process's wall time and rusage, start-up included.\n\n",
-		plural(b.cfg.clipRounds, "run"), kf, len(frags), float64(size)/1e6, float64(inBytes)/1e6)
+		report.Plural(b.cfg.clipRounds, "run"), kf, len(frags), float64(size)/1e6, float64(inBytes)/1e6)
 
 	b.results = append(b.results, result{fmt.Sprintf("GetClip (%d fragments): ≥ 3× ffmpeg's MB/s", len(frags)),
 		fmt.Sprintf("%.2f×", ratio), speedOK, max(km.other, fm.other)})
@@ -295,17 +297,17 @@ func (b *bench) clipMemory(ctx context.Context, a *archive, small, long []fragIn
 			return err
 		}
 		runs = append(runs, memRun{frags: len(frags), bytes: r.bytes, before: m0.RSS, growth: max(0, peak-m0.RSS), peakFromHWM: hwm})
-		b.logf("clip: %d fragments: RSS %s before, +%s", len(frags), mb1(m0.RSS), mb1(peak-m0.RSS))
+		b.logf("clip: %d fragments: RSS %s before, +%s", len(frags), report.MB1(m0.RSS), report.MB1(peak-m0.RSS))
 	}
 	s, l := runs[0], runs[1]
 	allowed := s.growth + max((l.bytes-s.bytes)/10, memSlack)
 	flatOK := l.growth <= allowed
-	t := &table{head: []string{"kvsd, fresh process per clip", "clip size", "RSS before", "RSS growth during the clip"}}
+	t := &report.Table{Head: []string{"kvsd, fresh process per clip", "clip size", "RSS before", "RSS growth during the clip"}}
 	for _, r := range runs {
-		t.add(fmt.Sprintf("GetClip of %d fragments", r.frags), mb1(r.bytes), mb1(r.before), mb1(r.growth))
+		t.Add(fmt.Sprintf("GetClip of %d fragments", r.frags), report.MB1(r.bytes), report.MB1(r.before), report.MB1(r.growth))
 	}
-	t.add(fmt.Sprintf("target: long ≤ short + 10 %% of the size difference (at least %s)", mb1(memSlack)), "", "", fmt.Sprintf("≤ %s: %s", mb1(allowed), verdict(flatOK)))
-	t.write(b.out)
+	t.Add(fmt.Sprintf("target: long ≤ short + 10 %% of the size difference (at least %s)", report.MB1(memSlack)), "", "", fmt.Sprintf("≤ %s: %s", report.MB1(allowed), report.Verdict(flatOK)))
+	t.Write(b.out)
 	how := "the peak is VmHWM, reset (clear_refs 5) just before the clip, and VmRSS sampled every 5 ms"
 	if !s.peakFromHWM {
 		how = "the peak is VmRSS sampled every 5 ms (this kernel refused to reset VmHWM)"
@@ -314,6 +316,6 @@ func (b *bench) clipMemory(ctx context.Context, a *archive, small, long []fragIn
 		"(code paths warm). Growth = peak RSS during the clip − RSS just before it; %s. A kvsd that held the clip in memory "+
 		"would grow by about the clip's size.\n\n", how)
 	b.results = append(b.results, result{"GetClip: RSS growth flat in the clip's length",
-		fmt.Sprintf("+%s (%d fragments) vs +%s (%d)", mb1(l.growth), l.frags, mb1(s.growth), s.frags), flatOK, -1})
+		fmt.Sprintf("+%s (%d fragments) vs +%s (%d)", report.MB1(l.growth), l.frags, report.MB1(s.growth), s.frags), flatOK, -1})
 	return nil
 }

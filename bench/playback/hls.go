@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kvsd/kvsd/bench/internal/report"
 )
 
 // hlsTarget is one fragment as both paths fetch it.
@@ -229,22 +231,22 @@ func (b *bench) hls(ctx context.Context) error {
 	ratio := hls.perCPUSecond() / raw.perCPUSecond()
 	ok := ratio >= 0.5 && hls.errs == 0 && raw.errs == 0
 
-	t := &table{head: []string{"path", "requests", "per second", "MB/s", "kvsd CPU", "**requests per kvsd CPU-second**",
+	t := &report.Table{Head: []string{"path", "requests", "per second", "MB/s", "kvsd CPU", "**requests per kvsd CPU-second**",
 		"MB per kvsd CPU-second", "p50 / p99 per request", "client / other CPU", "errors"}}
 	for _, row := range []struct {
 		name string
 		r    *loadResult
 	}{{"raw: GetMediaForFragmentList, 1 fragment", raw}, {"HLS: getMP4MediaFragment.mp4", hls}} {
 		r := row.r
-		d := newDist(r.lat)
-		t.add(row.name, r.reqs, fmt.Sprintf("%.0f", r.perSecond()), fmt.Sprintf("%.0f", float64(r.bytes)/1e6/r.cpu.wall.Seconds()),
+		d := report.NewDist(r.lat)
+		t.Add(row.name, r.reqs, fmt.Sprintf("%.0f", r.perSecond()), fmt.Sprintf("%.0f", float64(r.bytes)/1e6/r.cpu.wall.Seconds()),
 			fmt.Sprintf("%.2f cores", r.cpu.serverCores()), fmt.Sprintf("%.0f", r.perCPUSecond()),
-			fmt.Sprintf("%.0f", float64(r.bytes)/1e6/r.cpu.server.Seconds()), ms(d.pct(50))+" / "+ms(d.pct(99)),
-			cores(r.cpu.self)+" / "+cores(r.cpu.other), r.errs)
+			fmt.Sprintf("%.0f", float64(r.bytes)/1e6/r.cpu.server.Seconds()), report.MS(d.Pct(50))+" / "+report.MS(d.Pct(99)),
+			report.Cores(r.cpu.self)+" / "+report.Cores(r.cpu.other), r.errs)
 	}
-	t.add("HLS/raw", "", fmt.Sprintf("%.0f %%", 100*hls.perSecond()/raw.perSecond()), "", "",
-		fmt.Sprintf("**%.0f %%** (target ≥ 50 %%: %s)", 100*ratio, verdict(ok)), "", "", "", "")
-	t.write(b.out)
+	t.Add("HLS/raw", "", fmt.Sprintf("%.0f %%", 100*hls.perSecond()/raw.perSecond()), "", "",
+		fmt.Sprintf("**%.0f %%** (target ≥ 50 %%: %s)", 100*ratio, report.Verdict(ok)), "", "", "", "")
+	t.Write(b.out)
 	fmt.Fprintf(b.out, "%d clients over keep-alive connections fetch the %d fragments of the archive (1080p, %s each) back to back, "+
 		"each from its own place in the list, for %s per path in halves ordered raw, HLS, HLS, raw, after fetching every fragment "+
 		"once both ways. Raw: signed `POST /getMediaForFragmentList` with one fragment number, the stored Matroska. HLS: "+

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/report"
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
 
@@ -179,21 +180,21 @@ func (b *bench) live(ctx context.Context) error {
 			}
 		}
 	}
-	dl, dr := newDist(lat), newDist(rtt)
-	ok := len(dl) > 0 && dl.pct(99) <= 50*time.Millisecond && missing == 0 && failed == 0
+	dl, dr := report.NewDist(lat), report.NewDist(rtt)
+	ok := len(dl) > 0 && dl.Pct(99) <= 50*time.Millisecond && missing == 0 && failed == 0
 
-	t := &table{head: []string{"per fragment", "samples", "p50", "p90", "p99", "max"}}
-	t.add("**PERSISTED ack → playlist answer listing it**", len(dl), ms(dl.pct(50)), ms(dl.pct(90)), ms(dl.pct(99)), ms(dl.max()))
-	t.add("playlist request round trip (every request)", len(dr), ms(dr.pct(50)), ms(dr.pct(90)), ms(dr.pct(99)), ms(dr.max()))
-	t.write(b.out)
-	m := &table{head: []string{"", "value", "target"}}
-	m.add("p99 PERSISTED → listed", ms(dl.pct(99)), "≤ 50 ms: "+verdict(ok))
-	m.add("listed by the playlist requested at the ack", fmt.Sprintf("%d of %d (%.1f %%)", hits, len(dl)+missing, 100*float64(hits)/float64(max(1, len(dl)+missing))), "")
-	m.add(fmt.Sprintf("never listed within %s / failed streams", liveGiveUp), fmt.Sprintf("%d / %d", missing, failed), "0")
-	m.add("fragments persisted before the stream's session existed (not measured)", unwatched, "")
-	m.add("kvsd CPU, mean over the run", fmt.Sprintf("%.2f cores", cpu.serverCores()), "")
-	m.add("(CPU of this program: producers and playlist requests / of everything else)", cores(cpu.self)+" / "+cores(cpu.other), "")
-	m.write(b.out)
+	t := &report.Table{Head: []string{"per fragment", "samples", "p50", "p90", "p99", "max"}}
+	t.Add("**PERSISTED ack → playlist answer listing it**", len(dl), report.MS(dl.Pct(50)), report.MS(dl.Pct(90)), report.MS(dl.Pct(99)), report.MS(dl.Max()))
+	t.Add("playlist request round trip (every request)", len(dr), report.MS(dr.Pct(50)), report.MS(dr.Pct(90)), report.MS(dr.Pct(99)), report.MS(dr.Max()))
+	t.Write(b.out)
+	m := &report.Table{Head: []string{"", "value", "target"}}
+	m.Add("p99 PERSISTED → listed", report.MS(dl.Pct(99)), "≤ 50 ms: "+report.Verdict(ok))
+	m.Add("listed by the playlist requested at the ack", fmt.Sprintf("%d of %d (%.1f %%)", hits, len(dl)+missing, 100*float64(hits)/float64(max(1, len(dl)+missing))), "")
+	m.Add(fmt.Sprintf("never listed within %s / failed streams", liveGiveUp), fmt.Sprintf("%d / %d", missing, failed), "0")
+	m.Add("fragments persisted before the stream's session existed (not measured)", unwatched, "")
+	m.Add("kvsd CPU, mean over the run", fmt.Sprintf("%.2f cores", cpu.serverCores()), "")
+	m.Add("(CPU of this program: producers and playlist requests / of everything else)", report.Cores(cpu.self)+" / "+report.Cores(cpu.other), "")
+	m.Write(b.out)
 	fmt.Fprintf(b.out, "%d streams, each sent by a real-time producer (one PutMedia session, every block at its presentation "+
 		"time, %d fragments of %s at %.1f Mbit/s; starts spread over one fragment) and watched through its own LIVE HLS session, "+
 		"created at the stream's first PERSISTED ack. At every later PERSISTED ack the client requests the session's media "+
@@ -205,7 +206,7 @@ func (b *bench) live(ctx context.Context) error {
 		fmt.Fprintf(b.out, "- errors: %d streams failed; first: %v\n\n", failed, firstErr)
 	}
 	b.results = append(b.results, result{fmt.Sprintf("live (%d streams): p99 PERSISTED → in the LIVE playlist ≤ 50 ms", n),
-		ms(dl.pct(99)), ok, cpu.other})
-	b.logf("live: p50 %s p99 %s, %d of %d listed at the first request", ms(dl.pct(50)), ms(dl.pct(99)), hits, len(dl)+missing)
+		report.MS(dl.Pct(99)), ok, cpu.other})
+	b.logf("live: p50 %s p99 %s, %d of %d listed at the first request", report.MS(dl.Pct(50)), report.MS(dl.Pct(99)), hits, len(dl)+missing)
 	return nil
 }

@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/report"
 	"github.com/kvsd/kvsd/internal/app"
 )
 
@@ -240,17 +241,17 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 		return b.results, err
 	}
 	fmt.Fprintf(b.out, "## Targets\n\n")
-	t := &table{head: []string{"target", "measured", "result", "other processes' CPU meanwhile"}}
+	t := &report.Table{Head: []string{"target", "measured", "result", "other processes' CPU meanwhile"}}
 	disturbed := false
 	for _, r := range b.results {
 		other := "–"
 		if r.other >= 0 {
 			other = fmt.Sprintf("%.2f cores", r.other)
 		}
-		t.add(r.what, r.value, verdict(r.ok), other)
+		t.Add(r.what, r.value, report.Verdict(r.ok), other)
 		disturbed = disturbed || r.other > 0.2
 	}
-	t.write(b.out)
+	t.Write(b.out)
 	if disturbed {
 		fmt.Fprintf(b.out, "> Other processes (not this benchmark) used more than 0.2 cores during some measurements: "+
 			"those numbers are less trustworthy; repeat them on a quiet machine.\n\n")

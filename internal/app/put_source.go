@@ -11,8 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/rtspsrc"
+	"github.com/kvsd/kvsd/internal/videosrc"
 	"github.com/kvsd/kvsd/producer"
 )
 
@@ -45,7 +45,7 @@ func openSource(ctx context.Context, pf *putFlags, stdin io.Reader, log *slog.Lo
 		return &putSource{Source: cam}, nil
 	case arg == "testsrc":
 		// 1280×720, 30 fps, 2 Mbit/s by default, a keyframe every 2 s; until --duration or Ctrl-C.
-		pattern, err := media.NewTestSource(media.TestOptions{Width: pf.width, Height: pf.height, FPS: int(pf.fps + 0.5)})
+		pattern, err := videosrc.NewTestSource(videosrc.TestOptions{Width: pf.width, Height: pf.height, FPS: int(pf.fps + 0.5)})
 		if err != nil {
 			return nil, err
 		}
@@ -80,7 +80,7 @@ func openSource(ctx context.Context, pf *putFlags, stdin io.Reader, log *slog.Lo
 	f.Close()
 	// MP4/MOV, raw H.264/H.265 Annex-B (25 fps) and whatever else
 	// libavformat recognises; other codecs are refused in plain words.
-	file, err := media.OpenFile(arg, media.FileOptions{FrameRate: pf.fps})
+	file, err := videosrc.OpenFile(arg, videosrc.FileOptions{FrameRate: pf.fps})
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/internal/h26x"
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/media"
 )
 
@@ -31,24 +32,24 @@ func TestRecordsAndFramesDecode(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				codecID := media.CodecH264
+				codecID := imaging.CodecH264
 				if c == h26x.H265 {
-					codecID = media.CodecH265
+					codecID = imaging.CodecH265
 				}
 				dec, err := media.NewDecoder(codecID, cfg.Record)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer dec.Close()
-				var packets []media.Packet
+				var packets []imaging.Packet
 				var at []time.Duration
 				for i, au := range aus {
 					data, key := cfg.AppendFrame(nil, au)
 					pts := time.Duration(i) * 40 * time.Millisecond
-					packets = append(packets, media.Packet{Data: data, PTS: pts, Key: key})
+					packets = append(packets, imaging.Packet{Data: data, PTS: pts, Key: key})
 					at = append(at, pts)
 				}
-				for i, r := range dec.Render(packets, at, media.Spec{Format: media.JPEG}) {
+				for i, r := range dec.Render(packets, at, imaging.Spec{Format: imaging.JPEG}) {
 					if r.Err != nil {
 						t.Fatalf("frame %d: %v", i, r.Err)
 					}

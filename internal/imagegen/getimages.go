@@ -12,7 +12,7 @@ import (
 
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
-	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
@@ -106,48 +106,48 @@ func (in GetImagesInput) Validate() error {
 }
 
 // validateGetImages applies AWS's rules and returns the encoding, the interval and the page size.
-func validateGetImages(in GetImagesInput) (media.Spec, time.Duration, int, error) {
+func validateGetImages(in GetImagesInput) (imaging.Spec, time.Duration, int, error) {
 	if in.Format != "JPEG" && in.Format != "PNG" {
-		return media.Spec{}, 0, 0, stream.Invalid("Format %q must be JPEG or PNG", in.Format)
+		return imaging.Spec{}, 0, 0, stream.Invalid("Format %q must be JPEG or PNG", in.Format)
 	}
 	if in.End.Before(in.Start) {
-		return media.Spec{}, 0, 0, stream.Invalid("EndTimestamp must not be before StartTimestamp")
+		return imaging.Spec{}, 0, 0, stream.Invalid("EndTimestamp must not be before StartTimestamp")
 	}
 	if in.End.Sub(in.Start) > MaxImagesWindow {
-		return media.Spec{}, 0, 0, stream.Invalid("the range from StartTimestamp to EndTimestamp is %s; it must not exceed %s", in.End.Sub(in.Start), MaxImagesWindow)
+		return imaging.Spec{}, 0, 0, stream.Invalid("the range from StartTimestamp to EndTimestamp is %s; it must not exceed %s", in.End.Sub(in.Start), MaxImagesWindow)
 	}
 	ms := int64(DefaultSamplingMillis)
 	if in.SamplingInterval != nil {
 		ms = *in.SamplingInterval
 	}
 	if ms < stream.MinSamplingIntervalMs {
-		return media.Spec{}, 0, 0, stream.Invalid("SamplingInterval must be at least %d ms, got %d", stream.MinSamplingIntervalMs, ms)
+		return imaging.Spec{}, 0, 0, stream.Invalid("SamplingInterval must be at least %d ms, got %d", stream.MinSamplingIntervalMs, ms)
 	}
 	page := int64(DefaultImagesPerPage)
 	if in.MaxResults != nil {
 		page = *in.MaxResults
 	}
 	if page < 1 || page > MaxImagesPerPage {
-		return media.Spec{}, 0, 0, stream.Invalid("MaxResults must be between 1 and %d, got %d", MaxImagesPerPage, page)
+		return imaging.Spec{}, 0, 0, stream.Invalid("MaxResults must be between 1 and %d, got %d", MaxImagesPerPage, page)
 	}
 	if w := in.WidthPixels; w != nil && (*w < 1 || *w > stream.MaxWidthPixels) {
-		return media.Spec{}, 0, 0, stream.Invalid("WidthPixels must be between 1 and %d, got %d", stream.MaxWidthPixels, *w)
+		return imaging.Spec{}, 0, 0, stream.Invalid("WidthPixels must be between 1 and %d, got %d", stream.MaxWidthPixels, *w)
 	}
 	if h := in.HeightPixels; h != nil && (*h < 1 || *h > stream.MaxHeightPixels) {
-		return media.Spec{}, 0, 0, stream.Invalid("HeightPixels must be between 1 and %d, got %d", stream.MaxHeightPixels, *h)
+		return imaging.Spec{}, 0, 0, stream.Invalid("HeightPixels must be between 1 and %d, got %d", stream.MaxHeightPixels, *h)
 	}
 	if fc := in.FormatConfig; fc != nil {
 		v, ok := fc["JPEGQuality"]
 		q, err := strconv.Atoi(v)
 		if len(fc) != 1 || !ok {
-			return media.Spec{}, 0, 0, stream.Invalid("FormatConfig must hold exactly one entry, JPEGQuality")
+			return imaging.Spec{}, 0, 0, stream.Invalid("FormatConfig must hold exactly one entry, JPEGQuality")
 		}
 		if err != nil || q < 1 || q > 100 {
-			return media.Spec{}, 0, 0, stream.Invalid("FormatConfig JPEGQuality must be an integer from 1 to 100, got %q", v)
+			return imaging.Spec{}, 0, 0, stream.Invalid("FormatConfig JPEGQuality must be an integer from 1 to 100, got %q", v)
 		}
 	}
 	if t := in.NextToken; t != "" && (len(t) > 4096 || !tokenPattern.MatchString(t)) {
-		return media.Spec{}, 0, 0, stream.Invalid("NextToken is not a token returned by GetImages")
+		return imaging.Spec{}, 0, 0, stream.Invalid("NextToken is not a token returned by GetImages")
 	}
 	return specOf(in.Format, in.FormatConfig, in.WidthPixels, in.HeightPixels), time.Duration(ms) * time.Millisecond, int(page), nil
 }
@@ -175,7 +175,7 @@ type sampleGroup struct {
 
 // imagesAt renders the image at each time: samples are grouped by the fragment that covers
 // them, and each fragment is decoded once.
-func (g *Generator) imagesAt(ctx context.Context, k fragstore.Key, kind fragstore.TimeKind, times []time.Time, spec media.Spec) ([]Image, error) {
+func (g *Generator) imagesAt(ctx context.Context, k fragstore.Key, kind fragstore.TimeKind, times []time.Time, spec imaging.Spec) ([]Image, error) {
 	out := make([]Image, len(times))
 	var groups []*sampleGroup
 	var cur *sampleGroup
@@ -212,7 +212,7 @@ func (g *Generator) imagesAt(ctx context.Context, k fragstore.Key, kind fragstor
 				out[i].Error = MediaError
 			case results[j].Err == nil:
 				out[i] = Image{Time: out[i].Time, Content: results[j].Image}
-			case !errors.Is(results[j].Err, media.ErrNoFrame):
+			case !errors.Is(results[j].Err, imaging.ErrNoFrame):
 				out[i].Error = MediaError
 			}
 		}
@@ -220,7 +220,7 @@ func (g *Generator) imagesAt(ctx context.Context, k fragstore.Key, kind fragstor
 	return out, nil
 }
 
-func (g *Generator) renderGroup(ctx context.Context, slot *decoderSlot, k fragstore.Key, gr *sampleGroup, spec media.Spec) ([]media.Result, error) {
+func (g *Generator) renderGroup(ctx context.Context, slot *decoderSlot, k fragstore.Key, gr *sampleGroup, spec imaging.Spec) ([]imaging.Result, error) {
 	v, err := loadVideo(ctx, g.cfg.Store, k, gr.frag, nil)
 	if err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -21,9 +20,10 @@ import (
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/logtest"
-	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/mkv"
+	"github.com/kvsd/kvsd/internal/mkv/mkvtest"
 	"github.com/kvsd/kvsd/internal/objstore"
 	"github.com/kvsd/kvsd/internal/stream"
 	"github.com/kvsd/kvsd/internal/streamwork"
@@ -161,7 +161,7 @@ func (e *env) put(name string, frags ...frag) []*fragment.Fragment {
 		e.seqs[k]++
 		codec := fr.codec
 		if codec == "" {
-			codec = media.CodecH264
+			codec = imaging.CodecH264
 		}
 		hdr := mkvHeader(codec)
 		sum := sha256.Sum256(hdr)
@@ -197,54 +197,25 @@ func seconds(start time.Time, n int, tags ...mkv.SimpleTag) []frag {
 
 var imageTag = mkv.SimpleTag{Name: fragment.TagImageGeneration}
 
-// --- a minimal Matroska writer for test media -------------------------------------------------
+// --- test media ----------------------------------------------------------------------------------
 
-func elem(id uint32, parts ...[]byte) []byte {
-	var idb []byte
-	for s := 24; s >= 0; s -= 8 {
-		if b := byte(id >> s); b != 0 || len(idb) > 0 {
-			idb = append(idb, b)
-		}
-	}
-	var payload []byte
-	for _, p := range parts {
-		payload = append(payload, p...)
-	}
-	size := make([]byte, 8)
-	binary.BigEndian.PutUint64(size, uint64(len(payload)))
-	size[0] = 0x01 // 8-byte size vint
-	return append(append(idb, size...), payload...)
-}
-
-func uintElem(id uint32, v uint64) []byte {
-	b := make([]byte, 8)
-	binary.BigEndian.PutUint64(b, v)
-	return elem(id, b)
-}
+// testLayout is how the test media are written: 8-byte sizes and integers, Clusters with their
+// size.
+var testLayout = mkvtest.Layout{Size: 8, UintSize: 8, SizedClusters: true}
 
 func mkvHeader(codec string) []byte {
-	out := elem(0x1A45DFA3, elem(0x4282, []byte("matroska")))
-	out = append(out, 0x18, 0x53, 0x80, 0x67, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff) // Segment, unknown size
-	out = append(out, elem(0x1549A966, uintElem(0x2AD7B1, 1_000_000))...)
-	track := elem(0xAE, uintElem(0xD7, 1), uintElem(0x73C5, 1), uintElem(0x83, 1), elem(0x86, []byte(codec)), elem(0x63A2, []byte{1, 2, 3}))
-	return append(out, elem(0x1654AE6B, track)...)
+	return testLayout.Header(1_000_000, mkv.TrackEntry{Track: mkv.Track{Number: 1, UID: 1, Type: 1, CodecID: codec, CodecPrivate: []byte{1, 2, 3}}})
 }
 
 // mkvCluster is a cluster of n frames, stepMs apart, frame keyAt a keyframe; each frame's data
 // names its relative time ("f<ms>"), after prefix.
 func mkvCluster(tc uint64, n, stepMs, keyAt int, prefix string) []byte {
-	parts := [][]byte{uintElem(0xE7, tc)}
-	for i := range n {
+	blocks := make([]mkvtest.Block, n)
+	for i := range blocks {
 		rel := i * stepMs
-		flags := byte(0)
-		if i == keyAt {
-			flags = 0x80
-		}
-		data := fmt.Sprintf("%sf%d", prefix, rel)
-		block := append([]byte{0x81, byte(rel >> 8), byte(rel), flags}, data...)
-		parts = append(parts, elem(0xA3, block))
+		blocks[i] = mkvtest.Block{Track: 1, Rel: int16(rel), Key: i == keyAt, Data: fmt.Appendf(nil, "%sf%d", prefix, rel)}
 	}
-	return elem(0x1F43B675, parts...)
+	return testLayout.Cluster(tc, blocks...)
 }
 
 // --- fakes ---------------------------------------------------------------------------------------
@@ -264,8 +235,8 @@ func (f *fakeDecoders) new(codecID string, _ []byte) (Decoder, error) {
 	if err := f.refuse[codecID]; err != nil {
 		return nil, err
 	}
-	if codecID != media.CodecH264 && codecID != media.CodecH265 {
-		return nil, fmt.Errorf("%w %q", media.ErrUnsupportedCodec, codecID)
+	if codecID != imaging.CodecH264 && codecID != imaging.CodecH265 {
+		return nil, fmt.Errorf("%w %q", imaging.ErrUnsupportedCodec, codecID)
 	}
 	f.made++
 	return &fakeDecoder{f: f}, nil
@@ -279,16 +250,16 @@ func (f *fakeDecoders) counts() (made, closed, renders int) {
 
 type fakeDecoder struct{ f *fakeDecoders }
 
-func (d *fakeDecoder) Render(packets []media.Packet, at []time.Duration, spec media.Spec) []media.Result {
+func (d *fakeDecoder) Render(packets []imaging.Packet, at []time.Duration, spec imaging.Spec) []imaging.Result {
 	d.f.mu.Lock()
 	d.f.renders++
 	d.f.mu.Unlock()
-	out := make([]media.Result, len(at))
+	out := make([]imaging.Result, len(at))
 	for i, t := range at {
 		out[i].At = t
 		// Like the real decoder: the frame shown is the last at or before t, and it needs a
 		// keyframe before it among the packets.
-		var shown *media.Packet
+		var shown *imaging.Packet
 		key := false
 		for j := range packets {
 			if packets[j].PTS <= t {
@@ -298,7 +269,7 @@ func (d *fakeDecoder) Render(packets []media.Packet, at []time.Duration, spec me
 		}
 		switch {
 		case shown == nil || !key:
-			out[i].Err = media.ErrNoFrame
+			out[i].Err = imaging.ErrNoFrame
 		case bytes.HasPrefix(shown.Data, []byte("bad")):
 			out[i].Err = fmt.Errorf("decode error in %q", shown.Data)
 		default:
@@ -309,7 +280,7 @@ func (d *fakeDecoder) Render(packets []media.Packet, at []time.Duration, spec me
 	return out
 }
 
-func (d *fakeDecoder) Stats() media.Stats { return media.Stats{} }
+func (d *fakeDecoder) Stats() imaging.Stats { return imaging.Stats{} }
 
 func (d *fakeDecoder) Close() {
 	d.f.mu.Lock()

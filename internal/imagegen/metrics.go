@@ -3,7 +3,7 @@ package imagegen
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/imaging"
 )
 
 type metrics struct {
@@ -80,7 +80,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 // observeRender adds what one Render call cost, from the decoder's running totals.
-func (m *metrics) observeRender(before, after media.Stats) {
+func (m *metrics) observeRender(before, after imaging.Stats) {
 	m.decode.Add((after.Decode - before.Decode).Seconds())
 	m.encode.Add((after.Scale + after.Encode - before.Scale - before.Encode).Seconds())
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/internal/fragment"
-	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
@@ -36,10 +36,10 @@ func eligible(st *stream.Stream, f *fragment.Fragment) bool {
 }
 
 // specOf translates a configuration's format and size.
-func specOf(format string, formatConfig map[string]string, width, height *int) media.Spec {
-	s := media.Spec{Format: media.JPEG, Quality: stream.DefaultJPEGQuality}
+func specOf(format string, formatConfig map[string]string, width, height *int) imaging.Spec {
+	s := imaging.Spec{Format: imaging.JPEG, Quality: stream.DefaultJPEGQuality}
 	if format == "PNG" {
-		s.Format = media.PNG
+		s.Format = imaging.PNG
 	}
 	if q, err := strconv.Atoi(formatConfig["JPEGQuality"]); err == nil {
 		s.Quality = q
@@ -53,7 +53,7 @@ func specOf(format string, formatConfig map[string]string, width, height *int) m
 	return s
 }
 
-func configSpec(c *stream.ImageGenerationConfiguration) media.Spec {
+func configSpec(c *stream.ImageGenerationConfiguration) imaging.Spec {
 	return specOf(c.Format, c.FormatConfig, c.WidthPixels, c.HeightPixels)
 }
 
@@ -97,7 +97,7 @@ func destination(uri string) (bucket, path string, err error) {
 
 // objectKey is the KVS image key:
 // [<path>/][<ImagePrefix>_]<AccountID>_<StreamName>_<image time in epoch ms>_<UUID>.<ext>.
-func objectKey(path, imagePrefix, account, streamName string, at time.Time, id string, f media.Format) string {
+func objectKey(path, imagePrefix, account, streamName string, at time.Time, id string, f imaging.Format) string {
 	var b strings.Builder
 	if path != "" {
 		b.WriteString(path)

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsd/kvsd/internal/fragment"
-	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/mkv"
 	"github.com/kvsd/kvsd/internal/stream"
 )
@@ -37,8 +37,8 @@ func TestObjectKeysFollowKVS(t *testing.T) {
 	require.NotEqual(t, id, imageID("arn:aws:kinesisvideo:us-east-1:111122223333:stream/demo-stream/1690000000001", "91343852333181432392682062607743920146159169392", at), "per stream incarnation")
 	require.NotEqual(t, id, imageID("arn:aws:kinesisvideo:us-east-1:111122223333:stream/demo-stream/1690000000000", "91343852333181432392682062607743920146159169392", at.Add(time.Millisecond)), "per image time")
 
-	require.Equal(t, "111122223333_demo-stream_1690707290324_"+id+".jpg", objectKey("", "", account, "demo-stream", at, id, media.JPEG))
-	require.Equal(t, "a/b/cam1_111122223333_demo-stream_1690707290324_"+id+".png", objectKey("a/b", "cam1", account, "demo-stream", at, id, media.PNG))
+	require.Equal(t, "111122223333_demo-stream_1690707290324_"+id+".jpg", objectKey("", "", account, "demo-stream", at, id, imaging.JPEG))
+	require.Equal(t, "a/b/cam1_111122223333_demo-stream_1690707290324_"+id+".png", objectKey("a/b", "cam1", account, "demo-stream", at, id, imaging.PNG))
 
 	for uri, want := range map[string][2]string{
 		"s3://images":           {"images", ""},
@@ -89,8 +89,8 @@ func TestEligibilityAndSpec(t *testing.T) {
 	require.False(t, enabled(st))
 
 	w, h := 320, 240
-	require.Equal(t, media.Spec{Format: media.JPEG, Quality: 80}, specOf("JPEG", nil, nil, nil))
-	require.Equal(t, media.Spec{Format: media.JPEG, Quality: 95, Width: 320}, specOf("JPEG", map[string]string{"JPEGQuality": "95"}, &w, nil))
-	require.Equal(t, media.Spec{Format: media.PNG, Quality: 80, Width: 320, Height: 240}, specOf("PNG", nil, &w, &h))
+	require.Equal(t, imaging.Spec{Format: imaging.JPEG, Quality: 80}, specOf("JPEG", nil, nil, nil))
+	require.Equal(t, imaging.Spec{Format: imaging.JPEG, Quality: 95, Width: 320}, specOf("JPEG", map[string]string{"JPEGQuality": "95"}, &w, nil))
+	require.Equal(t, imaging.Spec{Format: imaging.PNG, Quality: 80, Width: 320, Height: 240}, specOf("PNG", nil, &w, &h))
 	require.Equal(t, "a-b_c", metaKey("A-B c"))
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
-	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/mkv"
 )
 
@@ -18,10 +18,10 @@ type video struct {
 	codecID      string
 	codecPrivate []byte
 	headerID     string
-	timecode     int64          // the cluster timecode, in ticks
-	scale        time.Duration  // per tick
-	packets      []media.Packet // PTS from the fragment start
-	doc          []byte         // header and media bytes, which packets alias
+	timecode     int64            // the cluster timecode, in ticks
+	scale        time.Duration    // per tick
+	packets      []imaging.Packet // PTS from the fragment start
+	doc          []byte           // header and media bytes, which packets alias
 }
 
 // errMedia marks fragments whose bytes cannot be turned into packets (no video track, broken
@@ -53,12 +53,12 @@ func loadVideo(ctx context.Context, s Store, k fragstore.Key, f *fragment.Fragme
 	}
 	v := &video{codecID: track.CodecID, codecPrivate: track.CodecPrivate, headerID: f.HeaderID,
 		timecode: int64(f.Timecode), scale: time.Duration(h.TimecodeScale), doc: doc,
-		packets: make([]media.Packet, 0, len(frames))}
+		packets: make([]imaging.Packet, 0, len(frames))}
 	for _, fr := range frames {
 		if fr.Track != track.Number {
 			continue
 		}
-		v.packets = append(v.packets, media.Packet{Data: fr.Data, Key: fr.Keyframe,
+		v.packets = append(v.packets, imaging.Packet{Data: fr.Data, Key: fr.Keyframe,
 			PTS: time.Duration(fr.Timecode-v.timecode) * v.scale})
 	}
 	if len(v.packets) == 0 {
@@ -77,7 +77,7 @@ func (g *Generator) leadIn(ctx context.Context, k fragstore.Key, f *fragment.Fra
 	if len(v.packets) == 0 || v.packets[0].Key {
 		return
 	}
-	var lead []media.Packet
+	var lead []imaging.Packet
 	for range maxLeadIn {
 		prev := g.previous(ctx, k, f)
 		if prev == nil || prev.HeaderID != v.headerID {
@@ -94,7 +94,7 @@ func (g *Generator) leadIn(ctx context.Context, k fragstore.Key, f *fragment.Fra
 			}
 		}
 		shift := time.Duration(pv.timecode-v.timecode) * v.scale
-		chunk := make([]media.Packet, 0, len(pv.packets)-max(key, 0)+len(lead))
+		chunk := make([]imaging.Packet, 0, len(pv.packets)-max(key, 0)+len(lead))
 		for _, p := range pv.packets[max(key, 0):] {
 			p.PTS += shift
 			chunk = append(chunk, p)

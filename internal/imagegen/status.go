@@ -10,7 +10,7 @@ import (
 	"github.com/kvsd/kvsd/internal/diag"
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
-	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/mkv"
 	"github.com/kvsd/kvsd/internal/stream"
 )
@@ -206,10 +206,10 @@ func diagnoseTask(r *report, s status, on bool) {
 	}
 	if err := s.renderErr; err != nil {
 		switch {
-		case errors.Is(err, media.ErrUnavailable):
+		case errors.Is(err, imaging.ErrUnavailable):
 			r.add(diag.Error, "MEDIA_UNAVAILABLE", "this kvsd was built without the media package (cgo, FFmpeg), so it cannot decode video; fragments wait for a kvsd that can",
 				"build kvsd with CGO_ENABLED=1 and the FFmpeg/libjpeg-turbo development packages (make setup; make build)")
-		case errors.Is(err, media.ErrUnsupportedCodec):
+		case errors.Is(err, imaging.ErrUnsupportedCodec):
 			r.add(diag.Error, "CODEC_UNSUPPORTED", fmt.Sprintf("the decoder refused codec %s: %v", s.renderCodec, err), "encode the camera's video as H.264 or H.265")
 		default:
 			r.add(diag.Warn, "MEDIA_ERROR", fmt.Sprintf("the last image that could not be rendered failed at %s: %v", s.renderAt.UTC().Format(time.RFC3339), err), "")

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/internal/fragment"
-	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/objstore"
 	"github.com/kvsd/kvsd/internal/stream"
 	"github.com/kvsd/kvsd/internal/streamwork"
@@ -38,7 +38,7 @@ type pendingFragment struct {
 
 type renderedImage struct {
 	at     time.Time
-	format media.Format
+	format imaging.Format
 	data   []byte
 }
 
@@ -150,7 +150,7 @@ func (g *Generator) handle(ctx context.Context, t *task, st *stream.Stream, f *f
 		switch {
 		case ctx.Err() != nil:
 			return retryIn(0, ctx.Err()) // stopping: the engine does not count it
-		case errors.Is(err, media.ErrUnavailable):
+		case errors.Is(err, imaging.ErrUnavailable):
 			// Not the media's fault: keep the fragment until a kvsd with the media package runs.
 			t.setRenderError(err, "", g.cfg.Now())
 			return retryIn(g.cfg.RetryMax, err)
@@ -200,7 +200,7 @@ func (g *Generator) renderFragment(ctx context.Context, t *task, st *stream.Stre
 		switch {
 		case r.Err == nil:
 			p.images = append(p.images, renderedImage{at: start.Add(r.At).Truncate(time.Millisecond), format: spec.Format, data: r.Image})
-		case !errors.Is(r.Err, media.ErrNoFrame):
+		case !errors.Is(r.Err, imaging.ErrNoFrame):
 			failed = r.Err
 			g.metrics.failed.WithLabelValues(st.Name, codeMediaError).Inc()
 		}

@@ -121,7 +121,7 @@ func TestErrorAcks(t *testing.T) {
 		{"4006 truncated block", Config{},
 			bytes.NewReader(cat(h1, gop(1000, 2), gop(3000, 3)[:60])), errInvalidMKV, 3000, 1},
 		{"4006 Tracks after a Cluster", Config{},
-			bytes.NewReader(cat(h1, gop(1000, 2), el(idTracks))), errInvalidMKV, 1000, 0},
+			bytes.NewReader(cat(h1, gop(1000, 2), el(mkv.IDTracks))), errInvalidMKV, 1000, 0},
 		{"4007 timecode overflows", Config{},
 			bytes.NewReader(cat(h1, gop(1<<62, 2))), errProducerTimestamp, 1 << 62, 0},
 		{"4009 too many tags", Config{},

@@ -14,6 +14,7 @@ import (
 	"github.com/kvsd/kvsd/internal/diag"
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/logtest"
+	"github.com/kvsd/kvsd/internal/mkv"
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
@@ -23,7 +24,9 @@ import (
 
 // blockGroup is a BlockGroup (A0) holding a Block (A1) on track 1.
 func blockGroup(rel int16, size int) []byte {
-	return el(0xA0, el(0xA1, []byte{0x81, byte(uint16(rel) >> 8), byte(rel), 0x00}, bytes.Repeat([]byte{0x6B}, size)))
+	w := mkv.Writer{Size: 8}
+	w.BlockGroup(1, rel, bytes.Repeat([]byte{0x6B}, size))
+	return w.Buf
 }
 
 // breakAfter feeds b, then fails like a connection reset.

@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"io"
 	"path/filepath"
 	"runtime"
@@ -17,71 +16,46 @@ import (
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/mkv"
+	"github.com/kvsd/kvsd/internal/mkv/mkvtest"
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
-// Hand-built Matroska in the PIC's layout (§3.5): 8-byte sizes, unknown-size Segment and
-// Clusters. Element IDs keep their length-marker bits.
+// Matroska in the PIC's layout (§3.5): 8-byte sizes, unknown-size Segment and Clusters.
 const (
-	idEBML         = 0x1A45DFA3
-	idDocType      = 0x4282
-	idSegment      = 0x18538067
-	idInfo         = 0x1549A966
-	idTimecodeScl  = 0x2AD7B1
-	idTracks       = 0x1654AE6B
-	idTrackEntry   = 0xAE
-	idTrackNumber  = 0xD7
-	idTrackUID     = 0x73C5
-	idTrackType    = 0x83
-	idCodecID      = 0x86
-	idCluster      = 0x1F43B675
-	idTimecode     = 0xE7
-	idSimpleBlock  = 0xA3
-	unknownSize8   = 0x01FFFFFFFFFFFFFF
 	testScale      = 1_000_000 // 1 ms ticks
 	testStreamName = "cam-1"
 )
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
-func idBytes(id uint32) []byte {
-	b := binary.BigEndian.AppendUint32(nil, id)
-	for len(b) > 1 && b[0] == 0 {
-		b = b[1:]
-	}
-	return b
-}
-
 // el is an element with an 8-byte size.
 func el(id uint32, parts ...[]byte) []byte {
-	payload := cat(parts...)
-	return cat(idBytes(id), binary.BigEndian.AppendUint64(nil, 1<<56|uint64(len(payload))), payload)
+	w := mkv.Writer{Size: 8}
+	w.Bytes(id, cat(parts...))
+	return w.Buf
 }
-
-func uel(id uint32, v uint64) []byte { return el(id, binary.BigEndian.AppendUint64(nil, v)) }
 
 // header is an EBML header, an unknown-size Segment, Info and Tracks with the given track
 // numbers; uid varies the bytes so that documents can be told apart.
 func header(uid uint64, tracks ...uint64) []byte {
-	var entries [][]byte
+	var entries []mkv.TrackEntry
 	for _, n := range tracks {
-		entries = append(entries, el(idTrackEntry, uel(idTrackNumber, n), uel(idTrackUID, uid+n),
-			uel(idTrackType, 1), el(idCodecID, []byte("V_MPEG4/ISO/AVC"))))
+		entries = append(entries, mkv.TrackEntry{Track: mkv.Track{Number: n, UID: uid + n, Type: 1, CodecID: "V_MPEG4/ISO/AVC"}})
 	}
-	return cat(el(idEBML, el(idDocType, []byte("matroska"))),
-		binary.BigEndian.AppendUint64(idBytes(idSegment), unknownSize8),
-		el(idInfo, uel(idTimecodeScl, testScale)),
-		el(idTracks, entries...))
+	return mkvtest.Wide.Header(testScale, entries...)
 }
 
 // cluster is an unknown-size Cluster with an 8-byte Timecode and the given blocks.
 func cluster(tc uint64, blocks ...[]byte) []byte {
-	return cat(binary.BigEndian.AppendUint64(idBytes(idCluster), unknownSize8), uel(idTimecode, tc), cat(blocks...))
+	return cat(mkvtest.Wide.Cluster(tc), cat(blocks...))
 }
 
-// block is a SimpleBlock on track with a relative timecode and size bytes of frame data.
+// block is a SimpleBlock (a keyframe) on track with a relative timecode and size bytes of
+// frame data.
 func block(track byte, rel int16, size int) []byte {
-	return el(idSimpleBlock, []byte{0x80 | track, byte(uint16(rel) >> 8), byte(rel), 0x80}, bytes.Repeat([]byte{0x5A}, size))
+	w := mkv.Writer{Size: 8}
+	w.SimpleBlock(uint64(track), rel, 0x80, bytes.Repeat([]byte{0x5A}, size))
+	return w.Buf
 }
 
 // gop is a cluster of n frames 40 ms apart on track 1.
@@ -93,13 +67,7 @@ func gop(tc uint64, n int) []byte {
 	return cluster(tc, blocks...)
 }
 
-func tags(pairs ...string) []byte {
-	var ts []mkv.SimpleTag
-	for i := 0; i < len(pairs); i += 2 {
-		ts = append(ts, mkv.SimpleTag{Name: pairs[i], Value: pairs[i+1]})
-	}
-	return mkv.AppendTags8(nil, ts)
-}
+func tags(pairs ...string) []byte { return mkvtest.Wide.Tags(pairs...) }
 
 var endOfFragment = tags(fragment.TagEndOfFragment, "")
 

@@ -31,6 +31,7 @@ import (
 	"github.com/kvsd/kvsd/internal/ingest"
 	"github.com/kvsd/kvsd/internal/kvsapi"
 	"github.com/kvsd/kvsd/internal/mkv"
+	"github.com/kvsd/kvsd/internal/mkv/mkvtest"
 	"github.com/kvsd/kvsd/internal/sigv4"
 	"github.com/kvsd/kvsd/internal/stream"
 )
@@ -432,15 +433,11 @@ func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 // testHeader and testCluster are a minimal one-track document: 1-byte sizes, unknown-size
 // Segment and Cluster.
 func testHeader() []byte {
-	return cat(
-		[]byte{0x1A, 0x45, 0xDF, 0xA3, 0x8B, 0x42, 0x82, 0x88}, []byte("matroska"),
-		[]byte{0x18, 0x53, 0x80, 0x67, 0xFF},
-		[]byte{0x15, 0x49, 0xA9, 0x66, 0x87, 0x2A, 0xD7, 0xB1, 0x83, 0x0F, 0x42, 0x40},
-		[]byte{0x16, 0x54, 0xAE, 0x6B, 0x85, 0xAE, 0x83, 0xD7, 0x81, 0x01})
+	return mkvtest.Narrow.Header(1_000_000, mkv.TrackEntry{Track: mkv.Track{Number: 1}})
 }
 
 func testCluster(tc byte) []byte {
-	return []byte{0x1F, 0x43, 0xB6, 0x75, 0xFF, 0xE7, 0x81, tc, 0xA3, 0x85, 0x81, 0x00, 0x00, 0x80, 0x5A}
+	return mkvtest.Narrow.Cluster(uint64(tc), mkvtest.Block{Track: 1, Key: true, Data: []byte{0x5A}})
 }
 
 // A PutMedia whose session ends while the producer is still sending (here an ERROR on a body

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/imaging"
 )
 
 // hdClip is the benchmark video of image-pipeline.md: 1080p30 H.264 at
@@ -24,7 +24,7 @@ func hdClip(b *testing.B) *clip {
 // Per image-pipeline.md expect about 7.8 ms (≈ 128 images/s per core).
 func BenchmarkRender(b *testing.B) {
 	c := hdClip(b)
-	var frags [][]media.Packet
+	var frags [][]imaging.Packet
 	for i := 0; i < len(c.packets); i++ {
 		if c.packets[i].Key {
 			frags = append(frags, nil)
@@ -33,14 +33,14 @@ func BenchmarkRender(b *testing.B) {
 	}
 	cases := []struct {
 		name   string
-		spec   media.Spec
+		spec   imaging.Spec
 		offset int // frame index within the fragment
 	}{
-		{"key-320x240-jpeg-q80", media.Spec{Format: media.JPEG, Quality: 80, Width: 320, Height: 240}, 0},
-		{"key-320x240-jpeg-q80-exact", media.Spec{Format: media.JPEG, Quality: 80, Width: 320, Height: 240, Exact: true}, 0},
-		{"key-1080p-jpeg-q80", media.Spec{Format: media.JPEG, Quality: 80}, 0},
-		{"key-320x240-png", media.Spec{Format: media.PNG, Width: 320, Height: 240}, 0},
-		{"frame15-320x240-jpeg-q80", media.Spec{Format: media.JPEG, Quality: 80, Width: 320, Height: 240}, 15},
+		{"key-320x240-jpeg-q80", imaging.Spec{Format: imaging.JPEG, Quality: 80, Width: 320, Height: 240}, 0},
+		{"key-320x240-jpeg-q80-exact", imaging.Spec{Format: imaging.JPEG, Quality: 80, Width: 320, Height: 240, Exact: true}, 0},
+		{"key-1080p-jpeg-q80", imaging.Spec{Format: imaging.JPEG, Quality: 80}, 0},
+		{"key-320x240-png", imaging.Spec{Format: imaging.PNG, Width: 320, Height: 240}, 0},
+		{"frame15-320x240-jpeg-q80", imaging.Spec{Format: imaging.JPEG, Quality: 80, Width: 320, Height: 240}, 15},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {

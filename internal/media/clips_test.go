@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/mkv"
 )
@@ -24,7 +25,7 @@ import (
 // clip is a Matroska file read with mkv.ReadFrames, as packets.
 type clip struct {
 	track   mkv.Track
-	packets []media.Packet
+	packets []imaging.Packet
 }
 
 // Grey clips encode each frame's index in its brightness: frame N is a flat
@@ -42,8 +43,8 @@ func greySource(size string) string {
 
 // encoders maps a codec to the ffmpeg arguments for the grey clips.
 var encoders = map[string][]string{
-	media.CodecH264: {"-c:v", "libx264", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-bf", "0", "-qp", "10"},
-	media.CodecH265: {"-c:v", "libx265", "-qp", "10", "-x265-params", "keyint=25:min-keyint=25:bframes=0:scenecut=0:log-level=error"},
+	imaging.CodecH264: {"-c:v", "libx264", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-bf", "0", "-qp", "10"},
+	imaging.CodecH265: {"-c:v", "libx265", "-qp", "10", "-x265-params", "keyint=25:min-keyint=25:bframes=0:scenecut=0:log-level=error"},
 }
 
 var (
@@ -98,7 +99,7 @@ func makeClip(args []string) (*clip, error) {
 	}
 	c := &clip{track: hdr.Tracks[0]}
 	for _, f := range frames {
-		c.packets = append(c.packets, media.Packet{
+		c.packets = append(c.packets, imaging.Packet{
 			Data: f.Data,
 			PTS:  time.Duration(f.Timecode) * time.Duration(hdr.TimecodeScale),
 			Key:  f.Keyframe,
@@ -141,8 +142,8 @@ func (c *clip) newDecoder(tb testing.TB) *media.Decoder {
 }
 
 // decodeImage decodes JPEG or PNG bytes with Go's decoders.
-func decodeImage(b []byte, f media.Format) (image.Image, error) {
-	if f == media.PNG {
+func decodeImage(b []byte, f imaging.Format) (image.Image, error) {
+	if f == imaging.PNG {
 		return png.Decode(bytes.NewReader(b))
 	}
 	return jpeg.Decode(bytes.NewReader(b))

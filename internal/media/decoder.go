@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/kvsd/kvsd/internal/imaging"
 )
 
 // Memory rules kept here: Go memory goes to C only for the duration of a
@@ -32,10 +34,10 @@ type Decoder struct {
 	c       *C.kv_dec
 	cleanup runtime.Cleanup
 	codec   string
-	nalSize int    // bytes of each NAL length prefix; 0 for Annex B
-	buf     []byte // the padded copy of the packet being sent
-	dirty   bool   // the decoder holds state from earlier packets
-	cur     Stats  // this Render call's work, added to stats at its end
+	nalSize int           // bytes of each NAL length prefix; 0 for Annex B
+	buf     []byte        // the padded copy of the packet being sent
+	dirty   bool          // the decoder holds state from earlier packets
+	cur     imaging.Stats // this Render call's work, added to stats at its end
 
 	// Deblocking is skipped for a keyframe decoded alone that is shrunk at
 	// least 2× (see decodePass). srcW×srcH is the size of the last picture
@@ -48,7 +50,7 @@ type Decoder struct {
 	srcW, srcH int
 
 	mu    sync.Mutex
-	stats Stats
+	stats imaging.Stats
 }
 
 var quietLogs sync.Once
@@ -60,12 +62,12 @@ var quietLogs sync.Once
 func NewDecoder(codecID string, codecPrivate []byte) (*Decoder, error) {
 	var codec C.int
 	switch codecID {
-	case CodecH264:
+	case imaging.CodecH264:
 		codec = C.KV_H264
-	case CodecH265:
+	case imaging.CodecH265:
 		codec = C.KV_HEVC
 	default:
-		return nil, fmt.Errorf("%w %q (kvsd decodes %s and %s)", ErrUnsupportedCodec, codecID, CodecH264, CodecH265)
+		return nil, fmt.Errorf("%w %q (kvsd decodes %s and %s)", imaging.ErrUnsupportedCodec, codecID, imaging.CodecH264, imaging.CodecH265)
 	}
 	nalSize, err := nalLengthSize(codecID, codecPrivate)
 	if err != nil {
@@ -97,7 +99,7 @@ func (d *Decoder) Close() {
 
 // Stats returns the work done since NewDecoder by the Render calls that
 // have returned.
-func (d *Decoder) Stats() Stats {
+func (d *Decoder) Stats() imaging.Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.stats
@@ -116,12 +118,12 @@ var errClosed = errors.New("media: decoder is closed")
 // sample's frame up to the last frame a sample in that GOP shows. A sample
 // on a keyframe decodes that keyframe alone. Each pass through a GOP starts
 // from a flushed decoder, so gaps and earlier calls leave nothing behind.
-func (d *Decoder) Render(packets []Packet, at []time.Duration, spec Spec) []Result {
-	res := make([]Result, len(at))
+func (d *Decoder) Render(packets []imaging.Packet, at []time.Duration, spec imaging.Spec) []imaging.Result {
+	res := make([]imaging.Result, len(at))
 	for i, t := range at {
 		res[i].At = t
 	}
-	spec, err := spec.validate()
+	spec, err := spec.Validate()
 	if err == nil && d.c == nil {
 		err = errClosed
 	}
@@ -145,7 +147,7 @@ func (d *Decoder) Render(packets []Packet, at []time.Duration, spec Spec) []Resu
 	d.stats.Scale += d.cur.Scale
 	d.stats.Encode += d.cur.Encode
 	d.mu.Unlock()
-	d.cur = Stats{}
+	d.cur = imaging.Stats{}
 	return res
 }
 
@@ -162,8 +164,8 @@ func (d *Decoder) Render(packets []Packet, at []time.Duration, spec Spec) []Resu
 // filtered image). Passes that go on to P-frames decode the keyframe with
 // the filter, since every later frame predicts from it. Spec.Exact turns
 // the shortcut off.
-func (d *Decoder) decodePass(packets []Packet, ps pass, pl plan, res []Result, spec Spec) int {
-	unfiltered := !spec.Exact && ps.key == ps.last && spec.shrinksByHalf(d.srcW, d.srcH)
+func (d *Decoder) decodePass(packets []imaging.Packet, ps pass, pl plan, res []imaging.Result, spec imaging.Spec) int {
+	unfiltered := !spec.Exact && ps.key == ps.last && shrinksByHalf(spec, d.srcW, d.srcH)
 	sent := d.decodeOnce(packets, ps, pl, res, spec, unfiltered)
 	if d.redo {
 		// The picture's size changed (new parameter sets in band) and the
@@ -174,7 +176,7 @@ func (d *Decoder) decodePass(packets []Packet, ps pass, pl plan, res []Result, s
 }
 
 // decodeOnce is one decodePass, with or without the loop filter.
-func (d *Decoder) decodeOnce(packets []Packet, ps pass, pl plan, res []Result, spec Spec, unfiltered bool) int {
+func (d *Decoder) decodeOnce(packets []imaging.Packet, ps pass, pl plan, res []imaging.Result, spec imaging.Spec, unfiltered bool) int {
 	if d.dirty {
 		C.kv_reset(d.c)
 	}
@@ -273,7 +275,7 @@ var errAgain = errors.New("media: the decoder takes no input before its pictures
 // receive takes every picture the decoder has ready and renders those that
 // samples show. Pictures of packets at or after failAt (when ≥ 0) are
 // dropped: they depend on a packet that failed.
-func (d *Decoder) receive(packets []Packet, pl plan, res []Result, spec Spec, failAt int) error {
+func (d *Decoder) receive(packets []imaging.Packet, pl plan, res []imaging.Result, spec imaging.Spec, failAt int) error {
 	for {
 		var pic C.kv_picture
 		t0 := time.Now()
@@ -294,7 +296,7 @@ func (d *Decoder) receive(packets []Packet, pl plan, res []Result, spec Spec, fa
 		if len(samples) == 0 || res[samples[0]].Image != nil {
 			continue
 		}
-		if d.noFilter && !spec.shrinksByHalf(d.srcW, d.srcH) {
+		if d.noFilter && !shrinksByHalf(spec, d.srcW, d.srcH) {
 			d.redo = true
 			continue
 		}
@@ -320,10 +322,10 @@ func (d *Decoder) receive(packets []Packet, pl plan, res []Result, spec Spec, fa
 }
 
 // encode scales the picture kv_receive returned (srcW×srcH) and encodes it.
-func (d *Decoder) encode(srcW, srcH int, spec Spec) ([]byte, int, int, error) {
-	w, h := spec.size(srcW, srcH)
+func (d *Decoder) encode(srcW, srcH int, spec imaging.Spec) ([]byte, int, int, error) {
+	w, h := spec.Size(srcW, srcH)
 	layout := C.int(C.KV_OUT_YUV420)
-	if spec.Format == PNG {
+	if spec.Format == imaging.PNG {
 		layout = C.KV_OUT_RGB24
 	}
 	t0 := time.Now()
@@ -335,7 +337,7 @@ func (d *Decoder) encode(srcW, srcH int, spec Spec) ([]byte, int, int, error) {
 	}
 	var buf *C.uint8_t
 	var n C.size_t
-	if spec.Format == JPEG {
+	if spec.Format == imaging.JPEG {
 		ret = C.kv_jpeg(d.c, C.int(spec.Quality), &buf, &n)
 	} else {
 		ret = C.kv_png(d.c, &buf, &n)

@@ -5,6 +5,8 @@ package media
 import (
 	"fmt"
 	"time"
+
+	"github.com/kvsd/kvsd/internal/imaging"
 )
 
 // Decoder is a placeholder in builds without cgo; NewDecoder never returns
@@ -14,17 +16,17 @@ type Decoder struct{}
 // NewDecoder returns ErrUnavailable: decoding needs cgo. Unsupported codecs
 // are still reported as such, so callers classify them the same way.
 func NewDecoder(codecID string, codecPrivate []byte) (*Decoder, error) {
-	if codecID != CodecH264 && codecID != CodecH265 {
-		return nil, fmt.Errorf("%w %q (kvsd decodes %s and %s)", ErrUnsupportedCodec, codecID, CodecH264, CodecH265)
+	if codecID != imaging.CodecH264 && codecID != imaging.CodecH265 {
+		return nil, fmt.Errorf("%w %q (kvsd decodes %s and %s)", imaging.ErrUnsupportedCodec, codecID, imaging.CodecH264, imaging.CodecH265)
 	}
-	return nil, ErrUnavailable
+	return nil, imaging.ErrUnavailable
 }
 
 // Render reports ErrUnavailable for every sample.
-func (d *Decoder) Render(packets []Packet, at []time.Duration, spec Spec) []Result {
-	res := make([]Result, len(at))
+func (d *Decoder) Render(packets []imaging.Packet, at []time.Duration, spec imaging.Spec) []imaging.Result {
+	res := make([]imaging.Result, len(at))
 	for i, t := range at {
-		res[i] = Result{At: t, Err: ErrUnavailable}
+		res[i] = imaging.Result{At: t, Err: imaging.ErrUnavailable}
 	}
 	return res
 }
@@ -33,4 +35,4 @@ func (d *Decoder) Render(packets []Packet, at []time.Duration, spec Spec) []Resu
 func (d *Decoder) Close() {}
 
 // Stats returns zeros.
-func (d *Decoder) Stats() Stats { return Stats{} }
+func (d *Decoder) Stats() imaging.Stats { return imaging.Stats{} }

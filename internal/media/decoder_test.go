@@ -12,10 +12,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/media"
 )
 
-var codecs = []string{media.CodecH264, media.CodecH265}
+var codecs = []string{imaging.CodecH264, imaging.CodecH265}
 
 func ms(v int) time.Duration { return time.Duration(v) * time.Millisecond }
 
@@ -28,14 +29,14 @@ func onScreen(t time.Duration) int {
 }
 
 // checkImages checks every result against the frame on screen at its time.
-func checkImages(t *testing.T, res []media.Result, at []time.Duration, spec media.Spec, w, h int) {
+func checkImages(t *testing.T, res []imaging.Result, at []time.Duration, spec imaging.Spec, w, h int) {
 	t.Helper()
 	require.Len(t, res, len(at))
 	for i, r := range res {
 		want := onScreen(at[i])
 		require.Equal(t, at[i], r.At)
 		if want < 0 {
-			require.ErrorIs(t, r.Err, media.ErrNoFrame, "sample %v", at[i])
+			require.ErrorIs(t, r.Err, imaging.ErrNoFrame, "sample %v", at[i])
 			require.Nil(t, r.Image)
 			continue
 		}
@@ -72,10 +73,10 @@ func TestFrameSelection(t *testing.T) {
 	}
 	for _, codec := range codecs {
 		c := greyClip(t, codec)
-		for _, format := range []media.Format{media.JPEG, media.PNG} {
+		for _, format := range []imaging.Format{imaging.JPEG, imaging.PNG} {
 			t.Run(fmt.Sprintf("%s/%v", codec, format), func(t *testing.T) {
 				d := c.newDecoder(t)
-				spec := media.Spec{Format: format}
+				spec := imaging.Spec{Format: format}
 				res := d.Render(c.packets, at, spec)
 				checkImages(t, res, at, spec, 320, 240)
 				// Samples sharing a frame get equal images in separate slices.
@@ -89,9 +90,9 @@ func TestFrameSelection(t *testing.T) {
 // TestFullRange checks the limited→full range conversion: frame 0 is video
 // black (luma 16) and must come out as black (0), not dark grey.
 func TestFullRange(t *testing.T) {
-	c := greyClip(t, media.CodecH264)
+	c := greyClip(t, imaging.CodecH264)
 	d := c.newDecoder(t)
-	for _, spec := range []media.Spec{{Format: media.JPEG, Quality: 95}, {Format: media.PNG}, {Format: media.JPEG, Width: 160}} {
+	for _, spec := range []imaging.Spec{{Format: imaging.JPEG, Quality: 95}, {Format: imaging.PNG}, {Format: imaging.JPEG, Width: 160}} {
 		res := d.Render(c.packets, []time.Duration{0, ms(40 * 99)}, spec)
 		for i, wantLuma := range []float64{0, 214 - 16} {
 			require.NoError(t, res[i].Err)
@@ -112,17 +113,17 @@ func TestSourceFormats(t *testing.T) {
 			"-c:v", "libx264", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-bf", "0", "-qp", "10", "-color_range", "pc"),
 		"10-bit H.265": loadClip(t, append([]string{"-f", "lavfi", "-i",
 			"nullsrc=s=320x240:r=25,format=yuv420p10le,geq=lum='4*(16+2*N)':cb=512:cr=512", "-frames:v", "100"},
-			encoders[media.CodecH265]...)...),
+			encoders[imaging.CodecH265]...)...),
 	}
 	at := []time.Duration{0, ms(40 * 13), ms(40 * 50), ms(40 * 99)}
 	for name, c := range clips {
 		checkGreyClip(t, c)
 		t.Run(name+"/JPEG", func(t *testing.T) {
-			spec := media.Spec{}
+			spec := imaging.Spec{}
 			checkImages(t, c.newDecoder(t).Render(c.packets, at, spec), at, spec, 320, 240)
 		})
 		t.Run(name+"/PNG", func(t *testing.T) {
-			spec := media.Spec{Format: media.PNG, Width: 160}
+			spec := imaging.Spec{Format: imaging.PNG, Width: 160}
 			checkImages(t, c.newDecoder(t).Render(c.packets, at, spec), at, spec, 160, 120)
 		})
 	}
@@ -144,13 +145,13 @@ func TestResize(t *testing.T) {
 		{0, 100, 133, 100},   // height only: 320·100/240 = 133.3 → 133
 		{0, 480, 640, 480},   // upscaling
 	}
-	c := greyClip(t, media.CodecH264)
+	c := greyClip(t, imaging.CodecH264)
 	d := c.newDecoder(t)
 	at := []time.Duration{0, ms(520), ms(1000), ms(1520)}
-	for _, format := range []media.Format{media.JPEG, media.PNG} {
+	for _, format := range []imaging.Format{imaging.JPEG, imaging.PNG} {
 		for _, tc := range cases {
 			t.Run(fmt.Sprintf("%v/%dx%d", format, tc.w, tc.h), func(t *testing.T) {
-				spec := media.Spec{Format: format, Width: tc.w, Height: tc.h}
+				spec := imaging.Spec{Format: format, Width: tc.w, Height: tc.h}
 				checkImages(t, d.Render(c.packets, at, spec), at, spec, tc.wantW, tc.wantH)
 			})
 		}
@@ -158,7 +159,7 @@ func TestResize(t *testing.T) {
 		// precision at such ratios (a few levels, as with the ffmpeg CLI),
 		// so only the size is checked.
 		for _, tc := range []struct{ w, h, wantW, wantH int }{{1, 0, 1, 1}, {0, 1, 1, 1}, {3, 2, 3, 2}} {
-			spec := media.Spec{Format: format, Width: tc.w, Height: tc.h}
+			spec := imaging.Spec{Format: format, Width: tc.w, Height: tc.h}
 			r := d.Render(c.packets, at[:1], spec)[0]
 			require.NoError(t, r.Err)
 			img, err := decodeImage(r.Image, format)
@@ -182,9 +183,9 @@ func TestQuality(t *testing.T) {
 	d := c.newDecoder(t)
 	at := []time.Duration{ms(1200)}
 	size := func(q int) int {
-		r := d.Render(c.packets, at, media.Spec{Format: media.JPEG, Quality: q})[0]
+		r := d.Render(c.packets, at, imaging.Spec{Format: imaging.JPEG, Quality: q})[0]
 		require.NoError(t, r.Err)
-		_, err := decodeImage(r.Image, media.JPEG)
+		_, err := decodeImage(r.Image, imaging.JPEG)
 		require.NoError(t, err)
 		return len(r.Image)
 	}
@@ -205,7 +206,7 @@ func TestSelectiveDecoding(t *testing.T) {
 		t.Run(codec+"/keyframes", func(t *testing.T) {
 			d := c.newDecoder(t)
 			at := []time.Duration{0, ms(1000), ms(2000), ms(3000)}
-			checkImages(t, d.Render(c.packets, at, media.Spec{}), at, media.Spec{}, 320, 240)
+			checkImages(t, d.Render(c.packets, at, imaging.Spec{}), at, imaging.Spec{}, 320, 240)
 			st := d.Stats()
 			require.Equal(t, 4, st.Decoded, "keyframe samples must not decode P-frames")
 			require.Equal(t, greyFrames-4, st.Skipped)
@@ -222,14 +223,14 @@ func TestSelectiveDecoding(t *testing.T) {
 				at = append(at, time.Duration(g*greyGOP+o)*greyStep+ms(5))
 				want += o + 1 // keyframe to that frame
 			}
-			checkImages(t, d.Render(c.packets, at, media.Spec{}), at, media.Spec{}, 320, 240)
+			checkImages(t, d.Render(c.packets, at, imaging.Spec{}), at, imaging.Spec{}, 320, 240)
 			require.Equal(t, want, d.Stats().Decoded)
 			require.Equal(t, greyFrames-want, d.Stats().Skipped)
 		})
 		t.Run(codec+"/several samples in one GOP", func(t *testing.T) {
 			d := c.newDecoder(t)
 			at := []time.Duration{ms(40 * 27), ms(40 * 30), ms(40*30 + 10), ms(40 * 41)}
-			checkImages(t, d.Render(c.packets, at, media.Spec{}), at, media.Spec{}, 320, 240)
+			checkImages(t, d.Render(c.packets, at, imaging.Spec{}), at, imaging.Spec{}, 320, 240)
 			require.Equal(t, 41-25+1, d.Stats().Decoded, "one pass from keyframe 25 to frame 41")
 		})
 	}
@@ -239,44 +240,44 @@ func TestSelectiveDecoding(t *testing.T) {
 // on one decoder, in order and out of order, with a second codec's decoder
 // in between (a codec private change means a new decoder).
 func TestFragmentAfterFragment(t *testing.T) {
-	h264, h265 := greyClip(t, media.CodecH264), greyClip(t, media.CodecH265)
+	h264, h265 := greyClip(t, imaging.CodecH264), greyClip(t, imaging.CodecH265)
 	d := h264.newDecoder(t)
 	for _, g := range []int{0, 1, 2, 3, 1, 3, 0} {
 		frag := h264.packets[g*greyGOP : (g+1)*greyGOP]
 		start := frag[0].PTS
 		at := []time.Duration{start + ms(40*13), start + ms(40*3), start}
-		checkImages(t, d.Render(frag, at, media.Spec{Width: 160}), at, media.Spec{Width: 160}, 160, 120)
+		checkImages(t, d.Render(frag, at, imaging.Spec{Width: 160}), at, imaging.Spec{Width: 160}, 160, 120)
 
 		// Between fragments, another stream's decoder with other codec
 		// private data.
 		d2 := h265.newDecoder(t)
 		at2 := []time.Duration{start + ms(40*20)}
-		checkImages(t, d2.Render(h265.packets[g*greyGOP:(g+1)*greyGOP], at2, media.Spec{Format: media.PNG}), at2, media.Spec{Format: media.PNG}, 320, 240)
+		checkImages(t, d2.Render(h265.packets[g*greyGOP:(g+1)*greyGOP], at2, imaging.Spec{Format: imaging.PNG}), at2, imaging.Spec{Format: imaging.PNG}, 320, 240)
 	}
 	// The producer restarts with another resolution: new codec private
 	// data, so the stream gets a new decoder.
 	small := loadClip(t, append([]string{"-f", "lavfi", "-i", greySource("160x120"), "-frames:v", fmt.Sprint(greyFrames)},
-		encoders[media.CodecH264]...)...)
+		encoders[imaging.CodecH264]...)...)
 	require.NotEqual(t, h264.track.CodecPrivate, small.track.CodecPrivate)
 	d.Close()
 	d = small.newDecoder(t)
 	at := []time.Duration{ms(40 * 30), ms(40 * 99)}
-	checkImages(t, d.Render(small.packets[25:], at, media.Spec{}), at, media.Spec{}, 160, 120)
+	checkImages(t, d.Render(small.packets[25:], at, imaging.Spec{}), at, imaging.Spec{}, 160, 120)
 	d = h264.newDecoder(t)
 
 	// Two fragments in a row in one call, samples in both.
 	at = []time.Duration{ms(40 * 49), ms(40 * 50), ms(40 * 74)}
-	checkImages(t, d.Render(h264.packets[25:75], at, media.Spec{}), at, media.Spec{}, 320, 240)
+	checkImages(t, d.Render(h264.packets[25:75], at, imaging.Spec{}), at, imaging.Spec{}, 320, 240)
 	// A fragment missing in the middle (a gap): the later fragment still
 	// decodes from its own keyframe.
-	gap := append(append([]media.Packet{}, h264.packets[0:25]...), h264.packets[75:]...)
+	gap := append(append([]imaging.Packet{}, h264.packets[0:25]...), h264.packets[75:]...)
 	at = []time.Duration{ms(40 * 10), ms(40 * 60), ms(40 * 80)}
-	res := d.Render(gap, at, media.Spec{})
+	res := d.Render(gap, at, imaging.Spec{})
 	require.NoError(t, res[0].Err)
 	require.Equal(t, 24*greyStep, res[1].FramePTS, "the gap shows the last frame before it")
 	require.Equal(t, 80*greyStep, res[2].FramePTS)
 	for _, i := range []int{0, 2} {
-		img, err := decodeImage(res[i].Image, media.JPEG)
+		img, err := decodeImage(res[i].Image, imaging.JPEG)
 		require.NoError(t, err)
 		n, err := greyIndex(img)
 		require.NoError(t, err)
@@ -287,18 +288,18 @@ func TestFragmentAfterFragment(t *testing.T) {
 // TestAnnexB feeds Annex B packets with in-band parameter sets and no codec
 // private data, as some producers send them.
 func TestAnnexB(t *testing.T) {
-	c := greyClip(t, media.CodecH264)
+	c := greyClip(t, imaging.CodecH264)
 	packets := annexB(t, c)
-	d, err := media.NewDecoder(media.CodecH264, nil)
+	d, err := media.NewDecoder(imaging.CodecH264, nil)
 	require.NoError(t, err)
 	defer d.Close()
 	at := []time.Duration{0, ms(40 * 30), ms(40 * 77)}
-	checkImages(t, d.Render(packets, at, media.Spec{}), at, media.Spec{}, 320, 240)
+	checkImages(t, d.Render(packets, at, imaging.Spec{}), at, imaging.Spec{}, 320, 240)
 }
 
 // annexB rewrites an H.264 clip's packets as Annex B access units with the
 // parameter sets of its avcC record before each keyframe.
-func annexB(t *testing.T, c *clip) []media.Packet {
+func annexB(t *testing.T, c *clip) []imaging.Packet {
 	t.Helper()
 	cp := c.track.CodecPrivate
 	require.Equal(t, byte(1), cp[0])
@@ -318,7 +319,7 @@ func annexB(t *testing.T, c *clip) []media.Packet {
 		}
 	}
 	lenSize := int(cp[4]&3) + 1
-	var packets []media.Packet
+	var packets []imaging.Packet
 	for _, p := range c.packets {
 		var out []byte
 		if p.Key {
@@ -332,7 +333,7 @@ func annexB(t *testing.T, c *clip) []media.Packet {
 			out = append(append(out, 0, 0, 0, 1), b[lenSize:lenSize+n]...)
 			b = b[lenSize+n:]
 		}
-		packets = append(packets, media.Packet{Data: out, PTS: p.PTS, Key: p.Key})
+		packets = append(packets, imaging.Packet{Data: out, PTS: p.PTS, Key: p.Key})
 	}
 	return packets
 }
@@ -340,20 +341,20 @@ func annexB(t *testing.T, c *clip) []media.Packet {
 // TestBrokenInput: damaged packets give Result.Err, never a crash, and the
 // decoder keeps working afterwards.
 func TestBrokenInput(t *testing.T) {
-	c := greyClip(t, media.CodecH264)
+	c := greyClip(t, imaging.CodecH264)
 	d := c.newDecoder(t)
 	good := func() {
 		t.Helper()
 		at := []time.Duration{ms(40 * 27), ms(40 * 50)}
-		checkImages(t, d.Render(c.packets, at, media.Spec{}), at, media.Spec{}, 320, 240)
+		checkImages(t, d.Render(c.packets, at, imaging.Spec{}), at, imaging.Spec{}, 320, 240)
 	}
-	replace := func(i int, data []byte) []media.Packet {
-		p := append([]media.Packet{}, c.packets...)
+	replace := func(i int, data []byte) []imaging.Packet {
+		p := append([]imaging.Packet{}, c.packets...)
 		p[i].Data = data
 		return p
 	}
 	key := c.packets[25].Data
-	cases := map[string][]media.Packet{
+	cases := map[string][]imaging.Packet{
 		"truncated keyframe":         replace(25, key[:len(key)/2]),
 		"empty keyframe":             replace(25, []byte{}),
 		"garbage keyframe":           replace(25, bytes.Repeat([]byte{0xA5}, 500)),
@@ -363,7 +364,7 @@ func TestBrokenInput(t *testing.T) {
 	for name, packets := range cases {
 		t.Run(name, func(t *testing.T) {
 			at := []time.Duration{ms(40 * 10), ms(40 * 25), ms(40 * 26), ms(40 * 27)}
-			res := d.Render(packets, at, media.Spec{})
+			res := d.Render(packets, at, imaging.Spec{})
 			require.NoError(t, res[0].Err, "the GOP before is unharmed")
 			for _, r := range res[1:] {
 				if name == "truncated P-frame" && r.At == ms(40*25) {
@@ -378,15 +379,15 @@ func TestBrokenInput(t *testing.T) {
 		})
 	}
 	t.Run("no keyframe", func(t *testing.T) {
-		res := d.Render(c.packets[1:25], []time.Duration{ms(40 * 5)}, media.Spec{})
+		res := d.Render(c.packets[1:25], []time.Duration{ms(40 * 5)}, imaging.Spec{})
 		require.ErrorContains(t, res[0].Err, "no keyframe")
-		require.NotErrorIs(t, res[0].Err, media.ErrNoFrame)
+		require.NotErrorIs(t, res[0].Err, imaging.ErrNoFrame)
 		good()
 	})
 	t.Run("random damage", func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		for range 40 {
-			packets := append([]media.Packet{}, c.packets...)
+			packets := append([]imaging.Packet{}, c.packets...)
 			for range 1 + rng.IntN(5) {
 				i := rng.IntN(len(packets))
 				b := bytes.Clone(packets[i].Data)
@@ -399,7 +400,7 @@ func TestBrokenInput(t *testing.T) {
 				packets[i].Data = b
 			}
 			at := []time.Duration{ms(rng.IntN(4000)), ms(rng.IntN(4000)), ms(rng.IntN(4000))}
-			for _, r := range d.Render(packets, at, media.Spec{Format: media.Format(rng.IntN(2))}) {
+			for _, r := range d.Render(packets, at, imaging.Spec{Format: imaging.Format(rng.IntN(2))}) {
 				if r.Err == nil {
 					require.NotEmpty(t, r.Image)
 				}
@@ -411,19 +412,19 @@ func TestBrokenInput(t *testing.T) {
 
 func TestNewDecoderErrors(t *testing.T) {
 	_, err := media.NewDecoder("V_VP9", nil)
-	require.ErrorIs(t, err, media.ErrUnsupportedCodec)
+	require.ErrorIs(t, err, imaging.ErrUnsupportedCodec)
 	require.ErrorContains(t, err, `"V_VP9"`)
-	_, err = media.NewDecoder(media.CodecH264, []byte{1, 2, 3})
+	_, err = media.NewDecoder(imaging.CodecH264, []byte{1, 2, 3})
 	require.Error(t, err)
-	require.False(t, errors.Is(err, media.ErrUnsupportedCodec))
+	require.False(t, errors.Is(err, imaging.ErrUnsupportedCodec))
 }
 
 func TestSpecErrors(t *testing.T) {
-	c := greyClip(t, media.CodecH264)
+	c := greyClip(t, imaging.CodecH264)
 	d := c.newDecoder(t)
-	for _, spec := range []media.Spec{
-		{Format: media.JPEG, Quality: 101}, {Format: media.JPEG, Quality: -1}, {Format: 7},
-		{Width: -1}, {Height: media.MaxDimension + 1},
+	for _, spec := range []imaging.Spec{
+		{Format: imaging.JPEG, Quality: 101}, {Format: imaging.JPEG, Quality: -1}, {Format: 7},
+		{Width: -1}, {Height: imaging.MaxDimension + 1},
 	} {
 		res := d.Render(c.packets, []time.Duration{0, ms(100)}, spec)
 		for _, r := range res {
@@ -434,22 +435,22 @@ func TestSpecErrors(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	c := greyClip(t, media.CodecH264)
+	c := greyClip(t, imaging.CodecH264)
 	d, err := media.NewDecoder(c.track.CodecID, c.track.CodecPrivate)
 	require.NoError(t, err)
 	d.Close()
 	d.Close()
-	res := d.Render(c.packets, []time.Duration{0}, media.Spec{})
+	res := d.Render(c.packets, []time.Duration{0}, imaging.Spec{})
 	require.ErrorContains(t, res[0].Err, "closed")
 }
 
 // TestUnorderedSamples: samples need not be sorted, and results keep their
 // order.
 func TestUnorderedSamples(t *testing.T) {
-	c := greyClip(t, media.CodecH265)
+	c := greyClip(t, imaging.CodecH265)
 	d := c.newDecoder(t)
 	at := []time.Duration{ms(3000), ms(40), -ms(5), ms(1999), ms(40)}
-	checkImages(t, d.Render(c.packets, at, media.Spec{}), at, media.Spec{}, 320, 240)
+	checkImages(t, d.Render(c.packets, at, imaging.Spec{}), at, imaging.Spec{}, 320, 240)
 }
 
 // TestDeterministic: the same sample gives the same bytes whatever the
@@ -457,11 +458,11 @@ func TestUnorderedSamples(t *testing.T) {
 func TestDeterministic(t *testing.T) {
 	c := texturedClip(t)
 	at := []time.Duration{ms(1000), ms(1300)}
-	for _, spec := range []media.Spec{{Width: 99, Height: 77}, {Width: 161}, {Format: media.PNG, Width: 99, Height: 77}, {}} {
+	for _, spec := range []imaging.Spec{{Width: 99, Height: 77}, {Width: 161}, {Format: imaging.PNG, Width: 99, Height: 77}, {}} {
 		d1 := c.newDecoder(t)
 		want := d1.Render(c.packets, at, spec)
 		d2 := c.newDecoder(t)
-		for _, other := range []media.Spec{{Format: media.PNG}, {Width: 640, Height: 480}, {Width: 98, Height: 76}} {
+		for _, other := range []imaging.Spec{{Format: imaging.PNG}, {Width: 640, Height: 480}, {Width: 98, Height: 76}} {
 			d2.Render(c.packets, at, other)
 		}
 		got := d2.Render(c.packets, at, spec)
@@ -475,7 +476,7 @@ func TestDeterministic(t *testing.T) {
 // TestStatsWhileRendering: metrics may read Stats while Render runs (the
 // race detector checks it).
 func TestStatsWhileRendering(t *testing.T) {
-	c := greyClip(t, media.CodecH264)
+	c := greyClip(t, imaging.CodecH264)
 	d := c.newDecoder(t)
 	done := make(chan struct{})
 	go func() {
@@ -485,7 +486,7 @@ func TestStatsWhileRendering(t *testing.T) {
 		}
 	}()
 	for range 5 {
-		d.Render(c.packets, []time.Duration{0, ms(1500)}, media.Spec{})
+		d.Render(c.packets, []time.Duration{0, ms(1500)}, imaging.Spec{})
 	}
 	<-done
 	require.Equal(t, 5*(1+13), d.Stats().Decoded)
@@ -494,7 +495,7 @@ func TestStatsWhileRendering(t *testing.T) {
 // TestParallelDecoders: decoders of different streams run at the same time
 // (that is how kvsd uses several cores).
 func TestParallelDecoders(t *testing.T) {
-	clips := []*clip{greyClip(t, media.CodecH264), greyClip(t, media.CodecH265)}
+	clips := []*clip{greyClip(t, imaging.CodecH264), greyClip(t, imaging.CodecH265)}
 	at := []time.Duration{ms(40 * 3), ms(1000), ms(40 * 60), ms(3900)}
 	errs := make(chan error, 4)
 	for g := range 4 {
@@ -506,7 +507,7 @@ func TestParallelDecoders(t *testing.T) {
 				return
 			}
 			defer d.Close()
-			spec := media.Spec{Format: media.Format(g / 2)}
+			spec := imaging.Spec{Format: imaging.Format(g / 2)}
 			for range 5 {
 				for i, r := range d.Render(c.packets, at, spec) {
 					if r.Err != nil {

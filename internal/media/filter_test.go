@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/media"
 )
 
@@ -34,11 +35,11 @@ func TestUnfilteredKeyframeQuality(t *testing.T) {
 	keys := []time.Duration{0, time.Second} // the two keyframes
 	for name, c := range clips {
 		t.Run(name, func(t *testing.T) {
-			for _, spec := range []media.Spec{
-				{Format: media.PNG, Width: 320, Height: 240},
-				{Format: media.PNG, Width: 640},                            // a third of 1080p, half of 720p
-				{Format: media.PNG, Height: c.height(t) / 2},               // exactly half: the limit
-				{Format: media.JPEG, Quality: 80, Width: 320, Height: 240}, // the benchmark's images
+			for _, spec := range []imaging.Spec{
+				{Format: imaging.PNG, Width: 320, Height: 240},
+				{Format: imaging.PNG, Width: 640},                            // a third of 1080p, half of 720p
+				{Format: imaging.PNG, Height: c.height(t) / 2},               // exactly half: the limit
+				{Format: imaging.JPEG, Quality: 80, Width: 320, Height: 240}, // the benchmark's images
 			} {
 				exact, fast := c.newDecoder(t), c.newDecoder(t)
 				exactSpec := spec
@@ -66,13 +67,13 @@ func TestUnfilteredKeyframeQuality(t *testing.T) {
 			// Exact decoding everywhere else: images less than halved, the
 			// source size, and samples that need P-frames.
 			for _, tc := range []struct {
-				spec media.Spec
+				spec imaging.Spec
 				at   []time.Duration
 			}{
-				{media.Spec{Format: media.PNG, Width: c.width(t)/2 + 1}, keys},
-				{media.Spec{Format: media.PNG, Width: 640, Height: c.height(t)/2 + 1}, keys},
-				{media.Spec{Format: media.JPEG}, keys},
-				{media.Spec{Format: media.PNG, Width: 320, Height: 240}, []time.Duration{ms(500), ms(1500)}},
+				{imaging.Spec{Format: imaging.PNG, Width: c.width(t)/2 + 1}, keys},
+				{imaging.Spec{Format: imaging.PNG, Width: 640, Height: c.height(t)/2 + 1}, keys},
+				{imaging.Spec{Format: imaging.JPEG}, keys},
+				{imaging.Spec{Format: imaging.PNG, Width: 320, Height: 240}, []time.Duration{ms(500), ms(1500)}},
 			} {
 				exact, fast := c.newDecoder(t), c.newDecoder(t)
 				exactSpec := tc.spec
@@ -96,14 +97,14 @@ func (c *clip) height(t *testing.T) int { _, h := c.size(t); return h }
 func (c *clip) size(t *testing.T) (int, int) {
 	t.Helper()
 	d := c.newDecoder(t)
-	r := d.Render(c.packets[:1], []time.Duration{0}, media.Spec{Format: media.JPEG})[0]
+	r := d.Render(c.packets[:1], []time.Duration{0}, imaging.Spec{Format: imaging.JPEG})[0]
 	require.NoError(t, r.Err)
 	return r.Width, r.Height
 }
 
 // psnr is the peak signal-to-noise ratio of image b against image a over
 // their R, G and B samples (8-bit, peak 255).
-func psnr(t *testing.T, a, b []byte, f media.Format) float64 {
+func psnr(t *testing.T, a, b []byte, f imaging.Format) float64 {
 	t.Helper()
 	ia, err := decodeImage(a, f)
 	require.NoError(t, err)
@@ -139,16 +140,16 @@ func sqDiff(a, b image.Image, x, y int) float64 {
 // size; when in-band parameter sets change the size so that the image is no
 // longer shrunk by half, the keyframe is decoded again, exactly.
 func TestUnfilteredSizeChange(t *testing.T) {
-	big := greyClip(t, media.CodecH264)
+	big := greyClip(t, imaging.CodecH264)
 	small := loadClip(t, append([]string{"-f", "lavfi", "-i", greySource("160x120"), "-frames:v", fmt.Sprint(greyFrames)},
-		encoders[media.CodecH264]...)...)
+		encoders[imaging.CodecH264]...)...)
 	// One Annex B stream: the 320×240 clip's first two GOPs, then the
 	// 160×120 clip's last two, each keyframe with its parameter sets.
 	packets := append(annexB(t, big)[:2*greyGOP], annexB(t, small)[2*greyGOP:]...)
-	d, err := media.NewDecoder(media.CodecH264, nil)
+	d, err := media.NewDecoder(imaging.CodecH264, nil)
 	require.NoError(t, err)
 	defer d.Close()
-	spec := media.Spec{Width: 160}
+	spec := imaging.Spec{Width: 160}
 	// 320×240 → 160×120 qualifies (once the first picture told the size).
 	at := []time.Duration{0, ms(1000)}
 	checkImages(t, d.Render(packets, at, spec), at, spec, 160, 120)

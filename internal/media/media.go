@@ -1,9 +1,12 @@
 // Package media turns stored H.264/H.265 frames into JPEG and PNG images.
 //
-// It is the only cgo package of kvsd: libavcodec decodes (and encodes PNG),
-// libswscale scales and converts to full range, libturbojpeg encodes JPEG,
-// all through a thin wrapper of our own (media.c). Built without cgo it
-// still compiles, and NewDecoder returns ErrUnavailable.
+// It is the only cgo package of kvsd's image path: libavcodec decodes (and
+// encodes PNG), libswscale scales and converts to full range, libturbojpeg
+// encodes JPEG, all through a thin wrapper of our own (media.c). Its
+// vocabulary (imaging.Spec, Packet, Result, Stats and the errors) lives in
+// the pure-Go package imaging, so that imagegen, which uses a Decoder
+// through an interface of its own, builds without cgo. Built without cgo,
+// media still compiles, and NewDecoder returns imaging.ErrUnavailable.
 //
 // A Decoder belongs to one stream and is reused from fragment to fragment;
 // it is single-threaded, so a server gets parallelism by rendering several
@@ -16,155 +19,18 @@
 // skips the deblocking filter, which the downscaling makes invisible (see
 // Decoder.Render; Spec.Exact turns that off).
 //
-// It also feeds the producer (`kvsd put`): OpenFile reads H.264/H.265 video
-// files through libavformat and NewTestSource encodes a moving test pattern
-// with libx264; both are producer.Source values.
+// The producer's FFmpeg sources (video files, the test pattern) are in
+// package videosrc.
 package media
 
-import (
-	"errors"
-	"fmt"
-	"time"
-)
-
-// Format is an output image format.
-type Format int
-
-// Image formats.
-const (
-	JPEG Format = iota
-	PNG
-)
-
-func (f Format) String() string {
-	switch f {
-	case JPEG:
-		return "JPEG"
-	case PNG:
-		return "PNG"
-	}
-	return fmt.Sprintf("Format(%d)", int(f))
-}
-
-// DefaultQuality is the JPEG quality when Spec.Quality is 0, as in KVS.
-const DefaultQuality = 80
-
-// MaxDimension bounds Spec.Width and Spec.Height (KVS itself allows up to
-// 3840×2160).
-const MaxDimension = 8192
-
-// Spec says what images to make.
-type Spec struct {
-	Format Format
-	// Quality is the JPEG quality, 1–100 on libjpeg's (IJG) scale, which is
-	// KVS's JPEGQuality; 0 means DefaultQuality. PNG ignores it.
-	Quality int
-	// Width and Height: both set → exactly that size; one set → the other
-	// keeps the source's aspect ratio (rounded to the nearest integer, at
-	// least 1; odd sizes are fine for both encoders, so no rounding to even);
-	// neither → the source size. The aspect ratio is that of the decoded
-	// pixels (sample aspect ratio is ignored, as cameras use square pixels).
-	Width, Height int
-	// Exact decodes every picture as the standard specifies: keyframes
-	// decoded alone for an image at most half their size keep the deblocking
-	// filter too (Decoder.Render skips it otherwise). For comparisons; the
-	// images differ imperceptibly.
-	Exact bool
-}
-
-// validate checks s and fills in the default quality.
-func (s Spec) validate() (Spec, error) {
-	if s.Format != JPEG && s.Format != PNG {
-		return s, fmt.Errorf("media: unknown image format %d", int(s.Format))
-	}
-	if s.Quality == 0 {
-		s.Quality = DefaultQuality
-	}
-	if s.Format == JPEG && (s.Quality < 1 || s.Quality > 100) {
-		return s, fmt.Errorf("media: JPEG quality %d is not within 1–100", s.Quality)
-	}
-	if s.Width < 0 || s.Height < 0 || s.Width > MaxDimension || s.Height > MaxDimension {
-		return s, fmt.Errorf("media: image size %d×%d is not within 0–%d", s.Width, s.Height, MaxDimension)
-	}
-	return s, nil
-}
-
-// size returns the output size for a source picture of w×h.
-func (s Spec) size(w, h int) (int, int) {
-	switch {
-	case s.Width > 0 && s.Height > 0:
-		return s.Width, s.Height
-	case s.Width > 0:
-		return s.Width, scaleDim(h, s.Width, w)
-	case s.Height > 0:
-		return scaleDim(w, s.Height, h), s.Height
-	}
-	return w, h
-}
+import "github.com/kvsd/kvsd/internal/imaging"
 
 // shrinksByHalf reports whether images of a w×h picture are at most half
 // its width and half its height; not for an unknown size (0×0).
-func (s Spec) shrinksByHalf(w, h int) bool {
+func shrinksByHalf(s imaging.Spec, w, h int) bool {
 	if w == 0 || h == 0 {
 		return false
 	}
-	ow, oh := s.size(w, h)
+	ow, oh := s.Size(w, h)
 	return 2*ow <= w && 2*oh <= h
 }
-
-// scaleDim returns v·num/den rounded to the nearest integer (halves up),
-// at least 1.
-func scaleDim(v, num, den int) int {
-	return max(1, (2*v*num+den)/(2*den))
-}
-
-// Packet is one frame as stored in Matroska: for codec private data in
-// avcC/hvcC form, NAL units each preceded by its length; with no codec
-// private data, an Annex B access unit.
-type Packet struct {
-	Data []byte
-	PTS  time.Duration
-	Key  bool
-}
-
-// Result is the image for one sample time.
-type Result struct {
-	At       time.Duration // the sample time asked for
-	FramePTS time.Duration // the PTS of the frame shown, when one was found
-	Image    []byte        // the encoded image; nil when Err is set
-	Width    int
-	Height   int
-	// Err is nil, ErrNoFrame (no frame at or before At among the packets),
-	// or why the frame could not be decoded or encoded.
-	Err error
-}
-
-// Stats counts a Decoder's work since NewDecoder, for metrics.
-type Stats struct {
-	Decoded int // packets the decoder accepted (frames decoded)
-	// Unfiltered counts the frames of Decoded that were decoded without the
-	// in-loop deblocking filter: keyframes decoded alone for an image at
-	// most half their size (see Decoder.Render).
-	Unfiltered int
-	Skipped    int // packets Render was given but did not need to decode
-	Decode     time.Duration
-	Scale      time.Duration
-	Encode     time.Duration
-}
-
-var (
-	// ErrUnsupportedCodec is wrapped by NewDecoder for a codec other than
-	// H.264 and H.265; the message names the codec.
-	ErrUnsupportedCodec = errors.New("media: unsupported codec")
-	// ErrNoFrame is Result.Err when no frame of the packets is on screen at
-	// the sample time (it lies before the first frame).
-	ErrNoFrame = errors.New("media: no frame at or before the sample time")
-	// ErrUnavailable is returned by NewDecoder in a build without cgo.
-	ErrUnavailable = errors.New("media: image generation needs a build with cgo (FFmpeg and libturbojpeg)")
-)
-
-// Codec IDs of the Matroska tracks a Decoder accepts.
-const (
-	CodecH264 = "V_MPEG4/ISO/AVC"
-	CodecH265 = "V_MPEGH/ISO/HEVC"
-)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/kvsd/kvsd/internal/h26x"
+
+	"github.com/kvsd/kvsd/internal/imaging"
 )
 
 // nalLengthSize returns how many bytes prefix each NAL unit in a packet,
@@ -13,12 +15,12 @@ import (
 // The tests for "is this hvcC" follow libavcodec's.
 func nalLengthSize(codecID string, cp []byte) (int, error) {
 	switch {
-	case codecID == CodecH264 && len(cp) > 0 && cp[0] == 1:
+	case codecID == imaging.CodecH264 && len(cp) > 0 && cp[0] == 1:
 		if len(cp) < 7 {
 			return 0, fmt.Errorf("media: avcC codec private data of %d bytes is too short", len(cp))
 		}
 		return int(cp[4]&3) + 1, nil
-	case codecID == CodecH265 && len(cp) > 3 && (cp[0] != 0 || cp[1] != 0 || cp[2] > 1):
+	case codecID == imaging.CodecH265 && len(cp) > 3 && (cp[0] != 0 || cp[1] != 0 || cp[2] > 1):
 		if len(cp) < 23 {
 			return 0, fmt.Errorf("media: hvcC codec private data of %d bytes is too short", len(cp))
 		}

@@ -7,16 +7,18 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kvsd/kvsd/internal/imaging"
 )
 
 func TestUnavailableWithoutCgo(t *testing.T) {
-	_, err := NewDecoder(CodecH264, nil)
-	require.ErrorIs(t, err, ErrUnavailable)
+	_, err := NewDecoder(imaging.CodecH264, nil)
+	require.ErrorIs(t, err, imaging.ErrUnavailable)
 	_, err = NewDecoder("V_VP8", nil)
-	require.ErrorIs(t, err, ErrUnsupportedCodec)
+	require.ErrorIs(t, err, imaging.ErrUnsupportedCodec)
 	var d *Decoder
-	res := d.Render(nil, []time.Duration{time.Second}, Spec{})
-	require.ErrorIs(t, res[0].Err, ErrUnavailable)
+	res := d.Render(nil, []time.Duration{time.Second}, imaging.Spec{})
+	require.ErrorIs(t, res[0].Err, imaging.ErrUnavailable)
 	d.Close()
 	require.Zero(t, d.Stats())
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/kvsd/kvsd/internal/imaging"
 )
 
 // Planning is pure Go: which packets each sample needs, grouped into decode
@@ -32,13 +34,13 @@ type plan struct {
 // t is the one with the greatest PTS ≤ t (the later one in decode order on
 // a tie), which for streams without B-frames is simply the last packet with
 // PTS ≤ t.
-func makePlan(packets []Packet, at []time.Duration, res []Result) plan {
+func makePlan(packets []imaging.Packet, at []time.Duration, res []imaging.Result) plan {
 	// byPTS is the presentation order, by packet index.
 	byPTS := make([]int, len(packets))
 	for i := range byPTS {
 		byPTS[i] = i
 	}
-	if !slices.IsSortedFunc(packets, func(a, b Packet) int { return cmp.Compare(a.PTS, b.PTS) }) {
+	if !slices.IsSortedFunc(packets, func(a, b imaging.Packet) int { return cmp.Compare(a.PTS, b.PTS) }) {
 		sort.SliceStable(byPTS, func(i, j int) bool { return packets[byPTS[i]].PTS < packets[byPTS[j]].PTS })
 	}
 	// lastKey[i] is the keyframe at or before packet i, or -1.
@@ -56,7 +58,7 @@ func makePlan(packets []Packet, at []time.Duration, res []Result) plan {
 	for s, t := range at {
 		n := sort.Search(len(byPTS), func(i int) bool { return packets[byPTS[i]].PTS > t })
 		if n == 0 {
-			res[s].Err = ErrNoFrame
+			res[s].Err = imaging.ErrNoFrame
 			continue
 		}
 		f := byPTS[n-1]

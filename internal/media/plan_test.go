@@ -6,17 +6,19 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kvsd/kvsd/internal/imaging"
 )
 
-// These tests need no cgo: planning, NAL framing and sizes are pure Go.
+// These tests need no cgo: planning and NAL framing are pure Go.
 
 func ms(v int) time.Duration { return time.Duration(v) * time.Millisecond }
 
 // gop builds packets from (PTS in ms, key) pairs in decode order.
-func gop(spec ...int) []Packet {
-	var p []Packet
+func gop(spec ...int) []imaging.Packet {
+	var p []imaging.Packet
 	for i := 0; i < len(spec); i += 2 {
-		p = append(p, Packet{Data: []byte{1}, PTS: ms(spec[i]), Key: spec[i+1] == 1})
+		p = append(p, imaging.Packet{Data: []byte{1}, PTS: ms(spec[i]), Key: spec[i+1] == 1})
 	}
 	return p
 }
@@ -26,7 +28,7 @@ func TestMakePlan(t *testing.T) {
 	bframes := gop(0, 1, 120, 0, 40, 0, 80, 0, 160, 1, 240, 0, 200, 0)
 	cases := []struct {
 		name    string
-		packets []Packet
+		packets []imaging.Packet
 		at      []time.Duration
 		passes  []pass
 		shows   map[int][]int
@@ -52,7 +54,7 @@ func TestMakePlan(t *testing.T) {
 			at:      []time.Duration{ms(999), ms(5000)},
 			passes:  []pass{{0, 1}},
 			shows:   map[int][]int{1: {1}},
-			errs:    map[int]string{0: ErrNoFrame.Error()},
+			errs:    map[int]string{0: imaging.ErrNoFrame.Error()},
 		},
 		{
 			name:    "no keyframe before the frame",
@@ -76,11 +78,11 @@ func TestMakePlan(t *testing.T) {
 			passes:  []pass{{0, 2}},
 			shows:   map[int][]int{2: {0}},
 		},
-		{name: "no packets", at: []time.Duration{0}, errs: map[int]string{0: ErrNoFrame.Error()}, shows: map[int][]int{}},
+		{name: "no packets", at: []time.Duration{0}, errs: map[int]string{0: imaging.ErrNoFrame.Error()}, shows: map[int][]int{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			res := make([]Result, len(c.at))
+			res := make([]imaging.Result, len(c.at))
 			p := makePlan(c.packets, c.at, res)
 			require.Equal(t, c.passes, p.passes)
 			require.Equal(t, c.shows, p.shows)
@@ -91,32 +93,10 @@ func TestMakePlan(t *testing.T) {
 					require.NoError(t, r.Err)
 				}
 			}
-			if c.errs[0] == ErrNoFrame.Error() {
-				require.True(t, errors.Is(res[0].Err, ErrNoFrame))
+			if c.errs[0] == imaging.ErrNoFrame.Error() {
+				require.True(t, errors.Is(res[0].Err, imaging.ErrNoFrame))
 			}
 		})
-	}
-}
-
-func TestSpecSize(t *testing.T) {
-	cases := []struct {
-		spec       Spec
-		srcW, srcH int
-		w, h       int
-	}{
-		{Spec{}, 1920, 1080, 1920, 1080},
-		{Spec{Width: 320, Height: 240}, 1920, 1080, 320, 240},
-		{Spec{Width: 320}, 1920, 1080, 320, 180},
-		{Spec{Height: 240}, 1920, 1080, 427, 240}, // 426.67
-		{Spec{Width: 100}, 1920, 1080, 100, 56},   // 56.25
-		{Spec{Width: 1}, 1920, 1080, 1, 1},        // 0.56 → 1
-		{Spec{Height: 1}, 1080, 1920, 1, 1},
-		{Spec{Width: 641}, 640, 480, 641, 481}, // 480.75
-		{Spec{Width: 3}, 4, 2, 3, 2},           // 1.5 → 2 (halves up)
-	}
-	for _, c := range cases {
-		w, h := c.spec.size(c.srcW, c.srcH)
-		require.Equal(t, [2]int{c.w, c.h}, [2]int{w, h}, "%+v of %dx%d", c.spec, c.srcW, c.srcH)
 	}
 }
 
@@ -124,58 +104,43 @@ func TestSpecSize(t *testing.T) {
 // deblocking filter: the image at most half the picture in both directions.
 func TestShrinksByHalf(t *testing.T) {
 	for _, c := range []struct {
-		spec       Spec
+		spec       imaging.Spec
 		srcW, srcH int
 		want       bool
 	}{
-		{Spec{Width: 320, Height: 240}, 1920, 1080, true},
-		{Spec{Width: 960, Height: 540}, 1920, 1080, true}, // exactly half
-		{Spec{Width: 961, Height: 540}, 1920, 1080, false},
-		{Spec{Width: 960, Height: 541}, 1920, 1080, false},
-		{Spec{Width: 320, Height: 240}, 640, 360, false}, // 1.5× vertically
-		{Spec{Width: 640}, 1280, 720, true},              // 640×360
-		{Spec{Height: 600}, 1920, 1080, false},
-		{Spec{}, 1920, 1080, false},                  // source size
-		{Spec{Width: 320, Height: 240}, 0, 0, false}, // size not known yet
+		{imaging.Spec{Width: 320, Height: 240}, 1920, 1080, true},
+		{imaging.Spec{Width: 960, Height: 540}, 1920, 1080, true}, // exactly half
+		{imaging.Spec{Width: 961, Height: 540}, 1920, 1080, false},
+		{imaging.Spec{Width: 960, Height: 541}, 1920, 1080, false},
+		{imaging.Spec{Width: 320, Height: 240}, 640, 360, false}, // 1.5× vertically
+		{imaging.Spec{Width: 640}, 1280, 720, true},              // 640×360
+		{imaging.Spec{Height: 600}, 1920, 1080, false},
+		{imaging.Spec{}, 1920, 1080, false},                  // source size
+		{imaging.Spec{Width: 320, Height: 240}, 0, 0, false}, // size not known yet
 	} {
-		require.Equal(t, c.want, c.spec.shrinksByHalf(c.srcW, c.srcH), "%+v of %dx%d", c.spec, c.srcW, c.srcH)
+		require.Equal(t, c.want, shrinksByHalf(c.spec, c.srcW, c.srcH), "%+v of %dx%d", c.spec, c.srcW, c.srcH)
 	}
-}
-
-func TestSpecValidate(t *testing.T) {
-	s, err := Spec{}.validate()
-	require.NoError(t, err)
-	require.Equal(t, JPEG, s.Format)
-	require.Equal(t, DefaultQuality, s.Quality)
-	s, err = Spec{Format: PNG, Quality: 500}.validate() // PNG ignores quality
-	require.NoError(t, err)
-	for _, bad := range []Spec{{Quality: 101}, {Quality: -5}, {Format: 2}, {Width: -1}, {Height: MaxDimension + 1}} {
-		_, err := bad.validate()
-		require.Error(t, err, "%+v", bad)
-	}
-	require.Equal(t, "PNG", PNG.String())
-	require.Equal(t, "Format(9)", Format(9).String())
 }
 
 func TestNALs(t *testing.T) {
 	avcc := []byte{1, 0x64, 0, 0x1F, 0xFF, 0xE1, 0, 4, 0x67, 0x64, 0, 0x1F, 1, 0, 4, 0x68, 0xEE, 0x3C, 0x80}
-	n, err := nalLengthSize(CodecH264, avcc)
+	n, err := nalLengthSize(imaging.CodecH264, avcc)
 	require.NoError(t, err)
 	require.Equal(t, 4, n)
 	avcc[4] = 0xFD
-	n, _ = nalLengthSize(CodecH264, avcc)
+	n, _ = nalLengthSize(imaging.CodecH264, avcc)
 	require.Equal(t, 2, n)
-	_, err = nalLengthSize(CodecH264, avcc[:6])
+	_, err = nalLengthSize(imaging.CodecH264, avcc[:6])
 	require.Error(t, err)
-	n, _ = nalLengthSize(CodecH264, []byte{0, 0, 0, 1, 0x67})
+	n, _ = nalLengthSize(imaging.CodecH264, []byte{0, 0, 0, 1, 0x67})
 	require.Equal(t, 0, n, "Annex B codec private")
-	n, _ = nalLengthSize(CodecH264, nil)
+	n, _ = nalLengthSize(imaging.CodecH264, nil)
 	require.Equal(t, 0, n)
 	hvcc := make([]byte, 23)
 	hvcc[0], hvcc[21] = 1, 0x0F
-	n, _ = nalLengthSize(CodecH265, hvcc)
+	n, _ = nalLengthSize(imaging.CodecH265, hvcc)
 	require.Equal(t, 4, n)
-	_, err = nalLengthSize(CodecH265, hvcc[:10])
+	_, err = nalLengthSize(imaging.CodecH265, hvcc[:10])
 	require.Error(t, err)
 
 	for _, c := range []struct {

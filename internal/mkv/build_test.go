@@ -2,49 +2,39 @@ package mkv
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"strings"
 )
 
-// Helpers that build Matroska bytes by hand for the test table. They are
-// deliberately dumb: every size width is chosen by the caller, so layouts
-// (1-, 4-, 8-byte sizes, unknown sizes) come out exactly as producers send
-// them.
+// Helpers that build Matroska bytes for the test table on Writer. Every
+// size width is chosen by the caller, so layouts (1-, 4-, 8-byte sizes,
+// unknown sizes) come out exactly as producers send them.
 
 // cat concatenates byte slices.
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 // elw encodes an element whose size field is w bytes wide.
 func elw(id uint32, w int, parts ...[]byte) []byte {
-	payload := cat(parts...)
-	size := make([]byte, w)
-	putSize(size, uint64(len(payload)))
-	return cat(appendID(nil, id), size, payload)
+	wr := Writer{Size: w}
+	wr.Bytes(id, cat(parts...))
+	return wr.Buf
 }
 
 // el encodes an element with the narrowest size field.
-func el(id uint32, parts ...[]byte) []byte {
-	n := len(cat(parts...))
-	w := 1
-	for !sizeFits(uint64(n), w) {
-		w++
-	}
-	return elw(id, w, parts...)
-}
+func el(id uint32, parts ...[]byte) []byte { return elw(id, 0, parts...) }
 
 // unk encodes the header of an element of unknown size, size field w bytes.
 func unk(id uint32, w int) []byte {
-	size := bytes.Repeat([]byte{0xFF}, w)
-	size[0] = 0xFF >> (w - 1)
-	return cat(appendID(nil, id), size)
+	wr := Writer{Size: w}
+	wr.StartUnknown(id)
+	return wr.Buf
 }
 
 // uel encodes an unsigned integer element with an n-byte payload.
 func uel(id uint32, v uint64, n int) []byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], v)
-	return el(id, b[8-n:])
+	var wr Writer
+	wr.UintN(id, v, n)
+	return wr.Buf
 }
 
 // sel encodes a string element.
@@ -66,9 +56,9 @@ func hexb(s string) []byte {
 // ebmlHeader is the EBML header the PIC writes (§3.5), with the given
 // DocType.
 func ebmlHeader(docType string) []byte {
-	return el(idEBML,
-		uel(0x4286, 1, 1), uel(0x42F7, 1, 1), uel(0x42F2, 4, 1), uel(0x42F3, 8, 1),
-		sel(idDocType, docType), uel(0x4287, 2, 1), uel(0x4285, 2, 1))
+	var w Writer
+	w.EBMLHeader(docType)
+	return w.Buf
 }
 
 // picEBML is the exact byte string from the reference.
@@ -78,9 +68,9 @@ var picEBML = cat(hexb("1A 45 DF A3 A3 42 86 81 01 42 F7 81 01 42 F2 81 04 42 F3
 // picInfo is an Info element as the PIC writes it: 2-byte size, 16-byte
 // SegmentUID, 8-byte TimecodeScale.
 func picInfo(scale uint64) []byte {
-	return elw(idInfo, 2,
-		el(idSegmentUID, bytes.Repeat([]byte{0xAB}, 16)),
-		uel(idTimecodeScale, scale, 8),
+	return elw(IDInfo, 2,
+		el(IDSegmentUID, bytes.Repeat([]byte{0xAB}, 16)),
+		uel(IDTimecodeScale, scale, 8),
 		sel(0x7BA9, "Kinesis Video SDK"), sel(0x4D80, "Kinesis Video SDK 1.0"), sel(0x5741, "Kinesis Video SDK 1.0"))
 }
 
@@ -89,26 +79,26 @@ var avcc = hexb("01 64 00 1F FF E1 00 04 67 64 00 1F 01 00 04 68 EE 3C 80")
 
 // picTracks is a Tracks element with one H.264 track, 4-byte sizes.
 func picTracks(w, h uint64) []byte {
-	return elw(idTracks, 4, elw(idTrackEntry, 4,
-		uel(idTrackNumber, 1, 1), uel(idTrackUID, 0x1122334455667788, 8), uel(idTrackType, 1, 1),
-		sel(idCodecID, "V_MPEG4/ISO/AVC"), sel(idTrackName, "kinesis_video"),
-		el(idCodecPrivate, avcc),
-		elw(idVideo, 4, uel(idPixelWidth, w, 2), uel(idPixelHeight, h, 2))))
+	return elw(IDTracks, 4, elw(IDTrackEntry, 4,
+		uel(IDTrackNumber, 1, 1), uel(IDTrackUID, 0x1122334455667788, 8), uel(IDTrackType, 1, 1),
+		sel(IDCodecID, "V_MPEG4/ISO/AVC"), sel(IDTrackName, "kinesis_video"),
+		el(IDCodecPrivate, avcc),
+		elw(IDVideo, 4, uel(IDPixelWidth, w, 2), uel(IDPixelHeight, h, 2))))
 }
 
 // picHeader is EBML header, unknown-size Segment, Info and Tracks.
 func picHeader() []byte {
-	return cat(picEBML, unk(idSegment, 1), picInfo(1_000_000), picTracks(640, 480))
+	return cat(picEBML, unk(IDSegment, 1), picInfo(1_000_000), picTracks(640, 480))
 }
 
 // sblock8 is a SimpleBlock with an 8-byte size, as the PIC writes it.
 func sblock8(track byte, rel int16, flags byte, frame []byte) []byte {
-	return elw(idSimpleBlock, 8, []byte{0x80 | track, byte(uint16(rel) >> 8), byte(rel), flags}, frame)
+	return elw(IDSimpleBlock, 8, []byte{0x80 | track, byte(uint16(rel) >> 8), byte(rel), flags}, frame)
 }
 
 // sblock is a SimpleBlock with the narrowest size.
 func sblock(track byte, rel int16, flags byte, frame []byte) []byte {
-	return el(idSimpleBlock, []byte{0x80 | track, byte(uint16(rel) >> 8), byte(rel), flags}, frame)
+	return el(IDSimpleBlock, []byte{0x80 | track, byte(uint16(rel) >> 8), byte(rel), flags}, frame)
 }
 
 // frame returns n bytes of fake frame data.
@@ -117,7 +107,7 @@ func frame(n int) []byte { return bytes.Repeat([]byte{0x5A}, n) }
 // picCluster is an unknown-size Cluster with an 8-byte Timecode and
 // Position 0 followed by blocks, as the PIC writes it.
 func picCluster(tc uint64, blocks ...[]byte) []byte {
-	return cat(unk(idCluster, 1), uel(idTimecode, tc, 8), hexb("A7 81 00"), cat(blocks...))
+	return cat(unk(IDCluster, 1), uel(IDTimecode, tc, 8), hexb("A7 81 00"), cat(blocks...))
 }
 
 // picGOP is a cluster with a keyframe and n-1 delta frames 33 ticks apart.
@@ -133,7 +123,7 @@ func picGOP(tc uint64, n, keySize, deltaSize int) []byte {
 func tags8(pairs ...string) []byte {
 	var sts [][]byte
 	for i := 0; i < len(pairs); i += 2 {
-		sts = append(sts, elw(idSimpleTag, 8, elw(idTagName, 8, []byte(pairs[i])), elw(idTagString, 8, []byte(pairs[i+1]))))
+		sts = append(sts, elw(IDSimpleTag, 8, elw(IDTagName, 8, []byte(pairs[i])), elw(IDTagString, 8, []byte(pairs[i+1]))))
 	}
-	return elw(idTags, 8, elw(idTag, 8, sts...))
+	return elw(IDTags, 8, elw(IDTag, 8, sts...))
 }

@@ -64,18 +64,18 @@ const (
 // header Tags with Targets, known-size Clusters with a CRC-32, and Cues at
 // the end (skipped by the Reader).
 func ffmpegStyle() (doc []byte, cues int) {
-	info := el(idInfo, uel(idTimecodeScale, 1_000_000, 3), sel(0x4D80, "Lavf"), sel(0x5741, "Lavf"))
-	tracks := el(idTracks, el(idTrackEntry, uel(idTrackNumber, 1, 1), uel(idTrackUID, 1, 1),
-		sel(idCodecID, "V_MPEG4/ISO/AVC"), uel(idTrackType, 1, 1),
-		el(idVideo, uel(idPixelWidth, 640, 2), uel(idPixelHeight, 480, 2)), el(idCodecPrivate, avcc)))
-	htags := el(idTags, el(idTag, el(0x63C0), el(idSimpleTag, sel(idTagName, "ENCODER"), sel(idTagString, "Lavf"))))
-	c1 := el(idCluster, el(idCRC32, hexb("01 02 03 04")), uel(idTimecode, 0, 1),
+	info := el(IDInfo, uel(IDTimecodeScale, 1_000_000, 3), sel(0x4D80, "Lavf"), sel(0x5741, "Lavf"))
+	tracks := el(IDTracks, el(IDTrackEntry, uel(IDTrackNumber, 1, 1), uel(IDTrackUID, 1, 1),
+		sel(IDCodecID, "V_MPEG4/ISO/AVC"), uel(IDTrackType, 1, 1),
+		el(IDVideo, uel(IDPixelWidth, 640, 2), uel(IDPixelHeight, 480, 2)), el(IDCodecPrivate, avcc)))
+	htags := el(IDTags, el(IDTag, el(0x63C0), el(IDSimpleTag, sel(IDTagName, "ENCODER"), sel(IDTagString, "Lavf"))))
+	c1 := el(IDCluster, el(IDCRC32, hexb("01 02 03 04")), uel(IDTimecode, 0, 1),
 		sblock(1, 0, 0x80, frame(300)), sblock(1, 40, 0, frame(20)))
-	c2 := el(idCluster, el(idCRC32, hexb("05 06 07 08")), uel(idTimecode, 1000, 2),
+	c2 := el(IDCluster, el(IDCRC32, hexb("05 06 07 08")), uel(IDTimecode, 1000, 2),
 		sblock(1, 0, 0x80, frame(200)))
-	cuesEl := el(idCues, el(0xBB, uel(0xB3, 0, 1)))
-	seg := el(idSegment, el(idSeekHead, el(0x4DBB, el(0x53AB, hexb("15 49 A9 66")), uel(0x53AC, 1, 1))),
-		el(idVoid, make([]byte, 20)), info, tracks, htags, c1, c2, cuesEl)
+	cuesEl := el(IDCues, el(0xBB, uel(0xB3, 0, 1)))
+	seg := el(IDSegment, el(IDSeekHead, el(0x4DBB, el(0x53AB, hexb("15 49 A9 66")), uel(0x53AC, 1, 1))),
+		el(IDVoid, make([]byte, 20)), info, tracks, htags, c1, c2, cuesEl)
 	return cat(ebmlHeader("matroska"), seg), len(cuesEl)
 }
 
@@ -97,7 +97,7 @@ var readerCases = func() []readerCase {
 		},
 		{
 			name: "pic 8-byte unknown segment size",
-			in:   cat(picEBML, unk(idSegment, 8), picInfo(1_000_000), picTracks(640, 480), gop),
+			in:   cat(picEBML, unk(IDSegment, 8), picInfo(1_000_000), picTracks(640, 480), gop),
 			want: with([]string{hdrEv}, gopEvents...),
 		},
 		{
@@ -120,15 +120,15 @@ var readerCases = func() []readerCase {
 		},
 		{
 			name: "nested simple tags with targets",
-			in: cat(h, picGOP(5, 1, 1, 0), el(idTags, el(idTag, el(0x63C0, uel(0x68CA, 50, 1)),
-				el(idSimpleTag, sel(idTagName, "a"), sel(idTagString, "1"),
-					el(idSimpleTag, sel(idTagName, "b"), sel(idTagString, "2\x00"))),
-				el(idSimpleTag, sel(idTagName, "c"), sel(idTagString, "3"))))),
+			in: cat(h, picGOP(5, 1, 1, 0), el(IDTags, el(IDTag, el(0x63C0, uel(0x68CA, 50, 1)),
+				el(IDSimpleTag, sel(IDTagName, "a"), sel(IDTagString, "1"),
+					el(IDSimpleTag, sel(IDTagName, "b"), sel(IDTagString, "2\x00"))),
+				el(IDSimpleTag, sel(IDTagName, "c"), sel(IDTagString, "3"))))),
 			want: []string{hdrEv, "start 5", "block 1 +0 key 1", "end 5", "tags a=1 b=2 c=3"},
 		},
 		{
 			name: "tags before info and after tracks belong to the header",
-			in: cat(picEBML, unk(idSegment, 1), tags8("user", "x"), picInfo(1_000_000), picTracks(640, 480),
+			in: cat(picEBML, unk(IDSegment, 1), tags8("user", "x"), picInfo(1_000_000), picTracks(640, 480),
 				tags8("ENCODER", "gst"), gop),
 			want: with([]string{hdrEv}, gopEvents...),
 		},
@@ -141,7 +141,7 @@ var readerCases = func() []readerCase {
 		},
 		{
 			name: "two documents back to back",
-			in:   cat(h, gop, picEBML, unk(idSegment, 8), picInfo(100_000), picTracks(1920, 1080), picGOP(7, 1, 9, 0)),
+			in:   cat(h, gop, picEBML, unk(IDSegment, 8), picInfo(100_000), picTracks(1920, 1080), picGOP(7, 1, 9, 0)),
 			want: with(with([]string{hdrEv}, gopEvents...),
 				"header scale=100000 tracks=1:V_MPEG4/ISO/AVC:1920x1080", "start 7", "block 1 +0 key 9", "end 7"),
 		},
@@ -152,14 +152,14 @@ var readerCases = func() []readerCase {
 		},
 		{
 			name:    "pic document after a known-size document",
-			in:      cat(ff, el(idVoid, []byte{0}), h, gop),
+			in:      cat(ff, el(IDVoid, []byte{0}), h, gop),
 			skipped: ffCues + 3,
 			want: with([]string{hdrEv, "start 0", "block 1 +0 key 300", "block 1 +40 20", "end 0",
 				"start 1000", "block 1 +0 key 200", "end 1000", hdrEv}, gopEvents...),
 		},
 		{
 			name: "unknown-size cluster inside known-size segment",
-			in: cat(ebmlHeader("matroska"), el(idSegment, picInfo(1_000_000), picTracks(640, 480),
+			in: cat(ebmlHeader("matroska"), el(IDSegment, picInfo(1_000_000), picTracks(640, 480),
 				picGOP(1, 2, 3, 4), picGOP(2, 1, 5, 0)), h),
 			want: []string{hdrEv, "start 1", "block 1 +0 key 3", "block 1 +33 4", "end 1",
 				"start 2", "block 1 +0 key 5", "end 2", hdrEv},
@@ -167,12 +167,12 @@ var readerCases = func() []readerCase {
 		{
 			name: "void and crc inside clusters",
 			in: cat(h,
-				unk(idCluster, 8), el(idCRC32, hexb("DE AD BE EF")), uel(idTimecode, 10, 8), el(idVoid, make([]byte, 5)),
-				sblock8(1, 0, 0x80, frame(7)), el(idVoid), sblock8(1, 1, 0, frame(3)),
-				el(idVoid, make([]byte, 2)), // still a child: only level-1 IDs end an unknown-size Cluster
-				el(idCluster, el(idCRC32, hexb("01 02 03 04")), uel(idTimecode, 20, 2), el(idVoid, make([]byte, 3)),
-					sblock(1, 0, 0x80, frame(4)), el(idVoid, []byte{0})),
-				el(idVoid, make([]byte, 2))), // level 1 after a known-size Cluster: skipped
+				unk(IDCluster, 8), el(IDCRC32, hexb("DE AD BE EF")), uel(IDTimecode, 10, 8), el(IDVoid, make([]byte, 5)),
+				sblock8(1, 0, 0x80, frame(7)), el(IDVoid), sblock8(1, 1, 0, frame(3)),
+				el(IDVoid, make([]byte, 2)), // still a child: only level-1 IDs end an unknown-size Cluster
+				el(IDCluster, el(IDCRC32, hexb("01 02 03 04")), uel(IDTimecode, 20, 2), el(IDVoid, make([]byte, 3)),
+					sblock(1, 0, 0x80, frame(4)), el(IDVoid, []byte{0})),
+				el(IDVoid, make([]byte, 2))), // level 1 after a known-size Cluster: skipped
 			skipped: 4,
 			want: []string{hdrEv, "start 10", "block 1 +0 key 7", "block 1 +1 3", "end 10",
 				"start 20", "block 1 +0 key 4", "end 20"},
@@ -180,27 +180,27 @@ var readerCases = func() []readerCase {
 		{
 			name: "block groups",
 			in: cat(h, picCluster(100,
-				el(idBlockGroup, el(idBlock, []byte{0x81, 0, 0, 0}, frame(12)), uel(0x9B, 33, 1)),
-				el(idBlockGroup, el(idBlock, []byte{0x82, 0, 33, 0}, frame(6)), uel(idReferenceBlock, 0xFFDF, 2)),
+				el(IDBlockGroup, el(IDBlock, []byte{0x81, 0, 0, 0}, frame(12)), uel(0x9B, 33, 1)),
+				el(IDBlockGroup, el(IDBlock, []byte{0x82, 0, 33, 0}, frame(6)), uel(IDReferenceBlock, 0xFFDF, 2)),
 				sblock8(1, -5, 0x80, frame(2)))),
 			want: []string{hdrEv, "start 100", "block 1 +0 key 12", "block 2 +33 6", "block 1 -5 key 2", "end 100"},
 		},
 		{
 			name: "webm and NUL-padded matroska doc types",
-			in: cat(ebmlHeader("webm"), unk(idSegment, 1), picInfo(1_000_000), picTracks(640, 480), picGOP(1, 1, 1, 0),
-				ebmlHeader("matroska\x00"), unk(idSegment, 1), picInfo(1_000_000), picTracks(640, 480), picGOP(2, 1, 1, 0)),
+			in: cat(ebmlHeader("webm"), unk(IDSegment, 1), picInfo(1_000_000), picTracks(640, 480), picGOP(1, 1, 1, 0),
+				ebmlHeader("matroska\x00"), unk(IDSegment, 1), picInfo(1_000_000), picTracks(640, 480), picGOP(2, 1, 1, 0)),
 			want: []string{hdrEv, "start 1", "block 1 +0 key 1", "end 1", hdrEv, "start 2", "block 1 +0 key 1", "end 2"},
 		},
 		{
 			name: "cues chapters attachments seekhead after clusters are skipped",
-			in: cat(h, picGOP(1, 1, 1, 0), el(idCues, make([]byte, 10)), el(idChapters, make([]byte, 3)),
-				el(idAttachments, make([]byte, 4)), el(idSeekHead), el(0x4F00, []byte{1}), picGOP(2, 1, 1, 0)),
+			in: cat(h, picGOP(1, 1, 1, 0), el(IDCues, make([]byte, 10)), el(IDChapters, make([]byte, 3)),
+				el(IDAttachments, make([]byte, 4)), el(IDSeekHead), el(0x4F00, []byte{1}), picGOP(2, 1, 1, 0)),
 			skipped: 15 + 8 + 9 + 5 + 4,
 			want:    []string{hdrEv, "start 1", "block 1 +0 key 1", "end 1", "start 2", "block 1 +0 key 1", "end 2"},
 		},
 		{
 			name: "cluster exactly at the size limit",
-			in:   cat(h, el(idCluster, uel(idTimecode, 1, 1), sblock(1, 0, 0x80, frame(88)))),
+			in:   cat(h, el(IDCluster, uel(IDTimecode, 1, 1), sblock(1, 0, 0x80, frame(88)))),
 			lim:  Limits{MaxClusterSize: 5 + 3 + 2 + 4 + 88},
 			want: []string{hdrEv, "start 1", "block 1 +0 key 88", "end 1"},
 		},
@@ -208,27 +208,27 @@ var readerCases = func() []readerCase {
 		// Malformed input.
 		{
 			name: "block before timecode",
-			in:   cat(h, unk(idCluster, 1), sblock8(1, 0, 0x80, frame(3)), uel(idTimecode, 1, 8)),
+			in:   cat(h, unk(IDCluster, 1), sblock8(1, 0, 0x80, frame(3)), uel(IDTimecode, 1, 8)),
 			want: []string{hdrEv}, err: ErrInvalid, msg: "SimpleBlock before the Timecode",
 		},
 		{
 			name: "block group before timecode",
-			in:   cat(h, el(idCluster, el(idBlockGroup, el(idBlock, []byte{0x81, 0, 0, 0})), uel(idTimecode, 1, 1))),
+			in:   cat(h, el(IDCluster, el(IDBlockGroup, el(IDBlock, []byte{0x81, 0, 0, 0})), uel(IDTimecode, 1, 1))),
 			want: []string{hdrEv}, err: ErrInvalid, msg: "BlockGroup before the Timecode",
 		},
 		{
 			name: "unknown-size cluster without timecode",
-			in:   cat(h, unk(idCluster, 1), hexb("A7 81 00"), gop),
+			in:   cat(h, unk(IDCluster, 1), hexb("A7 81 00"), gop),
 			want: []string{hdrEv}, err: ErrInvalid, msg: "Cluster without a Timecode",
 		},
 		{
 			name: "known-size cluster without timecode",
-			in:   cat(h, el(idCluster, hexb("A7 81 00"))),
+			in:   cat(h, el(IDCluster, hexb("A7 81 00"))),
 			want: []string{hdrEv}, err: ErrInvalid, msg: "Cluster without a Timecode",
 		},
 		{
 			name: "cluster without timecode at end of input",
-			in:   cat(h, unk(idCluster, 1)),
+			in:   cat(h, unk(IDCluster, 1)),
 			want: []string{hdrEv}, err: ErrInvalid, msg: "Cluster without a Timecode",
 		},
 		{
@@ -248,7 +248,7 @@ var readerCases = func() []readerCase {
 		},
 		{
 			name: "bad size vint",
-			in:   cat(h, unk(idCluster, 1), hexb("E7 00 00")),
+			in:   cat(h, unk(IDCluster, 1), hexb("E7 00 00")),
 			want: []string{hdrEv}, err: ErrInvalid, msg: "bad size of Timecode (first byte 0x00)",
 		},
 		{
@@ -258,7 +258,7 @@ var readerCases = func() []readerCase {
 		},
 		{
 			name: "bad size vint inside buffered element",
-			in:   cat(picEBML, unk(idSegment, 1), el(idInfo, hexb("2A D7 B1 00 00"))),
+			in:   cat(picEBML, unk(IDSegment, 1), el(IDInfo, hexb("2A D7 B1 00 00"))),
 			err:  ErrInvalid, msg: "bad size of TimecodeScale",
 		},
 		{
@@ -268,12 +268,12 @@ var readerCases = func() []readerCase {
 		},
 		{
 			name: "track entry bigger than tracks",
-			in:   cat(picEBML, unk(idSegment, 1), picInfo(1_000_000), el(idTracks, hexb("AE 85 D7 81 01"))),
+			in:   cat(picEBML, unk(IDSegment, 1), picInfo(1_000_000), el(IDTracks, hexb("AE 85 D7 81 01"))),
 			err:  ErrInvalid, msg: "TrackEntry (5 bytes) is bigger than its parent Tracks",
 		},
 		{
 			name: "cluster bigger than its segment",
-			in:   cat(ebmlHeader("matroska"), el(idSegment, picInfo(1_000_000), picTracks(640, 480), hexb("1F 43 B6 75 90"))),
+			in:   cat(ebmlHeader("matroska"), el(IDSegment, picInfo(1_000_000), picTracks(640, 480), hexb("1F 43 B6 75 90"))),
 			err:  ErrInvalid, msg: "Cluster (16 bytes) is bigger than its parent Segment",
 		},
 		{
@@ -304,17 +304,17 @@ var readerCases = func() []readerCase {
 		},
 		{
 			name: "info missing at first cluster",
-			in:   cat(picEBML, unk(idSegment, 1), picTracks(640, 480), gop),
+			in:   cat(picEBML, unk(IDSegment, 1), picTracks(640, 480), gop),
 			err:  ErrInvalid, msg: "has no Info",
 		},
 		{
 			name: "tracks missing at first cluster",
-			in:   cat(picEBML, unk(idSegment, 1), picInfo(1_000_000), gop),
+			in:   cat(picEBML, unk(IDSegment, 1), picInfo(1_000_000), gop),
 			err:  ErrInvalid, msg: "has no Tracks",
 		},
 		{
 			name: "tracks missing at end of document",
-			in:   cat(picEBML, unk(idSegment, 1), picInfo(1_000_000)),
+			in:   cat(picEBML, unk(IDSegment, 1), picInfo(1_000_000)),
 			err:  ErrInvalid, msg: "has no Tracks",
 		},
 		{
@@ -329,32 +329,32 @@ var readerCases = func() []readerCase {
 		},
 		{
 			name: "block shorter than its header",
-			in:   cat(h, picCluster(1, el(idSimpleBlock, hexb("81 00")))),
+			in:   cat(h, picCluster(1, el(IDSimpleBlock, hexb("81 00")))),
 			want: []string{hdrEv, "start 1"}, err: ErrInvalid, msg: "shorter than its header",
 		},
 		{
 			name: "block group without block",
-			in:   cat(h, picCluster(1, el(idBlockGroup, uel(0x9B, 1, 1)))),
+			in:   cat(h, picCluster(1, el(IDBlockGroup, uel(0x9B, 1, 1)))),
 			want: []string{hdrEv, "start 1"}, err: ErrInvalid, msg: "BlockGroup without a Block",
 		},
 		{
 			name: "doc type avi",
-			in:   cat(ebmlHeader("avi"), unk(idSegment, 1)),
+			in:   cat(ebmlHeader("avi"), unk(IDSegment, 1)),
 			err:  ErrInvalid, msg: `DocType "avi"`,
 		},
 		{
 			name: "segment without ebml header",
-			in:   cat(unk(idSegment, 1), picInfo(1_000_000)),
+			in:   cat(unk(IDSegment, 1), picInfo(1_000_000)),
 			err:  ErrInvalid, msg: "Segment without an EBML header",
 		},
 		{
 			name: "second segment in one document",
-			in:   cat(ebmlHeader("matroska"), el(idSegment, picInfo(1_000_000), picTracks(640, 480)), unk(idSegment, 1)),
+			in:   cat(ebmlHeader("matroska"), el(IDSegment, picInfo(1_000_000), picTracks(640, 480)), unk(IDSegment, 1)),
 			err:  ErrInvalid, msg: "Segment without an EBML header",
 		},
 		{
 			name: "ebml header inside known-size segment",
-			in:   cat(ebmlHeader("matroska"), el(idSegment, picInfo(1_000_000), picEBML)),
+			in:   cat(ebmlHeader("matroska"), el(IDSegment, picInfo(1_000_000), picEBML)),
 			err:  ErrInvalid, msg: "EBML inside a Segment",
 		},
 		{
@@ -364,40 +364,40 @@ var readerCases = func() []readerCase {
 		},
 		{
 			name: "unknown-size tags",
-			in:   cat(h, gop, unk(idTags, 8), el(idTag)),
+			in:   cat(h, gop, unk(IDTags, 8), el(IDTag)),
 			want: with([]string{hdrEv}, gopEvents...), err: ErrInvalid, msg: "Tags with unknown size",
 		},
 		{
 			name: "unknown-size element inside cluster",
-			in:   cat(h, picCluster(1), unk(idBlockGroup, 1)),
+			in:   cat(h, picCluster(1), unk(IDBlockGroup, 1)),
 			want: []string{hdrEv, "start 1"}, err: ErrInvalid, msg: "BlockGroup with unknown size inside Cluster",
 		},
 		{
 			name: "second timecode",
-			in:   cat(h, picCluster(1), uel(idTimecode, 2, 1)),
+			in:   cat(h, picCluster(1), uel(IDTimecode, 2, 1)),
 			want: []string{hdrEv, "start 1"}, err: ErrInvalid, msg: "second Timecode",
 		},
 		{
 			name: "nine-byte timecode",
-			in:   cat(h, unk(idCluster, 1), el(idTimecode, make([]byte, 9))),
+			in:   cat(h, unk(IDCluster, 1), el(IDTimecode, make([]byte, 9))),
 			want: []string{hdrEv}, err: ErrInvalid, msg: "Timecode has 9 bytes",
 		},
 		{
 			name: "timecode scale 0",
-			in:   cat(picEBML, unk(idSegment, 1), picInfo(0)),
+			in:   cat(picEBML, unk(IDSegment, 1), picInfo(0)),
 			err:  ErrInvalid, msg: "TimecodeScale 0",
 		},
 		{
 			name: "track entry without number",
-			in:   cat(picEBML, unk(idSegment, 1), picInfo(1_000_000), el(idTracks, el(idTrackEntry, sel(idCodecID, "V_VP8")))),
+			in:   cat(picEBML, unk(IDSegment, 1), picInfo(1_000_000), el(IDTracks, el(IDTrackEntry, sel(IDCodecID, "V_VP8")))),
 			err:  ErrInvalid, msg: "TrackEntry without a TrackNumber",
 		},
 		{
 			name: "simple tags nested too deep",
-			in: cat(h, picGOP(1, 1, 1, 0), el(idTags, el(idTag, func() []byte {
-				st := el(idSimpleTag, sel(idTagName, "x"))
+			in: cat(h, picGOP(1, 1, 1, 0), el(IDTags, el(IDTag, func() []byte {
+				st := el(IDSimpleTag, sel(IDTagName, "x"))
 				for range maxTagDepth {
-					st = el(idSimpleTag, st)
+					st = el(IDSimpleTag, st)
 				}
 				return st
 			}()))),
@@ -422,7 +422,7 @@ var readerCases = func() []readerCase {
 		},
 		{
 			name: "hostile tracks size",
-			in:   cat(picEBML, unk(idSegment, 1), hexb("16 54 AE 6B 01 FF FF FF FF FF FF FE"), make([]byte, 16)),
+			in:   cat(picEBML, unk(IDSegment, 1), hexb("16 54 AE 6B 01 FF FF FF FF FF FF FE"), make([]byte, 16)),
 			err:  ErrTooLarge, msg: "header before the first Cluster needs",
 		},
 		{
@@ -443,7 +443,7 @@ var readerCases = func() []readerCase {
 		},
 		{
 			name: "known-size cluster over the limit",
-			in:   cat(h, el(idCluster, uel(idTimecode, 1, 1), sblock(1, 0, 0x80, frame(89)))),
+			in:   cat(h, el(IDCluster, uel(IDTimecode, 1, 1), sblock(1, 0, 0x80, frame(89)))),
 			lim:  Limits{MaxClusterSize: 5 + 3 + 2 + 4 + 88},
 			err:  ErrTooLarge, msg: "Cluster needs",
 		},

@@ -69,9 +69,9 @@ func (r *Reader) stepCluster() (Event, bool, error) {
 		return Event{}, false, tooLarge(r.cl.off, "Cluster", need, r.lim.MaxClusterSize)
 	}
 	switch h.id {
-	case idTimecode:
+	case IDTimecode:
 		return r.readTimecode(&h)
-	case idSimpleBlock, idBlockGroup:
+	case IDSimpleBlock, IDBlockGroup:
 		return r.readBlock(&h)
 	}
 	r.cbuf, err = r.readElem(r.cbuf, &h)
@@ -110,7 +110,7 @@ func (r *Reader) readBlock(h *elemHeader) (Event, bool, error) {
 	}
 	e := h.child(r.cbuf[start:])
 	var b Block
-	if h.id == idSimpleBlock {
+	if h.id == IDSimpleBlock {
 		b, err = parseBlock(e.data, e.dataOff)
 	} else {
 		b, err = parseBlockGroup(e)
@@ -183,10 +183,10 @@ func parseBlock(b []byte, off int64) (Block, error) {
 func parseBlockGroup(e child) (Block, error) {
 	var blk Block
 	found, ref := false, false
-	c := childrenOf(e, idBlockGroup)
+	c := childrenOf(e, IDBlockGroup)
 	for c.next() {
 		switch c.ch.id {
-		case idBlock:
+		case IDBlock:
 			if found {
 				return Block{}, invalidf(c.ch.off, "second Block in BlockGroup")
 			}
@@ -195,7 +195,7 @@ func parseBlockGroup(e child) (Block, error) {
 				return Block{}, err
 			}
 			found = true
-		case idReferenceBlock:
+		case IDReferenceBlock:
 			ref = true
 		}
 	}

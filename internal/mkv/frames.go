@@ -75,11 +75,11 @@ func frameAt(data []byte, ev Event) (Frame, error) {
 	if err != nil {
 		return Frame{}, err
 	}
-	if e.id == idBlockGroup {
-		c := childrenOf(e, idBlockGroup)
-		for c.next() && c.ch.id != idBlock {
+	if e.id == IDBlockGroup {
+		c := childrenOf(e, IDBlockGroup)
+		for c.next() && c.ch.id != IDBlock {
 		}
-		if c.err != nil || c.ch.id != idBlock {
+		if c.err != nil || c.ch.id != IDBlock {
 			return Frame{}, invalidf(ev.Offset, "BlockGroup without a Block")
 		}
 		e = c.ch
@@ -102,7 +102,7 @@ func elementAt(data []byte, off int64) (child, error) {
 	if off < 0 || off >= int64(len(data)) {
 		return child{}, invalidf(off, "element outside the input")
 	}
-	c := children{b: data[off:], off: off, parent: idCluster}
+	c := children{b: data[off:], off: off, parent: IDCluster}
 	if !c.next() {
 		if c.err == nil {
 			c.err = invalidf(off, "no element")
@@ -123,7 +123,7 @@ func ClusterFrames(media []byte, dst []Frame) ([]Frame, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := children{b: body, off: off, parent: idCluster}
+	c := children{b: body, off: off, parent: IDCluster}
 	var tc int64
 	hasTC := false
 	frames := dst[:0]
@@ -136,7 +136,7 @@ func ClusterFrames(media []byte, dst []Frame) ([]Frame, error) {
 		}
 		e := c.ch
 		switch e.id {
-		case idTimecode:
+		case IDTimecode:
 			if hasTC {
 				return nil, invalidf(e.off, "second Timecode in Cluster")
 			}
@@ -145,7 +145,7 @@ func ClusterFrames(media []byte, dst []Frame) ([]Frame, error) {
 			}
 			v, _ := decodeUint(e.data)
 			tc, hasTC = int64(v), true
-		case idSimpleBlock, idBlockGroup:
+		case IDSimpleBlock, IDBlockGroup:
 			if !hasTC {
 				return nil, invalidf(e.off, "%s before the Timecode of the Cluster", idName(e.id))
 			}
@@ -185,7 +185,7 @@ func clusterBody(b []byte) (body []byte, off int64, unknown bool, err error) {
 	if len(b) > 0 {
 		il = idLen(b[0])
 	}
-	if il == 0 || len(b) < il+1 || decodeID(b[:il]) != idCluster {
+	if il == 0 || len(b) < il+1 || decodeID(b[:il]) != IDCluster {
 		return nil, 0, false, invalidf(0, "a stored fragment starts with a Cluster")
 	}
 	sl := sizeLen(b[il])
@@ -208,12 +208,12 @@ func blockFrame(e child) (Frame, error) {
 	var b Block
 	var err error
 	data := e
-	if e.id == idSimpleBlock {
+	if e.id == IDSimpleBlock {
 		b, err = parseBlock(e.data, e.dataOff)
 	} else {
 		b, err = parseBlockGroup(e)
-		c := childrenOf(e, idBlockGroup)
-		for c.next() && c.ch.id != idBlock {
+		c := childrenOf(e, IDBlockGroup)
+		for c.next() && c.ch.id != IDBlock {
 		}
 		data = c.ch
 	}

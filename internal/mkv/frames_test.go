@@ -35,11 +35,11 @@ func TestReadFrames(t *testing.T) {
 	h := picHeader()
 	f1, f2, f3 := []byte("key-frame-1"), []byte("delta-2"), []byte("key-3")
 	blockGroup := func(rel int16, ref bool, data []byte) []byte {
-		parts := [][]byte{el(idBlock, []byte{0x81, byte(uint16(rel) >> 8), byte(rel), 0}, data)}
+		parts := [][]byte{el(IDBlock, []byte{0x81, byte(uint16(rel) >> 8), byte(rel), 0}, data)}
 		if ref {
-			parts = append(parts, uel(idReferenceBlock, 1, 1))
+			parts = append(parts, uel(IDReferenceBlock, 1, 1))
 		}
-		return el(idBlockGroup, parts...)
+		return el(IDBlockGroup, parts...)
 	}
 	ff, _ := ffmpegStyle()
 
@@ -85,7 +85,7 @@ func TestReadFrames(t *testing.T) {
 			err: ErrInvalid, errMsg: "laced block",
 		},
 		{
-			name: "EBML lacing in a block group", in: cat(h, picCluster(0, el(idBlockGroup, el(idBlock, []byte{0x81, 0, 0, 0x06}, f1)))),
+			name: "EBML lacing in a block group", in: cat(h, picCluster(0, el(IDBlockGroup, el(IDBlock, []byte{0x81, 0, 0, 0x06}, f1)))),
 			err: ErrInvalid, errMsg: "laced block",
 		},
 		{

@@ -41,9 +41,9 @@ const maxTracks = 64
 // ("matroska\x00"), which EBML allows for strings. A missing DocType means
 // "matroska".
 func parseEBMLHeader(e child) error {
-	c := childrenOf(e, idEBML)
+	c := childrenOf(e, IDEBML)
 	for c.next() {
-		if c.ch.id != idDocType {
+		if c.ch.id != IDDocType {
 			continue
 		}
 		if dt := parseString(c.ch.data); dt != "matroska" && dt != "webm" {
@@ -55,10 +55,10 @@ func parseEBMLHeader(e child) error {
 
 // parseInfo reads TimecodeScale and SegmentUID.
 func parseInfo(e child, hdr *Header) error {
-	c := childrenOf(e, idInfo)
+	c := childrenOf(e, IDInfo)
 	for c.next() {
 		switch c.ch.id {
-		case idTimecodeScale:
+		case IDTimecodeScale:
 			v, err := parseUint(c.ch)
 			if err != nil {
 				return err
@@ -67,7 +67,7 @@ func parseInfo(e child, hdr *Header) error {
 				return invalidf(c.ch.off, "TimecodeScale 0")
 			}
 			hdr.TimecodeScale = v
-		case idSegmentUID:
+		case IDSegmentUID:
 			hdr.SegmentUID = bytes.Clone(c.ch.data)
 		}
 	}
@@ -76,9 +76,9 @@ func parseInfo(e child, hdr *Header) error {
 
 // parseTracks appends every TrackEntry to hdr.Tracks.
 func parseTracks(e child, hdr *Header) error {
-	c := childrenOf(e, idTracks)
+	c := childrenOf(e, IDTracks)
 	for c.next() {
-		if c.ch.id != idTrackEntry {
+		if c.ch.id != IDTrackEntry {
 			continue
 		}
 		if len(hdr.Tracks) == maxTracks {
@@ -97,23 +97,23 @@ func parseTracks(e child, hdr *Header) error {
 // does not pin the header buffer.
 func parseTrackEntry(e child) (Track, error) {
 	var t Track
-	c := childrenOf(e, idTrackEntry)
+	c := childrenOf(e, IDTrackEntry)
 	for c.next() {
 		var err error
 		switch c.ch.id {
-		case idTrackNumber:
+		case IDTrackNumber:
 			t.Number, err = parseUint(c.ch)
-		case idTrackUID:
+		case IDTrackUID:
 			t.UID, err = parseUint(c.ch)
-		case idTrackType:
+		case IDTrackType:
 			t.Type, err = parseUint(c.ch)
-		case idCodecID:
+		case IDCodecID:
 			t.CodecID = parseString(c.ch.data)
-		case idCodecPrivate:
+		case IDCodecPrivate:
 			t.CodecPrivate = bytes.Clone(c.ch.data)
-		case idTrackName:
+		case IDTrackName:
 			t.Name = parseString(c.ch.data)
-		case idVideo:
+		case IDVideo:
 			err = parseVideo(c.ch, &t)
 		}
 		if err != nil {
@@ -131,13 +131,13 @@ func parseTrackEntry(e child) (Track, error) {
 
 // parseVideo reads the picture size from a Video element.
 func parseVideo(e child, t *Track) error {
-	c := childrenOf(e, idVideo)
+	c := childrenOf(e, IDVideo)
 	for c.next() {
 		var err error
 		switch c.ch.id {
-		case idPixelWidth:
+		case IDPixelWidth:
 			t.Width, err = parseUint(c.ch)
-		case idPixelHeight:
+		case IDPixelHeight:
 			t.Height, err = parseUint(c.ch)
 		}
 		if err != nil {

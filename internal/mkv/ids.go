@@ -2,80 +2,96 @@ package mkv
 
 import "fmt"
 
-// Element IDs kvsd cares about, marker bits included (see the Matroska
+// Element IDs kvsd reads or writes, marker bits included (see the Matroska
 // specification; the KVS reference lists the same values).
 const (
-	idEBML           = 0x1A45DFA3
-	idDocType        = 0x4282
-	idSegment        = 0x18538067
-	idSeekHead       = 0x114D9B74
-	idInfo           = 0x1549A966
-	idTimecodeScale  = 0x2AD7B1
-	idSegmentUID     = 0x73A4
-	idTracks         = 0x1654AE6B
-	idTrackEntry     = 0xAE
-	idTrackNumber    = 0xD7
-	idTrackUID       = 0x73C5
-	idTrackType      = 0x83
-	idCodecID        = 0x86
-	idCodecPrivate   = 0x63A2
-	idTrackName      = 0x536E
-	idVideo          = 0xE0
-	idPixelWidth     = 0xB0
-	idPixelHeight    = 0xBA
-	idCluster        = 0x1F43B675
-	idTimecode       = 0xE7
-	idSimpleBlock    = 0xA3
-	idBlockGroup     = 0xA0
-	idBlock          = 0xA1
-	idReferenceBlock = 0xFB
-	idTags           = 0x1254C367
-	idTag            = 0x7373
-	idSimpleTag      = 0x67C8
-	idTagName        = 0x45A3
-	idTagString      = 0x4487
-	idCues           = 0x1C53BB6B
-	idChapters       = 0x1043A770
-	idAttachments    = 0x1941A469
-	idVoid           = 0xEC
-	idCRC32          = 0xBF
+	IDEBML           = 0x1A45DFA3
+	IDDocType        = 0x4282
+	IDSegment        = 0x18538067
+	IDSeekHead       = 0x114D9B74
+	IDInfo           = 0x1549A966
+	IDTimecodeScale  = 0x2AD7B1
+	IDSegmentUID     = 0x73A4
+	IDTracks         = 0x1654AE6B
+	IDTrackEntry     = 0xAE
+	IDTrackNumber    = 0xD7
+	IDTrackUID       = 0x73C5
+	IDTrackType      = 0x83
+	IDCodecID        = 0x86
+	IDCodecPrivate   = 0x63A2
+	IDTrackName      = 0x536E
+	IDVideo          = 0xE0
+	IDPixelWidth     = 0xB0
+	IDPixelHeight    = 0xBA
+	IDCluster        = 0x1F43B675
+	IDTimecode       = 0xE7
+	IDSimpleBlock    = 0xA3
+	IDBlockGroup     = 0xA0
+	IDBlock          = 0xA1
+	IDReferenceBlock = 0xFB
+	IDTags           = 0x1254C367
+	IDTag            = 0x7373
+	IDSimpleTag      = 0x67C8
+	IDTagName        = 0x45A3
+	IDTagString      = 0x4487
+	IDCues           = 0x1C53BB6B
+	IDChapters       = 0x1043A770
+	IDAttachments    = 0x1941A469
+	IDVoid           = 0xEC
+	IDCRC32          = 0xBF
+
+	// Written by Writer, not interpreted by the Reader.
+	IDEBMLVersion        = 0x4286
+	IDEBMLReadVersion    = 0x42F7
+	IDEBMLMaxIDLength    = 0x42F2
+	IDEBMLMaxSizeLength  = 0x42F3
+	IDDocTypeVersion     = 0x4287
+	IDDocTypeReadVersion = 0x4285
+	IDTitle              = 0x7BA9
+	IDMuxingApp          = 0x4D80
+	IDWritingApp         = 0x5741
+	IDAudio              = 0xE1
+	IDSamplingFrequency  = 0xB5
+	IDChannels           = 0x9F
+	IDPosition           = 0xA7
+	IDBlockDuration      = 0x9B
 )
 
 var elemNames = map[uint32]string{
-	idEBML:           "EBML",
-	idDocType:        "DocType",
-	idSegment:        "Segment",
-	idSeekHead:       "SeekHead",
-	idInfo:           "Info",
-	idTimecodeScale:  "TimecodeScale",
-	idSegmentUID:     "SegmentUID",
-	idTracks:         "Tracks",
-	idTrackEntry:     "TrackEntry",
-	idTrackNumber:    "TrackNumber",
-	idTrackUID:       "TrackUID",
-	idTrackType:      "TrackType",
-	idCodecID:        "CodecID",
-	idCodecPrivate:   "CodecPrivate",
-	idTrackName:      "Name",
-	idVideo:          "Video",
-	idPixelWidth:     "PixelWidth",
-	idPixelHeight:    "PixelHeight",
-	idCluster:        "Cluster",
-	idTimecode:       "Timecode",
-	idSimpleBlock:    "SimpleBlock",
-	idBlockGroup:     "BlockGroup",
-	idBlock:          "Block",
-	idReferenceBlock: "ReferenceBlock",
-	idTags:           "Tags",
-	idTag:            "Tag",
-	idSimpleTag:      "SimpleTag",
-	idTagName:        "TagName",
-	idTagString:      "TagString",
-	idCues:           "Cues",
-	idChapters:       "Chapters",
-	idAttachments:    "Attachments",
-	idVoid:           "Void",
-	idCRC32:          "CRC-32",
+	IDEBML:           "EBML",
+	IDDocType:        "DocType",
+	IDSegment:        "Segment",
+	IDSeekHead:       "SeekHead",
+	IDInfo:           "Info",
+	IDTimecodeScale:  "TimecodeScale",
+	IDSegmentUID:     "SegmentUID",
+	IDTracks:         "Tracks",
+	IDTrackEntry:     "TrackEntry",
+	IDTrackNumber:    "TrackNumber",
+	IDTrackUID:       "TrackUID",
+	IDTrackType:      "TrackType",
+	IDCodecID:        "CodecID",
+	IDCodecPrivate:   "CodecPrivate",
+	IDTrackName:      "Name",
+	IDVideo:          "Video",
+	IDPixelWidth:     "PixelWidth",
+	IDPixelHeight:    "PixelHeight",
+	IDCluster:        "Cluster",
+	IDTimecode:       "Timecode",
+	IDSimpleBlock:    "SimpleBlock",
+	IDBlockGroup:     "BlockGroup",
+	IDBlock:          "Block",
+	IDReferenceBlock: "ReferenceBlock",
+	IDTags:           "Tags",
+	IDTag:            "Tag",
+	IDSimpleTag:      "SimpleTag",
+	IDTagName:        "TagName",
+	IDTagString:      "TagString",
+	IDCues:           "Cues",
+	IDChapters:       "Chapters",
+	IDAttachments:    "Attachments",
+	IDVoid:           "Void",
+	IDCRC32:          "CRC-32",
 }
 
 // idName names an element for error messages.
@@ -92,8 +108,8 @@ func idName(id uint32) string {
 // would break the verbatim copy.
 func endsCluster(id uint32) bool {
 	switch id {
-	case idCluster, idTags, idCues, idChapters, idAttachments,
-		idSeekHead, idInfo, idTracks, idEBML, idSegment:
+	case IDCluster, IDTags, IDCues, IDChapters, IDAttachments,
+		IDSeekHead, IDInfo, IDTracks, IDEBML, IDSegment:
 		return true
 	}
 	return false
@@ -102,5 +118,5 @@ func endsCluster(id uint32) bool {
 // endsSegment reports whether id terminates a Segment of unknown size: only
 // a new EBML document (or a bare Segment) can.
 func endsSegment(id uint32) bool {
-	return id == idEBML || id == idSegment
+	return id == IDEBML || id == IDSegment
 }

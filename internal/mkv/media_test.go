@@ -164,10 +164,10 @@ func checkMedia(t *testing.T, mc mediaCase, docs int, evs []Event) {
 func checkGaps(t *testing.T, in []byte, evs []Event) []string {
 	t.Helper()
 	var skipped []string
-	skippable := map[uint32]bool{idCues: true, idVoid: true, idCRC32: true, idSeekHead: true, idChapters: true, idAttachments: true}
+	skippable := map[uint32]bool{IDCues: true, IDVoid: true, IDCRC32: true, IDSeekHead: true, IDChapters: true, IDAttachments: true}
 	pos := int64(0)
 	gap := func(end int64) {
-		c := children{b: in[pos:end], off: pos, parent: idSegment}
+		c := children{b: in[pos:end], off: pos, parent: IDSegment}
 		for c.next() {
 			require.True(t, skippable[c.ch.id], "%s at %d was dropped", idName(c.ch.id), c.ch.off)
 			skipped = append(skipped, idName(c.ch.id))

@@ -192,15 +192,15 @@ func (r *Reader) stepTop() (Event, bool, error) {
 		return Event{}, false, err
 	}
 	switch h.id {
-	case idEBML:
+	case IDEBML:
 		if r.doc.open && !r.doc.emitted {
 			r.unread(h)
 			return r.endDocument(false)
 		}
 		return Event{}, false, r.beginDocument(&h)
-	case idSegment:
+	case IDSegment:
 		return Event{}, false, r.beginSegment(&h)
-	case idVoid, idCRC32:
+	case IDVoid, IDCRC32:
 		return Event{}, false, r.skip(&h)
 	}
 	return Event{}, false, invalidf(h.off, "unexpected %s at level 0", idName(h.id))
@@ -289,19 +289,19 @@ func (r *Reader) stepSegment() (Event, bool, error) {
 		r.state = stTop
 		return Event{}, false, nil
 	}
-	if err := r.checkChild(&h, r.segEnd, idSegment); err != nil {
+	if err := r.checkChild(&h, r.segEnd, IDSegment); err != nil {
 		return Event{}, false, err
 	}
 	switch {
-	case h.id == idCluster:
+	case h.id == IDCluster:
 		return r.beginCluster(&h)
 	case !r.doc.emitted:
 		return Event{}, false, r.readHeaderElem(&h)
-	case h.id == idInfo || h.id == idTracks:
+	case h.id == IDInfo || h.id == IDTracks:
 		return Event{}, false, invalidf(h.off, "%s after the first Cluster", idName(h.id))
-	case h.id == idTags:
+	case h.id == IDTags:
 		return r.readTags(&h)
-	case h.id == idSimpleBlock || h.id == idBlockGroup:
+	case h.id == IDSimpleBlock || h.id == IDBlockGroup:
 		return Event{Kind: KindStrayBlock, Offset: h.off, Size: h.total()}, true, r.skip(&h)
 	}
 	return Event{}, false, r.skip(&h)
@@ -312,7 +312,7 @@ func (r *Reader) stepSegment() (Event, bool, error) {
 // below; its end is worked out as it is read.
 func (r *Reader) checkChild(h *elemHeader, end int64, parent uint32) error {
 	if h.size == unknownSize {
-		if h.id == idCluster {
+		if h.id == IDCluster {
 			return nil
 		}
 		return invalidf(h.off, "%s with unknown size", idName(h.id))
@@ -330,7 +330,7 @@ func (r *Reader) readHeaderElem(h *elemHeader) error {
 	if need := int64(len(hdr.Raw)) + h.total(); need > r.lim.MaxElementSize {
 		return tooLarge(h.off, "header before the first Cluster", need, r.lim.MaxElementSize)
 	}
-	if (h.id == idInfo && r.doc.info) || (h.id == idTracks && r.doc.tracks) {
+	if (h.id == IDInfo && r.doc.info) || (h.id == IDTracks && r.doc.tracks) {
 		return invalidf(h.off, "second %s", idName(h.id))
 	}
 	start := len(hdr.Raw)
@@ -339,10 +339,10 @@ func (r *Reader) readHeaderElem(h *elemHeader) error {
 		return err
 	}
 	switch h.id {
-	case idInfo:
+	case IDInfo:
 		r.doc.info = true
 		return parseInfo(h.child(hdr.Raw[start:]), hdr)
-	case idTracks:
+	case IDTracks:
 		r.doc.tracks = true
 		return parseTracks(h.child(hdr.Raw[start:]), hdr)
 	}

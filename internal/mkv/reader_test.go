@@ -99,7 +99,7 @@ func checkEvents(t testing.TB, in []byte, evs []Event) {
 			last = ev.Offset + int64(len(raw))
 		}
 		if ev.Kind == KindBlock {
-			require.Contains(t, []byte{idSimpleBlock, idBlockGroup}, in[ev.Offset])
+			require.Contains(t, []byte{IDSimpleBlock, IDBlockGroup}, in[ev.Offset])
 		}
 	}
 }
@@ -117,8 +117,8 @@ func TestEventsBeforeData(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, want, describe(ev))
 	}
-	next(cat(picHeader(), unk(idCluster, 1)), hdrEv)
-	next(uel(idTimecode, 42, 8), "start 42")
+	next(cat(picHeader(), unk(IDCluster, 1)), hdrEv)
+	next(uel(IDTimecode, 42, 8), "start 42")
 	next(sblock8(1, 0, 0x80, frame(1000)), "block 1 +0 key 1000")
 	next(sblock8(1, 33, 0, frame(10)), "block 1 +33 10")
 	go func() { _ = pw.Close() }()
@@ -156,7 +156,7 @@ func TestHostileSizesAllocateLittle(t *testing.T) {
 	cases := map[string][]byte{
 		"block":  cat(h, picCluster(1), hexb("A3 01 00 00 00 02 00 00 00")),
 		"tags":   cat(h, picGOP(1, 1, 1, 0), hexb("12 54 C3 67 01 00 00 00 00 1F 00 00")),
-		"tracks": cat(picEBML, unk(idSegment, 1), hexb("16 54 AE 6B 01 00 00 00 00 1F 00 00")),
+		"tracks": cat(picEBML, unk(IDSegment, 1), hexb("16 54 AE 6B 01 00 00 00 00 1F 00 00")),
 		"ebml":   hexb("1A 45 DF A3 01 00 00 00 00 1F 00 00"),
 		"cues":   cat(h, picGOP(1, 1, 1, 0), hexb("1C 53 BB 6B 01 00 00 7F 00 00 00 00")),
 	}

@@ -40,7 +40,7 @@ func (r *Reader) StartsDocument() (bool, error) {
 		}
 		return false, readError(err, 0, "first element")
 	}
-	return decodeID(b) == idEBML, nil
+	return decodeID(b) == IDEBML, nil
 }
 
 // Resume makes the Reader continue a document whose header an earlier input carried: the input

@@ -30,7 +30,7 @@ func TestCutAndResume(t *testing.T) {
 	for _, known := range []bool{false, true} {
 		c1 := picGOP(tcEpoch, 4, 300, 100)
 		if known {
-			c1 = el(idCluster, uel(idTimecode, tcEpoch, 8), sblock(1, 0, 0x80, frame(300)), sblock(1, 33, 0, frame(100)),
+			c1 = el(IDCluster, uel(IDTimecode, tcEpoch, 8), sblock(1, 0, 0x80, frame(300)), sblock(1, 33, 0, frame(100)),
 				sblock(1, 66, 0, frame(100)), sblock(1, 99, 0, frame(100)))
 		}
 		in := cat(picHeader(), c1, tags8("k", "v"), picGOP(tcEpoch+1000, 2, 300, 100))

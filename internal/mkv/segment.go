@@ -21,7 +21,7 @@ func UnknownSegmentSize(header []byte) []byte {
 // segmentSizeField finds the offset and width of the Segment's size vint.
 func segmentSizeField(b []byte) (at, n int, ok bool) {
 	pos := 0
-	for _, want := range []uint32{idEBML, idSegment} {
+	for _, want := range []uint32{IDEBML, IDSegment} {
 		if pos >= len(b) {
 			return 0, 0, false
 		}
@@ -34,7 +34,7 @@ func segmentSizeField(b []byte) (at, n int, ok bool) {
 		if sl == 0 || pos+sl > len(b) {
 			return 0, 0, false
 		}
-		if want == idSegment {
+		if want == IDSegment {
 			return pos, sl, true
 		}
 		size := decodeSize(b[pos : pos+sl])

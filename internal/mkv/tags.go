@@ -25,13 +25,13 @@ func (r *Reader) readTags(h *elemHeader) (Event, bool, error) {
 // parseTags collects the SimpleTags of every Tag in a Tags element.
 func parseTags(e child) ([]SimpleTag, error) {
 	var tags []SimpleTag
-	c := childrenOf(e, idTags)
+	c := childrenOf(e, IDTags)
 	for c.next() {
-		if c.ch.id != idTag {
+		if c.ch.id != IDTag {
 			continue // Targets, Void, CRC-32
 		}
 		var err error
-		if tags, err = appendSimpleTags(tags, c.ch, idTag, 0); err != nil {
+		if tags, err = appendSimpleTags(tags, c.ch, IDTag, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -49,7 +49,7 @@ const maxTagDepth = 8
 func appendSimpleTags(tags []SimpleTag, parent child, parentID uint32, depth int) ([]SimpleTag, error) {
 	c := childrenOf(parent, parentID)
 	for c.next() {
-		if c.ch.id != idSimpleTag {
+		if c.ch.id != IDSimpleTag {
 			continue
 		}
 		if depth == maxTagDepth {
@@ -66,17 +66,17 @@ func appendSimpleTags(tags []SimpleTag, parent child, parentID uint32, depth int
 // appendSimpleTag appends one SimpleTag and then the SimpleTags nested in it.
 func appendSimpleTag(tags []SimpleTag, st child, depth int) ([]SimpleTag, error) {
 	var t SimpleTag
-	c := childrenOf(st, idSimpleTag)
+	c := childrenOf(st, IDSimpleTag)
 	for c.next() {
 		switch c.ch.id {
-		case idTagName:
+		case IDTagName:
 			t.Name = parseString(c.ch.data)
-		case idTagString:
+		case IDTagString:
 			t.Value = parseString(c.ch.data)
 		}
 	}
 	if c.err != nil {
 		return nil, c.err
 	}
-	return appendSimpleTags(append(tags, t), st, idSimpleTag, depth)
+	return appendSimpleTags(append(tags, t), st, IDSimpleTag, depth)
 }

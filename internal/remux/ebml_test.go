@@ -1,84 +1,41 @@
 package remux
 
 import (
-	"encoding/binary"
+	"bytes"
 	"encoding/hex"
 
 	"github.com/kvsd/kvsd/internal/h26x"
+	"github.com/kvsd/kvsd/internal/mkv"
+	"github.com/kvsd/kvsd/internal/mkv/mkvtest"
 )
 
-// A small Matroska writer for tests: headers with chosen tracks, and Clusters the way KVS
-// producers write them (unknown size, one per GOP).
-
-// Element IDs used by the tests.
-const (
-	eEBML          = 0x1A45DFA3
-	eDocType       = 0x4282
-	eSegment       = 0x18538067
-	eInfo          = 0x1549A966
-	eTimecodeScale = 0x2AD7B1
-	eTracks        = 0x1654AE6B
-	eTrackEntry    = 0xAE
-	eTrackNumber   = 0xD7
-	eTrackType     = 0x83
-	eCodecID       = 0x86
-	eCodecPrivate  = 0x63A2
-	eCluster       = 0x1F43B675
-	eTimecode      = 0xE7
-	eSimpleBlock   = 0xA3
-)
-
-// unknownSize is an 8-byte EBML size with every value bit set.
-var unknownSize = []byte{0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}
-
-func appendID(b []byte, id uint32) []byte {
-	switch {
-	case id >= 1<<24:
-		return binary.BigEndian.AppendUint32(b, id)
-	case id >= 1<<16:
-		return append(b, byte(id>>16), byte(id>>8), byte(id))
-	case id >= 1<<8:
-		return append(b, byte(id>>8), byte(id))
-	}
-	return append(b, byte(id))
-}
+// Matroska for tests, on mkv.Writer: headers with chosen tracks, and Clusters the way KVS
+// producers write them (unknown size, one per GOP), with 8-byte sizes and integers.
 
 // elem encodes an element with an 8-byte size.
 func elem(id uint32, payload ...[]byte) []byte {
-	n := 0
-	for _, p := range payload {
-		n += len(p)
-	}
-	b := appendID(nil, id)
-	b = binary.BigEndian.AppendUint64(b, uint64(n)|1<<56)
-	for _, p := range payload {
-		b = append(b, p...)
-	}
-	return b
+	w := mkv.Writer{Size: 8}
+	w.Bytes(id, bytes.Join(payload, nil))
+	return w.Buf
 }
 
 func uintElem(id uint32, v uint64) []byte {
-	return elem(id, binary.BigEndian.AppendUint64(nil, v))
+	w := mkv.Writer{Size: 8, UintSize: 8}
+	w.Uint(id, v)
+	return w.Buf
 }
 
 // trackEntry is a TrackEntry; a nil codecPrivate leaves the element out.
-func trackEntry(number, typ uint64, codecID string, codecPrivate []byte) []byte {
-	parts := [][]byte{uintElem(eTrackNumber, number), uintElem(eTrackType, typ), elem(eCodecID, []byte(codecID))}
-	if codecPrivate != nil {
-		parts = append(parts, elem(eCodecPrivate, codecPrivate))
-	}
-	return elem(eTrackEntry, parts...)
+func trackEntry(number, typ uint64, codecID string, codecPrivate []byte) mkv.TrackEntry {
+	return mkv.TrackEntry{Track: mkv.Track{Number: number, Type: typ, CodecID: codecID, CodecPrivate: codecPrivate}}
 }
 
 // mkvHeader is an EBML header, an unknown-size Segment, Info (1 ms ticks) and Tracks.
-func mkvHeader(entries ...[]byte) []byte { return mkvHeaderScale(1_000_000, entries...) }
+func mkvHeader(entries ...mkv.TrackEntry) []byte { return mkvHeaderScale(1_000_000, entries...) }
 
 // mkvHeaderScale is mkvHeader with another TimecodeScale (ns per tick).
-func mkvHeaderScale(scale uint64, entries ...[]byte) []byte {
-	b := elem(eEBML, elem(eDocType, []byte("matroska")))
-	b = append(appendID(b, eSegment), unknownSize...)
-	b = append(b, elem(eInfo, uintElem(eTimecodeScale, scale))...)
-	return append(b, elem(eTracks, entries...)...)
+func mkvHeaderScale(scale uint64, entries ...mkv.TrackEntry) []byte {
+	return mkvtest.Wide.Header(scale, entries...)
 }
 
 // block is one frame of a synthetic Cluster.
@@ -91,16 +48,11 @@ type block struct {
 
 // mkvCluster is an unknown-size Cluster with SimpleBlocks.
 func mkvCluster(timecode uint64, blocks ...block) []byte {
-	b := append(appendID(nil, eCluster), unknownSize...)
-	b = append(b, uintElem(eTimecode, timecode)...)
-	for _, bl := range blocks {
-		p := []byte{0x80 | byte(bl.track), byte(uint16(bl.rel) >> 8), byte(bl.rel), 0}
-		if bl.key {
-			p[3] = 0x80
-		}
-		b = append(b, elem(eSimpleBlock, p, bl.data)...)
+	bs := make([]mkvtest.Block, len(blocks))
+	for i, b := range blocks {
+		bs[i] = mkvtest.Block{Track: b.track, Rel: b.rel, Key: b.key, Data: b.data}
 	}
-	return b
+	return mkvtest.Wide.Cluster(timecode, bs...)
 }
 
 func unhex(s string) []byte {

@@ -90,7 +90,7 @@ func TestFrameErrors(t *testing.T) {
 		{"empty video frame", Fragment{Media: mkvCluster(0, block{1, 0, true, nil})}, "track 1: empty frame"},
 		{"empty audio frame", Fragment{Media: mkvCluster(0, block{1, 0, true, testIDR}, block{2, 0, true, nil})}, "track 2: empty frame"},
 		{"not a Cluster", Fragment{Media: []byte("not matroska at all")}, "fragment at timecode"},
-		{"Cluster cut short", Fragment{Media: elem(eCluster, uintElem(eTimecode, 0))[:12]}, "fragment at timecode"},
+		{"Cluster cut short", Fragment{Media: elem(mkv.IDCluster, uintElem(mkv.IDTimecode, 0))[:12]}, "fragment at timecode"},
 		{"timecode off the timeline", Fragment{Media: mkvCluster(0, block{1, 0, true, testIDR}), Timecode: math.MinInt64}, "outside the timeline"},
 		{"scale overflows", Fragment{Media: mkvCluster(1<<55, block{1, 0, true, testIDR})}, "outside the timeline"},
 		{"audio goes back", Fragment{Media: mkvCluster(0, block{1, 0, true, testIDR}, block{2, 20, true, testAAC}, block{2, 0, true, testAAC})}, "track 2"},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bluenviron/gortsplib/v5/pkg/format"
 
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/logtest"
 	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/rtspsrc"
@@ -24,7 +25,7 @@ import (
 )
 
 // clip encodes frames frames of 320×180 at 25 fps, a keyframe every 10,
-// with ffmpeg and reads them back with media.OpenFile.
+// with ffmpeg and reads them back with videosrc.OpenFile.
 func clip(tb testing.TB, codec string, frames int) (producer.Track, []producer.Frame) {
 	tb.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
@@ -66,13 +67,13 @@ func decodes(tb testing.TB, track producer.Track, frames []producer.Frame) {
 		tb.Fatal(err)
 	}
 	defer dec.Close()
-	var packets []media.Packet
+	var packets []imaging.Packet
 	var at []time.Duration
 	for _, f := range frames {
-		packets = append(packets, media.Packet{Data: f.Data, PTS: f.PTS, Key: f.Keyframe})
+		packets = append(packets, imaging.Packet{Data: f.Data, PTS: f.PTS, Key: f.Keyframe})
 		at = append(at, f.PTS)
 	}
-	for i, r := range dec.Render(packets, at, media.Spec{Format: media.JPEG, Width: 32}) {
+	for i, r := range dec.Render(packets, at, imaging.Spec{Format: imaging.JPEG, Width: 32}) {
 		if r.Err != nil || r.FramePTS != at[i] {
 			tb.Fatalf("frame %d does not decode: %v", i, r.Err)
 		}

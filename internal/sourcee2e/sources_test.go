@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/rtspsrc"
 	"github.com/kvsd/kvsd/internal/rtspsrc/rtsptest"
+	"github.com/kvsd/kvsd/internal/videosrc"
 	"github.com/kvsd/kvsd/producer"
 )
 
@@ -25,7 +25,7 @@ func TestFilesEndToEnd(t *testing.T) {
 	} {
 		t.Run(c.codec+"/"+c.name, func(t *testing.T) {
 			path := ffmpeg(t, c.codec, c.name, 75)
-			src, err := media.OpenFile(path, media.FileOptions{})
+			src, err := videosrc.OpenFile(path, videosrc.FileOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,7 +40,7 @@ func TestFilesEndToEnd(t *testing.T) {
 }
 
 func TestTestPatternEndToEnd(t *testing.T) {
-	src, err := media.NewTestSource(media.TestOptions{Width: 320, Height: 240, FPS: 25, GOP: 25, Bitrate: 300_000, Duration: 3 * time.Second})
+	src, err := videosrc.NewTestSource(videosrc.TestOptions{Width: 320, Height: 240, FPS: 25, GOP: 25, Bitrate: 300_000, Duration: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

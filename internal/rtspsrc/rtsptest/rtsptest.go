@@ -19,7 +19,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/kvsd/kvsd/internal/h26x"
-	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/videosrc"
 	"github.com/kvsd/kvsd/producer"
 )
 
@@ -272,9 +272,9 @@ func (s *Server) current() (*base.Response, *gortsplib.ServerStream, error) {
 	return &base.Response{StatusCode: base.StatusOK}, s.stream, nil
 }
 
-// Load reads a video file (anything media.OpenFile opens) to its end, for a Server to publish.
+// Load reads a video file (anything videosrc.OpenFile opens) to its end, for a Server to publish.
 func Load(ctx context.Context, path string) (producer.Track, []producer.Frame, error) {
-	src, err := media.OpenFile(path, media.FileOptions{})
+	src, err := videosrc.OpenFile(path, videosrc.FileOptions{})
 	if err != nil {
 		return producer.Track{}, nil, err
 	}

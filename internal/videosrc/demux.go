@@ -1,11 +1,11 @@
 //go:build cgo
 
-package media
+package videosrc
 
 /*
 #cgo pkg-config: libavformat libavcodec libavutil
 #include <stdlib.h>
-#include "media.h"
+#include "videosrc.h"
 #include "demux.h"
 */
 import "C"
@@ -53,9 +53,9 @@ type pendingPkt struct {
 // H.264 or H.265 is refused with a *producer.UnsupportedCodecError ("kvsd
 // streams H.264/H.265; x.webm is VP8").
 func OpenFile(path string, opts FileOptions) (*FileSource, error) {
-	quietLogs.Do(func() { C.kv_quiet_logs() })
+	quietLogs.Do(func() { C.vs_quiet_logs() })
 	if opts.FrameRate < 0 || opts.FrameRate > 1000 {
-		return nil, fmt.Errorf("media: frame rate %v is not within 0–1000", opts.FrameRate)
+		return nil, fmt.Errorf("videosrc: frame rate %v is not within 0–1000", opts.FrameRate)
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
@@ -68,7 +68,7 @@ func OpenFile(path string, opts FileOptions) (*FileSource, error) {
 	var c *C.kv_demux
 	var info C.kv_demux_info
 	if ret := C.kv_demux_open(&c, cpath, fpsNum, fpsDen, &info); ret < 0 {
-		return nil, fmt.Errorf("media: open %s: %w", path, avError(ret))
+		return nil, fmt.Errorf("videosrc: open %s: %w", path, avError(int(ret)))
 	}
 	s := &FileSource{c: c, name: filepath.Base(path)}
 	s.cleanup = runtime.AddCleanup(s, func(c *C.kv_demux) { C.kv_demux_close(c) }, c)
@@ -82,7 +82,7 @@ func OpenFile(path string, opts FileOptions) (*FileSource, error) {
 func (s *FileSource) init(info *C.kv_demux_info, opts FileOptions) error {
 	switch info.codec {
 	case C.KV_DEMUX_NO_VIDEO:
-		return fmt.Errorf("media: %s has no video stream", s.name)
+		return fmt.Errorf("videosrc: %s has no video stream", s.name)
 	case C.KV_DEMUX_OTHER:
 		return &producer.UnsupportedCodecError{Source: s.name, Codec: codecName(C.GoString(&info.codec_name[0]))}
 	case C.KV_H264:
@@ -91,7 +91,7 @@ func (s *FileSource) init(info *C.kv_demux_info, opts FileOptions) error {
 		s.track.CodecID, s.cfg.Codec = producer.CodecH265, h26x.H265
 	}
 	if info.tb_num <= 0 || info.tb_den <= 0 {
-		return fmt.Errorf("media: %s: video stream without a time base", s.name)
+		return fmt.Errorf("videosrc: %s: video stream without a time base", s.name)
 	}
 	s.tbNum, s.tbDen = int64(info.tb_num), int64(info.tb_den)
 	fps := opts.FrameRate
@@ -111,7 +111,7 @@ func (s *FileSource) init(info *C.kv_demux_info, opts FileOptions) error {
 		// An hev1/avc3 record without parameter sets: they are in-band.
 		nalus, n2, err2 := recordLengthSize(s.cfg.Codec, extra)
 		if err2 != nil {
-			return fmt.Errorf("media: %s: %w", s.name, err)
+			return fmt.Errorf("videosrc: %s: %w", s.name, err)
 		}
 		s.nalSize = n2
 		return s.configFromStream(nalus)
@@ -150,7 +150,7 @@ func (s *FileSource) configFromStream(nalus [][]byte) error {
 		s.pending = append(s.pending, p)
 		units, err := s.split(p.data)
 		if err != nil {
-			return fmt.Errorf("media: %s: %w", s.name, err)
+			return fmt.Errorf("videosrc: %s: %w", s.name, err)
 		}
 		for _, n := range units {
 			ps.Add(n)
@@ -158,7 +158,7 @@ func (s *FileSource) configFromStream(nalus [][]byte) error {
 	}
 	cfg, err := ps.Config()
 	if err != nil {
-		return fmt.Errorf("media: %s: no usable %v parameter sets: %w", s.name, s.cfg.Codec, err)
+		return fmt.Errorf("videosrc: %s: no usable %v parameter sets: %w", s.name, s.cfg.Codec, err)
 	}
 	s.cfg = cfg
 	s.setTrack()
@@ -191,12 +191,12 @@ func (s *FileSource) readPacket() (pendingPkt, error) {
 		return pendingPkt{}, io.EOF
 	}
 	if ret < 0 {
-		return pendingPkt{}, fmt.Errorf("media: read %s: %w", s.name, avError(ret))
+		return pendingPkt{}, fmt.Errorf("videosrc: read %s: %w", s.name, avError(int(ret)))
 	}
 	return pendingPkt{data: unsafe.Slice((*byte)(unsafe.Pointer(data)), int(size)), pts: int64(pts), dts: int64(dts), dur: int64(dur)}, nil
 }
 
-var errClosedSource = fmt.Errorf("media: file source is closed")
+var errClosedSource = fmt.Errorf("videosrc: file source is closed")
 
 // Track returns the video track.
 func (s *FileSource) Track(context.Context) (producer.Track, error) { return s.track, nil }
@@ -222,7 +222,7 @@ func (s *FileSource) ReadFrame(ctx context.Context) (producer.Frame, error) {
 		}
 		nalus, err := s.split(p.data)
 		if err != nil {
-			return producer.Frame{}, fmt.Errorf("media: %s: packet after %v: %w", s.name, s.lastPTS(), err)
+			return producer.Frame{}, fmt.Errorf("videosrc: %s: packet after %v: %w", s.name, s.lastPTS(), err)
 		}
 		data, key := s.cfg.AppendFrame(make([]byte, 0, len(p.data)+16), nalus)
 		if len(data) == 0 {

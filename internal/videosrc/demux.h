@@ -1,4 +1,4 @@
-// The C half of media.FileSource: libavformat opens a file and hands out
+// The C half of videosrc.FileSource: libavformat opens a file and hands out
 // the packets of its first video stream. The Go side does the NAL work
 // (internal/h26x), so this stays a thin loop over av_read_frame.
 #ifndef KVSD_DEMUX_H
@@ -17,7 +17,7 @@ enum {
 #define KV_NOPTS INT64_MIN
 
 typedef struct kv_demux_info {
-	int codec;           // KV_H264, KV_HEVC (media.h), KV_DEMUX_OTHER or KV_DEMUX_NO_VIDEO
+	int codec;           // KV_H264, KV_HEVC (videosrc.h), KV_DEMUX_OTHER or KV_DEMUX_NO_VIDEO
 	char codec_name[64]; // libavcodec's long name of the codec
 	char format[32];     // the demuxer's short name ("mov,mp4,…", "h264", "hevc")
 	int width, height;

@@ -1,6 +1,6 @@
 //go:build cgo
 
-package media_test
+package videosrc_test
 
 import (
 	"bytes"
@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/internal/h26x"
+	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/media"
+	"github.com/kvsd/kvsd/internal/videosrc"
 	"github.com/kvsd/kvsd/producer"
 )
 
@@ -76,7 +78,7 @@ func checkFrames(tb testing.TB, track producer.Track, frames []producer.Frame, c
 	if len(frames) != count {
 		tb.Fatalf("%d frames, want %d", len(frames), count)
 	}
-	var packets []media.Packet
+	var packets []imaging.Packet
 	var at []time.Duration
 	for i, f := range frames {
 		if f.Keyframe != (i%gop == 0) {
@@ -88,7 +90,7 @@ func checkFrames(tb testing.TB, track producer.Track, frames []producer.Frame, c
 		if _, err := h26x.SplitAVCC(f.Data, 4); err != nil {
 			tb.Fatalf("frame %d: %v", i, err)
 		}
-		packets = append(packets, media.Packet{Data: f.Data, PTS: f.PTS, Key: f.Keyframe})
+		packets = append(packets, imaging.Packet{Data: f.Data, PTS: f.PTS, Key: f.Keyframe})
 		at = append(at, f.PTS)
 	}
 	dec, err := media.NewDecoder(track.CodecID, track.CodecPrivate)
@@ -96,13 +98,13 @@ func checkFrames(tb testing.TB, track producer.Track, frames []producer.Frame, c
 		tb.Fatal(err)
 	}
 	defer dec.Close()
-	for i, r := range dec.Render(packets, at, media.Spec{Format: media.JPEG, Width: 64}) {
+	for i, r := range dec.Render(packets, at, imaging.Spec{Format: imaging.JPEG, Width: 64}) {
 		if r.Err != nil || r.FramePTS != at[i] {
 			tb.Fatalf("frame %d does not decode: %v (shown: %v)", i, r.Err, r.FramePTS)
 		}
 	}
 	// The full-size picture of the last frame has the track's size.
-	last := dec.Render(packets, at[len(at)-1:], media.Spec{Format: media.JPEG})[0]
+	last := dec.Render(packets, at[len(at)-1:], imaging.Spec{Format: imaging.JPEG})[0]
 	if last.Err != nil || last.Width != w || last.Height != h {
 		tb.Fatalf("last frame: %v, %d×%d", last.Err, last.Width, last.Height)
 	}
@@ -114,7 +116,7 @@ func TestFileSourceMP4(t *testing.T) {
 			// 30 fps in MP4: timestamps in 1/15360 s ticks, 512 a frame.
 			args := append(append([]string{}, encodeArgs[codec]...), "clip.mp4")
 			path := ffmpegFile(t, "testsrc2=s=322x242:r=30", 45, args...)
-			src, err := media.OpenFile(path, media.FileOptions{})
+			src, err := videosrc.OpenFile(path, videosrc.FileOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,7 +145,7 @@ func TestFileSourceMPEGTS(t *testing.T) {
 	for _, codec := range []string{producer.CodecH264, producer.CodecH265} {
 		t.Run(codec, func(t *testing.T) {
 			args := append(append([]string{}, encodeArgs[codec]...), "clip.ts")
-			src, err := media.OpenFile(ffmpegFile(t, "testsrc2=s=320x180:r=30", 30, args...), media.FileOptions{})
+			src, err := videosrc.OpenFile(ffmpegFile(t, "testsrc2=s=320x180:r=30", 30, args...), videosrc.FileOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,7 +178,7 @@ func TestFileSourceAnnexB(t *testing.T) {
 				args[len(args)-2] = "hevc"
 			}
 			path := ffmpegFile(t, "testsrc2=s=320x180:r=30", 25, args...)
-			src, err := media.OpenFile(path, media.FileOptions{FrameRate: c.rate})
+			src, err := videosrc.OpenFile(path, videosrc.FileOptions{FrameRate: c.rate})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +214,7 @@ func TestFileSourceRejectsOtherCodecs(t *testing.T) {
 		{[]string{"-c:v", "mpeg4", "z.mp4"}, "kvsd streams H.264/H.265; z.mp4 is MPEG-4 Part 2"},
 	} {
 		path := ffmpegFile(t, "testsrc2=s=160x120:r=10", 5, c.args...)
-		_, err := media.OpenFile(path, media.FileOptions{})
+		_, err := videosrc.OpenFile(path, videosrc.FileOptions{})
 		var uc *producer.UnsupportedCodecError
 		if !errors.As(err, &uc) || err.Error() != c.want {
 			t.Errorf("OpenFile(%s): %v, want %q", filepath.Base(path), err, c.want)
@@ -222,19 +224,19 @@ func TestFileSourceRejectsOtherCodecs(t *testing.T) {
 		}
 	}
 	audio := ffmpegFile(t, "sine=frequency=440:duration=0.2", 1, "-c:a", "aac", "tone.m4a")
-	if _, err := media.OpenFile(audio, media.FileOptions{}); err == nil || !strings.Contains(err.Error(), "tone.m4a has no video stream") {
+	if _, err := videosrc.OpenFile(audio, videosrc.FileOptions{}); err == nil || !strings.Contains(err.Error(), "tone.m4a has no video stream") {
 		t.Errorf("audio-only file: %v", err)
 	}
-	if _, err := media.OpenFile(filepath.Join(t.TempDir(), "missing.mp4"), media.FileOptions{}); err == nil || !strings.Contains(err.Error(), "missing.mp4") {
+	if _, err := videosrc.OpenFile(filepath.Join(t.TempDir(), "missing.mp4"), videosrc.FileOptions{}); err == nil || !strings.Contains(err.Error(), "missing.mp4") {
 		t.Errorf("missing file: %v", err)
 	}
-	if _, err := media.OpenFile("x.h264", media.FileOptions{FrameRate: -1}); err == nil {
+	if _, err := videosrc.OpenFile("x.h264", videosrc.FileOptions{FrameRate: -1}); err == nil {
 		t.Error("negative frame rate accepted")
 	}
 }
 
 func TestTestSource(t *testing.T) {
-	src, err := media.NewTestSource(media.TestOptions{Width: 320, Height: 240, FPS: 30, GOP: 15, Bitrate: 300_000, Duration: time.Second})
+	src, err := videosrc.NewTestSource(videosrc.TestOptions{Width: 320, Height: 240, FPS: 30, GOP: 15, Bitrate: 300_000, Duration: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,18 +261,18 @@ func TestTestSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dec.Close()
-	var packets []media.Packet
+	var packets []imaging.Packet
 	for _, f := range frames {
-		packets = append(packets, media.Packet{Data: f.Data, PTS: f.PTS, Key: f.Keyframe})
+		packets = append(packets, imaging.Packet{Data: f.Data, PTS: f.PTS, Key: f.Keyframe})
 	}
-	imgs := dec.Render(packets, []time.Duration{0, frames[29].PTS}, media.Spec{Format: media.PNG})
+	imgs := dec.Render(packets, []time.Duration{0, frames[29].PTS}, imaging.Spec{Format: imaging.PNG})
 	if imgs[0].Err != nil || imgs[1].Err != nil || bytes.Equal(imgs[0].Image, imgs[1].Image) {
 		t.Errorf("first and last pictures: %v, %v, equal %v", imgs[0].Err, imgs[1].Err, bytes.Equal(imgs[0].Image, imgs[1].Image))
 	}
 }
 
 func TestTestSourceRunsUntilCancelled(t *testing.T) {
-	src, err := media.NewTestSource(media.TestOptions{Width: 160, Height: 120, FPS: 25})
+	src, err := videosrc.NewTestSource(videosrc.TestOptions{Width: 160, Height: 120, FPS: 25})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,8 +294,8 @@ func TestTestSourceRunsUntilCancelled(t *testing.T) {
 	if n < 5 || n > 14 {
 		t.Errorf("%d frames in 0.5 s at 25 fps", n)
 	}
-	for _, bad := range []media.TestOptions{{Width: 15, Height: 16}, {Width: 321, Height: 240}, {FPS: 500}, {Bitrate: -1}, {Duration: -time.Second}} {
-		if _, err := media.NewTestSource(bad); err == nil {
+	for _, bad := range []videosrc.TestOptions{{Width: 15, Height: 16}, {Width: 321, Height: 240}, {FPS: 500}, {Bitrate: -1}, {Duration: -time.Second}} {
+		if _, err := videosrc.NewTestSource(bad); err == nil {
 			t.Errorf("NewTestSource(%+v) accepted", bad)
 		}
 	}

@@ -1,6 +1,6 @@
 //go:build !cgo
 
-package media
+package videosrc
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 // errNoSources is returned by OpenFile and NewTestSource in a build
 // without cgo.
-var errNoSources = errors.New("media: video files and the test pattern need a build with cgo (FFmpeg)")
+var errNoSources = errors.New("videosrc: video files and the test pattern need a build with cgo (FFmpeg)")
 
 // FileSource is a placeholder in builds without cgo.
 type FileSource struct{ unavailable }

@@ -1,4 +1,10 @@
-package media
+// Package videosrc holds the producer's FFmpeg sources for `kvsd put`:
+// OpenFile reads H.264/H.265 video files through libavformat and
+// NewTestSource encodes a moving test pattern with libx264; both are
+// producer.Source values. It needs cgo; built without it, OpenFile and
+// NewTestSource return an error saying so. (Images are made by package
+// media; RTSP cameras are read by rtspsrc, in pure Go.)
+package videosrc
 
 import (
 	"fmt"
@@ -29,15 +35,15 @@ func (o TestOptions) withDefaults() (TestOptions, error) {
 	}
 	switch {
 	case o.Width < 16 || o.Height < 16 || o.Width > 4096 || o.Height > 4096 || o.Width%2 != 0 || o.Height%2 != 0:
-		return o, fmt.Errorf("media: test pattern size %d×%d: width and height must be even and within 16–4096", o.Width, o.Height)
+		return o, fmt.Errorf("videosrc: test pattern size %d×%d: width and height must be even and within 16–4096", o.Width, o.Height)
 	case o.FPS < 1 || o.FPS > 120:
-		return o, fmt.Errorf("media: test pattern frame rate %d is not within 1–120", o.FPS)
+		return o, fmt.Errorf("videosrc: test pattern frame rate %d is not within 1–120", o.FPS)
 	case o.Bitrate < 10_000 || o.Bitrate > 100_000_000:
-		return o, fmt.Errorf("media: test pattern bitrate %d is not within 10 kbit/s–100 Mbit/s", o.Bitrate)
+		return o, fmt.Errorf("videosrc: test pattern bitrate %d is not within 10 kbit/s–100 Mbit/s", o.Bitrate)
 	case o.GOP < 1 || o.GOP > 1000:
-		return o, fmt.Errorf("media: test pattern GOP %d is not within 1–1000 frames", o.GOP)
+		return o, fmt.Errorf("videosrc: test pattern GOP %d is not within 1–1000 frames", o.GOP)
 	case o.Duration < 0:
-		return o, fmt.Errorf("media: negative test pattern duration %v", o.Duration)
+		return o, fmt.Errorf("videosrc: negative test pattern duration %v", o.Duration)
 	}
 	return o, nil
 }

@@ -1,7 +1,7 @@
 //go:build cgo
 
 #include "encode.h"
-#include "media.h"
+#include "videosrc.h"
 
 #include <string.h>
 #include <libavcodec/avcodec.h>

@@ -1,4 +1,4 @@
-// The C half of media.TestSource: draws a moving test pattern and encodes
+// The C half of videosrc.TestSource: draws a moving test pattern and encodes
 // it with libx264 through libavcodec.
 #ifndef KVSD_ENCODE_H
 #define KVSD_ENCODE_H

@@ -1,7 +1,7 @@
 //go:build cgo
 
 #include "demux.h"
-#include "media.h"
+#include "videosrc.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,10 +1,10 @@
 //go:build cgo
 
-package media
+package videosrc
 
 /*
 #cgo pkg-config: libavcodec libavutil
-#include "media.h"
+#include "videosrc.h"
 #include "encode.h"
 */
 import "C"
@@ -41,14 +41,14 @@ type TestSource struct {
 
 // NewTestSource opens the encoder. Zero options take their defaults.
 func NewTestSource(opts TestOptions) (*TestSource, error) {
-	quietLogs.Do(func() { C.kv_quiet_logs() })
+	quietLogs.Do(func() { C.vs_quiet_logs() })
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	var c *C.kv_enc
 	if ret := C.kv_enc_open(&c, C.int(opts.Width), C.int(opts.Height), C.int(opts.FPS), C.int64_t(opts.Bitrate), C.int(opts.GOP)); ret < 0 {
-		return nil, fmt.Errorf("media: open the libx264 encoder: %w", avError(ret))
+		return nil, fmt.Errorf("videosrc: open the libx264 encoder: %w", avError(int(ret)))
 	}
 	s := &TestSource{c: c, opts: opts}
 	s.cleanup = runtime.AddCleanup(s, func(c *C.kv_enc) { C.kv_enc_close(c) }, c)
@@ -57,7 +57,7 @@ func NewTestSource(opts TestOptions) (*TestSource, error) {
 	nalus, err := h26x.SplitAnnexB(C.GoBytes(unsafe.Pointer(p), size))
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("media: libx264 header: %w", err)
+		return nil, fmt.Errorf("videosrc: libx264 header: %w", err)
 	}
 	ps := h26x.ParamSets{Codec: h26x.H264}
 	for _, n := range nalus {
@@ -65,7 +65,7 @@ func NewTestSource(opts TestOptions) (*TestSource, error) {
 	}
 	if s.cfg, err = ps.Config(); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("media: libx264 header: %w", err)
+		return nil, fmt.Errorf("videosrc: libx264 header: %w", err)
 	}
 	s.track = producer.Track{CodecID: producer.CodecH264, CodecPrivate: s.cfg.Record, Width: s.cfg.Width, Height: s.cfg.Height}
 	if opts.Duration > 0 {
@@ -85,7 +85,7 @@ func (s *TestSource) Live() bool { return true }
 // io.EOF; with no Duration it runs until ctx is done.
 func (s *TestSource) ReadFrame(ctx context.Context) (producer.Frame, error) {
 	if s.c == nil {
-		return producer.Frame{}, fmt.Errorf("media: test source is closed")
+		return producer.Frame{}, fmt.Errorf("videosrc: test source is closed")
 	}
 	if err := ctx.Err(); err != nil {
 		return producer.Frame{}, err
@@ -102,7 +102,7 @@ func (s *TestSource) ReadFrame(ctx context.Context) (producer.Frame, error) {
 		case ret == 0:
 			nalus, err := h26x.SplitAnnexB(unsafe.Slice((*byte)(unsafe.Pointer(data)), int(size)))
 			if err != nil {
-				return producer.Frame{}, fmt.Errorf("media: libx264 output: %w", err)
+				return producer.Frame{}, fmt.Errorf("videosrc: libx264 output: %w", err)
 			}
 			f := producer.Frame{PTS: time.Duration(int64(pts)) * time.Second / time.Duration(s.opts.FPS)}
 			f.Data, f.Keyframe = s.cfg.AppendFrame(make([]byte, 0, int(size)+16), nalus)
@@ -113,7 +113,7 @@ func (s *TestSource) ReadFrame(ctx context.Context) (producer.Frame, error) {
 		case ret == C.KV_EOF:
 			return producer.Frame{}, io.EOF
 		case ret != C.KV_AGAIN:
-			return producer.Frame{}, fmt.Errorf("media: libx264: %w", avError(ret))
+			return producer.Frame{}, fmt.Errorf("videosrc: libx264: %w", avError(int(ret)))
 		}
 		n := s.next
 		if s.last > 0 && n >= s.last {
@@ -123,7 +123,7 @@ func (s *TestSource) ReadFrame(ctx context.Context) (producer.Frame, error) {
 			n, s.drained = -1, true
 		}
 		if ret := C.kv_enc_send(s.c, C.int64_t(n)); ret < 0 {
-			return producer.Frame{}, fmt.Errorf("media: libx264: %w", avError(ret))
+			return producer.Frame{}, fmt.Errorf("videosrc: libx264: %w", avError(int(ret)))
 		}
 		s.next++
 	}
