@@ -19,6 +19,7 @@ require (
 	github.com/abema/go-mp4 v1.7.1 // indirect
 	github.com/asticode/go-astikit v0.30.0 // indirect
 	github.com/asticode/go-astits v1.15.0 // indirect
+	golang.org/x/sync v0.22.0 // indirect
 )
 
 require (

@@ -36,7 +36,7 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/bench/internal/report"
-	"github.com/kvsd/kvsd/internal/app"
+	"github.com/kvsd/kvsd/internal/cli"
 )
 
 // config is one benchmark run.
@@ -103,7 +103,7 @@ func run(args []string) int {
 	if *kvsdServer {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return app.Main(ctx, fs.Args(), os.Stdout, os.Stderr)
+		return cli.Main(ctx, fs.Args(), os.Stdout, os.Stderr)
 	}
 
 	cfg := defaultConfig(*quick)

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/bench/internal/child"
-	"github.com/kvsd/kvsd/internal/app"
+	"github.com/kvsd/kvsd/internal/cli"
 	"github.com/kvsd/kvsd/internal/rtspsrc/rtsptest"
 )
 
@@ -63,7 +63,7 @@ func main() {
 func kvsdMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return app.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	return cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -35,9 +35,9 @@ import (
 // producer start and the stored fragments' producer timestamps by fragment number.
 func withAudio(t *testing.T, srv *kvstest.Server, name string, seconds int) (time.Time, map[string]time.Time) {
 	t.Helper()
-	createStream(t, srv, name, 24)
+	srv.CreateStream(t, name, 24)
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
-	require.Len(t, persisted(t, srv.PutMedia(t, name, bytes.NewReader(pattern(t, seconds, start, "320x240", "libx264", true)))), seconds)
+	require.Len(t, kvstest.Persisted(t, srv.PutMedia(t, name, bytes.NewReader(pattern(t, seconds, start, "320x240", "libx264", true)))), seconds)
 	return start, producerTimes(t, srv, name, start)
 }
 
@@ -301,7 +301,7 @@ func TestBrowserHLSJSLive(t *testing.T) {
 	}{{"sdk", liveSDK, false}, {"ffmpeg", liveFFmpeg, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, _ := startPlayback(t)
-			createStream(t, srv, "cam", 24)
+			srv.CreateStream(t, "cam", 24)
 			tc.start(t, srv, "cam", 30)
 			master := hlsURL(t, srv, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{StreamName: aws.String("cam"),
 				PlaybackMode: amtypes.HLSPlaybackModeLive, DiscontinuityMode: amtypes.HLSDiscontinuityModeAlways,

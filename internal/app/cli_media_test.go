@@ -16,11 +16,11 @@ import (
 // The aws CLI as a reader: list-fragments, get-media-for-fragment-list and get-media.
 func TestAWSCLIReadsMedia(t *testing.T) {
 	srv := kvstest.Start(t)
-	createStream(t, srv, "cam", 24)
+	srv.CreateStream(t, "cam", 24)
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	media := kvstest.TestPattern(t, 3, start)
 	_, frags := kvstest.Clusters(t, media)
-	numbers := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(media)))
+	numbers := kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(media)))
 	dir := t.TempDir()
 
 	out, err := srv.AWSCLI(t, dir, "", "kinesis-video-archived-media", "list-fragments", "--stream-name", "cam",

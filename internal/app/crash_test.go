@@ -143,7 +143,7 @@ func TestCrashKeepsEveryPersistedFragment(t *testing.T) {
 
 	// The store still takes new fragments after all those crashes.
 	media := kvstest.TestPattern(t, 2, base.Add(2*time.Hour))
-	require.Len(t, persisted(t, srv.PutMedia(t, "cam-a", bytes.NewReader(media))), 2)
+	require.Len(t, kvstest.Persisted(t, srv.PutMedia(t, "cam-a", bytes.NewReader(media))), 2)
 }
 
 // verifyPersisted checks every recorded fragment through ListFragments and

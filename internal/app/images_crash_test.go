@@ -34,9 +34,9 @@ func TestImagesSurviveKillAndS3Outage(t *testing.T) {
 
 	p := startImageProcess(t, bin, dataDir, s3)
 	srv := p.server()
-	createStream(t, srv, "cam", 24)
-	tagStream(t, srv, "cam", map[string]string{"kvsd:ImageGeneration": "ALL_FRAGMENTS"})
-	configureImages(t, srv, "cam", imageConfig("s3://images/crash", 200, nil)) // 5 images per 1-s fragment
+	srv.CreateStream(t, "cam", 24)
+	srv.TagStream(t, "cam", map[string]string{"kvsd:ImageGeneration": "ALL_FRAGMENTS"})
+	srv.ConfigureImages(t, "cam", kvstest.ImageConfig("s3://images/crash", 200, nil)) // 5 images per 1-s fragment
 
 	// 1. Kill kvsd as soon as the first images are out, while ingest and generation run.
 	ingest := func(srv *kvstest.Server, media []byte) (wait func()) {
@@ -48,7 +48,7 @@ func TestImagesSurviveKillAndS3Outage(t *testing.T) {
 		}()
 		return wg.Wait
 	}
-	wait := ingest(srv, greyMedia(t, 30, start))
+	wait := ingest(srv, kvstest.GreyMedia(t, 30, start))
 	require.NotEmpty(t, s3.WaitKeys(t, "images", 1, 30*time.Second))
 	p.kill()
 	wait()
@@ -58,8 +58,8 @@ func TestImagesSurviveKillAndS3Outage(t *testing.T) {
 	p = startImageProcess(t, bin, dataDir, s3)
 	srv = p.server()
 	s3.Stop()
-	acks := srv.PutMedia(t, "cam", bytes.NewReader(greyMedia(t, 5, start.Add(10*time.Minute))))
-	require.Len(t, persisted(t, acks), 5)
+	acks := srv.PutMedia(t, "cam", bytes.NewReader(kvstest.GreyMedia(t, 5, start.Add(10*time.Minute))))
+	require.Len(t, kvstest.Persisted(t, acks), 5)
 	time.Sleep(1500 * time.Millisecond) // deliveries fail and back off
 	p.kill()
 
@@ -68,7 +68,7 @@ func TestImagesSurviveKillAndS3Outage(t *testing.T) {
 	srv = p.server()
 	time.Sleep(time.Second)
 	s3.Resume(t)
-	frags := listFragments(t, srv, "cam")
+	frags := srv.ListFragments(t, "cam")
 	want := map[int64]bool{}
 	for _, f := range frags {
 		for off := int64(0); off == 0 || off < f.Length; off += 200 {

@@ -33,29 +33,29 @@ import (
 func TestImagesDeliveredToS3(t *testing.T) {
 	s3 := s3test.Start(t)
 	s3.CreateBucket(t, "images")
-	srv := startImages(t, t.TempDir(), s3)
+	srv := kvstest.StartImages(t, t.TempDir(), s3)
 	start := time.Now().Add(-time.Hour).Truncate(time.Second)
 
-	createStream(t, srv, "tagged", 24)
-	configureImages(t, srv, "tagged", imageConfig("s3://images/cams/tagged", 400, map[string]any{
+	srv.CreateStream(t, "tagged", 24)
+	srv.ConfigureImages(t, "tagged", kvstest.ImageConfig("s3://images/cams/tagged", 400, map[string]any{
 		"FormatConfig": map[string]string{"JPEGQuality": "90"}, "WidthPixels": 80}))
-	createStream(t, srv, "all", 24)
-	tagStream(t, srv, "all", map[string]string{"kvsd:ImageGeneration": "ALL_FRAGMENTS"})
-	configureImages(t, srv, "all", imageConfig("s3://images", 500, map[string]any{"ImageSelectorType": "SERVER_TIMESTAMP", "Format": "PNG"}))
+	srv.CreateStream(t, "all", 24)
+	srv.TagStream(t, "all", map[string]string{"kvsd:ImageGeneration": "ALL_FRAGMENTS"})
+	srv.ConfigureImages(t, "all", kvstest.ImageConfig("s3://images", 500, map[string]any{"ImageSelectorType": "SERVER_TIMESTAMP", "Format": "PNG"}))
 
-	media := greyMedia(t, 3, start)
+	media := kvstest.GreyMedia(t, 3, start)
 	imageTag := mkv.SimpleTag{Name: fragment.TagImageGeneration}
-	tagged := withTags(t, media, [][]mkv.SimpleTag{
+	tagged := kvstest.WithTags(t, media, [][]mkv.SimpleTag{
 		{imageTag, {Name: fragment.TagImagePrefix, Value: "front"}, {Name: "zone", Value: "A"}, {Name: "Camera", Value: "7"}},
 		nil, // an untagged fragment gets no images on AWS, nor here
 		{imageTag},
 	})
-	require.Len(t, persisted(t, srv.PutMedia(t, "tagged", bytes.NewReader(tagged))), 3)
-	require.Len(t, persisted(t, srv.PutMedia(t, "all", bytes.NewReader(media))), 3)
+	require.Len(t, kvstest.Persisted(t, srv.PutMedia(t, "tagged", bytes.NewReader(tagged))), 3)
+	require.Len(t, kvstest.Persisted(t, srv.PutMedia(t, "all", bytes.NewReader(media))), 3)
 
 	keys := s3.WaitKeys(t, "images", 12, 30*time.Second)
 	require.Len(t, keys, 12, "tagged: 2 fragments × 3 samples (0, 400, 800 ms); all: 3 fragments × 2 samples (0, 500 ms)")
-	frags := map[string][]fragmentInfo{"tagged": listFragments(t, srv, "tagged"), "all": listFragments(t, srv, "all")}
+	frags := map[string][]kvstest.FragmentInfo{"tagged": srv.ListFragments(t, "tagged"), "all": srv.ListFragments(t, "all")}
 	perFragment := map[string]int{}
 	for _, key := range keys {
 		k := parseKey(t, key)
@@ -112,12 +112,12 @@ func TestImagesDeliveredToS3(t *testing.T) {
 // HTTP and the aws CLI) renders any stored fragment, tagged or not.
 func TestImagesLocalFolderAndGetImages(t *testing.T) {
 	dataDir := t.TempDir()
-	srv := startImages(t, dataDir, nil)
+	srv := kvstest.StartImages(t, dataDir, nil)
 	start := time.Now().Add(-time.Hour).Truncate(time.Second)
-	createStream(t, srv, "cam", 24)
-	tagStream(t, srv, "cam", map[string]string{"kvsd:ImageGeneration": "ALL_FRAGMENTS"})
-	configureImages(t, srv, "cam", imageConfig("s3://local-images/p", 1000, nil))
-	require.Len(t, persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(greyMedia(t, 3, start)))), 3)
+	srv.CreateStream(t, "cam", 24)
+	srv.TagStream(t, "cam", map[string]string{"kvsd:ImageGeneration": "ALL_FRAGMENTS"})
+	srv.ConfigureImages(t, "cam", kvstest.ImageConfig("s3://local-images/p", 1000, nil))
+	require.Len(t, kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(kvstest.GreyMedia(t, 3, start)))), 3)
 
 	dir := filepath.Join(dataDir, "buckets", "local-images", "p")
 	var names []string
@@ -131,7 +131,7 @@ func TestImagesLocalFolderAndGetImages(t *testing.T) {
 		}
 		return len(names) == 6
 	}, 30*time.Second, 50*time.Millisecond, "3 images and 3 metadata files")
-	frags := listFragments(t, srv, "cam")
+	frags := srv.ListFragments(t, "cam")
 	local := &objstore.Dir{Root: filepath.Join(dataDir, "buckets")}
 	for _, n := range names {
 		if strings.HasSuffix(n, objstore.MetadataSuffix) {
@@ -245,7 +245,7 @@ func TestImagesLocalFolderAndGetImages(t *testing.T) {
 		require.Equal(t, c.code, hdr.Get("x-amzn-ErrorType"), string(body))
 		require.Less(t, status, 500)
 	}
-	createStream(t, srv, "live-only", 0)
+	srv.CreateStream(t, "live-only", 0)
 	status, hdr, body := srv.Call(t, "getImages", map[string]any{"StreamName": "live-only", "ImageSelectorType": "SERVER_TIMESTAMP",
 		"StartTimestamp": 0, "EndTimestamp": 1, "Format": "JPEG"})
 	require.Equal(t, 400, status)
@@ -256,13 +256,13 @@ func TestImagesLocalFolderAndGetImages(t *testing.T) {
 // time) still gets exact images: the decoder is fed the previous fragment's last GOP first.
 func TestImagesFromClustersCutMidGOP(t *testing.T) {
 	dataDir := t.TempDir()
-	srv := startImages(t, dataDir, nil)
+	srv := kvstest.StartImages(t, dataDir, nil)
 	start := time.Now().Add(-time.Hour).Truncate(time.Second)
-	createStream(t, srv, "cut", 24)
-	tagStream(t, srv, "cut", map[string]string{"kvsd:ImageGeneration": "ALL_FRAGMENTS"})
-	configureImages(t, srv, "cut", imageConfig("s3://cut", 200, nil))
-	n := len(persisted(t, srv.PutMedia(t, "cut", bytes.NewReader(greyMediaCut(t, 3, start, 500)))))
-	frags := listFragments(t, srv, "cut")
+	srv.CreateStream(t, "cut", 24)
+	srv.TagStream(t, "cut", map[string]string{"kvsd:ImageGeneration": "ALL_FRAGMENTS"})
+	srv.ConfigureImages(t, "cut", kvstest.ImageConfig("s3://cut", 200, nil))
+	n := len(kvstest.Persisted(t, srv.PutMedia(t, "cut", bytes.NewReader(kvstest.GreyMediaCut(t, 3, start, 500)))))
+	frags := srv.ListFragments(t, "cut")
 	require.Len(t, frags, n)
 	want := 0
 	for _, f := range frags {

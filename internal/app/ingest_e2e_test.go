@@ -27,41 +27,6 @@ import (
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
 
-func createStream(t *testing.T, srv *kvstest.Server, name string, retention int32) {
-	t.Helper()
-	_, err := srv.KinesisVideo().CreateStream(context.Background(), &kinesisvideo.CreateStreamInput{
-		StreamName: aws.String(name), DataRetentionInHours: aws.Int32(retention), MediaType: aws.String("video/h264")})
-	require.NoError(t, err)
-}
-
-// persisted returns the fragment numbers acknowledged PERSISTED, after checking that every
-// fragment went BUFFERING → RECEIVED → PERSISTED under one number and numbers increase.
-func persisted(t *testing.T, acks []putmedia.Ack) []string {
-	t.Helper()
-	seen := map[string][]string{}
-	var order, out []string
-	for _, a := range acks {
-		require.NotEqual(t, "ERROR", a.EventType, "ack %+v", a)
-		if a.EventType == "IDLE" {
-			continue
-		}
-		if _, ok := seen[a.FragmentNumber]; !ok {
-			order = append(order, a.FragmentNumber)
-		}
-		seen[a.FragmentNumber] = append(seen[a.FragmentNumber], a.EventType)
-		if a.EventType == "PERSISTED" {
-			out = append(out, a.FragmentNumber)
-		}
-	}
-	for i, n := range order {
-		require.Equal(t, []string{"BUFFERING", "RECEIVED", "PERSISTED"}, seen[n], "fragment %s", n)
-		if i > 0 {
-			require.Less(t, order[i-1], n, "fragment numbers increase")
-		}
-	}
-	return out
-}
-
 type chunk struct {
 	header  []byte // everything before the cluster: producer header + AWS tags
 	media   []byte // cluster + producer tags
@@ -126,13 +91,13 @@ func tagsIn(t *testing.T, header []byte) map[string]string {
 
 func TestIngestAndReadBackByteIdentical(t *testing.T) {
 	srv := kvstest.Start(t)
-	createStream(t, srv, "cam", 24)
+	srv.CreateStream(t, "cam", 24)
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	media := kvstest.TestPattern(t, 5, start)
 	header, frags := kvstest.Clusters(t, media)
 	require.Len(t, frags, 5)
 
-	numbers := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(media)))
+	numbers := kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(media)))
 	require.Len(t, numbers, len(frags))
 
 	// ListFragments by producer time: inclusive range on fragment start.
@@ -204,11 +169,11 @@ func requireDecodes(t *testing.T, data []byte, frames int) {
 
 func TestGetMediaSelectorsAndLiveTail(t *testing.T) {
 	srv := kvstest.Start(t)
-	createStream(t, srv, "cam", 24)
+	srv.CreateStream(t, "cam", 24)
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	first := kvstest.TestPattern(t, 3, start)
 	_, frags1 := kvstest.Clusters(t, first)
-	numbers := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(first)))
+	numbers := kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(first)))
 	require.Len(t, numbers, 3)
 
 	read := func(sel map[string]any, want int) []chunk {
@@ -242,7 +207,7 @@ func TestGetMediaSelectorsAndLiveTail(t *testing.T) {
 	resp := srv.Open(t, "getMedia", map[string]any{"StreamName": "cam", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
 	defer resp.Body.Close()
 	require.Equal(t, 200, resp.StatusCode)
-	numbers2 := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(second)))
+	numbers2 := kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(second)))
 	data, _ := io.ReadAll(resp.Body)
 	cs = parseChunks(t, data)
 	require.Len(t, cs, 2)
@@ -262,7 +227,7 @@ func TestGetMediaSelectorsAndLiveTail(t *testing.T) {
 
 func TestGetMediaReaderLimit(t *testing.T) {
 	srv := kvstest.Start(t)
-	createStream(t, srv, "cam", 1)
+	srv.CreateStream(t, "cam", 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for range 3 {
@@ -278,7 +243,7 @@ func TestGetMediaReaderLimit(t *testing.T) {
 
 func TestRetentionZeroServesLiveOnly(t *testing.T) {
 	srv := kvstest.Start(t)
-	createStream(t, srv, "live", 0)
+	srv.CreateStream(t, "live", 0)
 	media := kvstest.TestPattern(t, 2, time.Now().Add(-time.Minute)) // before the live tail's 2-s idle clock starts
 	_, frags := kvstest.Clusters(t, media)
 	resp := srv.Open(t, "getMedia", map[string]any{"StreamName": "live", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
@@ -303,15 +268,15 @@ func TestRetentionZeroServesLiveOnly(t *testing.T) {
 func TestRetentionDecreaseAndDeleteReclaimDisk(t *testing.T) {
 	srv := kvstest.Start(t)
 	c := srv.KinesisVideo()
-	createStream(t, srv, "cam", 2)
-	createStream(t, srv, "other", 2)
+	srv.CreateStream(t, "cam", 2)
+	srv.CreateStream(t, "other", 2)
 	media := kvstest.TestPattern(t, 3, time.Now().Add(-time.Minute))
-	require.Len(t, persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(media))), 3)
-	require.Len(t, persisted(t, srv.PutMedia(t, "other", bytes.NewReader(media))), 3)
+	require.Len(t, kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(media))), 3)
+	require.Len(t, kvstest.Persisted(t, srv.PutMedia(t, "other", bytes.NewReader(media))), 3)
 	mediaDir := filepath.Join(srv.Config.DataDir, "media")
 	require.Equal(t, 2, countDirs(t, mediaDir))
 
-	listAll := func(name string) int { return len(listFragments(t, srv, name)) }
+	listAll := func(name string) int { return len(srv.ListFragments(t, name)) }
 	require.Equal(t, 3, listAll("cam"))
 
 	// Decreasing retention to 0 applies at once: the fragments and their files go.
@@ -338,7 +303,7 @@ func TestRetentionDecreaseAndDeleteReclaimDisk(t *testing.T) {
 // them) and stores nothing more.
 func TestRetentionChangedAcrossZeroDuringPutMedia(t *testing.T) {
 	srv := kvstest.Start(t)
-	createStream(t, srv, "cam", 0)
+	srv.CreateStream(t, "cam", 0)
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	media := kvstest.TestPattern(t, 6, start)
 	header, frags := kvstest.Clusters(t, media)
@@ -450,7 +415,7 @@ func segmentFiles(t *testing.T, mediaDir, name string) int {
 // size unknown there so each chunk is a valid document, while fragment bytes stay identical.
 func TestUploadedFileWithKnownSegmentSize(t *testing.T) {
 	srv := kvstest.Start(t)
-	createStream(t, srv, "cam", 1)
+	srv.CreateStream(t, "cam", 1)
 	path := filepath.Join(t.TempDir(), "rec.mkv")
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
@@ -463,7 +428,7 @@ func TestUploadedFileWithKnownSegmentSize(t *testing.T) {
 	require.Len(t, frags, 3)
 	require.NotEqual(t, byte(0xFF), header[bytes.Index(header, []byte{0x18, 0x53, 0x80, 0x67})+4], "ffmpeg wrote a known size")
 
-	numbers := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(file)))
+	numbers := kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(file)))
 	status, _, body := srv.Call(t, "getMediaForFragmentList", map[string]any{"StreamName": "cam", "Fragments": numbers})
 	require.Equal(t, 200, status)
 	chunks := parseChunks(t, body)

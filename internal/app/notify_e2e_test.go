@@ -50,7 +50,7 @@ func TestNotificationsEndToEndWebhook(t *testing.T) {
 	defer hook.Close()
 
 	srv := kvstest.Start(t, kvstest.Options{Configure: func(c *app.Config) { c.WebhookSecret = secret }})
-	createStream(t, srv, "cam", 2)
+	srv.CreateStream(t, "cam", 2)
 	_, err := srv.KinesisVideo().UpdateNotificationConfiguration(context.Background(), &kinesisvideo.UpdateNotificationConfigurationInput{
 		StreamName: aws.String("cam"), NotificationConfiguration: &types.NotificationConfiguration{Status: types.ConfigurationStatusEnabled,
 			DestinationConfig: &types.NotificationDestinationConfig{Uri: aws.String(hook.URL + "/events")}}})
@@ -59,8 +59,8 @@ func TestNotificationsEndToEndWebhook(t *testing.T) {
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	tagged := []mkv.SimpleTag{{Name: "AWS_KINESISVIDEO_NOTIFICATION"}, {Name: "zone", Value: "A"}}
 	// Fragments 1 and 3 carry no tag and must send nothing.
-	body := withTags(t, kvstest.TestPattern(t, 4, start), [][]mkv.SimpleTag{tagged, nil, tagged, nil})
-	numbers := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(body)))
+	body := kvstest.WithTags(t, kvstest.TestPattern(t, 4, start), [][]mkv.SimpleTag{tagged, nil, tagged, nil})
+	numbers := kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(body)))
 	require.Len(t, numbers, 4)
 
 	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 2 }, 10*time.Second, 50*time.Millisecond)

@@ -68,10 +68,10 @@ func startPlayback(t *testing.T) (*kvstest.Server, *clock) {
 // gapAndChange stores 4 s at 320x240, then after a 2 s gap 3 s at 640x360 (new codec private
 // data): 7 fragments of 25 frames. It returns the producer start.
 func gapAndChange(t *testing.T, srv *kvstest.Server, name string) time.Time {
-	createStream(t, srv, name, 24)
+	srv.CreateStream(t, name, 24)
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
-	require.Len(t, persisted(t, srv.PutMedia(t, name, bytes.NewReader(pattern(t, 4, start, "320x240", "libx264", false)))), 4)
-	require.Len(t, persisted(t, srv.PutMedia(t, name, bytes.NewReader(pattern(t, 3, start.Add(6*time.Second), "640x360", "libx264", false)))), 3)
+	require.Len(t, kvstest.Persisted(t, srv.PutMedia(t, name, bytes.NewReader(pattern(t, 4, start, "320x240", "libx264", false)))), 4)
+	require.Len(t, kvstest.Persisted(t, srv.PutMedia(t, name, bytes.NewReader(pattern(t, 3, start.Add(6*time.Second), "640x360", "libx264", false)))), 3)
 	return start
 }
 
@@ -222,7 +222,7 @@ func TestHLSOnDemandPlaysEveryFrame(t *testing.T) {
 // MPEG-TS sessions: no EXT-X-MAP, one playlist, every frame.
 func TestHLSMPEGTSWithAudio(t *testing.T) {
 	srv, _ := startPlayback(t)
-	createStream(t, srv, "cam", 24)
+	srv.CreateStream(t, "cam", 24)
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	srv.PutMedia(t, "cam", bytes.NewReader(pattern(t, 3, start, "320x240", "libx264", true)))
 	// ffmpeg's clusters start with the AAC priming frame, 21 ms before start: the range opens earlier.
@@ -256,7 +256,7 @@ func TestHLSMPEGTSWithAudio(t *testing.T) {
 // H.265: hvc1 codec strings, decoded by ffprobe and GStreamer.
 func TestHLSH265(t *testing.T) {
 	srv, _ := startPlayback(t)
-	createStream(t, srv, "cam", 24)
+	srv.CreateStream(t, "cam", 24)
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	srv.PutMedia(t, "cam", bytes.NewReader(pattern(t, 3, start, "320x240", "libx265", false)))
 	master := hlsURL(t, srv, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{StreamName: aws.String("cam"),
@@ -274,13 +274,13 @@ func TestHLSH265(t *testing.T) {
 // and in DASH (one manifest holds all of it).
 func TestReconnectsAreNotCodecChanges(t *testing.T) {
 	srv, _ := startPlayback(t)
-	createStream(t, srv, "cam", 24)
+	srv.CreateStream(t, "cam", 24)
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	var headers [][]byte
 	for i := range 3 {
 		mkv := pattern(t, 2, start.Add(time.Duration(2*i)*time.Second), "320x240", "libx264", false)
 		headers = append(headers, mkv[:bytes.Index(mkv, []byte{0x1F, 0x43, 0xB6, 0x75})])
-		require.Len(t, persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(mkv))), 2)
+		require.Len(t, kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(mkv))), 2)
 	}
 	require.NotEqual(t, headers[0], headers[1], "each connection has a header of its own")
 
@@ -352,9 +352,9 @@ func TestGetClip(t *testing.T) {
 // (injected) clock and ends at EndTimestamp.
 func TestLiveAndLiveReplay(t *testing.T) {
 	srv, clk := startPlayback(t)
-	createStream(t, srv, "cam", 24)
+	srv.CreateStream(t, "cam", 24)
 	start := time.Now().Add(-10 * time.Second).Truncate(time.Second)
-	numbers := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(pattern(t, 3, start, "320x240", "libx264", false))))
+	numbers := kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(pattern(t, 3, start, "320x240", "libx264", false))))
 	master := hlsURL(t, srv, &kinesisvideoarchivedmedia.GetHLSStreamingSessionURLInput{StreamName: aws.String("cam")})
 	mediaURL := strings.Replace(master, "getHLSMasterPlaylist.m3u8?", "getHLSMediaPlaylist.m3u8?", 1) + "&TrackNumber=1"
 	m, raw := mediaPlaylistAt(t, mediaURL)
@@ -365,7 +365,7 @@ func TestLiveAndLiveReplay(t *testing.T) {
 	resp, _ := get(t, mediaURL)
 	require.Equal(t, "no-cache", resp.Header.Get("Cache-Control"))
 
-	more := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(pattern(t, 4, start.Add(3*time.Second), "320x240", "libx264", false))))
+	more := kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(pattern(t, 4, start.Add(3*time.Second), "320x240", "libx264", false))))
 	m, raw = mediaPlaylistAt(t, mediaURL) // no wait: listed once PERSISTED
 	require.Len(t, m.Segments, 5)
 	require.Equal(t, 2, m.MediaSequence, "two fragments scrolled out")
@@ -464,9 +464,9 @@ func TestPlaybackErrors(t *testing.T) {
 	srv, clk := startPlayback(t)
 	ctx := context.Background()
 	start := gapAndChange(t, srv, "cam")
-	createStream(t, srv, "nodata", 0)
-	createStream(t, srv, "empty", 24)
-	createStream(t, srv, "vp8", 24)
+	srv.CreateStream(t, "nodata", 0)
+	srv.CreateStream(t, "empty", 24)
+	srv.CreateStream(t, "vp8", 24)
 	vp8 := kvstest.FFmpegMKV(t, "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "2", "-c:v", "libvpx", "-g", "25",
 		"-output_ts_offset", fmt.Sprintf("%d", start.Unix()), "-f", "matroska", "-live", "1", "-")
 	srv.PutMedia(t, "vp8", bytes.NewReader(vp8))

@@ -395,11 +395,11 @@ func firstLine(s string) string {
 // environment.
 type readme struct {
 	srv    *kvstest.Server
-	dir    string         // working directory: clip.mkv, out.mkv
-	env    []string       // the commands' environment
-	kvsd   string         // the kvsd binary built from this tree
-	camera string         // rtsp:// URL of a test camera
-	before []fragmentInfo // cam-1's fragments when the running step began
+	dir    string                 // working directory: clip.mkv, out.mkv
+	env    []string               // the commands' environment
+	kvsd   string                 // the kvsd binary built from this tree
+	camera string                 // rtsp:// URL of a test camera
+	before []kvstest.FragmentInfo // cam-1's fragments when the running step began
 }
 
 func startREADME(t *testing.T) *readme {
@@ -410,7 +410,7 @@ func startREADME(t *testing.T) *readme {
 	}
 	r := &readme{srv: kvstest.Start(t)}
 	r.kvsd = buildKVSD(t)
-	clip := srcFile(t, "clip.mkv", x264...) // 2 s of H.264, a keyframe every second
+	clip := kvstest.SourceFile(t, "clip.mkv", kvstest.X264...) // 2 s of H.264, a keyframe every second
 	r.dir = filepath.Dir(clip)
 	track, frames, err := rtsptest.Load(context.Background(), clip)
 	require.NoError(t, err)
@@ -492,7 +492,7 @@ func (r *readme) put(t *testing.T, args ...string) {
 }
 
 // fragments lists cam-1's stored fragments, in fragment-number order (none before it exists).
-func (r *readme) fragments(t *testing.T) []fragmentInfo {
+func (r *readme) fragments(t *testing.T) []kvstest.FragmentInfo {
 	t.Helper()
 	_, err := r.srv.KinesisVideo().DescribeStream(context.Background(), &kinesisvideo.DescribeStreamInput{StreamName: aws.String("cam-1")})
 	var notFound *kvtypes.ResourceNotFoundException
@@ -500,15 +500,15 @@ func (r *readme) fragments(t *testing.T) []fragmentInfo {
 		return nil
 	}
 	require.NoError(t, err)
-	return listFragments(t, r.srv, "cam-1")
+	return r.srv.ListFragments(t, "cam-1")
 }
 
 // added returns the fragments stored since the running step began.
-func (r *readme) added(t *testing.T) []fragmentInfo {
+func (r *readme) added(t *testing.T) []kvstest.FragmentInfo {
 	t.Helper()
-	var out []fragmentInfo
+	var out []kvstest.FragmentInfo
 	for _, f := range r.fragments(t) {
-		if !slices.ContainsFunc(r.before, func(b fragmentInfo) bool { return b.Number == f.Number }) {
+		if !slices.ContainsFunc(r.before, func(b kvstest.FragmentInfo) bool { return b.Number == f.Number }) {
 			out = append(out, f)
 		}
 	}
@@ -564,7 +564,7 @@ func mkvTags(t *testing.T, data []byte) []mkv.SimpleTag {
 	}
 }
 
-func numbers(frags []fragmentInfo) []string {
+func numbers(frags []kvstest.FragmentInfo) []string {
 	out := make([]string, len(frags))
 	for i, f := range frags {
 		out[i] = f.Number

@@ -24,12 +24,12 @@ import (
 func TestSDKReadsMedia(t *testing.T) {
 	srv := kvstest.Start(t)
 	ctx := context.Background()
-	createStream(t, srv, "cam", 24)
+	srv.CreateStream(t, "cam", 24)
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	media := kvstest.TestPattern(t, 5, start)
 	_, frags := kvstest.Clusters(t, media)
 	before := time.Now().Add(-time.Second)
-	numbers := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(media)))
+	numbers := kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(media)))
 	require.Len(t, numbers, 5)
 
 	// ListFragments pages by MaxResults; all of the stream's fragments come back once each.
@@ -123,7 +123,7 @@ func TestSDKReadsMedia(t *testing.T) {
 		StartSelector: &mtypes.StartSelector{StartSelectorType: mtypes.StartSelectorTypeNow}})
 	require.NoError(t, err)
 	defer live.Payload.Close()
-	numbers2 := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(more)))
+	numbers2 := kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(more)))
 	cs = readChunks(t, live.Payload, 2)
 	require.Len(t, cs, 2)
 	for i, c := range cs {
@@ -136,8 +136,8 @@ func TestSDKReadsMedia(t *testing.T) {
 func TestSDKReadErrors(t *testing.T) {
 	srv := kvstest.Start(t)
 	ctx := context.Background()
-	createStream(t, srv, "cam", 24)
-	createStream(t, srv, "live", 0)
+	srv.CreateStream(t, "cam", 24)
+	srv.CreateStream(t, "live", 0)
 
 	list := srv.ArchivedMedia(t, "cam", kvtypes.APINameListFragments)
 	all := &amtypes.FragmentSelector{FragmentSelectorType: amtypes.FragmentSelectorTypeServerTimestamp,

@@ -4,7 +4,6 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,27 +11,16 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kvsd/kvsd/internal/catalog/bolt"
-	"github.com/kvsd/kvsd/internal/diag"
 	"github.com/kvsd/kvsd/internal/fragstore"
-	"github.com/kvsd/kvsd/internal/fragstore/disk"
 	"github.com/kvsd/kvsd/internal/imagegen"
 	"github.com/kvsd/kvsd/internal/ingest"
-	"github.com/kvsd/kvsd/internal/kvsapi"
 	"github.com/kvsd/kvsd/internal/notify"
-	"github.com/kvsd/kvsd/internal/playback"
-	"github.com/kvsd/kvsd/internal/retention"
-	"github.com/kvsd/kvsd/internal/sigv4"
-	"github.com/kvsd/kvsd/internal/stream"
 )
 
 // Env is what the server takes from its surroundings; tests pass their own.
@@ -40,6 +28,21 @@ type Env struct {
 	Getenv func(string) string
 	Stdout io.Writer // start-up messages meant for the person running kvsd
 	Logger *slog.Logger
+}
+
+// withDefaults fills what the caller left out: the process environment, no start-up messages,
+// no log.
+func (e Env) withDefaults() Env {
+	if e.Getenv == nil {
+		e.Getenv = os.Getenv
+	}
+	if e.Stdout == nil {
+		e.Stdout = io.Discard
+	}
+	if e.Logger == nil {
+		e.Logger = slog.New(slog.DiscardHandler)
+	}
+	return e
 }
 
 // Server is a running kvsd.
@@ -54,175 +57,86 @@ type Server struct {
 	notifier *notify.Notifier
 	log      *slog.Logger
 	http     *http.Server
-	done     chan error
 	ready    atomic.Bool
-	cancel   context.CancelFunc // ends sessions, GetMedia tails and the retention loop
-	loops    sync.WaitGroup
+	closers  closers            // what Start built, closed newest first by Shutdown
+	cancel   context.CancelFunc // ends sessions, GetMedia tails and the background loops
+	loops    *errgroup.Group    // the background loops (HTTP, retention, images, notifications)
+	failed   context.Context    // done when a background loop has failed
+}
+
+// loop is a background loop of the server: it runs until ctx ends and returns nil then.
+type loop struct {
+	name string
+	run  func(ctx context.Context) error
 }
 
 // Start opens the data dir, binds the listener and serves in the background until Shutdown.
-func Start(cfg Config, env Env) (srv *Server, err error) {
+// When a step fails, whatever the steps before it built is closed again, newest first.
+func Start(cfg Config, env Env) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if env.Getenv == nil {
-		env.Getenv = os.Getenv
-	}
-	if env.Stdout == nil {
-		env.Stdout = io.Discard
-	}
-	log := env.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	keys, err := loadCredentials(cfg, env.Getenv, env.Stdout)
-	if err != nil {
-		return nil, err
-	}
-	tlsCfg, err := serverTLS(cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	db, err := bolt.Open(filepath.Join(cfg.DataDir, "catalog.db"))
-	if err != nil {
-		return nil, err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	media, err := disk.Open(disk.Config{Dir: filepath.Join(cfg.DataDir, "media"), Logger: log})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	store, err := fragstore.Open(fragstore.Config{Media: media, Index: db, Logger: log, Registerer: reg})
-	if err != nil {
-		media.Close()
-		db.Close()
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		store.Close()
-		db.Close()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
-	if tlsCfg != nil {
-		ln = tls.NewListener(ln, tlsCfg)
-	}
+	env = env.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{Addr: ln.Addr(), URL: publicURL(cfg.PublicURL, ln.Addr(), tlsCfg != nil), Store: store, catalog: db, log: log, done: make(chan error, 1), cancel: cancel}
-
-	streams := &stream.Service{Store: db, Region: cfg.Region, AccountID: cfg.AccountID, PublicURL: s.URL}
-	snsCreds, _, credErr := s3Credentials(ctx, env.Getenv) // the standard AWS chain, as for S3
-	if credErr != nil {
-		log.Warn("SNS notifications: no AWS credential chain, using AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY only", "err", credErr)
-		snsCreds = notify.EnvCredentials(env.Getenv)
-	}
-	s.notifier, err = notify.New(notify.Config{Streams: db, Fragments: store, State: db,
-		SNSEndpoint: cfg.SNSEndpoint, AWSCredentials: snsCreds,
-		WebhookSecret: []byte(cfg.WebhookSecret), Logger: log, Registerer: reg})
-	var objects imagegen.Objects
-	var destination string
-	if err == nil {
-		objects, destination, err = imageObjects(ctx, cfg, env.Getenv)
-	}
-	if err == nil {
-		s.images, err = imagegen.New(imagegen.Config{Catalog: db, Store: store, Objects: objects, NewDecoder: newDecoder,
-			AccountID: cfg.AccountID, Destination: "images are " + destination, RetryMax: cfg.ImageRetryMax,
-			Logger: log, Registerer: reg,
-			OnDelivered: func(ctx context.Context, st *stream.Stream, d imagegen.Delivered) {
-				if err := s.notifier.ImageDelivered(ctx, st, d.URI, d.ImageTime, d.FragmentNumber); err != nil {
-					log.Error("recording IMAGE_DELIVERED notification", "stream", st.Name, "uri", d.URI, "err", err)
-				}
-			}})
-	}
+	s := &Server{log: env.Logger, cancel: cancel}
+	s.closers.push(func() error { cancel(); return nil })
+	b, err := s.build(ctx, cfg, env)
 	if err != nil {
-		cancel()
-		ln.Close()
-		store.Close()
-		db.Close()
+		if cerr := s.closers.close(); cerr != nil {
+			s.log.Warn("closing what a failed start opened", "err", cerr)
+		}
 		return nil, err
 	}
-	hub := playback.NewHub(liveBufferBytes)
-	ingester := ingest.NewManager(ingest.Config{
-		Streams: streams, Store: store, Logger: log, Registerer: reg,
-		Publish: func(ev ingest.Event) {
-			hub.Publish(ev.Key, playback.Item{Fragment: ev.Fragment, Header: ev.Header, Media: ev.Media}, ev.Persisted)
-			if ev.Persisted {
-				s.images.Wake(ev.Key) // the fragment index is the durable work list
-				s.notifier.Wake(ev.Key, ev.Fragment.Seq)
-			}
-		},
-	})
-	s.ingest = ingester
-	streams.OnDelete = func(ctx context.Context, st *stream.Stream) {
-		k := fragstore.KeyOf(st)
-		ingester.EndStream(st.Name)
-		hub.Forget(k)
-		if err := store.DeleteStream(ctx, k); err != nil {
-			log.Error("removing data of deleted stream; the retention loop retries", "stream", st.Name, "err", err)
-		}
-		s.images.Wake(k)      // drops the stream's cursor and decoder
-		s.notifier.Wake(k, 0) // drops the stream's notification cursor and outbox
-	}
-	api := kvsapi.New(kvsapi.Config{
-		Streams: streams,
-		Playback: &playback.Service{Streams: streams, Store: store, Hub: hub, IdleClose: cfg.GetMediaIdleClose, Now: cfg.Now,
-			Tokens: playback.NewTokens(playback.SessionKey(keys.secrets())), Muxer: muxer{}},
-		PublicURL: s.URL,
-		Images:    s.images,
-		Status:    []diag.Source{ingester, s.images, s.notifier},
-		Auth:      &sigv4.Verifier{Region: cfg.Region, Service: "kinesisvideo", Lookup: keys.lookup},
-		Logger:    log,
-		Registry:  reg,
-	})
-	api.Handle("putMedia", api.PutMedia(ingester))
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if !s.ready.Load() {
-			http.Error(w, "starting", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", api)
-
-	// No write timeout: PutMedia and GetMedia responses stream for up to 45 minutes. Request
-	// contexts derive from ctx, so Shutdown can end those long requests.
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		BaseContext: func(net.Listener) context.Context { return ctx },
-		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	sweeper := &retention.Sweeper{Store: store, Catalog: db, Interval: cfg.RetentionInterval, Logger: log}
-	s.loops.Add(4)
-	go func() { defer s.loops.Done(); s.done <- s.http.Serve(ln) }()
-	go func() { defer s.loops.Done(); _ = sweeper.Run(ctx) }()
-	go func() { defer s.loops.Done(); _ = s.images.Run(ctx) }()
-	go func() { defer s.loops.Done(); _ = s.notifier.Run(ctx) }()
+	s.startLoops(ctx, b.loops)
 	s.ready.Store(true)
-
-	if host, _, _ := net.SplitHostPort(cfg.Listen); cfg.PublicURL == "" && net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
-		log.Warn("listening on all interfaces without --public-url: GetDataEndpoint answers a loopback URL that remote producers cannot reach", "url", s.URL)
-	}
-	log.Info("kvsd serving", "addr", s.Addr.String(), "url", s.URL, "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir)
-	log.Info("images for s3:// destinations are " + destination)
-	fmt.Fprintf(env.Stdout, "kvsd: serving the KVS API on %s (region %s). Point clients at it, e.g.\n  /usr/bin/aws kinesisvideo list-streams --endpoint-url %s\n", s.URL, cfg.Region, s.URL)
-	if tlsCfg != nil {
-		fmt.Fprintln(env.Stdout, "  adding --ca-bundle CA.pem (or AWS_CA_BUNDLE=CA.pem) when the certificate is self-signed or from a private CA")
-	}
+	s.announce(cfg, env, b)
 	return s, nil
+}
+
+// startLoops runs every loop in the errgroup.
+func (s *Server) startLoops(ctx context.Context, loops []loop) {
+	s.loops, s.failed = errgroup.WithContext(context.Background())
+	for _, l := range loops {
+		s.goLoop(ctx, l)
+	}
+}
+
+// goLoop runs l in the errgroup. Its error is logged and marks the server failed (Wait then
+// shuts it down); Shutdown returns the first one.
+func (s *Server) goLoop(ctx context.Context, l loop) {
+	s.loops.Go(func() error {
+		err := l.run(ctx)
+		if err == nil || (ctx.Err() != nil && errors.Is(err, context.Canceled)) {
+			return nil
+		}
+		s.log.Error("background loop failed; kvsd shuts down", "loop", l.name, "err", err)
+		return fmt.Errorf("%s: %w", l.name, err)
+	})
 }
 
 // liveBufferBytes bounds the in-memory buffer of each stream without retention.
 const liveBufferBytes = 64 << 20
 
+// shutdownTimeout bounds Run's shutdown: sessions to end, handlers to return.
+const shutdownTimeout = 15 * time.Second
+
+// Wait blocks until ctx ends (SIGINT/SIGTERM in main) or a background loop fails, then shuts
+// the server down and returns the first loop error joined with Shutdown's.
+func (s *Server) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+	case <-s.failed.Done():
+	}
+	s.log.Info("kvsd shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return s.Shutdown(shutdownCtx)
+}
+
 // Shutdown stops taking requests, ends long-lived sessions (fragments already acknowledged
 // PERSISTED are durable; the one in flight was never acknowledged), waits for handlers (bounded
-// by ctx), then closes the store and the catalog.
+// by ctx) and the background loops, then closes the store and the catalog. It returns the first
+// loop error first.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	// Producers first: each session persists what it received and gets a retriable ERROR, so
@@ -235,28 +149,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = errors.Join(err, s.http.Close())
 	}
-	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	s.loops.Wait()
-	return errors.Join(err, s.Store.Close(), s.catalog.Close())
+	loopErr := s.loops.Wait()
+	return errors.Join(loopErr, err, s.closers.close())
 }
 
-// Run starts the server and blocks until ctx is cancelled (SIGINT/SIGTERM in main), then shuts down.
+// Run starts the server and blocks until ctx is cancelled or a background loop fails, then
+// shuts down (Wait).
 func Run(ctx context.Context, cfg Config, env Env) error {
 	s, err := Start(cfg, env)
 	if err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-	case err := <-s.done:
-		s.done <- err // Shutdown reads it
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if env.Logger != nil {
-		env.Logger.Info("kvsd shutting down")
-	}
-	return s.Shutdown(shutdownCtx)
+	return s.Wait(ctx)
 }

@@ -55,7 +55,7 @@ func TestTLSServesRealClients(t *testing.T) {
 	// PutMedia, full duplex: acknowledgements come back while the body is being sent.
 	media := kvstest.TestPattern(t, 3, time.Now().Add(-time.Minute).Truncate(time.Second))
 	_, frags := kvstest.Clusters(t, media)
-	numbers := persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(media)))
+	numbers := kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(media)))
 	require.Len(t, numbers, 3)
 
 	// The Go SDK, as the README shows it: an HTTP client whose transport trusts the CA.
@@ -78,18 +78,18 @@ func TestTLSServesRealClients(t *testing.T) {
 
 	// kvsd put streams a clip over TLS; every fragment is PERSISTED and reads back intact.
 	t.Setenv("AWS_CA_BUNDLE", srv.CA.File)
-	path, data := h264File(t, "2")
-	out, code := runPut(t, srv.URL, "", nil, "--stream", "put", "--create", path, "--fast", "--fragment-duration", "400ms")
+	path, data := kvstest.H264File(t, "2")
+	out, code := kvstest.Put(t, srv.URL, "", nil, false, "--stream", "put", "--create", path, "--fast", "--fragment-duration", "400ms")
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "put: 5 of 5 fragments persisted")
 	_, src, err := mkv.ReadFrames(data, mkv.Limits{})
 	require.NoError(t, err)
-	frames, _ := storedMedia(t, srv, "put")
+	frames, _ := srv.StoredMedia(t, "put")
 	require.Len(t, frames, len(src))
 	for i := range src {
 		require.Equal(t, src[i].Data, frames[i].Data, "frame %d", i)
 	}
-	out, _ = runDoctor(t, srv.URL, "put")
+	out, _ = kvstest.Doctor(t, srv.URL, "put")
 	require.Contains(t, out, "Stream put (arn:aws:kinesisvideo:", "kvsd doctor trusts AWS_CA_BUNDLE")
 
 	// /healthz and /metrics are https too; plain http is refused.
@@ -112,14 +112,14 @@ func TestTLSServesRealClients(t *testing.T) {
 	var unknown x509.UnknownAuthorityError
 	require.True(t, errors.As(err, &unknown), "%v", err)
 	t.Setenv("AWS_CA_BUNDLE", "")
-	out, code = runPut(t, srv.URL, "", nil, "--stream", "put", path, "--fast")
+	out, code = kvstest.Put(t, srv.URL, "", nil, false, "--stream", "put", path, "--fast")
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "a CA this machine does not trust; name the CA certificate (PEM) in AWS_CA_BUNDLE")
-	out, code = runDoctor(t, srv.URL, "put")
+	out, code = kvstest.Doctor(t, srv.URL, "put")
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "a CA this machine does not trust")
 	t.Setenv("AWS_CA_BUNDLE", filepath.Join(dir, "missing.pem"))
-	out, code = runPut(t, srv.URL, "", nil, "--stream", "put", path, "--fast")
+	out, code = kvstest.Put(t, srv.URL, "", nil, false, "--stream", "put", path, "--fast")
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "kvsd put: AWS_CA_BUNDLE: open ")
 }

@@ -1,5 +1,6 @@
 // Package kvstest starts a real kvsd in-process on loopback with a temporary data dir and hands
-// out AWS SDK for Go v2 clients pointed at it, for tests in any package.
+// out AWS SDK for Go v2 clients pointed at it, for tests in any package; it also runs kvsd put
+// and kvsd doctor against a server as a user would, and makes the test clips they send.
 package kvstest
 
 import (

@@ -1,4 +1,4 @@
-package app
+package cli
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/kvsd/kvsd/internal/app"
 	"github.com/kvsd/kvsd/internal/diag"
 	"github.com/kvsd/kvsd/internal/kvsapi"
 )
@@ -30,7 +31,7 @@ func doctor(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.SetOutput(stderr)
 	endpointDef := getenv("AWS_ENDPOINT_URL")
 	if endpointDef == "" {
-		endpointDef = "http://" + DefaultListen
+		endpointDef = "http://" + app.DefaultListen
 	}
 	endpoint := fs.String("endpoint-url", endpointDef, "kvsd's URL (env AWS_ENDPOINT_URL)")
 	region := fs.String("region", "", "region to sign for (default: the AWS chain's, else us-east-1)")

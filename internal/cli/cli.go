@@ -1,18 +1,16 @@
-package app
+// Package cli is kvsd's command line: Main dispatches a subcommand (serve, put, doctor,
+// version), and each front end has its files here. The server itself is internal/app's.
+package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"runtime/debug"
-	"strings"
 )
 
-// Version is set at build time with -ldflags "-X github.com/kvsd/kvsd/internal/app.Version=…".
+// Version is set at build time with -ldflags "-X github.com/kvsd/kvsd/internal/cli.Version=…".
 var Version = "dev"
 
 const usage = `kvsd: a self-hosted Amazon Kinesis Video Streams server.
@@ -32,25 +30,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
-		cfg, err := ParseServeFlags(args[1:], os.Getenv)
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "kvsd serve: %v\n", err)
-			return 2
-		}
-		log, err := newLogger(cfg, stderr)
-		if err != nil {
-			fmt.Fprintf(stderr, "kvsd serve: %v\n", err)
-			return 2
-		}
-		tuneGC(os.Getenv)
-		if err := Run(ctx, cfg, Env{Getenv: os.Getenv, Stdout: stdout, Logger: log}); err != nil {
-			fmt.Fprintf(stderr, "kvsd serve: %v\n", err)
-			return 1
-		}
-		return 0
+		return serve(ctx, args[1:], stdout, stderr)
 	case "put":
 		return Put(ctx, args[1:], PutEnv{Getenv: os.Getenv, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr, Terminal: isTerminal(stderr)})
 	case "doctor":
@@ -74,16 +54,4 @@ func version() string {
 		return bi.Main.Version
 	}
 	return Version
-}
-
-func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel))); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", cfg.LogLevel)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
 }

@@ -1,19 +1,18 @@
 //go:build cgo
 
-package app_test
+package cli_test
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/kvsd/kvsd/internal/app"
+	"github.com/kvsd/kvsd/internal/cli"
 	"github.com/kvsd/kvsd/internal/kvstest"
 	"github.com/kvsd/kvsd/internal/rtspsrc/rtsptest"
 	"github.com/stretchr/testify/require"
@@ -33,27 +32,10 @@ func srcPut(t *testing.T, srv *kvstest.Server, args ...string) (int, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	full := append([]string{"--endpoint-url", srv.URL, "--region", kvstest.Region, "--create"}, args...)
-	code := app.Put(ctx, full, app.PutEnv{Getenv: func(k string) string { return env[k] }, Stdin: strings.NewReader(""),
+	code := cli.Put(ctx, full, cli.PutEnv{Getenv: func(k string) string { return env[k] }, Stdin: strings.NewReader(""),
 		Stdout: &out, Stderr: &out})
 	return code, out.String()
 }
-
-// srcFile makes a 2-second 25 fps H.264 clip (a keyframe every second)
-// with ffmpeg in the format of name.
-func srcFile(t *testing.T, name string, extra ...string) string {
-	t.Helper()
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not installed (make setup installs it)")
-	}
-	path := filepath.Join(t.TempDir(), name)
-	args := append([]string{"-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25", "-frames:v", "50"}, extra...)
-	if out, err := exec.Command("ffmpeg", append(args, path)...).CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, out)
-	}
-	return path
-}
-
-var x264 = []string{"-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-sc_threshold", "0", "-bf", "0"}
 
 var persistedAll = regexp.MustCompile(`: (\d+) of (\d+) fragments persisted \([^,]*, (\d+) frames\)`)
 
@@ -69,19 +51,19 @@ func srcPersisted(t *testing.T, code int, out string, frames int) {
 func TestPutSourcesFromTheCommandLine(t *testing.T) {
 	srv := kvstest.Start(t)
 	t.Run("MP4", func(t *testing.T) {
-		code, out := srcPut(t, srv, "--stream", "mp4", "--fast", srcFile(t, "clip.mp4", x264...))
+		code, out := srcPut(t, srv, "--stream", "mp4", "--fast", kvstest.SourceFile(t, "clip.mp4", kvstest.X264...))
 		srcPersisted(t, code, out, 50)
 	})
 	t.Run("raw H.264", func(t *testing.T) {
-		code, out := srcPut(t, srv, "--stream", "h264", "--fast", srcFile(t, "clip.h264", append(x264, "-f", "h264")...))
+		code, out := srcPut(t, srv, "--stream", "h264", "--fast", kvstest.SourceFile(t, "clip.h264", append(kvstest.X264, "-f", "h264")...))
 		srcPersisted(t, code, out, 50)
 	})
 	t.Run("raw H.264 at --fps 50", func(t *testing.T) {
 		// 50 frames at 50 fps span one second of producer time, not the two of the 25-fps default.
 		code, out := srcPut(t, srv, "--stream", "h264-50", "--fast", "--fps", "50", "--start-time", "2026-01-02T03:04:05Z",
-			srcFile(t, "clip50.h264", append(x264, "-f", "h264")...))
+			kvstest.SourceFile(t, "clip50.h264", append(kvstest.X264, "-f", "h264")...))
 		srcPersisted(t, code, out, 50)
-		frags := listFragments(t, srv, "h264-50")
+		frags := srv.ListFragments(t, "h264-50")
 		require.NotEmpty(t, frags)
 		first, last := frags[0], frags[len(frags)-1]
 		require.Equal(t, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixMilli(), first.Producer)
@@ -92,7 +74,7 @@ func TestPutSourcesFromTheCommandLine(t *testing.T) {
 		srcPersisted(t, code, out, 0)
 	})
 	t.Run("RTSP", func(t *testing.T) {
-		track, frames, err := rtsptest.Load(context.Background(), srcFile(t, "cam.mp4", x264...))
+		track, frames, err := rtsptest.Load(context.Background(), kvstest.SourceFile(t, "cam.mp4", kvstest.X264...))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +87,7 @@ func TestPutSourcesFromTheCommandLine(t *testing.T) {
 		srcPersisted(t, code, out, 0)
 	})
 	t.Run("other codecs refused in plain words", func(t *testing.T) {
-		code, out := srcPut(t, srv, "--stream", "avi", srcFile(t, "x.avi", "-c:v", "mpeg4"))
+		code, out := srcPut(t, srv, "--stream", "avi", kvstest.SourceFile(t, "x.avi", "-c:v", "mpeg4"))
 		if code == 0 || !strings.Contains(out, "kvsd streams H.264/H.265; x.avi is MPEG-4 Part 2") {
 			t.Fatalf("exit %d:\n%s", code, out)
 		}

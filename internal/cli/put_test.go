@@ -1,10 +1,8 @@
-package app_test
+package cli_test
 
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,96 +14,23 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kvsd/kvsd/internal/app"
 	"github.com/kvsd/kvsd/internal/kvstest"
 	"github.com/kvsd/kvsd/internal/mkv"
 )
 
-// runPut runs `kvsd put` as a user would, with kvsd's credentials in the AWS environment
-// (secret overrides the secret key when set) and stdin.
-func runPut(t *testing.T, url, secret string, stdin io.Reader, args ...string) (string, int) {
-	t.Helper()
-	return runPutTTY(t, url, secret, stdin, false, args...)
-}
-
-// runPutTTY is runPut with Stderr taken for a terminal when tty is set.
-func runPutTTY(t *testing.T, url, secret string, stdin io.Reader, tty bool, args ...string) (string, int) {
-	t.Helper()
-	dir := t.TempDir()
-	if secret == "" {
-		secret = kvstest.SecretAccessKey
-	}
-	t.Setenv("AWS_ACCESS_KEY_ID", kvstest.AccessKeyID)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_REGION", kvstest.Region)
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "none"))
-	// AWS_CA_BUNDLE comes from the process environment, where TLS tests set it (with
-	// t.Setenv) for the AWS configuration loader too.
-	env := map[string]string{"AWS_ENDPOINT_URL": url, "AWS_CA_BUNDLE": os.Getenv("AWS_CA_BUNDLE")}
-	var out bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	code := app.Put(ctx, args, app.PutEnv{Getenv: func(k string) string { return env[k] }, Stdin: stdin, Stdout: &out, Stderr: &out, Terminal: tty})
-	return out.String(), code
-}
-
-// h264File writes an H.264 Matroska test clip and returns its path and bytes.
-func h264File(t *testing.T, seconds string) (string, []byte) {
-	t.Helper()
-	data := kvstest.FFmpegMKV(t, "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", seconds,
-		"-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-f", "matroska", "-")
-	path := filepath.Join(t.TempDir(), "clip.mkv")
-	require.NoError(t, os.WriteFile(path, data, 0o600))
-	return path, data
-}
-
-// storedMedia reads every fragment of a stream back and returns its frames and the producer
-// tags that follow each fragment's frames.
-func storedMedia(t *testing.T, srv *kvstest.Server, name string) ([]mkv.Frame, [][]mkv.SimpleTag) {
-	t.Helper()
-	var (
-		frames []mkv.Frame
-		tags   [][]mkv.SimpleTag
-	)
-	for _, f := range listFragments(t, srv, name) {
-		status, _, media := srv.Call(t, "getMediaForFragmentList", map[string]any{"StreamName": name, "Fragments": []string{f.Number}})
-		require.Equal(t, 200, status, string(media))
-		_, fr, err := mkv.ReadFrames(media, mkv.Limits{})
-		require.NoError(t, err)
-		frames = append(frames, fr...)
-		var ft []mkv.SimpleTag
-		r := mkv.NewReader(bytes.NewReader(media), mkv.Limits{})
-		for {
-			ev, err := r.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			require.NoError(t, err)
-			if ev.Kind == mkv.KindTags {
-				ft = append(ft, ev.Tags...)
-			}
-		}
-		tags = append(tags, ft)
-	}
-	return frames, tags
-}
-
 func TestPutMissingStreamSuggestsCreate(t *testing.T) {
 	srv := kvstest.Start(t)
-	path, _ := h264File(t, "1")
-	out, code := runPut(t, srv.URL, "", nil, "--stream", "cam", path)
+	path, _ := kvstest.H264File(t, "1")
+	out, code := kvstest.Put(t, srv.URL, "", nil, false, "--stream", "cam", path)
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "stream cam does not exist at "+srv.URL+"; run again with --create")
 }
 
 func TestPutCreateFileFastWithTags(t *testing.T) {
 	srv := kvstest.Start(t)
-	path, data := h264File(t, "2")
+	path, data := kvstest.H264File(t, "2")
 	// Flags may follow SOURCE.
-	out, code := runPut(t, srv.URL, "", nil, "--stream", "cam", "--create", "--retention", "2", path,
+	out, code := kvstest.Put(t, srv.URL, "", nil, false, "--stream", "cam", "--create", "--retention", "2", path,
 		"--fast", "--fragment-duration", "400ms", "--image-every", "2", "--image-prefix", "front", "--tag", "zone=A")
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "created stream cam (retention 2 h)")
@@ -117,7 +42,7 @@ func TestPutCreateFileFastWithTags(t *testing.T) {
 
 	_, src, err := mkv.ReadFrames(data, mkv.Limits{})
 	require.NoError(t, err)
-	frames, tags := storedMedia(t, srv, "cam")
+	frames, tags := srv.StoredMedia(t, "cam")
 	require.Len(t, frames, len(src))
 	for i := range src {
 		require.Equal(t, src[i].Data, frames[i].Data, "frame %d", i)
@@ -134,8 +59,8 @@ func TestPutCreateFileFastWithTags(t *testing.T) {
 
 func TestPutBadCredentials(t *testing.T) {
 	srv := kvstest.Start(t)
-	path, _ := h264File(t, "1")
-	out, code := runPut(t, srv.URL, "not-the-secret", nil, "--stream", "cam", "--create", path)
+	path, _ := kvstest.H264File(t, "1")
+	out, code := kvstest.Put(t, srv.URL, "not-the-secret", nil, false, "--stream", "cam", "--create", path)
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, srv.URL+" refused the credentials: the signature does not match: wrong secret access key")
 	require.Contains(t, out, "InvalidSignatureException")
@@ -146,8 +71,8 @@ func TestPutUnsupportedCodec(t *testing.T) {
 	data := kvstest.FFmpegMKV(t, "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", "1", "-c:v", "libvpx", "-f", "webm", "-")
 	path := filepath.Join(t.TempDir(), "clip.webm")
 	require.NoError(t, os.WriteFile(path, data, 0o600))
-	createStream(t, srv, "cam", 1)
-	out, code := runPut(t, srv.URL, "", nil, "--stream", "cam", path)
+	srv.CreateStream(t, "cam", 1)
+	out, code := kvstest.Put(t, srv.URL, "", nil, false, "--stream", "cam", path)
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "kvsd streams H.264/H.265, this is VP8")
 }
@@ -174,14 +99,14 @@ func TestPutFlagValidation(t *testing.T) {
 		{[]string{"--stream", "cam", "--fps", "-1", "testsrc"}, "--fps -1"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			out, code := runPut(t, "http://127.0.0.1:1", "", nil, tc.args...)
+			out, code := kvstest.Put(t, "http://127.0.0.1:1", "", nil, false, tc.args...)
 			require.Equal(t, 2, code, out)
 			require.Contains(t, out, tc.want)
 		})
 	}
 	// --fast and --start-time are for files: a pipe is live.
 	for _, flag := range [][]string{{"--fast"}, {"--start-time", "2026-01-02T03:04:05Z"}} {
-		out, code := runPut(t, "http://127.0.0.1:1", "", strings.NewReader(""), append([]string{"--stream", "cam"}, append(flag, "-")...)...)
+		out, code := kvstest.Put(t, "http://127.0.0.1:1", "", strings.NewReader(""), false, append([]string{"--stream", "cam"}, append(flag, "-")...)...)
 		require.Equal(t, 2, code, out)
 		require.Contains(t, out, "--start-time and --fast apply to files")
 	}
@@ -189,7 +114,7 @@ func TestPutFlagValidation(t *testing.T) {
 		"rtsp://cam.invalid/stream": "rtsp://cam.invalid/stream", // an unreachable camera is named
 		"/nonexistent.mkv":          "no such file",
 	} {
-		out, code := runPut(t, "http://127.0.0.1:1", "", nil, "--stream", "cam", arg)
+		out, code := kvstest.Put(t, "http://127.0.0.1:1", "", nil, false, "--stream", "cam", arg)
 		require.Equal(t, 1, code, out)
 		require.Contains(t, out, want)
 	}
@@ -203,20 +128,20 @@ func stdinPut(t *testing.T, srv *kvstest.Server, cmd *exec.Cmd, args ...string) 
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
-	out, code := runPut(t, srv.URL, "", stdout, append(args, "-")...)
+	out, code := kvstest.Put(t, srv.URL, "", stdout, false, append(args, "-")...)
 	require.NoError(t, cmd.Wait(), stderr.String())
 	return out, code
 }
 
 func TestPutStdinFromFFmpeg(t *testing.T) {
 	srv := kvstest.Start(t)
-	createStream(t, srv, "cam", 24)
+	srv.CreateStream(t, "cam", 24)
 	began := time.Now()
 	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25",
 		"-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-f", "matroska", "-")
 	out, code := stdinPut(t, srv, cmd, "--stream", "cam", "--notify", "--tag", "site=lab", "--fragment-duration", "1s")
 	require.Equal(t, 0, code, out)
-	frames, tags := storedMedia(t, srv, "cam")
+	frames, tags := srv.StoredMedia(t, "cam")
 	require.Len(t, frames, 50)
 	require.Len(t, tags, 2)
 	for _, ft := range tags {
@@ -228,14 +153,14 @@ func TestPutStdinFromFFmpeg(t *testing.T) {
 
 func TestPutStdinFromGStreamer(t *testing.T) {
 	srv := kvstest.Start(t)
-	createStream(t, srv, "cam", 24)
+	srv.CreateStream(t, "cam", 24)
 	cmd := exec.Command("gst-launch-1.0", "-q", "videotestsrc", "num-buffers=50", "!", "video/x-raw,width=160,height=120,framerate=25/1",
 		"!", "x264enc", "tune=zerolatency", "key-int-max=25", "speed-preset=ultrafast", "!", "h264parse",
 		"!", "matroskamux", "streamable=true", "!", "fdsink", "fd=1")
 	out, code := stdinPut(t, srv, cmd, "--stream", "cam", "--fragment-duration", "1s")
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "cam: 2 of 2 fragments persisted")
-	frames, _ := storedMedia(t, srv, "cam")
+	frames, _ := srv.StoredMedia(t, "cam")
 	require.Len(t, frames, 50)
 	require.True(t, frames[0].Keyframe)
 	require.True(t, frames[25].Keyframe)
@@ -244,9 +169,9 @@ func TestPutStdinFromGStreamer(t *testing.T) {
 // On a terminal a file gets a progress bar, redrawn in place, and the summary after it.
 func TestPutProgressBarOnTerminal(t *testing.T) {
 	srv := kvstest.Start(t)
-	createStream(t, srv, "cam", 0)
-	path, _ := h264File(t, "1.5")
-	out, code := runPutTTY(t, srv.URL, "", nil, true, "--stream", "cam", "--fragment-duration", "400ms", path) // paced: 1.5 s
+	srv.CreateStream(t, "cam", 0)
+	path, _ := kvstest.H264File(t, "1.5")
+	out, code := kvstest.Put(t, srv.URL, "", nil, true, "--stream", "cam", "--fragment-duration", "400ms", path) // paced: 1.5 s
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "\r\033[K[")
 	require.Regexp(t, `\] +\d+%  [0-9.]+ MB/[0-9.]+ MB  \d+ fragments received  [0-9.]+ MB/s  ETA `, out)

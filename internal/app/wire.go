@@ -1,0 +1,232 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kvsd/kvsd/internal/catalog/bolt"
+	"github.com/kvsd/kvsd/internal/diag"
+	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/fragstore/disk"
+	"github.com/kvsd/kvsd/internal/imagegen"
+	"github.com/kvsd/kvsd/internal/ingest"
+	"github.com/kvsd/kvsd/internal/kvsapi"
+	"github.com/kvsd/kvsd/internal/notify"
+	"github.com/kvsd/kvsd/internal/playback"
+	"github.com/kvsd/kvsd/internal/retention"
+	"github.com/kvsd/kvsd/internal/sigv4"
+	"github.com/kvsd/kvsd/internal/stream"
+)
+
+// built is what build hands back to Start: the loops to run and what announce tells.
+type built struct {
+	loops       []loop
+	destination string // where images go, in words
+	https       bool
+}
+
+// build makes every component in dependency order, pushing each one's Close as it goes.
+func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return built{}, fmt.Errorf("data dir: %w", err)
+	}
+	keys, err := loadCredentials(cfg, env.Getenv, env.Stdout)
+	if err != nil {
+		return built{}, err
+	}
+	tlsCfg, err := serverTLS(cfg, s.log)
+	if err != nil {
+		return built{}, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := s.openStorage(cfg, reg); err != nil {
+		return built{}, err
+	}
+	ln, err := s.listen(cfg, tlsCfg)
+	if err != nil {
+		return built{}, err
+	}
+	streams := &stream.Service{Store: s.catalog, Region: cfg.Region, AccountID: cfg.AccountID, PublicURL: s.URL}
+	destination, err := s.newWorkers(ctx, cfg, env, reg)
+	if err != nil {
+		return built{}, err
+	}
+	hub := playback.NewHub(liveBufferBytes)
+	s.newIngest(streams, hub, reg)
+	api := s.newAPI(cfg, streams, hub, keys, reg)
+	s.http = s.newHTTP(ctx, api, reg)
+	sweeper := &retention.Sweeper{Store: s.Store, Catalog: s.catalog, Interval: cfg.RetentionInterval, Logger: s.log}
+	return built{destination: destination, https: tlsCfg != nil, loops: []loop{
+		{"http", func(context.Context) error { return serveUntilShutdown(s.http, ln) }},
+		{"retention", sweeper.Run},
+		{"images", s.images.Run},
+		{"notify", s.notifier.Run},
+	}}, nil
+}
+
+// serveUntilShutdown serves ln; Shutdown's ending of Serve is no failure.
+func serveUntilShutdown(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// openStorage opens the catalog, the media directory and the fragment store over both.
+func (s *Server) openStorage(cfg Config, reg prometheus.Registerer) error {
+	db, err := bolt.Open(filepath.Join(cfg.DataDir, "catalog.db"))
+	if err != nil {
+		return err
+	}
+	s.catalog = db
+	s.closers.push(db.Close)
+	media, err := disk.Open(disk.Config{Dir: filepath.Join(cfg.DataDir, "media"), Logger: s.log})
+	if err != nil {
+		return err
+	}
+	s.closers.push(media.Close) // a no-op once the store has closed it
+	store, err := fragstore.Open(fragstore.Config{Media: media, Index: db, Logger: s.log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	s.Store = store
+	s.closers.push(store.Close)
+	return nil
+}
+
+// listen binds cfg.Listen (with TLS when tlsCfg is set) and sets the server's URL and address.
+func (s *Server) listen(cfg Config, tlsCfg *tls.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	s.closers.push(func() error { // the HTTP server closes it first once it serves
+		if err := ln.Close(); !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	})
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	s.Addr, s.URL = ln.Addr(), publicURL(cfg.PublicURL, ln.Addr(), tlsCfg != nil)
+	return ln, nil
+}
+
+// newWorkers builds the notifier and the image generator, and says where images go.
+func (s *Server) newWorkers(ctx context.Context, cfg Config, env Env, reg prometheus.Registerer) (string, error) {
+	snsCreds, _, credErr := s3Credentials(ctx, env.Getenv) // the standard AWS chain, as for S3
+	if credErr != nil {
+		s.log.Warn("SNS notifications: no AWS credential chain, using AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY only", "err", credErr)
+		snsCreds = notify.EnvCredentials(env.Getenv)
+	}
+	var err error
+	s.notifier, err = notify.New(notify.Config{Streams: s.catalog, Fragments: s.Store, State: s.catalog,
+		SNSEndpoint: cfg.SNSEndpoint, AWSCredentials: snsCreds,
+		WebhookSecret: []byte(cfg.WebhookSecret), Logger: s.log, Registerer: reg})
+	if err != nil {
+		return "", err
+	}
+	objects, destination, err := imageObjects(ctx, cfg, env.Getenv)
+	if err != nil {
+		return "", err
+	}
+	s.images, err = imagegen.New(imagegen.Config{Catalog: s.catalog, Store: s.Store, Objects: objects, NewDecoder: newDecoder,
+		AccountID: cfg.AccountID, Destination: "images are " + destination, RetryMax: cfg.ImageRetryMax,
+		Logger: s.log, Registerer: reg,
+		OnDelivered: func(ctx context.Context, st *stream.Stream, d imagegen.Delivered) {
+			if err := s.notifier.ImageDelivered(ctx, st, d.URI, d.ImageTime, d.FragmentNumber); err != nil {
+				s.log.Error("recording IMAGE_DELIVERED notification", "stream", st.Name, "uri", d.URI, "err", err)
+			}
+		}})
+	return destination, err
+}
+
+// newIngest builds the PutMedia sessions' manager: persisted fragments wake the image
+// generator and the notifier, and every fragment goes to the live hub. A deleted stream's
+// sessions, buffers and data go too.
+func (s *Server) newIngest(streams *stream.Service, hub *playback.Hub, reg prometheus.Registerer) {
+	s.ingest = ingest.NewManager(ingest.Config{
+		Streams: streams, Store: s.Store, Logger: s.log, Registerer: reg,
+		Publish: func(ev ingest.Event) {
+			hub.Publish(ev.Key, playback.Item{Fragment: ev.Fragment, Header: ev.Header, Media: ev.Media}, ev.Persisted)
+			if ev.Persisted {
+				s.images.Wake(ev.Key) // the fragment index is the durable work list
+				s.notifier.Wake(ev.Key, ev.Fragment.Seq)
+			}
+		},
+	})
+	streams.OnDelete = func(ctx context.Context, st *stream.Stream) {
+		k := fragstore.KeyOf(st)
+		s.ingest.EndStream(st.Name)
+		hub.Forget(k)
+		if err := s.Store.DeleteStream(ctx, k); err != nil {
+			s.log.Error("removing data of deleted stream; the retention loop retries", "stream", st.Name, "err", err)
+		}
+		s.images.Wake(k)      // drops the stream's cursor and decoder
+		s.notifier.Wake(k, 0) // drops the stream's notification cursor and outbox
+	}
+}
+
+// newAPI builds the KVS API (control plane, PutMedia, playback, status).
+func (s *Server) newAPI(cfg Config, streams *stream.Service, hub *playback.Hub, keys keyring, reg *prometheus.Registry) *kvsapi.Handler {
+	api := kvsapi.New(kvsapi.Config{
+		Streams: streams,
+		Playback: &playback.Service{Streams: streams, Store: s.Store, Hub: hub, IdleClose: cfg.GetMediaIdleClose, Now: cfg.Now,
+			Tokens: playback.NewTokens(playback.SessionKey(keys.secrets())), Muxer: muxer{}},
+		PublicURL: s.URL,
+		Images:    s.images,
+		Status:    []diag.Source{s.ingest, s.images, s.notifier},
+		Auth:      &sigv4.Verifier{Region: cfg.Region, Service: "kinesisvideo", Lookup: keys.lookup},
+		Logger:    s.log,
+		Registry:  reg,
+	})
+	api.Handle("putMedia", api.PutMedia(s.ingest))
+	return api
+}
+
+// newHTTP serves the API beside /healthz and /metrics.
+func (s *Server) newHTTP(ctx context.Context, api http.Handler, reg *prometheus.Registry) *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", api)
+	// No write timeout: PutMedia and GetMedia responses stream for up to 45 minutes. Request
+	// contexts derive from ctx, so Shutdown can end those long requests.
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+}
+
+// announce logs the start and tells the person running kvsd how to reach it.
+func (s *Server) announce(cfg Config, env Env, b built) {
+	if host, _, _ := net.SplitHostPort(cfg.Listen); cfg.PublicURL == "" && net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
+		s.log.Warn("listening on all interfaces without --public-url: GetDataEndpoint answers a loopback URL that remote producers cannot reach", "url", s.URL)
+	}
+	s.log.Info("kvsd serving", "addr", s.Addr.String(), "url", s.URL, "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir)
+	s.log.Info("images for s3:// destinations are " + b.destination)
+	fmt.Fprintf(env.Stdout, "kvsd: serving the KVS API on %s (region %s). Point clients at it, e.g.\n  /usr/bin/aws kinesisvideo list-streams --endpoint-url %s\n", s.URL, cfg.Region, s.URL)
+	if b.https {
+		fmt.Fprintln(env.Stdout, "  adding --ca-bundle CA.pem (or AWS_CA_BUNDLE=CA.pem) when the certificate is self-signed or from a private CA")
+	}
+}
