@@ -3,6 +3,7 @@ module github.com/kvsd/kvsd
 go 1.26.8
 
 require (
+	github.com/abema/go-mp4 v1.7.1
 	github.com/aws/aws-sdk-go-v2 v1.47.7
 	github.com/aws/aws-sdk-go-v2/credentials v1.20.15
 	github.com/aws/aws-sdk-go-v2/service/kinesisvideo v1.34.0
@@ -16,7 +17,6 @@ require (
 )
 
 require (
-	github.com/abema/go-mp4 v1.7.1 // indirect
 	github.com/asticode/go-astikit v0.30.0 // indirect
 	github.com/asticode/go-astits v1.15.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect

@@ -3,6 +3,7 @@ package remux
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"sync"
 	"testing"
@@ -134,12 +135,29 @@ func TestTS(t *testing.T) {
 
 // TestClip plays a GetClip MP4 of every fragment.
 func TestClip(t *testing.T) {
+	testClip(t, (*Media).WriteClip)
+}
+
+// The clip plays the same when its payloads are rewritten (as NAL unit lengths other than 4
+// bytes need) instead of sent as stored.
+func TestClipRewritten(t *testing.T) {
+	testClip(t, func(m *Media, w io.Writer, n int, frag func(int, []byte) (Fragment, error)) (int64, error) {
+		c, err := m.planClip(n, frag, false)
+		if err != nil {
+			return 0, err
+		}
+		require.False(t, c.Verbatim())
+		return c.Send(w, nil)
+	})
+}
+
+func testClip(t *testing.T, write func(m *Media, w io.Writer, n int, frag func(int, []byte) (Fragment, error)) (int64, error)) {
 	forEachSource(t, func(t *testing.T, c mediaCase, s *source) {
 		m, err := Open(s.header)
 		require.NoError(t, err)
 		var out bytes.Buffer
 		calls := make([]int, len(s.frags))
-		n, err := m.WriteClip(&out, len(s.frags), func(i int, _ []byte) (Fragment, error) {
+		n, err := write(m, &out, len(s.frags), func(i int, _ []byte) (Fragment, error) {
 			calls[i]++
 			return s.frags[i], nil
 		})
