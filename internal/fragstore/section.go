@@ -1,0 +1,99 @@
+package fragstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/kvsd/kvsd/internal/fragment"
+)
+
+// ErrNoSections is Sections' answer when the media backend keeps no files (an object store).
+var ErrNoSections = errors.New("media backend has no file sections")
+
+// Section is a fragment's stored media as a range of an open file: Length bytes at Offset of
+// File, exactly as ingested (what Media returns).
+type Section struct {
+	File   *os.File
+	Offset int64
+	Length int64
+}
+
+// Sections holds open the files that hold some fragments' media, so that a reader can check
+// each fragment (ReadAppend) and then send the very same bytes straight from the file
+// (sendfile), whatever retention deletes meanwhile: an open file keeps an unlinked file's
+// data. Each file is opened once, however many of the fragments it holds. Close releases them.
+type Sections struct {
+	media sectionMedia
+	locs  []Location
+	secs  []Section
+	files []*os.File
+}
+
+// sectionMedia is a Media backend whose records' data lie in files, verbatim: Location.Length
+// bytes at Location.Offset of the segment's file (disk.Media).
+type sectionMedia interface {
+	// OpenSegment opens k's segment seg for reading; ErrNotFound when it is gone.
+	OpenSegment(ctx context.Context, k Key, seg uint64) (*os.File, error)
+	// ReadSection appends the data at loc to dst, read from f (loc's segment, as OpenSegment
+	// opened it) after checking its record's checksums. On error dst is returned as it was.
+	ReadSection(f *os.File, loc Location, dst []byte) ([]byte, error)
+}
+
+// Sections opens the files holding frags' media; ErrNoSections when the backend has none.
+func (s *Store) Sections(ctx context.Context, k Key, frags []*fragment.Fragment) (*Sections, error) {
+	sm, ok := s.media.(sectionMedia)
+	if !ok {
+		return nil, ErrNoSections
+	}
+	out := &Sections{media: sm, locs: make([]Location, len(frags)), secs: make([]Section, len(frags))}
+	open := map[uint64]*os.File{}
+	for i, f := range frags {
+		loc, err := s.sectionLocation(ctx, k, f)
+		if err != nil {
+			_ = out.Close()
+			return nil, err
+		}
+		file := open[loc.Segment]
+		if file == nil {
+			if file, err = sm.OpenSegment(ctx, k, loc.Segment); err != nil {
+				_ = out.Close()
+				return nil, fmt.Errorf("media of fragment %d of %s: %w", f.Seq, k.Name, err)
+			}
+			open[loc.Segment] = file
+			out.files = append(out.files, file)
+		}
+		out.locs[i] = loc
+		out.secs[i] = Section{File: file, Offset: loc.Offset, Length: loc.Length}
+	}
+	return out, nil
+}
+
+// sectionLocation is where f's media lies.
+func (s *Store) sectionLocation(ctx context.Context, k Key, f *fragment.Fragment) (Location, error) {
+	_, loc, err := s.index.GetFragment(ctx, k, f.Seq)
+	return loc, err
+}
+
+// Section returns where the i-th fragment's media lies.
+func (ss *Sections) Section(i int) Section { return ss.secs[i] }
+
+// ReadAppend is Store.MediaAppend for the i-th fragment, read from its section's file.
+func (ss *Sections) ReadAppend(i int, dst []byte) ([]byte, error) {
+	out, err := ss.media.ReadSection(ss.secs[i].File, ss.locs[i], dst)
+	if err != nil {
+		return dst, fmt.Errorf("media of fragment %d of the list: %w", i, err)
+	}
+	return out, nil
+}
+
+// Close closes the files.
+func (ss *Sections) Close() error {
+	var errs []error
+	for _, f := range ss.files {
+		errs = append(errs, f.Close())
+	}
+	ss.files = nil
+	return errors.Join(errs...)
+}
