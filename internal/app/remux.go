@@ -1,8 +1,6 @@
 package app
 
 import (
-	"io"
-
 	"github.com/kvsd/kvsd/internal/playback"
 	"github.com/kvsd/kvsd/internal/remux"
 )
@@ -39,9 +37,13 @@ func (r remuxMedia) AppendTS(dst []byte, f playback.MuxFragment) ([]byte, error)
 	return r.m.AppendTS(dst, remux.Fragment(f))
 }
 
-func (r remuxMedia) WriteClip(w io.Writer, n int, frag func(i int, buf []byte) (playback.MuxFragment, error)) (int64, error) {
-	return r.m.WriteClip(w, n, func(i int, buf []byte) (remux.Fragment, error) {
+func (r remuxMedia) PlanClip(n int, frag func(i int, buf []byte) (playback.MuxFragment, error)) (playback.Clip, error) {
+	c, err := r.m.PlanClip(n, func(i int, buf []byte) (remux.Fragment, error) {
 		f, err := frag(i, buf)
 		return remux.Fragment(f), err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }

@@ -78,6 +78,15 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// ReadFrom keeps net/http's ReadFrom reachable through the wrapper: it sends an *os.File (or
+// an io.LimitedReader of one) with sendfile, as GetClip's media.
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return io.Copy(w.ResponseWriter, r)
+}
+
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // observe wraps every request: request id, scoped logger, access log line, metrics.

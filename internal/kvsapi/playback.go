@@ -109,16 +109,37 @@ func (h *Handler) getClip(w http.ResponseWriter, r *http.Request) {
 	}
 	var si playback.SessionInput
 	in.ClipFragmentSelector.apply(&si)
-	run, err := h.playback.Clip(r.Context(), playback.ClipInput{Ref: in.ref(), SelectorType: si.SelectorType, From: si.From, To: si.To})
+	clip, err := h.playback.Clip(r.Context(), playback.ClipInput{Ref: in.ref(), SelectorType: si.SelectorType, From: si.From, To: si.To})
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	defer clip.Close()
+	// With a Content-Length the response is not chunked, so net/http sends the media that
+	// WriteTo hands over as files with sendfile (not over TLS, which must encrypt it).
 	w.Header().Set("Content-Type", playback.TypeMP4)
+	w.Header().Set("Content-Length", strconv.FormatInt(clip.Size, 10))
+	w.Header().Set(ClipPathHeader, clipPath(clip.FromFiles, r.TLS != nil))
 	w.WriteHeader(http.StatusOK)
-	if err := run(w); err != nil {
+	if _, err := clip.WriteTo(w); err != nil {
 		h.logger(r.Context()).Warn("getClip ended early", "err", err)
 	}
+}
+
+// ClipPathHeader tells how a GetClip answer was sent: "sendfile" (the media straight from the
+// segment files to the socket), "file-copy" (from the segment files through memory: TLS) or
+// "copy" (read into memory: the media backend keeps no files, or payloads are rewritten). For
+// tests and benchmarks; KVS sends no such header.
+const ClipPathHeader = "X-Kvsd-Clip-Path"
+
+func clipPath(fromFiles, tls bool) string {
+	switch {
+	case !fromFiles:
+		return "copy"
+	case tls:
+		return "file-copy"
+	}
+	return "sendfile"
 }
 
 // resourceFunc produces one playback resource from the request's query.

@@ -2,6 +2,7 @@ package playback
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -24,10 +25,15 @@ type ClipInput struct {
 	From, To     *time.Time
 }
 
-// Clip validates a GetClip request completely (so errors are API errors before any byte is sent)
-// and returns the function that writes the progressive MP4. The clip stops before the first
-// fragment whose header (codec private data) differs from the first one's.
-func (s *Service) Clip(ctx context.Context, in ClipInput) (func(w io.Writer) error, error) {
+// Clip validates a GetClip request completely and reads every fragment of the clip once, so
+// that errors are API errors before any byte is sent and the answer's size is known. The
+// clip stops before the first fragment whose header (codec private data) differs from the
+// first one's.
+//
+// Where the media backend keeps files (disk), the clip holds the segment files open from here
+// on: the fragments are read from them now and sent from them by WriteTo, so retention
+// deleting a segment meanwhile changes nothing. The caller must Close the answer.
+func (s *Service) Clip(ctx context.Context, in ClipInput) (*ClipAnswer, error) {
 	if in.SelectorType == "" {
 		return nil, stream.Invalid("ClipFragmentSelector.FragmentSelectorType is required")
 	}
@@ -57,13 +63,67 @@ func (s *Service) Clip(ctx context.Context, in ClipInput) (func(w io.Writer) err
 	if err != nil {
 		return nil, err
 	}
+	a := &ClipAnswer{}
+	if a.secs, err = s.Store.Sections(ctx, k, frags); err != nil && !errors.Is(err, fragstore.ErrNoSections) {
+		return nil, err
+	}
 	sess := &Session{Kind: kind}
-	return func(w io.Writer) error {
-		_, err := media.WriteClip(w, len(frags), func(i int, buf []byte) (MuxFragment, error) {
+	a.clip, err = media.PlanClip(len(frags), func(i int, buf []byte) (MuxFragment, error) {
+		if a.secs == nil {
 			return s.muxInput(ctx, sess, k, frags[i], buf)
-		})
-		return err
-	}, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return MuxFragment{}, err
+		}
+		b, err := a.secs.ReadAppend(i, buf[:0])
+		return muxFragment(sess, frags[i], b), err
+	})
+	if err != nil {
+		_ = a.Close()
+		return nil, err
+	}
+	a.Size = a.clip.Size()
+	a.FromFiles = a.secs != nil && a.clip.Verbatim()
+	return a, nil
+}
+
+// ClipAnswer is a GetClip response whose size is known: Size bytes of MP4, written by WriteTo.
+type ClipAnswer struct {
+	Size int64
+	// FromFiles: WriteTo hands each fragment's media to the writer as an io.LimitedReader of
+	// the segment's *os.File (an HTTP/1 response over TCP sends it with sendfile, without
+	// copying it through memory). False when the media is copied: the backend keeps no
+	// files, or the payloads are rewritten (NAL unit lengths other than 4 bytes).
+	FromFiles bool
+
+	clip Clip
+	secs *fragstore.Sections // nil: the media backend keeps no files
+}
+
+// WriteTo writes the MP4 to w.
+func (a *ClipAnswer) WriteTo(w io.Writer) (int64, error) {
+	if !a.FromFiles {
+		return a.clip.Send(w, nil)
+	}
+	return a.clip.Send(w, func(i int, w io.Writer) (int64, error) {
+		sec := a.secs.Section(i)
+		if sec.Length != a.clip.PartSize(i) {
+			return 0, fmt.Errorf("fragment media of %d bytes stored in %d", a.clip.PartSize(i), sec.Length)
+		}
+		// The file is this clip's own: moving its offset disturbs no one.
+		if _, err := sec.File.Seek(sec.Offset, io.SeekStart); err != nil {
+			return 0, err
+		}
+		return io.Copy(w, &io.LimitedReader{R: sec.File, N: sec.Length})
+	})
+}
+
+// Close releases the segment files the answer holds open.
+func (a *ClipAnswer) Close() error {
+	if a.secs == nil {
+		return nil
+	}
+	return a.secs.Close()
 }
 
 // clipFragments lists the clip's fragments: timeline order, duplicates resolved, at most 200

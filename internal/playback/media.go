@@ -48,7 +48,12 @@ func (s *Service) muxInput(ctx context.Context, sess *Session, k fragstore.Key, 
 	if err != nil {
 		return MuxFragment{}, err
 	}
-	return MuxFragment{Media: media, Timecode: int64(f.Timecode), Start: time.Duration(startOf(f, sess.Kind).UnixNano()), Duration: f.Duration}, nil
+	return muxFragment(sess, f, media), nil
+}
+
+// muxFragment places f, whose media is given, on the session's timeline (muxInput).
+func muxFragment(sess *Session, f *fragment.Fragment, media []byte) MuxFragment {
+	return MuxFragment{Media: media, Timecode: int64(f.Timecode), Start: time.Duration(startOf(f, sess.Kind).UnixNano()), Duration: f.Duration}
 }
 
 func (s *Service) fragmentResource(sess *Session, body []byte, contentType string) *Resource {

@@ -26,6 +26,7 @@ type store interface {
 	Fragment(ctx context.Context, k fragstore.Key, seq uint64) (*fragment.Fragment, error)
 	Media(ctx context.Context, k fragstore.Key, f *fragment.Fragment) ([]byte, error)
 	MediaAppend(ctx context.Context, k fragstore.Key, f *fragment.Fragment, dst []byte) ([]byte, error)
+	Sections(ctx context.Context, k fragstore.Key, frags []*fragment.Fragment) (*fragstore.Sections, error)
 	Header(ctx context.Context, k fragstore.Key, id string) ([]byte, error)
 	List(ctx context.Context, k fragstore.Key, kind fragstore.TimeKind, from, to time.Time, after fragstore.Cursor, limit int) ([]*fragment.Fragment, fragstore.Cursor, error)
 	After(ctx context.Context, k fragstore.Key, afterSeq uint64, limit int) ([]*fragment.Fragment, error)

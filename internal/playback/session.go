@@ -120,8 +120,21 @@ type Media interface {
 	InitMP4(track uint64) ([]byte, error)
 	AppendMP4Fragment(dst []byte, f MuxFragment, track uint64, seq uint32) ([]byte, error)
 	AppendTS(dst []byte, f MuxFragment) ([]byte, error)
-	// WriteClip hands frag a buffer it no longer uses, for the next fragment's media.
-	WriteClip(w io.Writer, n int, frag func(i int, buf []byte) (MuxFragment, error)) (int64, error)
+	// PlanClip reads fragments 0..n-1 through frag once and lays out their progressive MP4
+	// (remux.Media.PlanClip). It hands frag a buffer it no longer uses, for the next
+	// fragment's media.
+	PlanClip(n int, frag func(i int, buf []byte) (MuxFragment, error)) (Clip, error)
+}
+
+// Clip is a progressive MP4 whose size is known before it is sent (remux.Clip).
+type Clip interface {
+	Size() int64
+	// Verbatim: fragment i's part of the mdat is its stored media, PartSize(i) bytes, which
+	// Send's media func may write itself.
+	Verbatim() bool
+	PartSize(i int) int64
+	// Send writes the MP4; media nil reads every fragment again through PlanClip's frag.
+	Send(w io.Writer, media func(i int, w io.Writer) (int64, error)) (int64, error)
 }
 
 func oneOf(field, v string, allowed ...string) error {
