@@ -1,8 +1,10 @@
 // Package remux turns kvsd's stored fragments (a Matroska header and, per fragment, a Cluster
 // with its Tags) into what players fetch: fragmented MP4 (an init segment and a moof+mdat per
 // fragment and track) for HLS and DASH, MPEG-TS segments with every track for HLS, and a
-// progressive MP4 clip (moov before mdat) for GetClip, written in two passes so that a clip is
-// never held in memory. A Media is read-only once opened: one may serve concurrent requests.
+// progressive MP4 clip (moov before mdat) for GetClip, planned in a first pass over the
+// fragments (sample tables only) and sent in a second, so that a clip is never held in memory;
+// its mdat is the fragments' stored bytes, which the caller may send from where they lie (see
+// Clip). A Media is read-only once opened: one may serve concurrent requests.
 //
 // The boxes and TS packets are mediacommon's (fmp4, pmp4, mpegts); this package decides the
 // timeline. A frame's output time is Start + (timecode − Timecode) × TimecodeScale (the
