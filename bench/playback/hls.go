@@ -189,7 +189,7 @@ func (b *bench) hls(ctx context.Context) error {
 	frags := a.frags[:min(len(a.frags), 1000)]
 	n := b.cfg.hlsClients
 	fmt.Fprintf(b.out, "## 2. Serving HLS: fMP4 media fragments against the raw fragments\n\n")
-	k, err := b.kvsd.start("hls", a.dir)
+	k, err := b.startKvsd("hls", a.dir)
 	if err != nil {
 		return err
 	}

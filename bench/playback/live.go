@@ -120,7 +120,7 @@ func (b *bench) live(ctx context.Context) error {
 	n := b.cfg.liveStreams
 	clusters := min(f.Clusters, int((b.cfg.liveDuration+f.FragDur-1)/f.FragDur))
 	fmt.Fprintf(b.out, "## 3. Live: PERSISTED → LIVE media playlist, %d real-time streams\n\n", n)
-	k, err := b.kvsd.start("live", filepath.Join(b.work, "kvsd-live"))
+	k, err := b.startKvsd("live", filepath.Join(b.work, "kvsd-live"))
 	if err != nil {
 		return err
 	}
