@@ -205,8 +205,8 @@ func (b *bench) cameras(ctx context.Context) error {
 		fmt.Fprintf(b.out, "- errors: %d sessions failed; first: %v\n\n", failed, firstErr)
 	}
 	b.results = append(b.results,
-		result{fmt.Sprintf("cameras (%d): p99 complete → PERSISTED ≤ 50 ms", n), report.MS(dp.Pct(99)), p99ok, cpu.other},
-		result{fmt.Sprintf("cameras (%d): kvsd peak RSS ≤ 300 MB", n), report.MB(memEnd.HWM), rssOK, cpu.other})
+		result{What: fmt.Sprintf("cameras (%d): p99 complete → PERSISTED ≤ 50 ms", n), Value: report.MS(dp.Pct(99)), OK: p99ok, Other: cpu.other},
+		result{What: fmt.Sprintf("cameras (%d): kvsd peak RSS ≤ 300 MB", n), Value: report.MB(memEnd.HWM), OK: rssOK, Other: cpu.other})
 	b.logf("cameras: p50 %s p99 %s max %s, peak RSS %s", report.MS(dp.Pct(50)), report.MS(dp.Pct(99)), report.MS(dp.Max()), report.MB(memEnd.HWM))
 	return nil
 }

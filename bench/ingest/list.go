@@ -267,7 +267,7 @@ func (b *bench) list(ctx context.Context) error {
 		"last byte of the answer; the first %s are not counted. One client, one call at a time. "+
 		"CPU while measuring: kvsd %.2f cores, this program %.2f, kernel %.2f, other processes %.2f.\n\n",
 		mk.Count, b.cfg.listDays, listInterval, report.MB(catSize), fill, want, report.Plural(b.cfg.listWarmup, "window"), cpu.server, cpu.self, cpu.kernel, cpu.other)
-	b.results = append(b.results, result{"ListFragments: p99 per call ≤ 20 ms", report.MS(dc.Pct(99)), ok, cpu.other})
+	b.results = append(b.results, result{What: "ListFragments: p99 per call ≤ 20 ms", Value: report.MS(dc.Pct(99)), OK: ok, Other: cpu.other})
 	b.logf("list: per call p50 %s p99 %s; per window p50 %s p99 %s", report.MS(dc.Pct(50)), report.MS(dc.Pct(99)), report.MS(dw.Pct(50)), report.MS(dw.Pct(99)))
 	return nil
 }

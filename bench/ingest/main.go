@@ -144,10 +144,8 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "ingest:", err)
 		return 1
 	}
-	for _, r := range results {
-		if !r.ok {
-			return 3 // a target was missed; the report says which
-		}
+	if !report.Met(results) {
+		return 3 // a target was missed; the report says which
 	}
 	return 0
 }
@@ -174,11 +172,7 @@ type bench struct {
 }
 
 // result is one target's outcome.
-type result struct {
-	what, value string
-	ok          bool
-	other       float64 // other processes' CPU while it was measured, in cores
-}
+type result = report.Result
 
 func (b *bench) logf(format string, a ...any) {
 	fmt.Fprintf(b.log, "[%5.1fs] %s\n", time.Since(b.started).Seconds(), fmt.Sprintf(format, a...))
@@ -233,18 +227,7 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 	if err != nil {
 		return b.results, err
 	}
-	fmt.Fprintf(b.out, "## Targets\n\n")
-	t := &report.Table{Head: []string{"target", "measured", "result", "other processes' CPU meanwhile"}}
-	disturbed := false
-	for _, r := range b.results {
-		t.Add(r.what, r.value, report.Verdict(r.ok), fmt.Sprintf("%.2f cores", r.other))
-		disturbed = disturbed || r.other > 0.2
-	}
-	t.Write(b.out)
-	if disturbed {
-		fmt.Fprintf(b.out, "> Other processes (not this benchmark) used more than 0.2 cores during some measurements: "+
-			"those numbers are less trustworthy; repeat them on a quiet machine.\n\n")
-	}
+	report.WriteTargets(b.out, b.results)
 	b.logf("done")
 	return b.results, nil
 }

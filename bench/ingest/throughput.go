@@ -173,7 +173,8 @@ func (b *bench) throughput(ctx context.Context) error {
 		}
 		row("baseline", rb, "", "")
 		row("kvsd", rk, fmt.Sprintf("%.0f %%", ratio), report.Verdict(ratio >= 70))
-		b.results = append(b.results, result{fmt.Sprintf("throughput, %s: kvsd/baseline ≥ 70 %%", report.Plural(n, "stream")), fmt.Sprintf("%.0f %%", ratio), ratio >= 70, max(rb.cpu.other, rk.cpu.other)})
+		b.results = append(b.results, result{What: fmt.Sprintf("throughput, %s: kvsd/baseline ≥ 70 %%", report.Plural(n, "stream")), Value: fmt.Sprintf("%.0f %%", ratio),
+			OK: ratio >= 70, Other: max(rb.cpu.other, rk.cpu.other)})
 		for _, r := range []struct {
 			who string
 			r   *tpResult

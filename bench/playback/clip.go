@@ -224,8 +224,8 @@ func (b *bench) clip(ctx context.Context) error {
 		"process's user+system time over that span. ffmpeg: the process's wall time and rusage, start-up included.\n\n",
 		report.Plural(b.cfg.clipRounds, "run"), kf, len(frags), float64(size)/1e6, float64(inBytes)/1e6)
 
-	b.results = append(b.results, result{fmt.Sprintf("GetClip (%d fragments): ≥ 3× ffmpeg's MB/s", len(frags)),
-		fmt.Sprintf("%.2f×", ratio), speedOK, max(km.other, fm.other)})
+	b.results = append(b.results, result{What: fmt.Sprintf("GetClip (%d fragments): ≥ 3× ffmpeg's MB/s", len(frags)),
+		Value: fmt.Sprintf("%.2f×", ratio), OK: speedOK, Other: max(km.other, fm.other)})
 	return b.clipMemory(ctx, a, small, frags)
 }
 
@@ -316,7 +316,7 @@ func (b *bench) clipMemory(ctx context.Context, a *archive, small, long []fragIn
 	fmt.Fprintf(b.out, "Each clip runs in a kvsd started for it on the same data dir, after a one-fragment clip "+
 		"(code paths warm). Growth = peak RSS during the clip − RSS just before it; %s. A kvsd that held the clip in memory "+
 		"would grow by about the clip's size.\n\n", how)
-	b.results = append(b.results, result{"GetClip: RSS growth flat in the clip's length",
-		fmt.Sprintf("+%s (%d fragments) vs +%s (%d)", report.MB1(l.growth), l.frags, report.MB1(s.growth), s.frags), flatOK, -1})
+	b.results = append(b.results, result{What: "GetClip: RSS growth flat in the clip's length",
+		Value: fmt.Sprintf("+%s (%d fragments) vs +%s (%d)", report.MB1(l.growth), l.frags, report.MB1(s.growth), s.frags), OK: flatOK, Other: -1})
 	return nil
 }

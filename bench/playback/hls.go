@@ -257,8 +257,8 @@ func (b *bench) hls(ctx context.Context) error {
 	if err := firstErr(raw, hls); err != nil {
 		fmt.Fprintf(b.out, "- errors: %v\n\n", err)
 	}
-	b.results = append(b.results, result{"HLS fMP4 fragments per kvsd CPU-second ≥ 50 % of raw", fmt.Sprintf("%.0f %%", 100*ratio), ok,
-		(raw.cpu.other + hls.cpu.other) / 2})
+	b.results = append(b.results, result{What: "HLS fMP4 fragments per kvsd CPU-second ≥ 50 % of raw", Value: fmt.Sprintf("%.0f %%", 100*ratio), OK: ok,
+		Other: (raw.cpu.other + hls.cpu.other) / 2})
 	return nil
 }
 
