@@ -3,10 +3,7 @@ package producer_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,41 +56,23 @@ func sourceFrames(t testing.TB, data []byte) []mkv.Frame {
 
 // storedFragment is a fragment as kvsd answers it.
 type storedFragment struct {
-	Number   string
-	Producer int64 // ms
-	Server   int64 // ms: when it started arriving at kvsd
-	Length   int64 // ms
-	Media    []byte
-	Frames   []mkv.Frame
+	kvstest.FragmentInfo // Server: when it started arriving at kvsd
+	Media                []byte
+	Frames               []mkv.Frame
 }
 
 // storedFragments reads every fragment of the stream back, in fragment
 // number order, each with GetMediaForFragmentList.
 func storedFragments(t testing.TB, srv *kvstest.Server, name string) []storedFragment {
 	t.Helper()
-	var page struct {
-		Fragments []struct {
-			FragmentNumber               string
-			ProducerTimestamp            float64
-			ServerTimestamp              float64
-			FragmentLengthInMilliseconds int64
-		}
-	}
-	status, _, body := srv.Call(t, "listFragments", map[string]any{"StreamName": name, "MaxResults": 1000, "FragmentSelector": map[string]any{
-		"FragmentSelectorType": "SERVER_TIMESTAMP", "TimestampRange": map[string]any{"StartTimestamp": 0, "EndTimestamp": time.Now().Unix() + 60}}})
-	require.Equal(t, 200, status, string(body))
-	require.NoError(t, json.Unmarshal(body, &page))
 	var out []storedFragment
-	for _, f := range page.Fragments {
-		status, _, media := srv.Call(t, "getMediaForFragmentList", map[string]any{"StreamName": name, "Fragments": []string{f.FragmentNumber}})
+	for _, f := range srv.ListFragments(t, name) {
+		status, _, media := srv.Call(t, "getMediaForFragmentList", map[string]any{"StreamName": name, "Fragments": []string{f.Number}})
 		require.Equal(t, 200, status, string(media))
 		_, frames, err := mkv.ReadFrames(media, mkv.Limits{})
 		require.NoError(t, err)
-		out = append(out, storedFragment{Number: f.FragmentNumber, Producer: int64(math.Round(f.ProducerTimestamp * 1000)),
-			Server: int64(math.Round(f.ServerTimestamp * 1000)),
-			Length: f.FragmentLengthInMilliseconds, Media: media, Frames: frames})
+		out = append(out, storedFragment{FragmentInfo: f, Media: media, Frames: frames})
 	}
-	slices.SortFunc(out, func(a, b storedFragment) int { return strings.Compare(a.Number, b.Number) })
 	return out
 }
 

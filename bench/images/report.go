@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/kvsd/kvsd/bench/internal/machine"
 )
 
 type reportInput struct {
@@ -25,7 +26,7 @@ func writeReport(w io.Writer, in reportInput) {
 	fmt.Fprintf(w, "# Image generation: images per second per core\n\n")
 	fmt.Fprintf(w, "- command: `%s`, %s\n", strings.TrimSpace(in.command), in.started.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "- machine: %s, %d cores, %s, %s; load average at the end %s\n",
-		cpuModel(), runtime.NumCPU(), runtime.Version(), ffmpegVersion(), loadAvg())
+		machine.CPUModel(), runtime.NumCPU(), runtime.Version(), "ffmpeg "+machine.FFmpegVersion(), loadAvg())
 	fmt.Fprintf(w, "- video: %s, %.1f MB, %s, %d fragments of %s (one Cluster each, header + Cluster as stored)\n",
 		wl.Track.CodecID, float64(wl.FileSize)/1e6, wl.Duration.Round(time.Millisecond), len(wl.Fragments), wl.FragmentDuration.Round(time.Millisecond))
 	fmt.Fprintf(w, "- images: %d, one per %s, %d×%d JPEG (quality %d; ffmpeg: -q:v 4)\n",
@@ -130,19 +131,6 @@ func yesNo(ok bool) string {
 	return "**no**"
 }
 
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
-}
-
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
@@ -153,16 +141,4 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
-}
-
-func ffmpegVersion() string {
-	out, err := exec.Command("ffmpeg", "-hide_banner", "-version").Output()
-	if err != nil {
-		return "ffmpeg ?"
-	}
-	line, _, _ := strings.Cut(string(out), "\n")
-	if f := strings.Fields(line); len(f) >= 3 {
-		return "ffmpeg " + f[2]
-	}
-	return line
 }

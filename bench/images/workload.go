@@ -3,17 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/video"
 	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/mkv"
 )
@@ -80,27 +77,12 @@ func prepare(ctx context.Context, spec videoSpec, cacheDir, work string) (*workl
 
 // makeVideo returns the path of the spec's MKV in cacheDir, encoding it first if needed.
 func makeVideo(ctx context.Context, spec videoSpec, cacheDir string) (string, error) {
-	sum := sha256.Sum256([]byte(strings.Join(spec.Args, "\x00")))
-	path := filepath.Join(cacheDir, fmt.Sprintf("%s-%s.mkv", spec.Name, hex.EncodeToString(sum[:6])))
+	path := video.Path(cacheDir, spec.Name, spec.Args)
 	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
 		return path, nil
 	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return "", err
-	}
-	args := append([]string{"-hide_banner", "-loglevel", "error", "-nostdin"}, spec.Args...)
-	args = append(args, "-f", "matroska", "-")
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("ffmpeg %s: %v: %s", strings.Join(args, " "), err, stderr.String())
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, stdout.Bytes(), 0o644); err != nil {
-		return "", err
-	}
-	return path, os.Rename(tmp, path)
+	_, err := video.Encode(ctx, path, append(append([]string{}, spec.Args...), "-f", "matroska", "-"))
+	return path, err
 }
 
 // split cuts the file into fragments, one per Cluster, each with the document header in

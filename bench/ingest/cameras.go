@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/child"
 	"github.com/kvsd/kvsd/bench/internal/report"
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
@@ -45,7 +46,7 @@ func (b *bench) cameras(ctx context.Context) error {
 	f := b.media
 	n, dur := b.cfg.cameras, b.cfg.camDuration
 	fmt.Fprintf(b.out, "## 2. %d simulated real-time cameras\n\n", n)
-	k, err := b.kvsd.start("cameras", filepath.Join(b.work, "kvsd-cameras"))
+	k, err := b.startKvsd("cameras", filepath.Join(b.work, "kvsd-cameras"))
 	if err != nil {
 		return err
 	}
@@ -71,7 +72,7 @@ func (b *bench) cameras(ctx context.Context) error {
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if m, err := readMem(k.PID()); err == nil {
+			if m, err := child.ReadMem(k.PID()); err == nil {
 				peakSampled = max(peakSampled, m.RSS)
 			}
 			select {
@@ -81,7 +82,7 @@ func (b *bench) cameras(ctx context.Context) error {
 			}
 		}
 	})
-	memStart, _ := readMem(k.PID())
+	memStart, _ := child.ReadMem(k.PID())
 	var probe []time.Duration
 	samplerWG.Go(func() { probe = diskProbe(filepath.Join(b.work, "disk-probe"), 100*time.Millisecond, samplerDone) })
 
@@ -133,7 +134,7 @@ func (b *bench) cameras(ctx context.Context) error {
 	appends := k.scrapeHistogram(ctx, storeAppend).since(h0)
 	close(samplerDone)
 	samplerWG.Wait()
-	memEnd, err := readMem(k.PID())
+	memEnd, err := child.ReadMem(k.PID())
 	if err != nil {
 		return err
 	}
@@ -204,8 +205,8 @@ func (b *bench) cameras(ctx context.Context) error {
 		fmt.Fprintf(b.out, "- errors: %d sessions failed; first: %v\n\n", failed, firstErr)
 	}
 	b.results = append(b.results,
-		result{fmt.Sprintf("cameras (%d): p99 complete → PERSISTED ≤ 50 ms", n), report.MS(dp.Pct(99)), p99ok, cpu.other},
-		result{fmt.Sprintf("cameras (%d): kvsd peak RSS ≤ 300 MB", n), report.MB(memEnd.HWM), rssOK, cpu.other})
+		result{What: fmt.Sprintf("cameras (%d): p99 complete → PERSISTED ≤ 50 ms", n), Value: report.MS(dp.Pct(99)), OK: p99ok, Other: cpu.other},
+		result{What: fmt.Sprintf("cameras (%d): kvsd peak RSS ≤ 300 MB", n), Value: report.MB(memEnd.HWM), OK: rssOK, Other: cpu.other})
 	b.logf("cameras: p50 %s p99 %s max %s, peak RSS %s", report.MS(dp.Pct(50)), report.MS(dp.Pct(99)), report.MS(dp.Max()), report.MB(memEnd.HWM))
 	return nil
 }

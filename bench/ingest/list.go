@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,8 +15,7 @@ import (
 	"strings"
 	"time"
 
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-
+	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
 	"github.com/kvsd/kvsd/bench/internal/report"
 	"github.com/kvsd/kvsd/internal/catalog/bolt"
 	"github.com/kvsd/kvsd/internal/fragment"
@@ -57,7 +55,7 @@ func (b *bench) fillListDir(ctx context.Context, count int) (string, listMarker,
 	begin := time.Now()
 	// The stream is created through the API, so that its record is what kvsd writes; retention
 	// of a year keeps the cached dir usable (nothing expires while kvsd serves it).
-	k, err := b.kvsd.start("list-create", dir)
+	k, err := b.startKvsd("list-create", dir)
 	if err != nil {
 		return "", mk, false, err
 	}
@@ -132,17 +130,8 @@ type listPage struct {
 // took, from sending the request to the last byte of the answer (signing and decoding are
 // outside).
 func (k *kvsd) call(ctx context.Context, op string, in any) ([]byte, time.Duration, error) {
-	body, err := json.Marshal(in)
+	req, err := kvsdproc.NewRequest(ctx, k.URL, op, in)
 	if err != nil {
-		return nil, 0, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, k.URL+"/"+op, bytes.NewReader(body))
-	if err != nil {
-		return nil, 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256(body)
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "kinesisvideo", region, time.Now()); err != nil {
 		return nil, 0, err
 	}
 	start := time.Now()
@@ -214,7 +203,7 @@ func (b *bench) list(ctx context.Context) error {
 	if err := readAll(filepath.Join(dir, "catalog.db")); err != nil {
 		return err
 	}
-	k, err := b.kvsd.start("list", dir)
+	k, err := b.startKvsd("list", dir)
 	if err != nil && cached {
 		// A data dir an older kvsd wrote may no longer open: fill it again.
 		b.logf("list: kvsd does not start on the cached data dir (%v); filling it again", err)
@@ -224,7 +213,7 @@ func (b *bench) list(ctx context.Context) error {
 		if dir, mk, cached, err = b.fillListDir(ctx, count); err != nil {
 			return err
 		}
-		k, err = b.kvsd.start("list", dir)
+		k, err = b.startKvsd("list", dir)
 	}
 	if err != nil {
 		return err
@@ -278,7 +267,7 @@ func (b *bench) list(ctx context.Context) error {
 		"last byte of the answer; the first %s are not counted. One client, one call at a time. "+
 		"CPU while measuring: kvsd %.2f cores, this program %.2f, kernel %.2f, other processes %.2f.\n\n",
 		mk.Count, b.cfg.listDays, listInterval, report.MB(catSize), fill, want, report.Plural(b.cfg.listWarmup, "window"), cpu.server, cpu.self, cpu.kernel, cpu.other)
-	b.results = append(b.results, result{"ListFragments: p99 per call ≤ 20 ms", report.MS(dc.Pct(99)), ok, cpu.other})
+	b.results = append(b.results, result{What: "ListFragments: p99 per call ≤ 20 ms", Value: report.MS(dc.Pct(99)), OK: ok, Other: cpu.other})
 	b.logf("list: per call p50 %s p99 %s; per window p50 %s p99 %s", report.MS(dc.Pct(50)), report.MS(dc.Pct(99)), report.MS(dw.Pct(50)), report.MS(dw.Pct(99)))
 	return nil
 }

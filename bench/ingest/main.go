@@ -22,18 +22,17 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
+	"github.com/kvsd/kvsd/bench/internal/machine"
 	"github.com/kvsd/kvsd/bench/internal/report"
-	"github.com/kvsd/kvsd/internal/cli"
 )
 
 // config is one benchmark run.
@@ -96,7 +95,7 @@ func run(args []string) int {
 		return 2
 	}
 	if *cpuprofile != "" {
-		stop, err := startProfile(*cpuprofile)
+		stop, err := kvsdproc.StartCPUProfile(*cpuprofile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "ingest:", err)
 			return 1
@@ -111,12 +110,7 @@ func run(args []string) int {
 		}
 		return 0
 	case *kvsdServer:
-		if *heapprofile != "" {
-			writeHeapOnSignal(*heapprofile)
-		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return cli.Main(ctx, fs.Args(), os.Stdout, os.Stderr)
+		return kvsdproc.Serve(fs.Args(), *heapprofile)
 	}
 
 	cfg := defaultConfig(*quick)
@@ -150,10 +144,8 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "ingest:", err)
 		return 1
 	}
-	for _, r := range results {
-		if !r.ok {
-			return 3 // a target was missed; the report says which
-		}
+	if !report.Met(results) {
+		return 3 // a target was missed; the report says which
 	}
 	return 0
 }
@@ -167,36 +159,6 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func startProfile(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
-}
-
-// writeHeapOnSignal writes a heap profile to path each time the process gets SIGUSR1.
-func writeHeapOnSignal(path string) {
-	c := make(chan os.Signal, 1)
-	signal.Notify(c, syscall.SIGUSR1)
-	go func() {
-		for range c {
-			f, err := os.Create(path)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "heap profile:", err)
-				continue
-			}
-			runtime.GC()
-			_ = pprof.Lookup("heap").WriteTo(f, 0)
-			f.Close()
-		}
-	}()
-}
-
 // bench is one run in progress.
 type bench struct {
 	cfg     config
@@ -204,17 +166,13 @@ type bench struct {
 	log     io.Writer // progress
 	work    string
 	media   *mkvFile
-	kvsd    *kvsdLauncher
+	kvsd    *kvsdproc.Launcher
 	results []result
 	started time.Time
 }
 
 // result is one target's outcome.
-type result struct {
-	what, value string
-	ok          bool
-	other       float64 // other processes' CPU while it was measured, in cores
-}
+type result = report.Result
 
 func (b *bench) logf(format string, a ...any) {
 	fmt.Fprintf(b.log, "[%5.1fs] %s\n", time.Since(b.started).Seconds(), fmt.Sprintf(format, a...))
@@ -239,23 +197,12 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 	if err := os.MkdirAll(cfg.cacheDir, 0o755); err != nil {
 		return nil, err
 	}
-	b.kvsd = &kvsdLauncher{bin: cfg.kvsdBin, profileDir: cfg.kvsdProfileDir, logDir: b.work}
-	switch {
-	case cfg.kvsdProfileDir != "":
-		if err := os.MkdirAll(cfg.kvsdProfileDir, 0o755); err != nil {
-			return nil, err
-		}
-		b.kvsd.bin = ""
-	case cfg.kvsdBin == "self":
-		b.kvsd.bin = ""
-	case cfg.kvsdBin == "":
-		b.logf("building kvsd")
-		bin, err := buildKvsd(ctx, b.work)
-		if err != nil {
-			return nil, err
-		}
-		b.kvsd.bin = bin
+	l, err := kvsdproc.NewLauncher(ctx, cfg.kvsdBin, cfg.kvsdProfileDir, b.work, b.logf)
+	if err != nil {
+		return nil, err
 	}
+	l.HeapProfile = true
+	b.kvsd = l
 
 	b.logf("preparing the test video (%s)", cfg.media.Name)
 	raw, cached, err := makeMedia(ctx, cfg.media, cfg.cacheDir)
@@ -280,18 +227,7 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 	if err != nil {
 		return b.results, err
 	}
-	fmt.Fprintf(b.out, "## Targets\n\n")
-	t := &report.Table{Head: []string{"target", "measured", "result", "other processes' CPU meanwhile"}}
-	disturbed := false
-	for _, r := range b.results {
-		t.Add(r.what, r.value, report.Verdict(r.ok), fmt.Sprintf("%.2f cores", r.other))
-		disturbed = disturbed || r.other > 0.2
-	}
-	t.Write(b.out)
-	if disturbed {
-		fmt.Fprintf(b.out, "> Other processes (not this benchmark) used more than 0.2 cores during some measurements: "+
-			"those numbers are less trustworthy; repeat them on a quiet machine.\n\n")
-	}
+	report.WriteTargets(b.out, b.results)
 	b.logf("done")
 	return b.results, nil
 }
@@ -302,12 +238,12 @@ func (b *bench) header(command string, cached bool) {
 	fmt.Fprintf(w, "# kvsd ingest benchmark\n\n")
 	fmt.Fprintf(w, "- command: `%s`\n", strings.TrimSpace(command))
 	fmt.Fprintf(w, "- date: %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(w, "- kvsd: %s, built with %s\n", b.kvsdDescription(), runtime.Version())
-	fmt.Fprintf(w, "- machine: %s; %d CPU cores; %s memory; Linux %s\n", cpuModel(), runtime.NumCPU(), memTotal(), kernel())
+	fmt.Fprintf(w, "- kvsd: %s, built with %s\n", kvsdproc.Describe(b.kvsd.Bin), runtime.Version())
+	fmt.Fprintf(w, "- machine: %s; %d CPU cores; %s memory; Linux %s\n", machine.CPUModel(), runtime.NumCPU(), machine.Memory(), machine.Kernel())
 	fmt.Fprintf(w, "- **the client load shares the %d cores with the server**: this program (the simulated producers and "+
 		"clients), kvsd and the baseline server all run on this machine and talk over 127.0.0.1; the baseline and kvsd "+
 		"never run a load at the same time\n", runtime.NumCPU())
-	fmt.Fprintf(w, "- data dirs: %s (%s); kvsd and the baseline write to the same file system\n", b.work, fsType(b.work))
+	fmt.Fprintf(w, "- data dirs: %s (%s); kvsd and the baseline write to the same file system\n", b.work, machine.FSType(b.work))
 	m := b.media
 	src := "made with ffmpeg"
 	if cached {
@@ -319,73 +255,9 @@ func (b *bench) header(command string, cached bool) {
 	if note := damonNote(); note != "" {
 		fmt.Fprintf(w, "> note: %s\n\n", note)
 	}
-	if fsType(b.work) == "tmpfs" {
+	if machine.FSType(b.work) == "tmpfs" {
 		fmt.Fprintf(w, "> **warning**: the work dir is on tmpfs, where fsync costs nothing; use -work-dir on a disk.\n\n")
 	}
-}
-
-func (b *bench) kvsdDescription() string {
-	desc := "this program's -kvsd-server mode (kvsd's internal/app linked into the benchmark)"
-	if b.kvsd.bin != "" {
-		desc = b.kvsd.bin
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	root, err := moduleRoot(ctx)
-	if err != nil {
-		return desc
-	}
-	rev, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return desc
-	}
-	desc += ", source at commit " + strings.TrimSpace(string(rev))
-	if st, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
-		desc += " plus uncommitted changes"
-	}
-	return desc
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
-}
-
-func memTotal() string {
-	b, _ := os.ReadFile("/proc/meminfo")
-	var kb int64
-	fmt.Sscanf(string(b), "MemTotal: %d kB", &kb)
-	return fmt.Sprintf("%.0f GB", float64(kb)*1024/1e9)
-}
-
-func kernel() string {
-	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	return strings.TrimSpace(string(b))
-}
-
-func fsType(dir string) string {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return "unknown file system"
-	}
-	switch st.Type {
-	case 0xEF53:
-		return "ext4"
-	case 0x58465342:
-		return "xfs"
-	case 0x9123683E:
-		return "btrfs"
-	case 0x01021994:
-		return "tmpfs"
-	case 0x794C7630:
-		return "overlayfs"
-	}
-	return fmt.Sprintf("file system 0x%x", st.Type)
 }
 
 // damonNote describes proactive reclaim by DAMON, which drops page cache that was idle for a

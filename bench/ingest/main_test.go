@@ -8,12 +8,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
 )
 
 // TestMain lets the test binary stand in for this program's child modes (the baseline server
 // and kvsd), which the benchmark starts by re-executing itself.
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) != "" {
+	if os.Getenv(kvsdproc.ChildEnv) != "" {
 		os.Exit(run(os.Args[1:]))
 	}
 	os.Exit(m.Run())

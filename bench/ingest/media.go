@@ -3,21 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/video"
 	"github.com/kvsd/kvsd/internal/mkv"
 )
 
@@ -43,30 +39,15 @@ var fullHD = mediaSpec{Name: "1080p30-2Mbps-g60-20s", Args: []string{
 // makeMedia returns the spec's MKV, from cacheDir when it was made before. Cluster timecodes
 // are absolute epoch milliseconds starting an hour before the file was made.
 func makeMedia(ctx context.Context, spec mediaSpec, cacheDir string) (data []byte, cached bool, err error) {
-	sum := sha256.Sum256([]byte(strings.Join(spec.Args, "\x00")))
-	path := filepath.Join(cacheDir, fmt.Sprintf("%s-%s.mkv", spec.Name, hex.EncodeToString(sum[:6])))
+	path := video.Path(cacheDir, spec.Name, spec.Args)
 	if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
 		return b, true, nil
 	}
 	start := time.Now().Add(-time.Hour)
-	args := append([]string{"-hide_banner", "-loglevel", "error", "-nostdin"}, spec.Args...)
-	args = append(args, "-output_ts_offset", fmt.Sprintf("%d.%03d", start.UnixMilli()/1000, start.UnixMilli()%1000),
+	args := append(append([]string{}, spec.Args...), "-output_ts_offset", fmt.Sprintf("%d.%03d", start.UnixMilli()/1000, start.UnixMilli()%1000),
 		"-f", "matroska", "-live", "1", "-")
-	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, false, fmt.Errorf("ffmpeg %s: %v: %s", strings.Join(args, " "), err, stderr.String())
-	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return nil, false, err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, out, 0o644); err != nil {
-		return nil, false, err
-	}
-	return out, false, os.Rename(tmp, path)
+	data, err = video.Encode(ctx, path, args)
+	return data, false, err
 }
 
 // mkvFile is an MKV stream split for replay: the bytes before the first Cluster, and per

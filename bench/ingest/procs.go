@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,112 +15,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 
 	"github.com/kvsd/kvsd/bench/internal/child"
+	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
+	"github.com/kvsd/kvsd/bench/internal/machine"
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
 
-// Credentials every kvsd this program starts accepts.
-const (
-	accessKeyID     = "AKIAKVSDBENCHKEY0001"
-	secretAccessKey = "kvsdBenchSecretKey/0123456789abcdefghijkl"
-	region          = "us-east-1"
-)
-
-var creds = aws.Credentials{AccessKeyID: accessKeyID, SecretAccessKey: secretAccessKey}
-
-// childEnv marks a process this program started, so that a test binary, which has no main,
-// knows to run the child mode its arguments ask for.
-const childEnv = "KVSD_BENCH_CHILD"
-
-// procMem is a process's resident memory from /proc/<pid>/status, in bytes.
-type procMem struct{ RSS, HWM int64 }
-
-func readMem(pid int) (procMem, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return procMem{}, err
-	}
-	var m procMem
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			m.RSS = kb << 10
-		case "VmHWM:":
-			m.HWM = kb << 10
-		}
-	}
-	return m, nil
-}
-
-// cpuTime is a process's CPU time so far, 0 when it cannot be read (it has exited).
-func cpuTime(pid int) time.Duration {
-	d, _ := child.CPUTime(pid)
-	return d
-}
-
-// kvsdLauncher starts kvsd processes: the built binary, or (for CPU profiles) this program
-// re-executed in its kvsd child mode.
-type kvsdLauncher struct {
-	bin        string // kvsd binary; "" runs this program's kvsd child mode
-	profileDir string // with bin "": write <profileDir>/kvsd-<section>.pprof
-	logDir     string
-}
-
-// buildKvsd builds ./cmd/kvsd of the module this program belongs to into dir.
-func buildKvsd(ctx context.Context, dir string) (string, error) {
-	root, err := moduleRoot(ctx)
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "kvsd")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/kvsd")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/kvsd: %v\n%s", err, out)
-	}
-	return bin, nil
-}
-
-func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run from inside the kvsd module (go run ./bench/ingest)")
-	}
-	return filepath.Dir(mod), nil
-}
-
-// start runs kvsd serve on dataDir, listening on a free loopback port.
-func (l *kvsdLauncher) start(section, dataDir string) (*kvsd, error) {
-	serve := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--region", region, "--log-level", "warn"}
-	env := []string{"KVSD_ACCESS_KEY_ID=" + accessKeyID, "KVSD_SECRET_ACCESS_KEY=" + secretAccessKey, "KVSD_SESSION_TOKEN=",
-		"KVSD_LISTEN=", "KVSD_DATA_DIR=", "KVSD_PUBLIC_URL=", "KVSD_CREDENTIALS_FILE="}
-	exe, args := l.bin, serve
-	if exe == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return nil, err
-		}
-		exe, args = self, []string{"-kvsd-server"}
-		if l.profileDir != "" {
-			args = append(args, "-cpuprofile", filepath.Join(l.profileDir, "kvsd-"+section+".pprof"),
-				"-heapprofile", filepath.Join(l.profileDir, "kvsd-"+section+"-heap.pprof"))
-		}
-		args = append(append(args, "--"), serve...)
-	}
-	p, err := child.Start("kvsd", exe, args, append([]string{childEnv + "=1"}, env...), filepath.Join(l.logDir, "kvsd-"+section+".log"))
+// startKvsd runs kvsd serve on dataDir (kvsdproc.Launcher.Start) and makes clients for it.
+func (b *bench) startKvsd(section, dataDir string) (*kvsd, error) {
+	p, err := b.kvsd.Start(section, dataDir)
 	if err != nil {
 		return nil, err
 	}
 	k := newKvsd(p)
-	k.profiling = l.bin == "" && l.profileDir != ""
+	k.profiling = b.kvsd.Profiling()
 	return k, nil
 }
 
@@ -143,19 +47,17 @@ func (k *kvsd) heapProfile() {
 }
 
 func newKvsd(p *child.Proc) *kvsd {
-	hc := newHTTPClient()
+	hc := kvsdproc.NewHTTPClient()
 	kv := kinesisvideo.NewFromConfig(aws.Config{
-		Region:           region,
-		Credentials:      credentials.NewStaticCredentialsProvider(accessKeyID, secretAccessKey, ""),
+		Region:           kvsdproc.Region,
+		Credentials:      credentials.NewStaticCredentialsProvider(kvsdproc.AccessKeyID, kvsdproc.SecretAccessKey, ""),
 		RetryMaxAttempts: 1,
 		HTTPClient:       hc,
 	}, func(o *kinesisvideo.Options) { o.BaseEndpoint = aws.String(p.URL) })
 	return &kvsd{Proc: p, http: hc, kv: kv}
 }
 
-func (k *kvsd) putClient() *putmedia.Client {
-	return &putmedia.Client{Endpoint: k.URL, Region: region, Credentials: creds, HTTP: k.http}
-}
+func (k *kvsd) putClient() *putmedia.Client { return kvsdproc.PutClient(k.URL, k.http) }
 
 // createStreams creates streams with the given retention.
 func (k *kvsd) createStreams(ctx context.Context, names []string, retentionHours int32) error {
@@ -169,16 +71,6 @@ func (k *kvsd) createStreams(ctx context.Context, names []string, retentionHours
 	return nil
 }
 
-// newHTTPClient is a client for many concurrent long requests to one loopback server.
-func newHTTPClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		Proxy:               nil, // loopback only, whatever the environment says
-		MaxIdleConnsPerHost: 512,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
-	}}
-}
-
 // cpuSnap is a moment's CPU counters: the whole machine's busy time, the kernel's own (irq,
 // softirq, kernel threads: mostly work for our I/O), this process's and a server's. What is
 // left is other processes, which make a measurement less trustworthy.
@@ -189,8 +81,10 @@ type cpuSnap struct {
 }
 
 func snapCPU(serverPID int) cpuSnap {
-	machine, irq := machineBusy()
-	return cpuSnap{at: time.Now(), machine: machine, irq: irq, kthreads: kernelThreads(), self: cpuTime(os.Getpid()), server: cpuTime(serverPID)}
+	busy, irq := machine.Busy()
+	self, _ := child.CPUTime(os.Getpid())
+	server, _ := child.CPUTime(serverPID) // 0 once it has exited
+	return cpuSnap{at: time.Now(), machine: busy, irq: irq, kthreads: kernelThreads(), self: self, server: server}
 }
 
 // kernelSince is the CPU time of interrupts and kernel threads since a: threads that exited
@@ -218,32 +112,6 @@ func (a cpuSnap) to(b cpuSnap) cpuUse {
 	}
 	u.other = max(0, (b.machine-a.machine).Seconds()/wall-u.server-u.self-u.kernel)
 	return u
-}
-
-// machineBusy is the CPU time all cores spent neither idle, waiting for I/O nor stolen by the
-// hypervisor, and the part of it spent in interrupts (/proc/stat).
-func machineBusy() (busy, irq time.Duration) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0, 0
-	}
-	var ticks, irqTicks int64
-	for i, v := range f[1:] {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		switch i {
-		case 3, 4, 7, 8, 9: // idle, iowait, steal; guest times are already in user
-			continue
-		case 5, 6:
-			irqTicks += n
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond, time.Duration(irqTicks) * 10 * time.Millisecond
 }
 
 // kernelThreads is the CPU time of each kernel thread (writeback, workqueues, ...).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/bench/internal/child"
+	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
 	"github.com/kvsd/kvsd/bench/internal/report"
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
@@ -113,17 +114,17 @@ func (b *bench) throughput(ctx context.Context) error {
 	if b.cfg.kvsdProfileDir != "" {
 		baseArgs = append(baseArgs, "-cpuprofile", filepath.Join(b.cfg.kvsdProfileDir, "baseline.pprof"))
 	}
-	base, err := child.Start("baseline", self, baseArgs, []string{childEnv + "=1"}, filepath.Join(b.work, "baseline.log"))
+	base, err := child.Start("baseline", self, baseArgs, []string{kvsdproc.ChildEnv + "=1"}, filepath.Join(b.work, "baseline.log"))
 	if err != nil {
 		return err
 	}
 	defer base.Stop()
-	k, err := b.kvsd.start("throughput", filepath.Join(b.work, "kvsd-throughput"))
+	k, err := b.startKvsd("throughput", filepath.Join(b.work, "kvsd-throughput"))
 	if err != nil {
 		return err
 	}
 	defer k.Stop()
-	basePC := &putmedia.Client{Endpoint: base.URL, Region: region, Credentials: creds, HTTP: newHTTPClient()}
+	basePC := &putmedia.Client{Endpoint: base.URL, Region: kvsdproc.Region, Credentials: kvsdproc.Creds, HTTP: kvsdproc.NewHTTPClient()}
 
 	t := &report.Table{Head: []string{"streams", "server", "MB/s", "fragments/s", "PutMedia calls", "server CPU", "client CPU",
 		"kernel CPU", "other CPU", "kvsd/baseline", "target ≥ 70 %"}}
@@ -172,7 +173,8 @@ func (b *bench) throughput(ctx context.Context) error {
 		}
 		row("baseline", rb, "", "")
 		row("kvsd", rk, fmt.Sprintf("%.0f %%", ratio), report.Verdict(ratio >= 70))
-		b.results = append(b.results, result{fmt.Sprintf("throughput, %s: kvsd/baseline ≥ 70 %%", report.Plural(n, "stream")), fmt.Sprintf("%.0f %%", ratio), ratio >= 70, max(rb.cpu.other, rk.cpu.other)})
+		b.results = append(b.results, result{What: fmt.Sprintf("throughput, %s: kvsd/baseline ≥ 70 %%", report.Plural(n, "stream")), Value: fmt.Sprintf("%.0f %%", ratio),
+			OK: ratio >= 70, Other: max(rb.cpu.other, rk.cpu.other)})
 		for _, r := range []struct {
 			who string
 			r   *tpResult

@@ -35,7 +35,7 @@ func (b *bench) archive(ctx context.Context) (*archive, error) {
 		return b.arch, nil
 	}
 	a := &archive{dir: filepath.Join(b.work, "kvsd-archive"), start: time.Now().Add(-time.Hour).Truncate(time.Second)}
-	k, err := b.kvsd.start("archive", a.dir)
+	k, err := b.startKvsd("archive", a.dir)
 	if err != nil {
 		return nil, err
 	}

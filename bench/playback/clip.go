@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/child"
 	"github.com/kvsd/kvsd/bench/internal/report"
 )
 
@@ -141,7 +142,7 @@ func (b *bench) clip(ctx context.Context) error {
 		size += f.Size
 	}
 	fmt.Fprintf(b.out, "## 1. GetClip of %d fragments against ffmpeg -c copy\n\n", len(frags))
-	k, err := b.kvsd.start("clip", a.dir)
+	k, err := b.startKvsd("clip", a.dir)
 	if err != nil {
 		return err
 	}
@@ -223,8 +224,8 @@ func (b *bench) clip(ctx context.Context) error {
 		"process's user+system time over that span. ffmpeg: the process's wall time and rusage, start-up included.\n\n",
 		report.Plural(b.cfg.clipRounds, "run"), kf, len(frags), float64(size)/1e6, float64(inBytes)/1e6)
 
-	b.results = append(b.results, result{fmt.Sprintf("GetClip (%d fragments): ≥ 3× ffmpeg's MB/s", len(frags)),
-		fmt.Sprintf("%.2f×", ratio), speedOK, max(km.other, fm.other)})
+	b.results = append(b.results, result{What: fmt.Sprintf("GetClip (%d fragments): ≥ 3× ffmpeg's MB/s", len(frags)),
+		Value: fmt.Sprintf("%.2f×", ratio), OK: speedOK, Other: max(km.other, fm.other)})
 	return b.clipMemory(ctx, a, small, frags)
 }
 
@@ -250,7 +251,7 @@ func (b *bench) clipMemory(ctx context.Context, a *archive, small, long []fragIn
 	}
 	var runs []memRun
 	for _, frags := range [][]fragInfo{small, long} {
-		k, err := b.kvsd.start(fmt.Sprintf("clip-mem-%d", len(frags)), a.dir)
+		k, err := b.startKvsd(fmt.Sprintf("clip-mem-%d", len(frags)), a.dir)
 		if err != nil {
 			return err
 		}
@@ -260,12 +261,12 @@ func (b *bench) clipMemory(ctx context.Context, a *archive, small, long []fragIn
 			return err
 		}
 		time.Sleep(100 * time.Millisecond)
-		m0, err := readMem(k.PID())
+		m0, err := child.ReadMem(k.PID())
 		if err != nil {
 			k.Stop()
 			return err
 		}
-		hwm := resetPeak(k.PID())
+		hwm := child.ResetPeak(k.PID())
 		stop := make(chan struct{})
 		var peak int64
 		var wg sync.WaitGroup
@@ -273,7 +274,7 @@ func (b *bench) clipMemory(ctx context.Context, a *archive, small, long []fragIn
 			t := time.NewTicker(5 * time.Millisecond)
 			defer t.Stop()
 			for {
-				if m, err := readMem(k.PID()); err == nil {
+				if m, err := child.ReadMem(k.PID()); err == nil {
 					peak = max(peak, m.RSS)
 				}
 				select {
@@ -286,7 +287,7 @@ func (b *bench) clipMemory(ctx context.Context, a *archive, small, long []fragIn
 		r, err := k.getClip(ctx, frags, io.Discard)
 		close(stop)
 		wg.Wait()
-		m1, _ := readMem(k.PID())
+		m1, _ := child.ReadMem(k.PID())
 		if hwm {
 			peak = max(peak, m1.HWM)
 		}
@@ -315,7 +316,7 @@ func (b *bench) clipMemory(ctx context.Context, a *archive, small, long []fragIn
 	fmt.Fprintf(b.out, "Each clip runs in a kvsd started for it on the same data dir, after a one-fragment clip "+
 		"(code paths warm). Growth = peak RSS during the clip − RSS just before it; %s. A kvsd that held the clip in memory "+
 		"would grow by about the clip's size.\n\n", how)
-	b.results = append(b.results, result{"GetClip: RSS growth flat in the clip's length",
-		fmt.Sprintf("+%s (%d fragments) vs +%s (%d)", report.MB1(l.growth), l.frags, report.MB1(s.growth), s.frags), flatOK, -1})
+	b.results = append(b.results, result{What: "GetClip: RSS growth flat in the clip's length",
+		Value: fmt.Sprintf("+%s (%d fragments) vs +%s (%d)", report.MB1(l.growth), l.frags, report.MB1(s.growth), s.frags), OK: flatOK, Other: -1})
 	return nil
 }

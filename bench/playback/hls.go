@@ -189,7 +189,7 @@ func (b *bench) hls(ctx context.Context) error {
 	frags := a.frags[:min(len(a.frags), 1000)]
 	n := b.cfg.hlsClients
 	fmt.Fprintf(b.out, "## 2. Serving HLS: fMP4 media fragments against the raw fragments\n\n")
-	k, err := b.kvsd.start("hls", a.dir)
+	k, err := b.startKvsd("hls", a.dir)
 	if err != nil {
 		return err
 	}
@@ -257,8 +257,8 @@ func (b *bench) hls(ctx context.Context) error {
 	if err := firstErr(raw, hls); err != nil {
 		fmt.Fprintf(b.out, "- errors: %v\n\n", err)
 	}
-	b.results = append(b.results, result{"HLS fMP4 fragments per kvsd CPU-second ≥ 50 % of raw", fmt.Sprintf("%.0f %%", 100*ratio), ok,
-		(raw.cpu.other + hls.cpu.other) / 2})
+	b.results = append(b.results, result{What: "HLS fMP4 fragments per kvsd CPU-second ≥ 50 % of raw", Value: fmt.Sprintf("%.0f %%", 100*ratio), OK: ok,
+		Other: (raw.cpu.other + hls.cpu.other) / 2})
 	return nil
 }
 

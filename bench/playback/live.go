@@ -120,7 +120,7 @@ func (b *bench) live(ctx context.Context) error {
 	n := b.cfg.liveStreams
 	clusters := min(f.Clusters, int((b.cfg.liveDuration+f.FragDur-1)/f.FragDur))
 	fmt.Fprintf(b.out, "## 3. Live: PERSISTED → LIVE media playlist, %d real-time streams\n\n", n)
-	k, err := b.kvsd.start("live", filepath.Join(b.work, "kvsd-live"))
+	k, err := b.startKvsd("live", filepath.Join(b.work, "kvsd-live"))
 	if err != nil {
 		return err
 	}
@@ -205,8 +205,8 @@ func (b *bench) live(ctx context.Context) error {
 	if firstErr != nil {
 		fmt.Fprintf(b.out, "- errors: %d streams failed; first: %v\n\n", failed, firstErr)
 	}
-	b.results = append(b.results, result{fmt.Sprintf("live (%d streams): p99 PERSISTED → in the LIVE playlist ≤ 50 ms", n),
-		report.MS(dl.Pct(99)), ok, cpu.other})
+	b.results = append(b.results, result{What: fmt.Sprintf("live (%d streams): p99 PERSISTED → in the LIVE playlist ≤ 50 ms", n),
+		Value: report.MS(dl.Pct(99)), OK: ok, Other: cpu.other})
 	b.logf("live: p50 %s p99 %s, %d of %d listed at the first request", report.MS(dl.Pct(50)), report.MS(dl.Pct(99)), hits, len(dl)+missing)
 	return nil
 }

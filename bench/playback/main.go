@@ -25,18 +25,17 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
+	"github.com/kvsd/kvsd/bench/internal/machine"
 	"github.com/kvsd/kvsd/bench/internal/report"
-	"github.com/kvsd/kvsd/internal/cli"
 )
 
 // config is one benchmark run.
@@ -93,7 +92,7 @@ func run(args []string) int {
 		return 2
 	}
 	if *cpuprofile != "" {
-		stop, err := startProfile(*cpuprofile)
+		stop, err := kvsdproc.StartCPUProfile(*cpuprofile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "playback:", err)
 			return 1
@@ -101,9 +100,7 @@ func run(args []string) int {
 		defer stop()
 	}
 	if *kvsdServer {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return cli.Main(ctx, fs.Args(), os.Stdout, os.Stderr)
+		return kvsdproc.Serve(fs.Args(), "")
 	}
 
 	cfg := defaultConfig(*quick)
@@ -136,24 +133,10 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "playback:", err)
 		return 1
 	}
-	for _, r := range results {
-		if !r.ok {
-			return 3 // a target was missed; the report says which
-		}
+	if !report.Met(results) {
+		return 3 // a target was missed; the report says which
 	}
 	return 0
-}
-
-func startProfile(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // bench is one run in progress.
@@ -163,18 +146,14 @@ type bench struct {
 	log     io.Writer // progress
 	work    string
 	media   *mkvFile
-	kvsd    *kvsdLauncher
+	kvsd    *kvsdproc.Launcher
 	arch    *archive // sections 1 and 2's stream, put on first use
 	results []result
 	started time.Time
 }
 
 // result is one target's outcome.
-type result struct {
-	what, value string
-	ok          bool
-	other       float64 // other processes' CPU while it was measured, in cores; < 0: not measured
-}
+type result = report.Result
 
 func (b *bench) logf(format string, a ...any) {
 	fmt.Fprintf(b.log, "[%5.1fs] %s\n", time.Since(b.started).Seconds(), fmt.Sprintf(format, a...))
@@ -196,23 +175,11 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 	} else if err := os.MkdirAll(b.work, 0o755); err != nil {
 		return nil, err
 	}
-	b.kvsd = &kvsdLauncher{bin: cfg.kvsdBin, profileDir: cfg.kvsdProfileDir, logDir: b.work}
-	switch {
-	case cfg.kvsdProfileDir != "":
-		if err := os.MkdirAll(cfg.kvsdProfileDir, 0o755); err != nil {
-			return nil, err
-		}
-		b.kvsd.bin = ""
-	case cfg.kvsdBin == "self":
-		b.kvsd.bin = ""
-	case cfg.kvsdBin == "":
-		b.logf("building kvsd")
-		bin, err := buildKvsd(ctx, b.work)
-		if err != nil {
-			return nil, err
-		}
-		b.kvsd.bin = bin
+	l, err := kvsdproc.NewLauncher(ctx, cfg.kvsdBin, cfg.kvsdProfileDir, b.work, b.logf)
+	if err != nil {
+		return nil, err
 	}
+	b.kvsd = l
 
 	b.logf("preparing the test video (%s)", cfg.media.Name)
 	raw, cached, err := makeMedia(ctx, cfg.media, b.loops(), cfg.cacheDir)
@@ -240,22 +207,7 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 	if err != nil {
 		return b.results, err
 	}
-	fmt.Fprintf(b.out, "## Targets\n\n")
-	t := &report.Table{Head: []string{"target", "measured", "result", "other processes' CPU meanwhile"}}
-	disturbed := false
-	for _, r := range b.results {
-		other := "–"
-		if r.other >= 0 {
-			other = fmt.Sprintf("%.2f cores", r.other)
-		}
-		t.Add(r.what, r.value, report.Verdict(r.ok), other)
-		disturbed = disturbed || r.other > 0.2
-	}
-	t.Write(b.out)
-	if disturbed {
-		fmt.Fprintf(b.out, "> Other processes (not this benchmark) used more than 0.2 cores during some measurements: "+
-			"those numbers are less trustworthy; repeat them on a quiet machine.\n\n")
-	}
+	report.WriteTargets(b.out, b.results)
 	b.logf("done")
 	return b.results, nil
 }
@@ -272,8 +224,8 @@ func (b *bench) header(command string, cached bool) {
 	fmt.Fprintf(w, "# kvsd playback benchmark\n\n")
 	fmt.Fprintf(w, "- command: `%s`\n", strings.TrimSpace(command))
 	fmt.Fprintf(w, "- date: %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(w, "- kvsd: %s, built with %s\n", b.kvsdDescription(), runtime.Version())
-	fmt.Fprintf(w, "- machine: %s; %d CPU cores; Linux %s; ffmpeg %s\n", cpuModel(), runtime.NumCPU(), kernel(), ffmpegVersion())
+	fmt.Fprintf(w, "- kvsd: %s, built with %s\n", kvsdproc.Describe(b.kvsd.Bin), runtime.Version())
+	fmt.Fprintf(w, "- machine: %s; %d CPU cores; Linux %s; ffmpeg %s\n", machine.CPUModel(), runtime.NumCPU(), machine.Kernel(), machine.FFmpegVersion())
 	fmt.Fprintf(w, "- **the client load shares the %d cores with kvsd**: this program (producers, players), kvsd and ffmpeg "+
 		"all run on this machine and talk over 127.0.0.1; kvsd and ffmpeg never run at the same time\n", runtime.NumCPU())
 	m := b.media
@@ -284,53 +236,4 @@ func (b *bench) header(command string, cached bool) {
 	fmt.Fprintf(w, "- test video: %s repeated to %d fragments of %s (%s): %.1f MB, %.2f Mbit/s\n\n",
 		b.cfg.media.Name, m.Clusters, m.FragDur.Round(time.Millisecond), src, float64(len(m.Raw))/1e6,
 		float64(len(m.Raw)*8)/m.duration().Seconds()/1e6)
-}
-
-func (b *bench) kvsdDescription() string {
-	desc := "this program's -kvsd-server mode (kvsd's internal/app linked into the benchmark)"
-	if b.kvsd.bin != "" {
-		desc = b.kvsd.bin
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	root, err := moduleRoot(ctx)
-	if err != nil {
-		return desc
-	}
-	rev, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return desc
-	}
-	desc += ", source at commit " + strings.TrimSpace(string(rev))
-	if st, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
-		desc += " plus uncommitted changes"
-	}
-	return desc
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
-}
-
-func kernel() string {
-	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	return strings.TrimSpace(string(b))
-}
-
-func ffmpegVersion() string {
-	out, err := exec.Command("ffmpeg", "-hide_banner", "-version").Output()
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(out))
-	if len(f) >= 3 {
-		return f[2]
-	}
-	return "unknown"
 }

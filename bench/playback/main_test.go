@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
 )
 
 // TestMain lets the test binary stand in for this program's kvsd child mode, which the
 // benchmark starts by re-executing itself.
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) != "" {
+	if os.Getenv(kvsdproc.ChildEnv) != "" {
 		os.Exit(run(os.Args[1:]))
 	}
 	os.Exit(m.Run())

@@ -3,17 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/video"
 	"github.com/kvsd/kvsd/internal/mkv"
 )
 
@@ -42,8 +40,7 @@ var clusterArgs = []string{"-cluster_size_limit", "5000000", "-cluster_time_limi
 // makeMedia returns spec's video repeated loops times as one Matroska stream with increasing
 // timecodes, from cacheDir when it was made before.
 func makeMedia(ctx context.Context, spec mediaSpec, loops int, cacheDir string) (data []byte, cached bool, err error) {
-	sum := sha256.Sum256([]byte(strings.Join(append(spec.Args, clusterArgs...), "\x00")))
-	base := filepath.Join(cacheDir, fmt.Sprintf("%s-rel-%s.mkv", spec.Name, hex.EncodeToString(sum[:6])))
+	base := video.Path(cacheDir, spec.Name+"-rel", append(spec.Args, clusterArgs...))
 	looped := strings.TrimSuffix(base, ".mkv") + fmt.Sprintf("-x%d.mkv", loops)
 	if b, err := os.ReadFile(looped); err == nil && len(b) > 0 {
 		return b, true, nil

@@ -1,100 +1,29 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-
 	"github.com/kvsd/kvsd/bench/internal/child"
+	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
+	"github.com/kvsd/kvsd/bench/internal/machine"
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
 
-// Credentials every kvsd this program starts accepts.
-const (
-	accessKeyID     = "AKIAKVSDBENCHKEY0001"
-	secretAccessKey = "kvsdBenchSecretKey/0123456789abcdefghijkl"
-	region          = "us-east-1"
-)
-
-var creds = aws.Credentials{AccessKeyID: accessKeyID, SecretAccessKey: secretAccessKey}
-
-// childEnv marks a process this program started, so that a test binary, which has no main,
-// knows to run the child mode its arguments ask for.
-const childEnv = "KVSD_BENCH_CHILD"
-
-// kvsdLauncher starts kvsd processes: the built binary, or (for profiles) this program
-// re-executed in its kvsd child mode.
-type kvsdLauncher struct {
-	bin        string // kvsd binary; "" runs this program's kvsd child mode
-	profileDir string // with bin "": write <profileDir>/kvsd-<name>.pprof
-	logDir     string
-}
-
-// buildKvsd builds ./cmd/kvsd of the module this program belongs to into dir.
-func buildKvsd(ctx context.Context, dir string) (string, error) {
-	root, err := moduleRoot(ctx)
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "kvsd")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/kvsd")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/kvsd: %v\n%s", err, out)
-	}
-	return bin, nil
-}
-
-func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run from inside the kvsd module (go run ./bench/playback)")
-	}
-	return filepath.Dir(mod), nil
-}
-
-// start runs kvsd serve on dataDir, listening on a free loopback port. name tells its log
-// and profile apart from the others of the run.
-func (l *kvsdLauncher) start(name, dataDir string) (*kvsd, error) {
-	serve := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--region", region, "--log-level", "warn"}
-	env := []string{"KVSD_ACCESS_KEY_ID=" + accessKeyID, "KVSD_SECRET_ACCESS_KEY=" + secretAccessKey, "KVSD_SESSION_TOKEN=",
-		"KVSD_LISTEN=", "KVSD_DATA_DIR=", "KVSD_PUBLIC_URL=", "KVSD_CREDENTIALS_FILE="}
-	exe, args := l.bin, serve
-	if exe == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return nil, err
-		}
-		exe, args = self, []string{"-kvsd-server"}
-		if l.profileDir != "" {
-			args = append(args, "-cpuprofile", filepath.Join(l.profileDir, "kvsd-"+name+".pprof"))
-		}
-		args = append(append(args, "--"), serve...)
-	}
-	p, err := child.Start("kvsd", exe, args, append([]string{childEnv + "=1"}, env...), filepath.Join(l.logDir, "kvsd-"+name+".log"))
+// startKvsd runs kvsd serve on dataDir (kvsdproc.Launcher.Start). name tells its log and
+// profile apart from the others of the run.
+func (b *bench) startKvsd(name, dataDir string) (*kvsd, error) {
+	p, err := b.kvsd.Start(name, dataDir)
 	if err != nil {
 		return nil, err
 	}
-	return &kvsd{Proc: p, http: newHTTPClient()}, nil
+	return &kvsd{Proc: p, http: kvsdproc.NewHTTPClient()}, nil
 }
 
 // kvsd is a running kvsd.
@@ -103,19 +32,7 @@ type kvsd struct {
 	http *http.Client
 }
 
-// newHTTPClient is a client for many concurrent requests to one loopback server.
-func newHTTPClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		Proxy:               nil, // loopback only, whatever the environment says
-		MaxIdleConnsPerHost: 512,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
-	}}
-}
-
-func (k *kvsd) putClient() *putmedia.Client {
-	return &putmedia.Client{Endpoint: k.URL, Region: region, Credentials: creds, HTTP: k.http}
-}
+func (k *kvsd) putClient() *putmedia.Client { return kvsdproc.PutClient(k.URL, k.http) }
 
 // apiError is an AWS JSON error answer.
 type apiError struct {
@@ -128,18 +45,9 @@ func (e *apiError) Error() string { return fmt.Sprintf("%s: %d %s: %s", e.op, e.
 // post sends a SigV4-signed KVS JSON request (POST /<op>) and returns the response, whose body
 // the caller closes; a non-200 answer is an *apiError.
 func (k *kvsd) post(ctx context.Context, op string, in any) (*http.Response, error) {
-	body, err := json.Marshal(in)
+	req, err := kvsdproc.NewRequest(ctx, k.URL, op, in)
 	if err != nil {
 		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, k.URL+"/"+op, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256(body)
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "kinesisvideo", region, time.Now()); err != nil {
-		return nil, fmt.Errorf("sign %s: %w", op, err)
 	}
 	resp, err := k.http.Do(req)
 	if err != nil {
@@ -205,66 +113,6 @@ func (k *kvsd) createStreams(ctx context.Context, names []string, retentionHours
 // epoch is a timestamp as the AWS JSON protocol writes it: seconds, fractional.
 func epoch(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }
 
-// procMem is a process's resident memory from /proc/<pid>/status, in bytes.
-type procMem struct{ RSS, HWM int64 }
-
-func readMem(pid int) (procMem, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return procMem{}, err
-	}
-	var m procMem
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			m.RSS = kb << 10
-		case "VmHWM:":
-			m.HWM = kb << 10
-		}
-	}
-	return m, nil
-}
-
-// resetPeak sets a process's VmHWM back to its current RSS (Linux 4.0 and later); false if
-// the kernel does not allow it.
-func resetPeak(pid int) bool {
-	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
-}
-
-// cpuTime is a process's CPU time so far, 0 when it cannot be read (it has exited).
-func cpuTime(pid int) time.Duration {
-	d, _ := child.CPUTime(pid)
-	return d
-}
-
-// machineBusy is the CPU time all cores spent neither idle, waiting for I/O nor stolen by the
-// hypervisor (/proc/stat).
-func machineBusy() time.Duration {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0
-	}
-	var ticks int64
-	for i, v := range f[1:] {
-		if i == 3 || i == 4 || i >= 7 { // idle, iowait, steal, guest (already in user)
-			continue
-		}
-		n, _ := strconv.ParseInt(v, 10, 64)
-		ticks += n
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond
-}
-
 // cpuSnap is a moment's CPU counters: the machine's busy time, this program's and kvsd's.
 type cpuSnap struct {
 	at                    time.Time
@@ -272,7 +120,10 @@ type cpuSnap struct {
 }
 
 func snapCPU(serverPID int) cpuSnap {
-	return cpuSnap{at: time.Now(), machine: machineBusy(), self: cpuTime(os.Getpid()), server: cpuTime(serverPID)}
+	busy, _ := machine.Busy()
+	self, _ := child.CPUTime(os.Getpid())
+	server, _ := child.CPUTime(serverPID) // 0 once it has exited
+	return cpuSnap{at: time.Now(), machine: busy, self: self, server: server}
 }
 
 // cpuUse is what was used between two snaps: kvsd's CPU time, and in cores (CPU seconds per

@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -21,15 +20,9 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/bench/internal/child"
-	"github.com/kvsd/kvsd/internal/cli"
+	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
+	"github.com/kvsd/kvsd/bench/internal/machine"
 	"github.com/kvsd/kvsd/internal/rtspsrc/rtsptest"
-)
-
-// Credentials the kvsd this program starts accepts.
-const (
-	accessKeyID     = "AKIAKVSDBENCHPUT0001"
-	secretAccessKey = "kvsdBenchPutSecret/0123456789abcdefghijk"
-	region          = "us-east-1"
 )
 
 // target is the most CPU `kvsd put` may use for one stream, in cores.
@@ -54,16 +47,9 @@ const childEnv = "KVSD_BENCH_PUT_CHILD"
 
 func main() {
 	if os.Getenv(childEnv) != "" {
-		os.Exit(kvsdMain())
+		os.Exit(kvsdproc.Serve(os.Args[1:], ""))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-// kvsdMain is cmd/kvsd's main.
-func kvsdMain() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -138,16 +124,16 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]row, er
 	}
 	if bin == "" {
 		logf("building ./cmd/kvsd")
-		bin = filepath.Join(work, "kvsd")
-		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/kvsd").CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go build ./cmd/kvsd (run from the repository root): %v\n%s", err, out)
+		var err error
+		if bin, err = kvsdproc.Build(ctx, work); err != nil {
+			return nil, err
 		}
 	}
 	video, err := testVideo(ctx, cfg, logf)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := startServer(bin, work)
+	srv, err := (&kvsdproc.Launcher{Bin: bin, LogDir: work}).Start("serve", filepath.Join(work, "data"))
 	if err != nil {
 		return nil, err
 	}
@@ -215,20 +201,12 @@ func camera(video string) (*rtsptest.Server, error) {
 	return rtsptest.Start(rtsptest.Config{Track: track, Frames: frames, Loop: true})
 }
 
-// startServer runs kvsd serve as a child process on a fresh data dir in work.
-func startServer(bin, work string) (*child.Proc, error) {
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(work, "data"), "--region", region, "--log-level", "warn"}
-	env := []string{"KVSD_ACCESS_KEY_ID=" + accessKeyID, "KVSD_SECRET_ACCESS_KEY=" + secretAccessKey,
-		"KVSD_SESSION_TOKEN=", "KVSD_LISTEN=", "KVSD_DATA_DIR=", "KVSD_PUBLIC_URL=", "KVSD_CREDENTIALS_FILE="}
-	return child.Start("kvsd", bin, args, env, filepath.Join(work, "kvsd.log"))
-}
-
 // measure runs kvsd put on a new stream and returns its CPU (rusage of the
 // child) and the server's over the same wall time (/proc/<pid>/stat).
 func measure(ctx context.Context, bin string, srv *child.Proc, work, stream string, args []string) (row, error) {
-	full := append([]string{"put", "--stream", stream, "--create", "--endpoint-url", srv.URL, "--region", region, "--quiet"}, args...)
+	full := append([]string{"put", "--stream", stream, "--create", "--endpoint-url", srv.URL, "--region", kvsdproc.Region, "--quiet"}, args...)
 	cmd := exec.CommandContext(ctx, bin, full...)
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+accessKeyID, "AWS_SECRET_ACCESS_KEY="+secretAccessKey,
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+kvsdproc.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+kvsdproc.SecretAccessKey,
 		"AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_ENDPOINT_URL=", "AWS_ENDPOINT_URL_KINESIS_VIDEO=")
 	logPath := filepath.Join(work, "put-"+stream+".log")
 	out, err := os.Create(logPath)
@@ -266,7 +244,7 @@ func measure(ctx context.Context, bin string, srv *child.Proc, work, stream stri
 func report(w io.Writer, cfg config, rows []row) {
 	fmt.Fprintf(w, "## kvsd put: CPU for one real-time stream\n\n")
 	fmt.Fprintf(w, "%s, %d cores, %s/%s, %s. Video: %dx%d at %d fps, H.264 %.1f Mbit/s, a keyframe every 2 s; each stream runs %v.\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel(),
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, machine.CPUModel(),
 		cfg.width, cfg.height, cfg.fps, float64(cfg.bitrate)/1e6, cfg.duration)
 	fmt.Fprintf(w, "| source | wall s | kvsd put CPU s | kvsd put, %% of a core | target ≤ 5 %% | kvsd put max RSS | kvsd serve CPU s | kvsd serve, %% of a core |\n")
 	fmt.Fprintf(w, "|---|---:|---:|---:|---|---:|---:|---:|\n")
@@ -282,14 +260,4 @@ func report(w io.Writer, cfg config, rows []row) {
 	for _, r := range rows {
 		fmt.Fprintf(w, "- %s: `%s`\n", r.source, r.summary)
 	}
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }

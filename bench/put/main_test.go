@@ -7,12 +7,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
 )
 
 // TestMain lets the test binary run as kvsd (serve and put) for -kvsd self.
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
-		os.Exit(kvsdMain())
+		os.Exit(kvsdproc.Serve(os.Args[1:], ""))
 	}
 	os.Exit(m.Run())
 }

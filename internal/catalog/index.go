@@ -28,11 +28,8 @@ const (
 
 // Location says where fragment media was put (fragstore.Media returns it). It is meaningful
 // only to the Media that returned it and to the Index that stores it next to the fragment's entry.
-type Location struct {
-	Segment uint64 // the segment (file, object) holding the record; segments only grow in number
-	Offset  int64  // where the payload starts inside the segment
-	Length  int64  // payload length: the fragment's media size
-}
+// It is fragment.Location, so that the fragments the Index returns carry it.
+type Location = fragment.Location
 
 // Position is a place on a timeline: a fragment's start in Unix milliseconds and its sequence.
 // Timeline order is (Ms, Seq).
@@ -70,7 +67,8 @@ type Put struct {
 //     store it). The header is stored under f.HeaderID unless one is stored already; a Put
 //     naming a HeaderID the index does not hold, with no header bytes, fails. A Put of a Seq
 //     that is stored fails.
-//   - Fragments come back as fresh values, times in UTC, Tags nil when there are none.
+//   - Fragments come back as fresh values, times in UTC, Tags nil when there are none, each
+//     with its Location set.
 //   - LastFragment keeps the highest Seq ever put, with its Location, even after it expired:
 //     sequence numbers never go back while the stream lives.
 //   - A segment is live while at least one stored entry's Location names it.
@@ -85,8 +83,8 @@ type Index interface {
 	PutFragment(ctx context.Context, k Key, f *fragment.Fragment, loc Location, header []byte) error
 	// PutFragments stores many entries, of any Keys, in one commit: fragstore's group commit.
 	PutFragments(ctx context.Context, puts []Put) error
-	// GetFragment returns the entry with that Seq and its Location; ErrFragmentNotFound if none.
-	GetFragment(ctx context.Context, k Key, seq uint64) (*fragment.Fragment, Location, error)
+	// GetFragment returns the entry with that Seq; ErrFragmentNotFound if none.
+	GetFragment(ctx context.Context, k Key, seq uint64) (*fragment.Fragment, error)
 	// GetHeader returns the header stored under id; ErrFragmentNotFound if none.
 	GetHeader(ctx context.Context, k Key, id string) ([]byte, error)
 	// LastFragment returns the highest Seq ever put and its Location; seq 0 if none.

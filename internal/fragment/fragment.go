@@ -1,5 +1,6 @@
 // Package fragment is the KVS fragment: one Matroska Cluster with the producer tags that follow
-// it, its timestamps and its fragment number. It knows Matroska through mkv, not storage or HTTP.
+// it, its timestamps and its fragment number. It knows Matroska through mkv, not storage (a
+// store's Location is opaque here) or HTTP.
 package fragment
 
 import (
@@ -21,6 +22,19 @@ type Fragment struct {
 	Size         int64         // bytes of the stored media (cluster + trailing tags)
 	HeaderID     string        // content id of the MKV header the fragment plays with
 	Tags         []mkv.SimpleTag
+
+	// Location is where the store keeps the fragment's media: set on the entries the fragment
+	// index returns, so that reading the media takes no second lookup; zero elsewhere.
+	Location Location
+}
+
+// Location says where a store's media backend put a fragment's bytes. It is meaningful only to
+// the backend that returned it and to the index that stores it next to the fragment's entry
+// (catalog.Location is this type).
+type Location struct {
+	Segment uint64 // the segment (file, object) holding the record; segments only grow in number
+	Offset  int64  // where the payload starts inside the segment
+	Length  int64  // payload length: the fragment's media size
 }
 
 // Limits on the fragment number's parts; the number is always NumberDigits long so that

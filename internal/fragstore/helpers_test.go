@@ -135,6 +135,8 @@ func (e *env) check(k fragstore.Key, seqs []uint64) {
 		want.Size = int64(len(media(f.Seq)))
 		require.Equal(e.t, want.ServerTime.UnixMilli(), f.ServerTime.UnixMilli())
 		want.ProducerTime, want.ServerTime, f.ProducerTime, f.ServerTime = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		require.NotZero(e.t, f.Location, "listed entries carry their Location")
+		want.Location = f.Location // opaque: the media read below checks it
 		require.Equal(e.t, want, f)
 		b, err := e.s.Media(ctx, k, f)
 		require.NoError(e.t, err, "media of %d", f.Seq)

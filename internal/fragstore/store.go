@@ -127,14 +127,12 @@ func (s *Store) LastSeq(ctx context.Context, k Key) (uint64, error) {
 
 // Fragment returns the index entry with that sequence.
 func (s *Store) Fragment(ctx context.Context, k Key, seq uint64) (*fragment.Fragment, error) {
-	f, _, err := s.index.GetFragment(ctx, k, seq)
-	return f, err
+	return s.index.GetFragment(ctx, k, seq)
 }
 
 // Media returns the stored bytes of f (cluster and trailing tags), exactly as ingested.
 func (s *Store) Media(ctx context.Context, k Key, f *fragment.Fragment) ([]byte, error) {
-	// The Location lives in the index, not in fragment.Fragment; one lookup by Seq is cheap.
-	_, loc, err := s.index.GetFragment(ctx, k, f.Seq)
+	loc, err := s.location(ctx, k, f)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +147,7 @@ func (s *Store) Media(ctx context.Context, k Key, f *fragment.Fragment) ([]byte,
 // fragment into one reused buffer. Backends that can read into a caller's buffer (disk) do so;
 // others are read with Media and copied. On error dst is returned as it was.
 func (s *Store) MediaAppend(ctx context.Context, k Key, f *fragment.Fragment, dst []byte) ([]byte, error) {
-	_, loc, err := s.index.GetFragment(ctx, k, f.Seq)
+	loc, err := s.location(ctx, k, f)
 	if err != nil {
 		return dst, err
 	}
@@ -166,6 +164,19 @@ func (s *Store) MediaAppend(ctx context.Context, k Key, f *fragment.Fragment, ds
 		return dst, fmt.Errorf("media of fragment %d of %s: %w", f.Seq, k.Name, err)
 	}
 	return out, nil
+}
+
+// location is where f's media lies. Entries the index returned (List, After, Fragment) carry
+// it; a Fragment made elsewhere (the one a Write was given) is looked up by Seq.
+func (s *Store) location(ctx context.Context, k Key, f *fragment.Fragment) (Location, error) {
+	if f.Location != (Location{}) {
+		return f.Location, nil
+	}
+	e, err := s.index.GetFragment(ctx, k, f.Seq)
+	if err != nil {
+		return Location{}, err
+	}
+	return e.Location, nil
 }
 
 // readAppender is a Media backend that reads into a caller's buffer (disk.Media).

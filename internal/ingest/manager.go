@@ -29,6 +29,7 @@ import (
 
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/metric"
 	"github.com/kvsd/kvsd/internal/mkv"
 	"github.com/kvsd/kvsd/internal/stream"
 )
@@ -411,31 +412,18 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		fragments: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kvsd_ingest_fragments_total", Help: "Fragments received completely over PutMedia.",
-		}),
-		bytes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kvsd_ingest_fragment_bytes_total", Help: "Bytes of media (clusters and their tags) received over PutMedia.",
-		}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kvsd_ingest_errors_total", Help: "PutMedia sessions ended by an ERROR ack, by ErrorCode.",
-		}, []string{"code"}),
-		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "kvsd_ingest_sessions_active", Help: "PutMedia sessions running.",
-		}),
-		persist: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "kvsd_ingest_persist_duration_seconds", Help: "Time to make one fragment durable (Store.Append).",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
-		}),
-		superseded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kvsd_ingest_superseded_total", Help: "PutMedia connections a newer connection of the same stream took over.",
-		}),
-		resumed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kvsd_ingest_continuations_total", Help: "PutMedia bodies without an EBML header that continued an earlier connection, by whether the fragment in flight was held.",
-		}, []string{"fragment"}),
-		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kvsd_ingest_frames_lost_total", Help: "Frames received over PutMedia and never stored, by why: a session ended inside their fragment, or a continuation carried the rest of a fragment kvsd did not hold.",
-		}, []string{"why"}),
+		fragments: metric.Counter("kvsd_ingest_fragments_total", "Fragments received completely over PutMedia."),
+		bytes:     metric.Counter("kvsd_ingest_fragment_bytes_total", "Bytes of media (clusters and their tags) received over PutMedia."),
+		errors:    metric.CounterVec("kvsd_ingest_errors_total", "PutMedia sessions ended by an ERROR ack, by ErrorCode.", "code"),
+		sessions:  metric.Gauge("kvsd_ingest_sessions_active", "PutMedia sessions running."),
+		persist: metric.Histogram("kvsd_ingest_persist_duration_seconds", "Time to make one fragment durable (Store.Append).",
+			prometheus.ExponentialBuckets(0.001, 2, 14)),
+		superseded: metric.Counter("kvsd_ingest_superseded_total", "PutMedia connections a newer connection of the same stream took over."),
+		resumed: metric.CounterVec("kvsd_ingest_continuations_total",
+			"PutMedia bodies without an EBML header that continued an earlier connection, by whether the fragment in flight was held.", "fragment"),
+		lost: metric.CounterVec("kvsd_ingest_frames_lost_total",
+			"Frames received over PutMedia and never stored, by why: a session ended inside their fragment, or a continuation carried the rest of a fragment kvsd did not hold.",
+			"why"),
 	}
 	if reg != nil {
 		reg.MustRegister(m.fragments, m.bytes, m.errors, m.sessions, m.persist, m.superseded, m.resumed, m.lost)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kvsd/kvsd/internal/awsapi"
+	"github.com/kvsd/kvsd/internal/metric"
 	"github.com/kvsd/kvsd/internal/sigv4"
 )
 
@@ -44,13 +45,10 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kvsd_api_requests_total", Help: "API requests by operation and HTTP status.",
-		}, []string{"operation", "code"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "kvsd_api_request_duration_seconds", Help: "API request latency by operation (streaming operations: until the response ends).",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
-		}, []string{"operation"}),
+		requests: metric.CounterVec("kvsd_api_requests_total", "API requests by operation and HTTP status.", "operation", "code"),
+		latency: metric.HistogramVec("kvsd_api_request_duration_seconds",
+			"API request latency by operation (streaming operations: until the response ends).",
+			prometheus.ExponentialBuckets(0.0005, 4, 10), "operation"),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.latency)

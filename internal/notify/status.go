@@ -10,6 +10,7 @@ import (
 	"github.com/kvsd/kvsd/internal/diag"
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/metric"
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
@@ -102,25 +103,22 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer, pending func() float64) (*metrics, error) {
 	m := &metrics{
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kvsd_notify_events_total",
-			Help: "Notification events recorded, by type (PERSISTED, IMAGE_DELIVERED)."}, []string{"type"}),
-		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kvsd_notify_delivered_total",
-			Help: "Notification events acknowledged by their destination, by transport."}, []string{"transport"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kvsd_notify_failures_total",
-			Help: "Failed notification delivery attempts (each is retried), by transport."}, []string{"transport"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kvsd_notify_delivery_seconds",
-			Help:    "Time from an event's origin (fragment persisted, image delivered) to its acknowledgement.",
-			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800}}, []string{"transport"}),
+		events: metric.CounterVec("kvsd_notify_events_total", "Notification events recorded, by type (PERSISTED, IMAGE_DELIVERED).", "type"),
+		delivered: metric.CounterVec("kvsd_notify_delivered_total", "Notification events acknowledged by their destination, by transport.",
+			"transport"),
+		failures: metric.CounterVec("kvsd_notify_failures_total", "Failed notification delivery attempts (each is retried), by transport.",
+			"transport"),
+		latency: metric.HistogramVec("kvsd_notify_delivery_seconds",
+			"Time from an event's origin (fragment persisted, image delivered) to its acknowledgement.",
+			[]float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800}, "transport"),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kvsd_notify_pending",
 		Help: "Notification events waiting for a destination that is failing."}, pending)
-	for _, c := range []prometheus.Collector{m.events, m.delivered, m.failures, m.latency, gauge} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("notify metrics: %w", err)
-		}
+	if err := metric.Register(reg, m.events, m.delivered, m.failures, m.latency, gauge); err != nil {
+		return nil, fmt.Errorf("notify metrics: %w", err)
 	}
 	return m, nil
 }

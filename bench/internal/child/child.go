@@ -1,5 +1,6 @@
 // Package child runs the server processes of the benchmark programs (kvsd, a baseline) as
-// children: it waits for the line announcing their URL, stops them, and reads their CPU time.
+// children: it waits for the line announcing their URL, stops them, and reads their CPU time and
+// memory.
 package child
 
 import (
@@ -133,4 +134,36 @@ func CPUTime(pid int) (time.Duration, error) {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+// Mem is a process's resident memory, in bytes.
+type Mem struct{ RSS, HWM int64 }
+
+// ReadMem reads a process's resident memory and its peak (/proc/<pid>/status).
+func ReadMem(pid int) (Mem, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return Mem{}, err
+	}
+	var m Mem
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			m.RSS = kb << 10
+		case "VmHWM:":
+			m.HWM = kb << 10
+		}
+	}
+	return m, nil
+}
+
+// ResetPeak sets a process's VmHWM back to its current RSS (Linux 4.0 and later); false if
+// the kernel does not allow it.
+func ResetPeak(pid int) bool {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
 }

@@ -124,3 +124,41 @@ func Plural(n int, noun string) string {
 
 // MB1 formats bytes in MB (10^6 bytes) with one decimal.
 func MB1(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
+
+// Result is one target's outcome.
+type Result struct {
+	What, Value string
+	OK          bool
+	Other       float64 // other processes' CPU while it was measured, in cores; < 0: not measured
+}
+
+// Met reports whether every target was met.
+func Met(results []Result) bool {
+	for _, r := range results {
+		if !r.OK {
+			return false
+		}
+	}
+	return true
+}
+
+// WriteTargets writes the report's "Targets" section: each result, and a warning where other
+// processes used more than 0.2 cores during a measurement.
+func WriteTargets(w io.Writer, results []Result) {
+	fmt.Fprintf(w, "## Targets\n\n")
+	t := &Table{Head: []string{"target", "measured", "result", "other processes' CPU meanwhile"}}
+	disturbed := false
+	for _, r := range results {
+		other := "–"
+		if r.Other >= 0 {
+			other = fmt.Sprintf("%.2f cores", r.Other)
+		}
+		t.Add(r.What, r.Value, Verdict(r.OK), other)
+		disturbed = disturbed || r.Other > 0.2
+	}
+	t.Write(w)
+	if disturbed {
+		fmt.Fprintf(w, "> Other processes (not this benchmark) used more than 0.2 cores during some measurements: "+
+			"those numbers are less trustworthy; repeat them on a quiet machine.\n\n")
+	}
+}

@@ -85,7 +85,7 @@ func (r *entryReader) string() string {
 	return s
 }
 
-// decodeEntry builds a fresh Fragment (and its Location) from a by-seq value.
+// decodeEntry builds a fresh Fragment, its Location set, from a by-seq value.
 func decodeEntry(k catalog.Key, seq uint64, v []byte) (*fragment.Fragment, catalog.Location, error) {
 	if len(v) == 0 || v[0] != entryVersion {
 		return nil, catalog.Location{}, fmt.Errorf("fragment %d of %s: entry version %v; this kvsd reads version %d", seq, k.Name, v[:min(len(v), 1)], entryVersion)
@@ -95,7 +95,7 @@ func decodeEntry(k catalog.Key, seq uint64, v []byte) (*fragment.Fragment, catal
 	loc.Segment = r.uvarint()
 	loc.Offset = int64(r.uvarint())
 	loc.Length = int64(r.uvarint())
-	f := &fragment.Fragment{Seq: seq, Number: fragment.FormatNumber(k.CreatedMs, seq), Size: loc.Length}
+	f := &fragment.Fragment{Seq: seq, Number: fragment.FormatNumber(k.CreatedMs, seq), Size: loc.Length, Location: loc}
 	f.Timecode = r.uvarint()
 	f.ProducerTime = time.UnixMilli(r.varint()).UTC()
 	f.ServerTime = time.UnixMilli(r.varint()).UTC()

@@ -240,13 +240,12 @@ func (d *DB) Import(ctx context.Context, k catalog.Key, headers map[string][]byt
 	})
 }
 
-// GetFragment returns one entry and its Location.
-func (d *DB) GetFragment(ctx context.Context, k catalog.Key, seq uint64) (*fragment.Fragment, catalog.Location, error) {
+// GetFragment returns one entry.
+func (d *DB) GetFragment(ctx context.Context, k catalog.Key, seq uint64) (*fragment.Fragment, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, catalog.Location{}, err
+		return nil, err
 	}
 	var f *fragment.Fragment
-	var loc catalog.Location
 	err := d.db.View(func(tx *bbolt.Tx) error {
 		s := openStream(tx, k)
 		if s == nil || s.seq == nil {
@@ -257,10 +256,10 @@ func (d *DB) GetFragment(ctx context.Context, k catalog.Key, seq uint64) (*fragm
 			return fragNotFound(k, fmt.Sprintf("fragment %d", seq))
 		}
 		var err error
-		f, loc, err = decodeEntry(k, seq, v)
+		f, _, err = decodeEntry(k, seq, v)
 		return err
 	})
-	return f, loc, err
+	return f, err
 }
 
 // GetHeader returns a copy of the header stored under id.

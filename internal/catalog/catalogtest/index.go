@@ -85,14 +85,17 @@ func seqFrags(t *testing.T, ix catalog.Index, k catalog.Key, n int) []*fragment.
 	return out
 }
 
-// sameFrag compares entries exactly, times as instants.
+// sameFrag compares entries exactly, times as instants, and got's Location with the one put
+// (every entry here is put at locOf(seq)).
 func sameFrag(t *testing.T, want, got *fragment.Fragment) {
 	t.Helper()
 	require.NotNil(t, got)
 	require.True(t, want.ProducerTime.Equal(got.ProducerTime), "ProducerTime of %d: want %v, got %v", want.Seq, want.ProducerTime, got.ProducerTime)
 	require.True(t, want.ServerTime.Equal(got.ServerTime), "ServerTime of %d: want %v, got %v", want.Seq, want.ServerTime, got.ServerTime)
+	require.Equal(t, locOf(want.Seq), got.Location, "Location of %d", want.Seq)
 	w, g := *want, *got
 	w.ProducerTime, w.ServerTime, g.ProducerTime, g.ServerTime = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	w.Location = g.Location
 	require.Equal(t, w, g)
 }
 
@@ -109,6 +112,9 @@ func listAll(t *testing.T, ix catalog.Index, k catalog.Key, kind catalog.TimeKin
 	fs, more, err := ix.ListFragments(context.Background(), k, kind, from.UnixMilli(), to.UnixMilli(), nil, 100000)
 	require.NoError(t, err)
 	require.False(t, more)
+	for _, f := range fs {
+		require.Equal(t, locOf(f.Seq), f.Location, "listed entries carry their Location")
+	}
 	return seqs(fs)
 }
 
@@ -122,10 +128,10 @@ func testIndexPutGet(t *testing.T, ix catalog.Index) {
 	put(t, ix, ixKey, f1, f2)
 
 	for _, want := range []*fragment.Fragment{f1, f2} {
-		got, loc, err := ix.GetFragment(ctx, ixKey, want.Seq)
+		got, err := ix.GetFragment(ctx, ixKey, want.Seq)
 		require.NoError(t, err)
 		sameFrag(t, want, got)
-		require.Equal(t, locOf(want.Seq), loc)
+		require.Equal(t, locOf(want.Seq), got.Location)
 		require.Equal(t, time.UTC, got.ServerTime.Location())
 	}
 	seq, loc, err := ix.LastFragment(ctx, ixKey)
@@ -133,9 +139,9 @@ func testIndexPutGet(t *testing.T, ix catalog.Index) {
 	require.Equal(t, uint64(2), seq)
 	require.Equal(t, locOf(2), loc)
 
-	_, _, err = ix.GetFragment(ctx, ixKey, 3)
+	_, err = ix.GetFragment(ctx, ixKey, 3)
 	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
-	_, _, err = ix.GetFragment(ctx, ixKey, 0)
+	_, err = ix.GetFragment(ctx, ixKey, 0)
 	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
 
 	segs, err := ix.LiveSegments(ctx, ixKey)
@@ -148,7 +154,7 @@ func testIndexPutRejects(t *testing.T, ix catalog.Index) {
 	put(t, ix, ixKey, frag(ixKey, 5, 0, 0))
 	dup := frag(ixKey, 5, time.Hour, time.Hour)
 	require.Error(t, ix.PutFragment(ctx, ixKey, dup, locOf(5), ixHdr), "a stored seq is never overwritten")
-	got, _, err := ix.GetFragment(ctx, ixKey, 5)
+	got, err := ix.GetFragment(ctx, ixKey, 5)
 	require.NoError(t, err)
 	sameFrag(t, frag(ixKey, 5, 0, 0), got)
 	require.Equal(t, []uint64{5}, listAll(t, ix, ixKey, catalog.ProducerTime, ixBase.Add(-time.Hour), ixBase.Add(2*time.Hour)))
@@ -228,7 +234,7 @@ func testIndexHeaders(t *testing.T, ix catalog.Index) {
 func testIndexMissing(t *testing.T, ix catalog.Index) {
 	ctx := context.Background()
 	k := catalog.Key{Name: "nothing", CreatedMs: 1}
-	_, _, err := ix.GetFragment(ctx, k, 1)
+	_, err := ix.GetFragment(ctx, k, 1)
 	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
 	_, err = ix.GetHeader(ctx, k, "h")
 	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
@@ -266,11 +272,11 @@ func testIndexCopies(t *testing.T, ix catalog.Index) {
 	hdr[0] = 'X'
 	f.Tags[0].Value = "changed"
 
-	got, _, err := ix.GetFragment(ctx, ixKey, 1)
+	got, err := ix.GetFragment(ctx, ixKey, 1)
 	require.NoError(t, err)
 	require.Equal(t, "b", got.Tags[0].Value)
 	got.Tags[0].Value = "mutated"
-	again, _, err := ix.GetFragment(ctx, ixKey, 1)
+	again, err := ix.GetFragment(ctx, ixKey, 1)
 	require.NoError(t, err)
 	require.Equal(t, "b", again.Tags[0].Value)
 
@@ -435,7 +441,7 @@ func testIndexExpire(t *testing.T, ix catalog.Index) {
 	require.Zero(t, n, "nothing left to expire")
 
 	for _, f := range fs[:3] {
-		_, _, err := ix.GetFragment(ctx, ixKey, f.Seq)
+		_, err := ix.GetFragment(ctx, ixKey, f.Seq)
 		require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
 	}
 	for _, kind := range []catalog.TimeKind{catalog.ProducerTime, catalog.ServerTime} {
@@ -554,7 +560,7 @@ func testIndexDeleteStream(t *testing.T, ix catalog.Index) {
 	seq, _, err := ix.LastFragment(ctx, ixKey)
 	require.NoError(t, err)
 	require.Zero(t, seq)
-	_, _, err = ix.GetFragment(ctx, ixKey, 1)
+	_, err = ix.GetFragment(ctx, ixKey, 1)
 	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
 	_, err = ix.GetHeader(ctx, ixKey, ixHdrID)
 	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
