@@ -50,7 +50,7 @@ func (s *Store) Sections(ctx context.Context, k Key, frags []*fragment.Fragment)
 	out := &Sections{media: sm, locs: make([]Location, len(frags)), secs: make([]Section, len(frags))}
 	open := map[uint64]*os.File{}
 	for i, f := range frags {
-		loc, err := s.sectionLocation(ctx, k, f)
+		loc, err := s.location(ctx, k, f)
 		if err != nil {
 			_ = out.Close()
 			return nil, err
@@ -68,12 +68,6 @@ func (s *Store) Sections(ctx context.Context, k Key, frags []*fragment.Fragment)
 		out.secs[i] = Section{File: file, Offset: loc.Offset, Length: loc.Length}
 	}
 	return out, nil
-}
-
-// sectionLocation is where f's media lies.
-func (s *Store) sectionLocation(ctx context.Context, k Key, f *fragment.Fragment) (Location, error) {
-	_, loc, err := s.index.GetFragment(ctx, k, f.Seq)
-	return loc, err
 }
 
 // Section returns where the i-th fragment's media lies.
