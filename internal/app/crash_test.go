@@ -6,11 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsd/kvsd/internal/kvstest"
@@ -67,6 +71,41 @@ func (p *process) kill() {
 	_ = p.cmd.Wait()
 }
 
+// waitMetric polls the process's /metrics until there are series of name whose labels contain
+// every one of labels (`stream="cam"`), and the sum of their values satisfies want.
+func (p *process) waitMetric(t *testing.T, name string, labels []string, want func(float64) bool, what string) {
+	t.Helper()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		resp, err := http.Get(p.url + "/metrics")
+		if !assert.NoError(c, err) {
+			return
+		}
+		defer resp.Body.Close()
+		var sum float64
+		found := false
+		sc := bufio.NewScanner(resp.Body)
+	lines:
+		for sc.Scan() {
+			series, value, ok := strings.Cut(sc.Text(), " ")
+			if !ok || (series != name && !strings.HasPrefix(series, name+"{")) {
+				continue
+			}
+			for _, l := range labels {
+				if !strings.Contains(series, l) {
+					continue lines
+				}
+			}
+			v, err := strconv.ParseFloat(value, 64)
+			if !assert.NoError(c, err, sc.Text()) {
+				return
+			}
+			sum, found = sum+v, true
+		}
+		assert.NoError(c, sc.Err())
+		assert.True(c, found && want(sum), "%s: %s%v is %v (found: %v)", what, name, labels, sum, found)
+	}, 30*time.Second, 20*time.Millisecond)
+}
+
 // server wraps a process URL in the kvstest helpers (same credentials).
 func (p *process) server() *kvstest.Server {
 	return kvstest.Attach(p.url)
@@ -111,8 +150,12 @@ func TestCrashKeepsEveryPersistedFragment(t *testing.T) {
 		media := kvstest.TestPattern(t, 120, start)
 		_, frags := kvstest.Clusters(t, media)
 
+		// The kill comes right after a random number of PERSISTED acks (over all streams),
+		// while the other streams are in the middle of their fragments.
 		var mu sync.Mutex
 		var wg sync.WaitGroup
+		acked, killAt := 0, 5+rng.IntN(40)
+		reached := make(chan struct{})
 		ctx, cancel := context.WithCancel(context.Background())
 		for _, s := range streams {
 			wg.Add(1)
@@ -125,11 +168,21 @@ func TestCrashKeepsEveryPersistedFragment(t *testing.T) {
 					i := int((int64(a.FragmentTimecode) - start.UnixMilli()) / 1000)
 					mu.Lock()
 					persistedBytes[s][a.FragmentNumber] = frags[i]
+					if acked++; acked == killAt {
+						close(reached)
+					}
 					mu.Unlock()
 				})
 			}()
 		}
-		time.Sleep(time.Duration(200+rng.IntN(1200)) * time.Millisecond)
+		select {
+		case <-reached:
+		case <-time.After(60 * time.Second):
+			p.kill()
+			cancel()
+			wg.Wait()
+			t.Fatalf("round %d: %d of %d fragments acknowledged", round, acked, killAt)
+		}
 		p.kill()
 		cancel()
 		wg.Wait()
