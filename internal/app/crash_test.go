@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -111,12 +112,38 @@ func (p *process) server() *kvstest.Server {
 	return kvstest.Attach(p.url)
 }
 
+// built is the kvsd binary the tests of this package run: built once (a build takes seconds
+// even from the cache) into a folder TestMain removes.
+var built struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
 func buildKVSD(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kvsd")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/kvsd/kvsd/cmd/kvsd").CombinedOutput()
-	require.NoError(t, err, string(out))
-	return bin
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "kvsd-app-test-"); built.err != nil {
+			return
+		}
+		bin := filepath.Join(built.dir, "kvsd")
+		out, err := exec.Command("go", "build", "-o", bin, "github.com/kvsd/kvsd/cmd/kvsd").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %w\n%s", err, out)
+			return
+		}
+		built.bin = bin
+	})
+	require.NoError(t, built.err)
+	return built.bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 // TestCrashKeepsEveryPersistedFragment ingests into several streams, kills kvsd with SIGKILL at
