@@ -150,6 +150,7 @@ func TestMain(m *testing.M) {
 // random moments, restarts it, and checks that every fragment acknowledged PERSISTED before the
 // kill is listed and byte-identical, and that ingest goes on afterwards.
 func TestCrashKeepsEveryPersistedFragment(t *testing.T) {
+	t.Parallel() // Independent: its own process and data dir.
 	bin := buildKVSD(t)
 	dataDir := t.TempDir()
 	streams := []string{"cam-a", "cam-b", "cam-c"}

@@ -26,6 +26,7 @@ func startImageProcess(t *testing.T, bin, dataDir string, s3 *s3test.Server) *pr
 // S3 server away while fragments keep arriving, kills kvsd again during the outage, and then
 // checks that every image of every persisted fragment arrived exactly once.
 func TestImagesSurviveKillAndS3Outage(t *testing.T) {
+	t.Parallel() // Independent: its own processes, S3 server and data dir.
 	bin := buildKVSD(t)
 	s3 := s3test.Start(t)
 	s3.CreateBucket(t, "images")
