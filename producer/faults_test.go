@@ -373,7 +373,9 @@ func TestTagLimits(t *testing.T) {
 // as on AWS. The holder's body ends after kvsd stopped reading it; the reads below go over the
 // same default transport (kvsd closes a PutMedia's connection, so none reads the leftover body).
 func TestTakesOverAHeldStream(t *testing.T) {
-	srv := kvstest.Start(t)
+	// The new connection's fragments are stored once the holder has ended: at the latest after
+	// the grace a superseded connection gets to finish its own (1 s here, not 10).
+	srv := kvstest.Start(t, kvstest.Options{Configure: func(c *app.Config) { c.IngestSupersededGrace = time.Second }})
 	createStream(t, srv, "cam", 24)
 	data := clip(t, 2, 10)
 	pr, pw := io.Pipe()
