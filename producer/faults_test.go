@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,11 +185,14 @@ func TestServerRestartMidUpload(t *testing.T) {
 	start := time.UnixMilli(1_700_000_000_000)
 	cfg := baseConfig(srv, "cam")
 	cfg.StartTime, cfg.FragmentDuration = start, 400*time.Millisecond // paced: 3 s
-	firstPersisted := make(chan struct{})
-	var once sync.Once
+	firstPersisted, refused := make(chan struct{}), make(chan struct{})
+	var once, refusedOnce sync.Once
 	cfg.OnEvent = func(ev producer.Event) {
-		if ev.Kind == producer.EventFragmentPersisted {
+		switch {
+		case ev.Kind == producer.EventFragmentPersisted:
 			once.Do(func() { close(firstPersisted) })
+		case ev.Kind == producer.EventReconnect && errors.Is(ev.Err, syscall.ECONNREFUSED):
+			refusedOnce.Do(func() { close(refused) })
 		}
 	}
 	p, err := producer.New(cfg)
@@ -208,7 +212,11 @@ func TestServerRestartMidUpload(t *testing.T) {
 		t.Fatal("no fragment persisted")
 	}
 	srv.Stop(t)
-	time.Sleep(300 * time.Millisecond) // the producer finds nothing listening
+	select { // the producer finds nothing listening
+	case <-refused:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the producer never found the port closed")
+	}
 	srv2 := kvstest.Start(t, kvstest.Options{DataDir: dir, Configure: func(c *app.Config) { c.Listen = addr }})
 	var r result
 	select {
@@ -365,7 +373,9 @@ func TestTagLimits(t *testing.T) {
 // as on AWS. The holder's body ends after kvsd stopped reading it; the reads below go over the
 // same default transport (kvsd closes a PutMedia's connection, so none reads the leftover body).
 func TestTakesOverAHeldStream(t *testing.T) {
-	srv := kvstest.Start(t)
+	// The new connection's fragments are stored once the holder has ended: at the latest after
+	// the grace a superseded connection gets to finish its own (1 s here, not 10).
+	srv := kvstest.Start(t, kvstest.Options{Configure: func(c *app.Config) { c.IngestSupersededGrace = time.Second }})
 	createStream(t, srv, "cam", 24)
 	data := clip(t, 2, 10)
 	pr, pw := io.Pipe()

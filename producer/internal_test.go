@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -167,24 +168,27 @@ func TestLiveBufferDropsOldestUnsent(t *testing.T) {
 
 // A file waits for room instead, until a fragment is confirmed.
 func TestFileBufferWaitsForRoom(t *testing.T) {
-	b := newBuffer(2000, false, nil)
-	f1 := closed(t, b, 1000, 1500)
-	f1.sentBy = 1
-	f2 := b.start(2000)
-	added := make(chan error, 1)
-	go func() { added <- b.add(context.Background(), f2, make([]byte, 1000), 2000, true) }()
-	select {
-	case <-added:
-		t.Fatal("the file source did not wait for room")
-	case <-time.After(100 * time.Millisecond):
-	}
-	b.confirm(1, 1000)
-	require.NoError(t, <-added)
+	synctest.Test(t, func(t *testing.T) {
+		b := newBuffer(2000, false, nil)
+		f1 := closed(t, b, 1000, 1500)
+		f1.sentBy = 1
+		f2 := b.start(2000)
+		added := make(chan error, 1)
+		go func() { added <- b.add(context.Background(), f2, make([]byte, 1000), 2000, true) }()
+		synctest.Wait() // the add has returned or is blocked for good
+		select {
+		case <-added:
+			t.Fatal("the file source did not wait for room")
+		default:
+		}
+		b.confirm(1, 1000)
+		require.NoError(t, <-added)
 
-	// A cancelled wait returns the context's error.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	require.ErrorIs(t, b.add(ctx, b.start(3000), make([]byte, 5000), 3000, true), context.Canceled)
+		// A cancelled wait returns the context's error.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		require.ErrorIs(t, b.add(ctx, b.start(3000), make([]byte, 5000), 3000, true), context.Canceled)
+	})
 }
 
 // The PIC's retry rule (§3.7).

@@ -15,6 +15,7 @@ import (
 
 // The aws CLI as a reader: list-fragments, get-media-for-fragment-list and get-media.
 func TestAWSCLIReadsMedia(t *testing.T) {
+	t.Parallel() // Independent: its own server; the aws CLI runs in a clean environment.
 	srv := kvstest.Start(t)
 	srv.CreateStream(t, "cam", 24)
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)

@@ -49,6 +49,9 @@ type Config struct {
 	// GetMediaIdleClose ends a caught-up GetMedia after this long without a new fragment
 	// (default 30 s); not a flag.
 	GetMediaIdleClose time.Duration
+	// IngestSupersededGrace is how long a PutMedia connection that a newer one of its stream
+	// took over may go on finishing its fragments (default 10 s); not a flag.
+	IngestSupersededGrace time.Duration
 	// ImageRetryMax caps the image-delivery backoff and paces retries after permanent S3
 	// errors (default 1 min); not a flag.
 	ImageRetryMax time.Duration

@@ -5,12 +5,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -18,6 +22,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsd/kvsd/internal/kvstest"
@@ -67,23 +72,85 @@ func (p *process) kill() {
 	_ = p.cmd.Wait()
 }
 
+// waitMetric polls the process's /metrics until there are series of name whose labels contain
+// every one of labels (`stream="cam"`), and the sum of their values satisfies want.
+func (p *process) waitMetric(t *testing.T, name string, labels []string, want func(float64) bool, what string) {
+	t.Helper()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		resp, err := http.Get(p.url + "/metrics")
+		if !assert.NoError(c, err) {
+			return
+		}
+		defer resp.Body.Close()
+		var sum float64
+		found := false
+		sc := bufio.NewScanner(resp.Body)
+	lines:
+		for sc.Scan() {
+			series, value, ok := strings.Cut(sc.Text(), " ")
+			if !ok || (series != name && !strings.HasPrefix(series, name+"{")) {
+				continue
+			}
+			for _, l := range labels {
+				if !strings.Contains(series, l) {
+					continue lines
+				}
+			}
+			v, err := strconv.ParseFloat(value, 64)
+			if !assert.NoError(c, err, sc.Text()) {
+				return
+			}
+			sum, found = sum+v, true
+		}
+		assert.NoError(c, sc.Err())
+		assert.True(c, found && want(sum), "%s: %s%v is %v (found: %v)", what, name, labels, sum, found)
+	}, 30*time.Second, 20*time.Millisecond)
+}
+
 // server wraps a process URL in the kvstest helpers (same credentials).
 func (p *process) server() *kvstest.Server {
 	return kvstest.Attach(p.url)
 }
 
+// built is the kvsd binary the tests of this package run: built once (a build takes seconds
+// even from the cache) into a folder TestMain removes.
+var built struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
 func buildKVSD(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kvsd")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/kvsd/kvsd/cmd/kvsd").CombinedOutput()
-	require.NoError(t, err, string(out))
-	return bin
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "kvsd-app-test-"); built.err != nil {
+			return
+		}
+		bin := filepath.Join(built.dir, "kvsd")
+		out, err := exec.Command("go", "build", "-o", bin, "github.com/kvsd/kvsd/cmd/kvsd").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %w\n%s", err, out)
+			return
+		}
+		built.bin = bin
+	})
+	require.NoError(t, built.err)
+	return built.bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 // TestCrashKeepsEveryPersistedFragment ingests into several streams, kills kvsd with SIGKILL at
 // random moments, restarts it, and checks that every fragment acknowledged PERSISTED before the
 // kill is listed and byte-identical, and that ingest goes on afterwards.
 func TestCrashKeepsEveryPersistedFragment(t *testing.T) {
+	t.Parallel() // Independent: its own process and data dir.
 	bin := buildKVSD(t)
 	dataDir := t.TempDir()
 	streams := []string{"cam-a", "cam-b", "cam-c"}
@@ -111,8 +178,12 @@ func TestCrashKeepsEveryPersistedFragment(t *testing.T) {
 		media := kvstest.TestPattern(t, 120, start)
 		_, frags := kvstest.Clusters(t, media)
 
+		// The kill comes right after a random number of PERSISTED acks (over all streams),
+		// while the other streams are in the middle of their fragments.
 		var mu sync.Mutex
 		var wg sync.WaitGroup
+		acked, killAt := 0, 5+rng.IntN(40)
+		reached := make(chan struct{})
 		ctx, cancel := context.WithCancel(context.Background())
 		for _, s := range streams {
 			wg.Add(1)
@@ -125,11 +196,21 @@ func TestCrashKeepsEveryPersistedFragment(t *testing.T) {
 					i := int((int64(a.FragmentTimecode) - start.UnixMilli()) / 1000)
 					mu.Lock()
 					persistedBytes[s][a.FragmentNumber] = frags[i]
+					if acked++; acked == killAt {
+						close(reached)
+					}
 					mu.Unlock()
 				})
 			}()
 		}
-		time.Sleep(time.Duration(200+rng.IntN(1200)) * time.Millisecond)
+		select {
+		case <-reached:
+		case <-time.After(60 * time.Second):
+			p.kill()
+			cancel()
+			wg.Wait()
+			t.Fatalf("round %d: %d of %d fragments acknowledged", round, acked, killAt)
+		}
 		p.kill()
 		cancel()
 		wg.Wait()

@@ -26,6 +26,7 @@ func startImageProcess(t *testing.T, bin, dataDir string, s3 *s3test.Server) *pr
 // S3 server away while fragments keep arriving, kills kvsd again during the outage, and then
 // checks that every image of every persisted fragment arrived exactly once.
 func TestImagesSurviveKillAndS3Outage(t *testing.T) {
+	t.Parallel() // Independent: its own processes, S3 server and data dir.
 	bin := buildKVSD(t)
 	s3 := s3test.Start(t)
 	s3.CreateBucket(t, "images")
@@ -60,13 +61,14 @@ func TestImagesSurviveKillAndS3Outage(t *testing.T) {
 	s3.Stop()
 	acks := srv.PutMedia(t, "cam", bytes.NewReader(kvstest.GreyMedia(t, 5, start.Add(10*time.Minute))))
 	require.Len(t, kvstest.Persisted(t, acks), 5)
-	time.Sleep(1500 * time.Millisecond) // deliveries fail and back off
+	failed := func(n float64) bool { return n > 0 }
+	p.waitMetric(t, "kvsd_images_failed_total", []string{`stream="cam"`}, failed, "deliveries fail and back off")
 	p.kill()
 
-	// 3. Restart; S3 comes back a little later; everything arrives.
+	// 3. Restart; S3 comes back once the new process has failed too; everything arrives.
 	p = startImageProcess(t, bin, dataDir, s3)
 	srv = p.server()
-	time.Sleep(time.Second)
+	p.waitMetric(t, "kvsd_images_failed_total", []string{`stream="cam"`}, failed, "deliveries fail after the restart")
 	s3.Resume(t)
 	frags := srv.ListFragments(t, "cam")
 	want := map[int64]bool{}
@@ -76,9 +78,10 @@ func TestImagesSurviveKillAndS3Outage(t *testing.T) {
 		}
 	}
 	require.Greater(t, len(frags), 5, "the test stored too little to mean anything")
-	keys := s3.WaitKeys(t, "images", len(want), 60*time.Second)
-	time.Sleep(500 * time.Millisecond) // anything extra would show up now
-	keys = s3.Keys(t, "images")
+	s3.WaitKeys(t, "images", len(want), 60*time.Second)
+	// Nothing queued: every fragment's images are stored, and anything extra was sent before.
+	p.waitMetric(t, "kvsd_images_queue_fragments", []string{`stream="cam"`}, func(n float64) bool { return n == 0 }, "the queue empties")
+	keys := s3.Keys(t, "images")
 	got := map[int64]int{}
 	for _, k := range keys {
 		got[parseKey(t, k).ms]++

@@ -16,6 +16,7 @@ import (
 	kvtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsd/kvsd/internal/fragment"
@@ -271,18 +272,18 @@ func TestImagesFromClustersCutMidGOP(t *testing.T) {
 		}
 	}
 	dir := filepath.Join(dataDir, "buckets", "cut")
-	var images []string
-	deadline := time.Now().Add(30 * time.Second)
-	for len(images) < want && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-		images = images[:0]
+	jpegs := func() []string {
+		var names []string
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if strings.HasSuffix(e.Name(), ".jpg") {
-				images = append(images, e.Name())
+				names = append(names, e.Name())
 			}
 		}
+		return names
 	}
+	assert.Eventually(t, func() bool { return len(jpegs()) >= want }, 30*time.Second, 50*time.Millisecond)
+	images := jpegs()
 	if len(images) != want {
 		_ = filepath.Walk(dataDir, func(p string, _ os.FileInfo, _ error) error { t.Log(p); return nil })
 	}

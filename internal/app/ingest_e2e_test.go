@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kvsd/kvsd/internal/app"
 	"github.com/kvsd/kvsd/internal/kvstest"
 	"github.com/kvsd/kvsd/internal/mkv"
 	"github.com/kvsd/kvsd/internal/putmedia"
@@ -168,7 +169,9 @@ func requireDecodes(t *testing.T, data []byte, frames int) {
 }
 
 func TestGetMediaSelectorsAndLiveTail(t *testing.T) {
-	srv := kvstest.Start(t)
+	// Each read below ends with the idle close: 1 s instead of kvstest's 2 s, still ample for
+	// the live tail, whose media is made before the request.
+	srv := kvstest.Start(t, kvstest.Options{Configure: func(c *app.Config) { c.GetMediaIdleClose = time.Second }})
 	srv.CreateStream(t, "cam", 24)
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	first := kvstest.TestPattern(t, 3, start)

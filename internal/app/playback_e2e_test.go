@@ -540,6 +540,7 @@ func TestPlaybackErrors(t *testing.T) {
 
 // The aws CLI v2: a session URL and a clip.
 func TestPlaybackAWSCLI(t *testing.T) {
+	t.Parallel() // Independent: its own server; the aws CLI runs in a clean environment.
 	srv, _ := startPlayback(t)
 	start := gapAndChange(t, srv, "cam")
 	dir := t.TempDir()

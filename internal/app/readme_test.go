@@ -249,6 +249,7 @@ var assignment = regexp.MustCompile(`^(export\s+)?([A-Za-z_]\w*=\S*\s*)+(#.*)?$`
 // TestREADMECommands runs the commands of README.md's ```sh blocks against a kvsd it starts and
 // checks their effects; readmeSteps says how, for each command.
 func TestREADMECommands(t *testing.T) {
+	t.Parallel() // Independent (its own server, camera and folders) and mostly waiting on real-time commands.
 	cmds := readREADME(t, "../../README.md")
 	steps := readmeStepsFor(t, cmds)
 	r := startREADME(t)

@@ -173,20 +173,20 @@ func TestTLSReloaderKeepsAWorkingPair(t *testing.T) {
 
 		second := ca.Issue(t, certFile, keyFile, "second")
 		require.Equal(t, first.SerialNumber, served(), "not looked at again within a second")
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // fake time (synctest): the next look at the files is due
 		require.Equal(t, second.SerialNumber, served())
 		require.Contains(t, logs.String(), "TLS certificate reloaded")
 
 		kvstest.ReplaceFile(t, certFile, []byte("not a certificate"))
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // fake time (synctest): the next look at the files is due
 		require.Equal(t, second.SerialNumber, served(), "a broken pair keeps the working one")
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // fake time (synctest): the next look at the files is due
 		require.Equal(t, second.SerialNumber, served())
 		require.Equal(t, 1, strings.Count(logs.String(), "level=WARN"), "unchanged files are not read again: %s", logs.String())
 		require.Contains(t, logs.String(), "still serving the previous certificate")
 
 		third := ca.Issue(t, certFile, keyFile, "third")
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // fake time (synctest): the next look at the files is due
 		require.Equal(t, third.SerialNumber, served())
 	})
 }

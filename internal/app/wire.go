@@ -66,7 +66,7 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 		return built{}, err
 	}
 	hub := playback.NewHub(liveBufferBytes)
-	s.newIngest(streams, hub, reg)
+	s.newIngest(cfg, streams, hub, reg)
 	api := s.newAPI(cfg, streams, hub, keys, reg)
 	s.http = s.newHTTP(ctx, api, reg)
 	sweeper := &retention.Sweeper{Store: s.Store, Catalog: s.catalog, Interval: cfg.RetentionInterval, Logger: s.log}
@@ -159,9 +159,9 @@ func (s *Server) newWorkers(ctx context.Context, cfg Config, env Env, reg promet
 // newIngest builds the PutMedia sessions' manager: persisted fragments wake the image
 // generator and the notifier, and every fragment goes to the live hub. A deleted stream's
 // sessions, buffers and data go too.
-func (s *Server) newIngest(streams *stream.Service, hub *playback.Hub, reg prometheus.Registerer) {
+func (s *Server) newIngest(cfg Config, streams *stream.Service, hub *playback.Hub, reg prometheus.Registerer) {
 	s.ingest = ingest.NewManager(ingest.Config{
-		Streams: streams, Store: s.Store, Logger: s.log, Registerer: reg,
+		Streams: streams, Store: s.Store, Logger: s.log, Registerer: reg, SupersededGrace: cfg.IngestSupersededGrace,
 		Publish: func(ev ingest.Event) {
 			hub.Publish(ev.Key, playback.Item{Fragment: ev.Fragment, Header: ev.Header, Media: ev.Media}, ev.Persisted)
 			if ev.Persisted {

@@ -83,12 +83,15 @@ func TestKill9(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, cmd.Start())
 
+		// Kill it at a random moment: after a random number of acknowledgements (1 to 40,
+		// about what it appends in 0 to 400 ms), while it appends the next fragment.
+		killAfter := 1 + r.IntN(40)
 		lines := make(chan uint64, 1<<16)
-		readDone := make(chan struct{})
+		readDone, reached := make(chan struct{}), make(chan struct{})
 		go func() {
 			defer close(readDone)
 			br := bufio.NewReader(out)
-			for {
+			for n := 0; ; {
 				line, err := br.ReadString('\n')
 				if err != nil { // a line cut by the kill has no newline: not acknowledged
 					_, _ = io.Copy(io.Discard, br)
@@ -96,18 +99,18 @@ func TestKill9(t *testing.T) {
 				}
 				if seq, perr := strconv.ParseUint(strings.TrimSpace(line), 10, 64); perr == nil {
 					lines <- seq
+					if n++; n == killAfter {
+						close(reached)
+					}
 				}
 			}
 		}()
-		// Let it get going (first line), then kill it at a random moment.
 		select {
-		case seq := <-lines:
-			lines <- seq // keep it for the tally below (buffered, we are the only reader)
+		case <-reached:
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
-			t.Fatalf("round %d: helper printed nothing: %s", round, stderr.String())
+			t.Fatalf("round %d: helper acknowledged %d of %d fragments: %s", round, len(lines), killAfter, stderr.String())
 		}
-		time.Sleep(time.Duration(r.IntN(400)) * time.Millisecond)
 		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 		<-readDone
 		err = cmd.Wait()

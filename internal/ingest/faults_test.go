@@ -189,10 +189,13 @@ func TestRetentionChangeMidSession(t *testing.T) {
 // waitPublished waits until n fragments were published.
 func waitPublished(t *testing.T, e *testEnv, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	timeout := time.After(5 * time.Second)
 	for len(e.events()) < n {
-		require.True(t, time.Now().Before(deadline), "%d fragments published, want %d", len(e.events()), n)
-		time.Sleep(time.Millisecond)
+		select {
+		case <-e.onPublish:
+		case <-timeout:
+			t.Fatalf("%d fragments published, want %d", len(e.events()), n)
+		}
 	}
 }
 

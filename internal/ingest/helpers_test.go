@@ -80,6 +80,7 @@ type testEnv struct {
 
 	mu        sync.Mutex
 	published []Event
+	onPublish chan struct{} // a token after each publish (buffer 1: tokens merge)
 }
 
 // testStore is what the tests read back; *fragstore.Store implements it.
@@ -95,7 +96,7 @@ func newEnv(t *testing.T, cfg Config) *testEnv {
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "catalog.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
-	e := &testEnv{t: t, svc: &stream.Service{Store: db, Region: "us-east-1", AccountID: "111122223333"}}
+	e := &testEnv{t: t, svc: &stream.Service{Store: db, Region: "us-east-1", AccountID: "111122223333"}, onPublish: make(chan struct{}, 1)}
 	e.store = openStore(t, db)
 	if cfg.Streams == nil {
 		cfg.Streams = e.svc
@@ -108,6 +109,10 @@ func newEnv(t *testing.T, cfg Config) *testEnv {
 		e.mu.Lock()
 		e.published = append(e.published, ev)
 		e.mu.Unlock()
+		select {
+		case e.onPublish <- struct{}{}:
+		default:
+		}
 	}
 	e.m = NewManager(cfg)
 	return e
@@ -283,6 +288,8 @@ func requireNoLeak(t *testing.T) {
 	t.Helper()
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() {
+		// Goroutines end a little after what ended them, and nothing announces it: poll the
+		// count (require.Eventually would add a goroutine of its own to it).
 		deadline := time.Now().Add(5 * time.Second)
 		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -250,50 +251,52 @@ func (g *gatedStore) Write(ctx context.Context, k fragstore.Key, header []byte, 
 // them, then stops reading the body; acks and persistence resume in order once the disk catches up.
 func TestBackpressure(t *testing.T) {
 	requireNoLeak(t)
-	e := newEnv(t, Config{})
-	gated := &gatedStore{Store: e.store, gate: make(chan struct{})}
-	e.m.cfg.Store = gated
-	st := e.createStream(testStreamName, 24)
-	l := e.start(Request{})
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, Config{})
+		gated := &gatedStore{Store: e.store, gate: make(chan struct{})}
+		e.m.cfg.Store = gated
+		st := e.createStream(testStreamName, 24)
+		l := e.start(Request{})
 
-	// Big frames so that the Reader's read-ahead cannot swallow the body on its own.
-	const n = 12
-	frame := 256 << 10
-	sent := l.send(header(1, 1))
-	require.NoError(t, <-sent)
-	var body []byte
-	for i := range n {
-		body = append(body, cluster(uint64(1000*i), block(1, 0, frame))...)
-	}
-	sent = l.send(body)
-	received := 0
-	deadline := time.After(5 * time.Second)
-	for received < maxWriting+maxBacklog { // one being written, the rest queued
-		select {
-		case a := <-l.acks:
-			if a.EventType == EventReceived {
-				received++
-			}
-		case <-deadline:
-			t.Fatalf("only %d fragments received", received)
+		// Big frames so that the Reader's read-ahead cannot swallow the body on its own.
+		const n = 12
+		frame := 256 << 10
+		sent := l.send(header(1, 1))
+		require.NoError(t, <-sent)
+		var body []byte
+		for i := range n {
+			body = append(body, cluster(uint64(1000*i), block(1, 0, frame))...)
 		}
-	}
-	// Reading stops: the body stays unread and no further fragment completes.
-	time.Sleep(200 * time.Millisecond)
-	select {
-	case err := <-sent:
-		t.Fatalf("the whole body was read while the store was blocked (err %v)", err)
-	default:
-	}
-	for len(l.acks) > 0 {
-		require.Equal(t, EventBuffering, (<-l.acks).EventType)
-	}
-	close(gated.gate)
-	require.NoError(t, <-sent)
-	require.NoError(t, l.pw.Close())
-	require.NoError(t, l.wait())
-	frags, _ := e.stored(st)
-	require.Len(t, frags, n)
+		sent = l.send(body)
+		received := 0
+		deadline := time.After(5 * time.Second)
+		for received < maxWriting+maxBacklog { // one being written, the rest queued
+			select {
+			case a := <-l.acks:
+				if a.EventType == EventReceived {
+					received++
+				}
+			case <-deadline:
+				t.Fatalf("only %d fragments received", received)
+			}
+		}
+		// Reading stops: the body stays unread and no further fragment completes.
+		synctest.Wait() // everything that can happen without the disk has happened
+		select {
+		case err := <-sent:
+			t.Fatalf("the whole body was read while the store was blocked (err %v)", err)
+		default:
+		}
+		for len(l.acks) > 0 {
+			require.Equal(t, EventBuffering, (<-l.acks).EventType)
+		}
+		close(gated.gate)
+		require.NoError(t, <-sent)
+		require.NoError(t, l.pw.Close())
+		require.NoError(t, l.wait())
+		frags, _ := e.stored(st)
+		require.Len(t, frags, n)
+	})
 }
 
 func TestRunStopsOnContextAndEmitFailure(t *testing.T) {
@@ -325,38 +328,40 @@ func TestRunStopsOnContextAndEmitFailure(t *testing.T) {
 // until it is persisted; the count goes back to zero when sessions end, persisted or not.
 func TestQueuedBytesBound(t *testing.T) {
 	requireNoLeak(t)
-	e := newEnv(t, Config{MaxQueuedBytes: 1})
-	gated := &gatedStore{Store: e.store, gate: make(chan struct{})}
-	e.m.cfg.Store = gated
-	st := e.createStream(testStreamName, 24)
-	l := e.start(Request{})
-	const n = 6
-	frame := 256 << 10
-	body := header(1, 1)
-	for i := range n {
-		body = append(body, cluster(uint64(1000*i), block(1, 0, frame))...)
-	}
-	sent := l.send(body)
-	for _, want := range []string{EventBuffering, EventReceived, EventBuffering} { // 1, 1, 2
-		require.Equal(t, want, l.next().EventType)
-	}
-	time.Sleep(200 * time.Millisecond)
-	for len(l.acks) > 0 {
-		a := <-l.acks
-		require.NotEqual(t, EventReceived, a.EventType, "a second fragment was taken over the bound")
-	}
-	require.Equal(t, int64(len(cluster(0, block(1, 0, frame)))), e.m.queued.Load())
-	close(gated.gate)
-	require.NoError(t, <-sent)
-	require.NoError(t, l.pw.Close())
-	require.NoError(t, l.wait())
-	frags, _ := e.stored(st)
-	require.Len(t, frags, n)
-	require.Zero(t, e.m.queued.Load())
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, Config{MaxQueuedBytes: 1})
+		gated := &gatedStore{Store: e.store, gate: make(chan struct{})}
+		e.m.cfg.Store = gated
+		st := e.createStream(testStreamName, 24)
+		l := e.start(Request{})
+		const n = 6
+		frame := 256 << 10
+		body := header(1, 1)
+		for i := range n {
+			body = append(body, cluster(uint64(1000*i), block(1, 0, frame))...)
+		}
+		sent := l.send(body)
+		for _, want := range []string{EventBuffering, EventReceived, EventBuffering} { // 1, 1, 2
+			require.Equal(t, want, l.next().EventType)
+		}
+		synctest.Wait() // everything that can happen before a fragment is persisted has happened
+		for len(l.acks) > 0 {
+			a := <-l.acks
+			require.NotEqual(t, EventReceived, a.EventType, "a second fragment was taken over the bound")
+		}
+		require.Equal(t, int64(len(cluster(0, block(1, 0, frame)))), e.m.queued.Load())
+		close(gated.gate)
+		require.NoError(t, <-sent)
+		require.NoError(t, l.pw.Close())
+		require.NoError(t, l.wait())
+		frags, _ := e.stored(st)
+		require.Len(t, frags, n)
+		require.Zero(t, e.m.queued.Load())
 
-	// A session that fails with fragments queued gives their bytes back too.
-	e.m.cfg.Store = failingStore{e.store}
-	_, err := e.runBody(Request{}, bytes.NewReader(cat(header(1, 1), gop(1000, 2), gop(3000, 2), gop(5000, 2))))
-	require.Error(t, err)
-	require.Zero(t, e.m.queued.Load())
+		// A session that fails with fragments queued gives their bytes back too.
+		e.m.cfg.Store = failingStore{e.store}
+		_, err := e.runBody(Request{}, bytes.NewReader(cat(header(1, 1), gop(1000, 2), gop(3000, 2), gop(5000, 2))))
+		require.Error(t, err)
+		require.Zero(t, e.m.queued.Load())
+	})
 }

@@ -188,8 +188,8 @@ func TestDeleteStream(t *testing.T) {
 	_, err = c.DeleteStream(ctx, &kinesisvideo.DeleteStreamInput{StreamARN: aws.String(arn)})
 	requireAPIError(t, err, "ResourceNotFoundException", 404)
 
-	// A re-created stream has a new ARN; the old ARN does not delete it.
-	time.Sleep(2 * time.Millisecond)
+	// A re-created stream has a new ARN, even within the same millisecond (creation times
+	// strictly increase per name); the old ARN does not delete it.
 	arn2 := createStream(t, c, "cam", 2)
 	require.NotEqual(t, arn, arn2)
 	_, err = c.DeleteStream(ctx, &kinesisvideo.DeleteStreamInput{StreamARN: aws.String(arn)})

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,12 +24,26 @@ import (
 // The shared broker `make setup` starts.
 const mqttAddr = "127.0.0.1:1883"
 
-// subscribeMQTT collects what arrives on topic with QoS 1, reconnecting whenever the broker
-// goes away. A persistent subscriber keeps its session on the broker (clean start only the first
-// time, an hour of expiry), so messages published while it reconnects are queued for it.
-func subscribeMQTT(t *testing.T, addr, topic string, persistent bool) *collector {
+// subscribeMQTT collects what arrives on topic with QoS 1. With broker nil it subscribes at
+// the shared broker, which must stay up. With a broker of the test's own it reconnects
+// whenever that broker is stopped, once it runs again, and keeps its session there (clean
+// start only the first time, an hour of expiry), so messages published meanwhile are queued
+// for it.
+func subscribeMQTT(t *testing.T, topic string, broker *mosquittoServer) *collector {
 	t.Helper()
 	c := &collector{}
+	addr, persistent := mqttAddr, broker != nil
+	if persistent {
+		addr = broker.addr
+	}
+	// lost handles a failed dial, connect or subscribe: it says whether to try again.
+	lost := func(err error) bool {
+		if broker == nil {
+			t.Errorf("MQTT subscriber at the shared broker: %v", err)
+			return false
+		}
+		return true
+	}
 	sctx, cancel := context.WithCancel(ctx)
 	done, ready := make(chan struct{}), make(chan struct{})
 	clientID := "kvsd-test-" + randomSuffix()
@@ -37,10 +52,18 @@ func subscribeMQTT(t *testing.T, addr, topic string, persistent bool) *collector
 		defer close(done)
 		first := true
 		for sctx.Err() == nil {
+			if persistent {
+				select { // redial once the broker runs (again)
+				case <-broker.running():
+				case <-sctx.Done():
+					return
+				}
+			}
 			conn, err := net.DialTimeout("tcp", addr, time.Second)
 			if err != nil {
-				// The broker is down and nothing announces its return: redial at a pace.
-				time.Sleep(50 * time.Millisecond)
+				if sctx.Err() == nil && !lost(err) {
+					return
+				}
 				continue
 			}
 			cli := paho.NewClient(paho.ClientConfig{ClientID: clientID, Conn: packets.NewThreadSafeConn(conn), Session: sess,
@@ -65,12 +88,16 @@ func subscribeMQTT(t *testing.T, addr, topic string, persistent bool) *collector
 				cp.Properties = &paho.ConnectProperties{SessionExpiryInterval: &expiry}
 			}
 			if _, err := cli.Connect(sctx, cp); err != nil {
-				// As above: a broker that refuses now may accept soon; nothing tells when.
-				time.Sleep(50 * time.Millisecond)
+				if sctx.Err() == nil && !lost(err) {
+					return
+				}
 				continue
 			}
 			if _, err := cli.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 1}}}); err != nil {
 				_ = cli.Disconnect(&paho.Disconnect{})
+				if sctx.Err() == nil && !lost(err) {
+					return
+				}
 				continue
 			}
 			if first {
@@ -79,6 +106,10 @@ func subscribeMQTT(t *testing.T, addr, topic string, persistent bool) *collector
 			}
 			select {
 			case <-cli.Done():
+				if !persistent && sctx.Err() == nil {
+					t.Errorf("MQTT subscriber lost the shared broker")
+					return
+				}
 			case <-sctx.Done():
 				_ = cli.Disconnect(&paho.Disconnect{})
 				return
@@ -88,6 +119,8 @@ func subscribeMQTT(t *testing.T, addr, topic string, persistent bool) *collector
 	t.Cleanup(func() { cancel(); <-done })
 	select {
 	case <-ready:
+	case <-done:
+		t.FailNow()
 	case <-time.After(10 * time.Second):
 		t.Fatalf("MQTT subscriber could not subscribe at %s", addr)
 	}
@@ -98,7 +131,7 @@ func subscribeMQTT(t *testing.T, addr, topic string, persistent bool) *collector
 func TestMQTTQoS1(t *testing.T) {
 	requireListening(t, mqttAddr, "mosquitto")
 	topic := "kvsd/test/" + randomSuffix()
-	c := subscribeMQTT(t, mqttAddr, topic, false)
+	c := subscribeMQTT(t, topic, nil)
 
 	e := newEnv(t)
 	st := e.createStream("cam-1", "mqtt://"+mqttAddr+"/"+topic, nil)
@@ -120,6 +153,9 @@ type mosquittoServer struct {
 	log  logtest.Buffer // mosquitto's stderr, written while it runs
 	cmd  *exec.Cmd
 	addr string
+
+	mu sync.Mutex
+	up chan struct{} // closed while the broker runs and listens; a fresh one once it is stopped
 }
 
 func startMosquitto(t *testing.T) *mosquittoServer {
@@ -128,7 +164,7 @@ func startMosquitto(t *testing.T) *mosquittoServer {
 	port := freePort(t)
 	u, err := user.Current()
 	require.NoError(t, err)
-	s := &mosquittoServer{t: t, conf: filepath.Join(dir, "mosquitto.conf"), addr: "127.0.0.1:" + port}
+	s := &mosquittoServer{t: t, conf: filepath.Join(dir, "mosquitto.conf"), addr: "127.0.0.1:" + port, up: make(chan struct{})}
 	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n"+
 		"autosave_interval 1\nlog_dest stderr\nuser %s\n", port, dir, u.Username)
 	require.NoError(t, os.WriteFile(s.conf, []byte(conf), 0o600))
@@ -150,6 +186,17 @@ func (s *mosquittoServer) start() {
 		s.t.Fatalf("start mosquitto (run `make setup` to install it): %v", err)
 	}
 	waitListening(s.t, s.addr)
+	s.mu.Lock()
+	close(s.up)
+	s.mu.Unlock()
+}
+
+// running returns a channel that is closed while the broker runs. A client that lost the
+// broker after a stop gets the channel of the next start.
+func (s *mosquittoServer) running() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.up
 }
 
 // stop ends the broker with SIGTERM, which makes it save its sessions.
@@ -157,6 +204,9 @@ func (s *mosquittoServer) stop() {
 	if s.cmd == nil {
 		return
 	}
+	s.mu.Lock()
+	s.up = make(chan struct{}) // before the broker goes, so whoever loses it waits for the next start
+	s.mu.Unlock()
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	_ = s.cmd.Wait()
 	s.cmd = nil
@@ -166,7 +216,7 @@ func (s *mosquittoServer) stop() {
 // is back, in order, none lost, duplicates (if any) with the same id.
 func TestMQTTOutage(t *testing.T) {
 	broker := startMosquitto(t)
-	c := subscribeMQTT(t, broker.addr, "kvs/events", true)
+	c := subscribeMQTT(t, "kvs/events", broker)
 
 	e := newEnv(t)
 	st := e.createStream("cam-1", "mqtt://"+broker.addr+"/kvs/events", nil)

@@ -104,7 +104,7 @@ func (s *Server) Resume(t testing.TB) {
 			s.Stop()
 			t.Fatalf("versitygw did not listen on %s: %s", s.addr, s.out.String())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // versitygw announces nothing when it listens: poll the port
 	}
 }
 
@@ -177,7 +177,7 @@ func (s *Server) WaitKeys(t testing.TB, bucket string, n int, timeout time.Durat
 		if len(keys) >= n || time.Now().After(deadline) {
 			return keys
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // S3 tells no one of new objects: poll the listing
 	}
 }
 

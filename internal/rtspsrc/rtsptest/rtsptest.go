@@ -147,16 +147,34 @@ func (s *Server) Sent() int {
 	return s.sent
 }
 
-// Drop closes the server, as a camera that reboots, and listens again
-// after down; publishing goes on meanwhile (those frames are lost).
-func (s *Server) Drop(down time.Duration) error {
+// Drop closes the server, as a camera that reboots, and serves RTSP again
+// once refused connections were made to its port in the meantime (each is
+// accepted and closed at once), or fails after 30 s without them;
+// publishing goes on meanwhile (those frames are lost).
+func (s *Server) Drop(refused int) error {
 	s.mu.Lock()
 	srv, st := s.srv, s.stream
 	s.srv, s.stream = nil, nil
 	s.mu.Unlock()
 	st.Close()
 	srv.Close()
-	time.Sleep(down)
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return err
+	}
+	if err := ln.(*net.TCPListener).SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		ln.Close()
+		return err
+	}
+	for range refused {
+		c, err := ln.Accept()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		c.Close()
+	}
+	ln.Close()
 	return s.listen()
 }
 
