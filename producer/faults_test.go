@@ -453,7 +453,9 @@ func (g *gatedSource) ReadFrame(ctx context.Context) (producer.Frame, error) {
 // on, every fragment is acknowledged, and the stream holds exactly the fragments completed while
 // retention was above 0 (KVS keeps nothing at 0): no video is lost around either change.
 func TestRetentionChangesAcrossZeroLoseNothing(t *testing.T) {
-	srv := kvstest.Start(t)
+	// While retention is 0, a sweep would rightly expire fragments 0-39 (their retention is then
+	// 0 too); this test is about what ingest keeps, so no sweep runs during it.
+	srv := kvstest.Start(t, kvstest.Options{Configure: func(c *app.Config) { c.RetentionInterval = time.Hour }})
 	createStream(t, srv, "cam", 6)
 	data := clip(t, 6, 10) // 150 frames, a keyframe every 10: 15 fragments of 400 ms
 	src := sourceFrames(t, data)
