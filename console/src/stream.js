@@ -4,6 +4,7 @@ import { useEffect, useState, useCallback } from 'preact/hooks';
 import { html, awsCommand, Command, ErrorBox, date } from './ui.js';
 import { Player, selectorType } from './player.js';
 import { Timeline } from './timeline.js';
+import { ImagesConfig, NotificationsConfig, Tags } from './config.js';
 
 const clipLengths = [['10 s', 10e3], ['30 s', 30e3], ['1 min', 60e3], ['5 min', 300e3]];
 
@@ -59,13 +60,13 @@ function Clip({ api, name, clock, playingMs, live }) {
 const levelOrder = { ERROR: 0, WARN: 1, INFO: 2, OK: 3 };
 
 // Doctor shows kvsdStreamStatus: what `kvsd doctor` prints, with the fixes.
-function Doctor({ api, name }) {
+function Doctor({ api, name, rev }) {
   const [status, setStatus] = useState(null);
   const [error, setError] = useState(null);
   const load = useCallback(() => {
     api.send('kvsdStreamStatus', { StreamName: name }).then(s => { setStatus(s); setError(null); }, setError);
   }, [api, name]);
-  useEffect(load, [load]);
+  useEffect(load, [load, rev]);
   const findings = status ? status.Reports.flatMap(r => (r.Findings || []).map(f => ({ ...f, component: r.Component }))) : [];
   findings.sort((a, b) => (levelOrder[a.Level] ?? 9) - (levelOrder[b.Level] ?? 9));
   const problems = findings.filter(f => f.Level === 'ERROR' || f.Level === 'WARN').length;
@@ -138,10 +139,14 @@ export function StreamPage({ api, name }) {
   const [what, setWhat] = useState(null);
   const [playingMs, setPlayingMs] = useState(null);
   const [notice, setNotice] = useState(null);
+  const [tags, setTags] = useState(null);
+  const [rev, setRev] = useState(0); // bumped by every change, so the doctor looks again
   const load = useCallback(() => {
     api.send('describeStream', { StreamName: name }).then(o => { setInfo(o.StreamInfo); setError(null); }, setError);
+    api.send('listTagsForStream', { StreamName: name }).then(o => setTags(o.Tags || {}), () => {});
   }, [api, name]);
   useEffect(load, [load]);
+  const changed = useCallback(() => { load(); setRev(r => r + 1); }, [load]);
   useEffect(() => {
     if (info && info.DataRetentionInHours > 0 && !what) setWhat({ mode: 'live' });
   }, [info]);
@@ -181,7 +186,10 @@ export function StreamPage({ api, name }) {
         <${Player} api=${api} name=${name} clock=${clock} what=${what} onTime=${setPlayingMs} />
         <${Timeline} api=${api} name=${name} clock=${clock} playingMs=${playingMs} onPick=${pick} />
         <${Clip} api=${api} name=${name} clock=${clock} playingMs=${playingMs} live=${!what || what.mode === 'live'} />`}
-    <${Doctor} api=${api} name=${name} />
-    <${Settings} key=${info.Version} api=${api} info=${info} onChanged=${load} />
+    <${Doctor} api=${api} name=${name} rev=${rev} />
+    <${ImagesConfig} api=${api} name=${name} tags=${tags} onChanged=${changed} />
+    <${NotificationsConfig} api=${api} name=${name} onChanged=${changed} />
+    <${Tags} api=${api} name=${name} tags=${tags} onChanged=${changed} />
+    <${Settings} key=${info.Version} api=${api} info=${info} onChanged=${changed} />
   </main>`;
 }

@@ -5,6 +5,7 @@ import { useEffect, useRef, useState, useMemo } from 'preact/hooks';
 import { html, clock as clockText, date } from './ui.js';
 import { duration } from './api.js';
 import { selectorType } from './player.js';
+import { Thumbs } from './thumbs.js';
 
 export const windows = [['1 min', 60e3], ['10 min', 600e3], ['1 h', 3600e3], ['6 h', 6 * 3600e3], ['24 h', 24 * 3600e3]];
 // gapMinMs: a pause shorter than this between two fragments is not called a gap.
@@ -181,6 +182,7 @@ export function Timeline({ api, name, clock, playingMs, onPick }) {
       data-start-ms=${Math.round(view.start)} data-end-ms=${Math.round(view.end)} data-fragments=${frags.length}
       data-loaded=${loaded ? 'true' : 'false'}
       onClick=${onClick} onMouseMove=${onMove} onMouseLeave=${() => setHover(null)} onKeyDown=${onKey}></canvas>
+    <${Thumbs} api=${api} name=${name} clock=${clock} view=${view} frags=${frags} onPick=${pick} />
     <p class="muted" id="timeline-info">${hovered
       ? `Fragment ${hovered.number}: ${date(hovered.start)}, ${(hovered.end - hovered.start) / 1000} s, ${(hovered.size / 1024).toFixed(0)} KiB; producer ${date(hovered.producer)}, server ${date(hovered.server)}`
       : cursor ? `Cursor ${date(cursor)}${fragAt(cursor) ? '' : ' (no video there)'}`

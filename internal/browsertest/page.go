@@ -227,10 +227,31 @@ func (p *Page) Log() PageLog {
 func (p *Page) logText() string {
 	p.send(map[string]any{"op": "log"})
 	line, err := p.out.ReadBytes('\n')
-	if err != nil {
+	var r struct {
+		OK PageLog `json:"ok"`
+	}
+	if err != nil || json.Unmarshal(line, &r) != nil {
 		return ""
 	}
-	return "page log: " + string(line)
+	return r.OK.String()
+}
+
+// String summarises the log for a failing test: everything but the requests, of which the
+// last 20.
+func (l PageLog) String() string {
+	var b strings.Builder
+	for _, part := range []struct {
+		name  string
+		lines []string
+	}{{"console", l.Console}, {"uncaught error", l.Errors}, {"failed request", l.Failed}, {"request", l.Requests[max(0, len(l.Requests)-20):]}} {
+		for _, s := range part.lines {
+			if len(s) > 300 {
+				s = s[:300] + "…"
+			}
+			fmt.Fprintf(&b, "page %s: %s\n", part.name, s)
+		}
+	}
+	return b.String()
 }
 
 // Close ends Chromium; the test's cleanup calls it too.

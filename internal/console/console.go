@@ -5,7 +5,7 @@
 // files, and config.json with the region to sign for.
 //
 // Every response carries a strict Content-Security-Policy (only this origin; no inline script,
-// no eval; blob: media for the player's Media Source). Assets have content-hashed names and are
+// no eval; blob: only for the player's Media Source and the thumbnails). Assets have content-hashed names and are
 // cached for a year; index.html and config.json are revalidated every time. A binary built
 // before the bundle serves a page that says how to build it.
 package console
@@ -30,10 +30,11 @@ var dist embed.FS
 // Prefix is where the console is served; the HTTP server routes "GET /console/" here.
 const Prefix = "/console/"
 
-// CSP is the Content-Security-Policy of every console response. media-src needs blob: for
-// hls.js, which plays through Media Source Extensions (a blob: URL on the video element); its
-// transmuxing worker is turned off, so no worker source is allowed.
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self' blob:; " +
+// CSP is the Content-Security-Policy of every console response. blob: is allowed twice: as a
+// media source for hls.js, which plays through Media Source Extensions (a blob: URL on the
+// video element), and as an image source for the thumbnails, which GetImages returns inline
+// and the page shows as blobs. hls.js's transmuxing worker is off, so no worker is allowed.
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; media-src 'self' blob:; " +
 	"connect-src 'self'; font-src 'self'; worker-src 'none'; object-src 'none'; base-uri 'none'; " +
 	"form-action 'self'; frame-ancestors 'none'"
 

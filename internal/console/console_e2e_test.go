@@ -114,23 +114,27 @@ func videoAdvances(t *testing.T, p *browsertest.Page, mode string) {
 }
 
 // requireClean fails when the page had an uncaught error, logged an error other than the
-// refused sign-ins' (and a CSP violation is one), or sent a request anywhere but kvsd.
-func requireClean(t *testing.T, p *browsertest.Page, origin string, refused int) {
+// refusals the test caused (a CSP violation is one), or sent a request anywhere but kvsd.
+// refused counts the expected error responses by "STATUS: METHOD /path".
+func requireClean(t *testing.T, p *browsertest.Page, origin string, refused map[string]int) {
 	t.Helper()
 	l := p.Log()
-	require.Empty(t, l.Errors, "uncaught script errors")
-	n403 := 0
+	require.Empty(t, l.Errors, "uncaught script errors\n%s", l)
+	got := map[string]int{}
 	for _, c := range l.Console {
-		if strings.HasPrefix(c, "response 403: POST "+origin+"/listStreams") {
-			n403++
+		if strings.HasPrefix(c, "error: Failed to load resource: the server responded with a status of") {
+			continue // Chromium's own line for a response counted below
+		}
+		if r, ok := strings.CutPrefix(c, "response "); ok {
+			got[strings.Replace(r, origin, "", 1)]++
 			continue
 		}
-		if strings.Contains(c, "status of 403") {
-			continue // Chromium's own line for the same responses, counted above
-		}
-		require.False(t, strings.HasPrefix(c, "error:") || strings.HasPrefix(c, "response "), "page console: %s", c)
+		require.False(t, strings.HasPrefix(c, "error:"), "page console: %s", c)
 	}
-	require.Equal(t, refused, n403, "%v", l.Console)
+	if refused == nil {
+		refused = map[string]int{}
+	}
+	require.Equal(t, refused, got, "error responses\n%s", l)
 	require.NotEmpty(t, l.Requests)
 	for _, r := range l.Requests {
 		_, u, _ := strings.Cut(r, " ")
@@ -181,9 +185,6 @@ func TestConsoleDesktop(t *testing.T) {
 	p.Click(`a[href="#/streams/cam"]`)
 	videoAdvances(t, p, "live")
 
-	// The doctor: images configured, fragments untagged.
-	srv.ConfigureImages(t, "cam", kvstest.ImageConfig("s3://images/cam", 1000, nil))
-
 	// A pause in the camera's stream is a gap on the timeline.
 	stop()
 	pauseFrom := time.Now()
@@ -217,12 +218,41 @@ func TestConsoleDesktop(t *testing.T) {
 	require.True(t, strings.HasPrefix(name, "cam-") && strings.HasSuffix(name, ".mp4"), name)
 	requireDecodes(t, clip)
 
-	// The doctor's findings for the stream.
-	p.Click("#doctor-h + button")
+	// Thumbnails of the window, from GetImages.
+	p.WaitFor(nil, `[...document.querySelectorAll('#thumbs img')].some(i => i.complete && i.naturalWidth === 160)`, 20*time.Second)
+
+	// The doctor: no image configuration yet.
+	p.Wait(`#findings .finding[data-code="IMAGE_CONFIG_MISSING"]`, 10*time.Second)
+	// Configuring images: kvsd's validation shows at the field it names, then the doctor finds
+	// the fragments untagged, and the fix, the stream tag, is a select away.
+	p.Fill("#img-uri", "s3://images/cam")
+	p.Fill("#img-interval", "100")
+	p.Click("#img-save")
+	p.Wait("#img-interval-error", 10*time.Second)
+	require.Contains(t, p.Text("#img-interval-error"), "SamplingInterval must be at least 200 ms")
+	require.Contains(t, p.Text("#images-config .cmd code"), `aws kinesisvideo update-image-generation-configuration --stream-name cam --image-generation-configuration '{"Status":"ENABLED"`)
+	p.Fill("#img-interval", "1000")
+	p.Click("#img-save")
 	p.Wait(`#findings .finding[data-code="FRAGMENTS_UNTAGGED"]`, 10*time.Second)
 	require.Contains(t, p.Text(`#findings .finding[data-code="FRAGMENTS_UNTAGGED"]`), "kvsd:ImageGeneration=ALL_FRAGMENTS")
+	screenshot(t, p, "stream-doctor")
+	p.Select("#img-policy", "ALL_FRAGMENTS")
+	p.Wait(`#tags li[data-key="kvsd:ImageGeneration"]`, 10*time.Second)
+	p.WaitFor(nil, `!document.querySelector('#findings .finding[data-code="FRAGMENTS_UNTAGGED"]')`, 10*time.Second)
+	// Images of the fragments persisted since are delivered, as the doctor counts them.
+	delivered := `#findings .finding[data-code="IMAGES_DELIVERED"]`
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		p.Wait(delivered, 10*time.Second)
+		if text := p.Text(delivered); !strings.Contains(text, " 0 images delivered") {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no image delivered: %s", text)
+		}
+		time.Sleep(time.Second)
+		p.Click("#doctor-h + button")
+	}
 
-	requireClean(t, p, origin, 2)
+	requireClean(t, p, origin, map[string]int{"403: POST /listStreams": 2, "400: POST /updateImageGenerationConfiguration": 1})
 }
 
 // requireDecodes fails unless ffprobe reads a 320×240 H.264 video of some length from path.
@@ -271,7 +301,7 @@ func TestConsolePhone(t *testing.T) {
 	p.Press("#timeline", "Enter")
 	videoAdvances(t, p, "archive")
 	noSidewaysScroll(t, p, "the stream page playing the archive")
-	requireClean(t, p, origin, 0)
+	requireClean(t, p, origin, nil)
 }
 
 // A device clock 20 minutes slow is told apart from a wrong key or secret.
@@ -284,5 +314,5 @@ func TestConsoleClockSkew(t *testing.T) {
 	msg := refusedAs(t, p, kvstest.AccessKeyID, kvstest.SecretAccessKey, "clock-skew")
 	require.Contains(t, msg, "20 min behind kvsd's")
 	screenshot(t, p, "clock-skew")
-	requireClean(t, p, srv.URL, 1)
+	requireClean(t, p, srv.URL, map[string]int{"403: POST /listStreams": 1})
 }

@@ -157,9 +157,10 @@ func TestCSPIsStrict(t *testing.T) {
 	require.Equal(t, "'none'", directives["object-src"])
 	require.Equal(t, "'none'", directives["frame-ancestors"])
 	require.Equal(t, "'self' blob:", directives["media-src"])
+	require.Equal(t, "'self' blob:", directives["img-src"])
 	for name, v := range directives {
 		require.NotRegexp(t, regexp.MustCompile(`unsafe-|\*|https?:|data:|wasm`), v, name)
-		if name != "media-src" {
+		if name != "media-src" && name != "img-src" {
 			require.NotContains(t, v, "blob:", name)
 		}
 	}
