@@ -40,7 +40,18 @@ export function client({ accessKeyId, secretAccessKey, region }) {
     }
     return binary ? res.blob() : res.json();
   }
-  return { send, accessKeyId, region };
+  // presign returns a URL at this origin for GET path?query, signed in its query string (as S3
+  // presigned URLs are), for elements that load by themselves such as <img>.
+  async function presign(path, query, expiresIn = 3600) {
+    const url = new URL(path, location.origin);
+    const req = await signer.presign({
+      method: 'GET', protocol: url.protocol, hostname: url.hostname,
+      port: url.port ? Number(url.port) : undefined, path: url.pathname, query, headers: { host: url.host },
+    }, { expiresIn });
+    const qs = Object.entries(req.query).map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+    return `${url.origin}${url.pathname}?${qs}`;
+  }
+  return { send, presign, accessKeyId, region };
 }
 
 // explainSignIn turns a refused sign-in into plain words, naming what is wrong: the reason is

@@ -5,6 +5,7 @@ import { html, awsCommand, Command, ErrorBox, date } from './ui.js';
 import { Player, selectorType } from './player.js';
 import { Timeline } from './timeline.js';
 import { ImagesConfig, NotificationsConfig, Tags } from './config.js';
+import { Gallery } from './gallery.js';
 
 const clipLengths = [['10 s', 10e3], ['30 s', 30e3], ['1 min', 60e3], ['5 min', 300e3]];
 
@@ -160,6 +161,19 @@ export function StreamPage({ api, name }) {
     setPlayingMs(null);
     setWhat({ mode: 'archive', atMs, fromMs });
   };
+  // playAt plays the archive from t, found in the fragments of the half minute before it.
+  const playAt = async t => {
+    try {
+      const out = await api.send('listFragments', { StreamName: name, MaxResults: 1000, FragmentSelector: {
+        FragmentSelectorType: selectorType(clock), TimestampRange: { StartTimestamp: (t - 30000) / 1000, EndTimestamp: t / 1000 } } });
+      const starts = (out.Fragments || []).map(f => Math.round((clock === 'server' ? f.ServerTimestamp : f.ProducerTimestamp) * 1000));
+      const from = starts.filter(s => s <= t).reduce((a, b) => Math.max(a, b), -Infinity);
+      pick(t, from > -Infinity ? from : null);
+      document.getElementById('player').scrollIntoView({ block: 'nearest' });
+    } catch (e) {
+      setNotice(e.message);
+    }
+  };
   if (error) return html`<main><h1>${name}</h1><${ErrorBox} error=${error} /><p><a href="#/">All streams</a></p></main>`;
   if (!info) return html`<main><h1>${name}</h1><p class="muted">Loading…</p></main>`;
   return html`<main class="stream" data-stream=${name}>
@@ -187,6 +201,7 @@ export function StreamPage({ api, name }) {
         <${Timeline} api=${api} name=${name} clock=${clock} playingMs=${playingMs} onPick=${pick} />
         <${Clip} api=${api} name=${name} clock=${clock} playingMs=${playingMs} live=${!what || what.mode === 'live'} />`}
     <${Doctor} api=${api} name=${name} rev=${rev} />
+    <${Gallery} api=${api} name=${name} rev=${rev} onPick=${playAt} />
     <${ImagesConfig} api=${api} name=${name} tags=${tags} onChanged=${changed} />
     <${NotificationsConfig} api=${api} name=${name} onChanged=${changed} />
     <${Tags} api=${api} name=${name} tags=${tags} onChanged=${changed} />
