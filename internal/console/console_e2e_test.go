@@ -143,10 +143,22 @@ func requireClean(t *testing.T, p *browsertest.Page, origin string, refused map[
 	}
 }
 
-func screenshot(t *testing.T, p *browsertest.Page, name string) {
-	if dir := os.Getenv("KVSD_CONSOLE_SCREENSHOTS"); dir != "" {
-		p.Screenshot(filepath.Join(dir, name+".png"), true)
+// screenshot saves the viewport, scrolled to the element sel names ("": the top), as
+// $KVSD_CONSOLE_SCREENSHOTS/<name>.jpg when that variable names a folder: the README's pictures
+// (docs/console) are taken this way.
+func screenshot(t *testing.T, p *browsertest.Page, name, sel string) {
+	t.Helper()
+	dir := os.Getenv("KVSD_CONSOLE_SCREENSHOTS")
+	if dir == "" {
+		return
 	}
+	if sel == "" {
+		p.Eval(nil, `window.scrollTo(0, 0)`)
+	} else {
+		p.Eval(nil, fmt.Sprintf(`document.querySelector(%q).scrollIntoView({block: 'start'})`, sel))
+	}
+	time.Sleep(300 * time.Millisecond) // a frame or two of video after the scroll
+	p.Screenshot(filepath.Join(dir, name+".jpg"), false)
 }
 
 func TestConsoleDesktop(t *testing.T) {
@@ -171,7 +183,6 @@ func TestConsoleDesktop(t *testing.T) {
 	require.Contains(t, stored.Secret, kvstest.SecretAccessKey, "the secret is kept in sessionStorage")
 	require.Empty(t, stored.Cookie)
 	p.WaitFor(nil, `/ago/.test(document.querySelector('.stream-row[data-stream="cam"] .age').textContent)`, 10*time.Second)
-	screenshot(t, p, "streams")
 
 	// Create a stream; the aws CLI command for it is shown.
 	p.Click("#create summary")
@@ -181,6 +192,7 @@ func TestConsoleDesktop(t *testing.T) {
 		"aws kinesisvideo create-stream --stream-name made-in-console --data-retention-in-hours 2 --media-type video/h264 --endpoint-url "+origin)
 	p.Click("#create button[type=submit]")
 	p.Wait(`#streams .stream-row[data-stream="made-in-console"]`, 10*time.Second)
+	screenshot(t, p, "streams", "")
 
 	// The stream: live video plays.
 	p.Click(`a[href="#/streams/cam"]`)
@@ -201,7 +213,6 @@ func TestConsoleDesktop(t *testing.T) {
 	// stop, give or take a fragment (1 s) and the last frame's length.
 	require.GreaterOrEqual(t, gap.Start, stopping.Add(-1500*time.Millisecond).UnixMilli(), "the gap starts where the camera paused")
 	require.LessOrEqual(t, gap.Start, stopped.Add(time.Second).UnixMilli(), "the gap starts where the camera paused")
-	screenshot(t, p, "stream")
 
 	// Clicking the timeline before the gap plays the archive from that moment.
 	var tl struct{ Start, End, Width float64 }
@@ -215,6 +226,7 @@ func TestConsoleDesktop(t *testing.T) {
 	p.WaitFor(&first, `+document.querySelector('#playing-at').dataset.firstMs`, 10*time.Second)
 	clicked := tl.Start + x/tl.Width*(tl.End-tl.Start)
 	require.InDelta(t, clicked, first, 1000, "the archive plays from the moment clicked (program date of the playhead)")
+	screenshot(t, p, "stream", "#player")
 
 	// Clip export downloads an MP4 that ffprobe decodes.
 	p.Select("#clip-len", "10000")
@@ -240,7 +252,7 @@ func TestConsoleDesktop(t *testing.T) {
 	p.Click("#img-save")
 	p.Wait(`#findings .finding[data-code="FRAGMENTS_UNTAGGED"]`, 10*time.Second)
 	require.Contains(t, p.Text(`#findings .finding[data-code="FRAGMENTS_UNTAGGED"]`), "kvsd:ImageGeneration=ALL_FRAGMENTS")
-	screenshot(t, p, "stream-doctor")
+	screenshot(t, p, "doctor", "#doctor-h")
 	p.Select("#img-policy", "ALL_FRAGMENTS")
 	p.Wait(`#tags li[data-key="kvsd:ImageGeneration"]`, 10*time.Second)
 	p.WaitFor(nil, `!document.querySelector('#findings .finding[data-code="FRAGMENTS_UNTAGGED"]')`, 10*time.Second)
@@ -274,7 +286,7 @@ func TestConsoleDesktop(t *testing.T) {
 	caption := p.Text("#gallery .image-card")
 	require.Contains(t, caption, "s3://images/"+card.Key)
 	require.Regexp(t, `fragment 9[0-9]{46}`, caption)
-	screenshot(t, p, "stream-gallery")
+	screenshot(t, p, "gallery", "#gallery")
 	p.Click("#gallery .image-card button")
 	p.WaitFor(nil, fmt.Sprintf(`(() => { const f = +document.querySelector('#playing-at').dataset.firstMs; return f > 0 && Math.abs(f - %f) < 1000; })()`, card.Ms), 20*time.Second)
 	videoAdvances(t, p, "archive")
@@ -318,16 +330,15 @@ func TestConsolePhone(t *testing.T) {
 	signIn(t, p, kvstest.AccessKeyID, kvstest.SecretAccessKey)
 	p.Wait(fmt.Sprintf(`#streams .stream-row[data-stream=%q]`, name), 10*time.Second)
 	noSidewaysScroll(t, p, "the streams list")
-	screenshot(t, p, "phone-streams")
 
 	p.Press(fmt.Sprintf(`a[href="#/streams/%s"]`, name), "Enter")
 	videoAdvances(t, p, "live")
 	noSidewaysScroll(t, p, "the stream page")
-	screenshot(t, p, "phone-stream")
 	p.Press("#timeline", "Home")
 	p.Press("#timeline", "Enter")
 	videoAdvances(t, p, "archive")
 	noSidewaysScroll(t, p, "the stream page playing the archive")
+	screenshot(t, p, "phone", "")
 	requireClean(t, p, origin, nil)
 }
 
@@ -340,6 +351,6 @@ func TestConsoleClockSkew(t *testing.T) {
 	p.Goto(srv.URL + "/console/")
 	msg := refusedAs(t, p, kvstest.AccessKeyID, kvstest.SecretAccessKey, "clock-skew")
 	require.Contains(t, msg, "20 min behind kvsd's")
-	screenshot(t, p, "clock-skew")
+	screenshot(t, p, "clock-skew", "")
 	requireClean(t, p, srv.URL, map[string]int{"403: POST /listStreams": 1})
 }
