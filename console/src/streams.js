@@ -54,6 +54,24 @@ function FragmentAge({ api, info }) {
   return html`<span class="age">${state}</span>`;
 }
 
+const worst = ['ERROR', 'WARN'];
+
+// Health is the doctor's worst finding for the stream (kvsdStreamStatus), or OK.
+function Health({ api, name }) {
+  const [state, setState] = useState(null);
+  useEffect(() => {
+    let live = true;
+    api.send('kvsdStreamStatus', { StreamName: name }).then(st => {
+      const all = (st.Reports || []).flatMap(r => r.Findings || []);
+      const bad = worst.map(l => all.find(f => f.Level === l)).find(Boolean);
+      live && setState(bad ? { level: bad.Level, text: bad.Code, title: bad.Message } : { level: 'OK', text: 'OK', title: 'No problems found' });
+    }, e => live && setState({ level: 'ERROR', text: e.code || 'error', title: e.message }));
+    return () => { live = false; };
+  }, [name]);
+  if (!state) return html`<span class="health">…</span>`;
+  return html`<span class=${'health lvl-' + state.level.toLowerCase()} title=${state.title}>${state.text}</span>`;
+}
+
 function CreateStream({ api, onCreated }) {
   const [name, setName] = useState('');
   const [retention, setRetention] = useState('24');
@@ -118,6 +136,7 @@ export function StreamsPage({ api }) {
         <span>${s.MediaType || 'no media type'}</span>
         <span>${s.DataRetentionInHours} h retention</span>
         <span>last fragment: ${i < statusRows ? html`<${FragmentAge} api=${api} info=${s} />` : '(open the stream)'}</span>
+        <span>doctor: ${i < statusRows ? html`<${Health} api=${api} name=${s.StreamName} />` : '–'}</span>
       </li>`)}
     </ul>`}
     <${Command} cmd=${awsCommand('kinesisvideo', 'list-streams', [])} />

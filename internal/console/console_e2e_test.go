@@ -183,6 +183,8 @@ func TestConsoleDesktop(t *testing.T) {
 	require.Contains(t, stored.Secret, kvstest.SecretAccessKey, "the secret is kept in sessionStorage")
 	require.Empty(t, stored.Cookie)
 	p.WaitFor(nil, `/ago/.test(document.querySelector('.stream-row[data-stream="cam"] .age').textContent)`, 10*time.Second)
+	// The doctor's worst finding for each stream: no image configuration yet.
+	p.WaitFor(nil, `document.querySelector('.stream-row[data-stream="cam"] .health').textContent === 'IMAGE_CONFIG_MISSING'`, 10*time.Second)
 
 	// Create a stream; the aws CLI command for it is shown.
 	p.Click("#create summary")
