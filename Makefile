@@ -5,7 +5,7 @@ PKGS     := ./...
 GOFLAGS  ?=
 export GOFLAGS
 
-.PHONY: all setup setup-test build run test vet fuzz bench clean
+.PHONY: all setup setup-test console build run test vet fuzz bench clean
 
 all: build
 
@@ -17,16 +17,20 @@ setup:
 setup-test:
 	@bash scripts/setup.sh --test
 
-## build: build bin/kvsd only
-build:
+## console: bundle the web console into internal/console/dist (npm ci + esbuild; Node.js from Debian when missing)
+console:
+	@bash scripts/console.sh
+
+## build: bundle the console, then build bin/kvsd (which embeds it)
+build: console
 	$(GO) build -o $(BIN) ./cmd/kvsd
 
 ## run: set up, build, and serve on the embedded defaults (127.0.0.1:4580, ./data)
 run: setup build
 	./$(BIN) serve
 
-## test: set up, vet, and run every test with the race detector
-test: setup-test vet
+## test: set up, bundle the console, vet, and run every test with the race detector
+test: setup-test console vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 vet:
@@ -57,4 +61,4 @@ bench: setup
 	$(GO) run ./bench/put
 
 clean:
-	rm -rf bin
+	rm -rf bin internal/console/dist/index.html internal/console/dist/assets

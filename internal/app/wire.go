@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kvsd/kvsd/internal/catalog/bolt"
+	"github.com/kvsd/kvsd/internal/console"
 	"github.com/kvsd/kvsd/internal/diag"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
@@ -68,7 +69,7 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	hub := playback.NewHub(liveBufferBytes)
 	s.newIngest(cfg, streams, hub, reg)
 	api := s.newAPI(cfg, streams, hub, keys, reg)
-	s.http = s.newHTTP(ctx, api, reg)
+	s.http = s.newHTTP(ctx, api, console.New(console.Config{Region: cfg.Region}), reg)
 	sweeper := &retention.Sweeper{Store: s.Store, Catalog: s.catalog, Interval: cfg.RetentionInterval, Logger: s.log}
 	return built{destination: destination, https: tlsCfg != nil, loops: []loop{
 		{"http", func(context.Context) error { return serveUntilShutdown(s.http, ln) }},
@@ -199,8 +200,8 @@ func (s *Server) newAPI(cfg Config, streams *stream.Service, hub *playback.Hub, 
 	return api
 }
 
-// newHTTP serves the API beside /healthz and /metrics.
-func (s *Server) newHTTP(ctx context.Context, api http.Handler, reg *prometheus.Registry) *http.Server {
+// newHTTP serves the API beside /healthz, /metrics and the web console.
+func (s *Server) newHTTP(ctx context.Context, api, ui http.Handler, reg *prometheus.Registry) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !s.ready.Load() {
@@ -210,6 +211,7 @@ func (s *Server) newHTTP(ctx context.Context, api http.Handler, reg *prometheus.
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET "+console.Prefix, ui)
 	mux.Handle("/", api)
 	// No write timeout: PutMedia and GetMedia responses stream for up to 45 minutes. Request
 	// contexts derive from ctx, so Shutdown can end those long requests.

@@ -10,6 +10,10 @@
 // With Options.SDK the page first gets the session URL with the AWS SDK for JavaScript, as the
 // AWS sample viewer does (web/kvs-sdk.mjs, bundled with esbuild at the first such Play).
 //
+// Open drives a web application (kvsd's console) step by step instead: a Page, whose commands
+// (go to, fill, click, wait, evaluate, download …) web/drive.mjs carries out in one Chromium
+// page, recording every request, console message and uncaught error for the test to check.
+//
 // Requirements: /usr/bin/chromium, node 20 or later, and web/node_modules, which
 // `scripts/setup.sh --test` (make test) installs. Without them the test is skipped, unless the
 // environment has CI=true: then it fails.

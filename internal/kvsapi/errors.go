@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/kvsd/kvsd/internal/awsapi"
+	"github.com/kvsd/kvsd/internal/imagegen"
 	"github.com/kvsd/kvsd/internal/playback"
 	"github.com/kvsd/kvsd/internal/remux"
 	"github.com/kvsd/kvsd/internal/sigv4"
@@ -20,6 +21,7 @@ var errorTable = []struct {
 }{
 	{playback.ErrNoFragments, "ResourceNotFoundException", http.StatusNotFound},
 	{stream.ErrNotFound, "ResourceNotFoundException", http.StatusNotFound},
+	{imagegen.ErrNoImage, "ResourceNotFoundException", http.StatusNotFound},
 	{stream.ErrInUse, "ResourceInUseException", http.StatusBadRequest},
 	{stream.ErrVersionMismatch, "VersionMismatchException", http.StatusBadRequest},
 	{stream.ErrTooManyTags, "TagsPerResourceExceededLimitException", http.StatusBadRequest},

@@ -90,6 +90,9 @@ func New(cfg Config) *Handler {
 	}
 	if h.images != nil {
 		h.handleJSON("getImages", decode(h.getImages))
+		if g, ok := h.images.(gallery); ok {
+			h.serveGallery(g)
+		}
 	}
 	h.handleJSON(StatusOperation, decode(h.streamStatus))
 	for _, name := range notImplemented {

@@ -1,0 +1,144 @@
+// The streams list: ListStreams, and per stream the age of its last fragment (ListFragments
+// over the last few minutes); creating a stream.
+import { useEffect, useState, useCallback } from 'preact/hooks';
+import { duration } from './api.js';
+import { html, awsCommand, Command, ErrorBox } from './ui.js';
+
+// recentMs is how far back the list looks for a stream's last fragment.
+const recentMs = 5 * 60 * 1000;
+// statusRows is how many rows get a last-fragment status (one ListFragments each).
+const statusRows = 100;
+
+async function listAll(api) {
+  const out = [];
+  let token;
+  do {
+    const page = await api.send('listStreams', { MaxResults: 1000, NextToken: token });
+    out.push(...(page.StreamInfoList || []));
+    token = page.NextToken;
+  } while (token);
+  return out;
+}
+
+// lastFragment is the newest fragment of the last recentMs (server clock), or null.
+export async function lastFragment(api, name) {
+  const now = Date.now();
+  let token, last = null;
+  do {
+    const page = await api.send('listFragments', {
+      StreamName: name, MaxResults: 1000, NextToken: token,
+      FragmentSelector: { FragmentSelectorType: 'SERVER_TIMESTAMP',
+        TimestampRange: { StartTimestamp: (now - recentMs) / 1000, EndTimestamp: (now + 60000) / 1000 } },
+    });
+    for (const f of page.Fragments || []) {
+      if (!last || f.ServerTimestamp > last.ServerTimestamp) last = f;
+    }
+    token = page.NextToken;
+  } while (token);
+  return last;
+}
+
+function FragmentAge({ api, info }) {
+  const [state, setState] = useState('…');
+  useEffect(() => {
+    if (info.DataRetentionInHours === 0) {
+      setState('not archived (retention 0)');
+      return;
+    }
+    let live = true;
+    lastFragment(api, info.StreamName).then(
+      f => live && setState(f ? `${duration(Date.now() - f.ServerTimestamp * 1000)} ago` : 'none in 5 min'),
+      e => live && setState(e.code || 'error'));
+    return () => { live = false; };
+  }, [info.StreamName]);
+  return html`<span class="age">${state}</span>`;
+}
+
+const worst = ['ERROR', 'WARN'];
+
+// Health is the doctor's worst finding for the stream (kvsdStreamStatus), or OK.
+function Health({ api, name }) {
+  const [state, setState] = useState(null);
+  useEffect(() => {
+    let live = true;
+    api.send('kvsdStreamStatus', { StreamName: name }).then(st => {
+      const all = (st.Reports || []).flatMap(r => r.Findings || []);
+      const bad = worst.map(l => all.find(f => f.Level === l)).find(Boolean);
+      live && setState(bad ? { level: bad.Level, text: bad.Code, title: bad.Message } : { level: 'OK', text: 'OK', title: 'No problems found' });
+    }, e => live && setState({ level: 'ERROR', text: e.code || 'error', title: e.message }));
+    return () => { live = false; };
+  }, [name]);
+  if (!state) return html`<span class="health">…</span>`;
+  return html`<span class=${'health lvl-' + state.level.toLowerCase()} title=${state.title}>${state.text}</span>`;
+}
+
+function CreateStream({ api, onCreated }) {
+  const [name, setName] = useState('');
+  const [retention, setRetention] = useState('24');
+  const [mediaType, setMediaType] = useState('video/h264');
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async e => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await api.send('createStream', { StreamName: name, DataRetentionInHours: Number(retention), MediaType: mediaType || undefined });
+      setName('');
+      onCreated(name);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const cmd = awsCommand('kinesisvideo', 'create-stream', [['stream-name', name || 'NAME'],
+    ['data-retention-in-hours', retention], ['media-type', mediaType]]);
+  return html`<details class="panel" id="create">
+    <summary>Create a stream</summary>
+    <form onSubmit=${submit} method="post">
+      <label for="new-name">Name</label>
+      <input id="new-name" name="streamName" value=${name} onInput=${e => setName(e.currentTarget.value)}
+        required maxlength="256" pattern="[a-zA-Z0-9_.\\-]+" spellcheck="false" autocapitalize="off" />
+      <label for="new-retention">Retention (hours; 0 keeps nothing)</label>
+      <input id="new-retention" name="retention" type="number" min="0" max="87600" value=${retention}
+        onInput=${e => setRetention(e.currentTarget.value)} />
+      <label for="new-media">Media type</label>
+      <input id="new-media" name="mediaType" value=${mediaType} onInput=${e => setMediaType(e.currentTarget.value)} />
+      <button type="submit" disabled=${busy}>Create</button>
+      <${ErrorBox} error=${error} />
+    </form>
+    <${Command} cmd=${cmd} />
+  </details>`;
+}
+
+export function StreamsPage({ api }) {
+  const [streams, setStreams] = useState(null);
+  const [error, setError] = useState(null);
+  const [filter, setFilter] = useState('');
+  const load = useCallback(() => {
+    listAll(api).then(s => { setStreams(s); setError(null); }, setError);
+  }, [api]);
+  useEffect(load, [load]);
+  const shown = (streams || []).filter(s => s.StreamName.includes(filter));
+  return html`<main>
+    <h1>Streams</h1>
+    <${CreateStream} api=${api} onCreated=${load} />
+    <${ErrorBox} error=${error} />
+    ${streams === null && !error && html`<p class="muted">Loading…</p>`}
+    ${streams && streams.length === 0 && html`<p class="muted" id="no-streams">No streams yet. Create one above, or let a producer create it (kvsd put --create).</p>`}
+    ${streams && streams.length > 10 && html`<p><label for="filter">Filter </label>
+      <input id="filter" type="search" value=${filter} onInput=${e => setFilter(e.currentTarget.value)} /></p>`}
+    ${streams && streams.length > 0 && html`<ul class="streams" id="streams">
+      ${shown.map((s, i) => html`<li key=${s.StreamName} class="stream-row" data-stream=${s.StreamName}>
+        <a class="name" href=${'#/streams/' + encodeURIComponent(s.StreamName)}>${s.StreamName}</a>
+        <span class=${'status ' + s.Status.toLowerCase()}>${s.Status}</span>
+        <span>${s.MediaType || 'no media type'}</span>
+        <span>${s.DataRetentionInHours} h retention</span>
+        <span>last fragment: ${i < statusRows ? html`<${FragmentAge} api=${api} info=${s} />` : '(open the stream)'}</span>
+        <span>doctor: ${i < statusRows ? html`<${Health} api=${api} name=${s.StreamName} />` : '–'}</span>
+      </li>`)}
+    </ul>`}
+    <${Command} cmd=${awsCommand('kinesisvideo', 'list-streams', [])} />
+  </main>`;
+}

@@ -1,0 +1,4 @@
+package console
+
+// Load builds a Handler over another bundle (a test's fstest.MapFS).
+var Load = load
