@@ -353,7 +353,7 @@ func (c *clip) layout(frag func(i int, buf []byte) (Fragment, error)) (*Clip, er
 			offs[t][k] = uint32(o)
 		}
 	}
-	moov, err := clipMoov(pres, offs)
+	moov, err := clipMoov(pres, out.tracks, offs)
 	if err != nil {
 		return nil, err
 	}
@@ -393,12 +393,15 @@ func (c *clip) presentation() (*pmp4.Presentation, error) {
 		if ti == 1 {
 			codec = &fmp4.CodecMPEG4Audio{Config: c.m.audio.config}
 		}
+		// mediacommon gets one sample as long as the track: what it derives from samples
+		// (the track's duration, its edit list) comes out the same, and clipMoov writes the
+		// sample tables.
 		pres.Tracks = append(pres.Tracks, &pmp4.Track{
 			ID:         len(pres.Tracks) + 1,
 			TimeScale:  uint32(timescale),
 			TimeOffset: int32(ct.firstDTS),
 			Codec:      codec,
-			Samples:    ct.samples,
+			Samples:    []*pmp4.Sample{{Duration: uint32(end - ct.firstDTS), PTSOffset: ct.samples[0].PTSOffset}},
 		})
 	}
 	return &pres, nil
