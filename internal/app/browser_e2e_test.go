@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	kvtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 	amtypes "github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
@@ -224,30 +223,7 @@ func ffmpegLive(t *testing.T, seconds int, audio bool, out ...string) io.Reader 
 func liveSDK(t *testing.T, srv *kvstest.Server, name string, seconds int) {
 	t.Helper()
 	// One frame per Matroska cluster, so that ffmpeg writes each frame as soon as it is encoded.
-	src := producer.NewMKVSource(ffmpegLive(t, seconds, false, "-cluster_size_limit", "1"), true)
-	first := make(chan struct{})
-	var once sync.Once
-	p, err := producer.New(producer.Config{Endpoint: srv.URL, Region: kvstest.Region, StreamName: name,
-		Credentials:      credentials.NewStaticCredentialsProvider(kvstest.AccessKeyID, kvstest.SecretAccessKey, ""),
-		FragmentDuration: time.Second,
-		OnEvent: func(ev producer.Event) {
-			if ev.Kind == producer.EventFragmentPersisted {
-				once.Do(func() { close(first) })
-			}
-		}})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := p.Run(ctx, src)
-		done <- err
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		src.Close()
-	})
-	waitFirst(t, first, done)
+	kvstest.Produce(t, srv, name, producer.NewMKVSource(ffmpegLive(t, seconds, false, "-cluster_size_limit", "1"), true))
 }
 
 // liveFFmpeg streams ffmpeg's own Matroska (H.264 and AAC, a cluster per second) into PutMedia as

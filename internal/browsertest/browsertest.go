@@ -217,11 +217,17 @@ func needs(t testing.TB, p Player, sdk bool) {
 	if !ok {
 		t.Fatalf("browsertest: unknown player %q", p)
 	}
-	web := webDir()
 	files := []string{"node_modules/playwright-core/package.json", lib}
 	if sdk {
 		files = append(files, sdkFiles...)
 	}
+	requireInstalled(t, files...)
+}
+
+// requireInstalled skips t, or fails it when CI=true, unless Chromium, node and the files of
+// web/ are installed.
+func requireInstalled(t testing.TB, webFiles ...string) {
+	t.Helper()
 	var missing []string
 	if _, err := os.Stat(Chromium); err != nil {
 		missing = append(missing, Chromium)
@@ -229,8 +235,8 @@ func needs(t testing.TB, p Player, sdk bool) {
 	if _, err := exec.LookPath("node"); err != nil {
 		missing = append(missing, "node")
 	}
-	for _, f := range files {
-		if _, err := os.Stat(filepath.Join(web, f)); err != nil {
+	for _, f := range webFiles {
+		if _, err := os.Stat(filepath.Join(webDir(), f)); err != nil {
 			missing = append(missing, filepath.Join("web", f))
 		}
 	}

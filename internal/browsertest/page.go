@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -42,24 +41,7 @@ type PageLog struct {
 // are installed.
 func RequirePage(t testing.TB) {
 	t.Helper()
-	var missing []string
-	if _, err := os.Stat(Chromium); err != nil {
-		missing = append(missing, Chromium)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		missing = append(missing, "node")
-	}
-	if _, err := os.Stat(filepath.Join(webDir(), "node_modules/playwright-core/package.json")); err != nil {
-		missing = append(missing, "web/node_modules/playwright-core")
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := fmt.Sprintf("browsertest: %s not installed (scripts/setup.sh --test, which make test runs, installs them)", strings.Join(missing, ", "))
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + "; CI=true, so this fails instead of skipping")
-	}
-	t.Skip(msg)
+	requireInstalled(t, "node_modules/playwright-core/package.json")
 }
 
 // Open starts Chromium with a width × height viewport and one blank page; it is closed when

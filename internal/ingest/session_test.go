@@ -235,6 +235,14 @@ type gatedStore struct {
 	entered int
 }
 
+// newGatedEnv is newEnv whose writes wait for the gatedStore's gate.
+func newGatedEnv(t *testing.T, cfg Config) (*testEnv, *gatedStore) {
+	e := newEnv(t, cfg)
+	gated := &gatedStore{Store: e.store, gate: make(chan struct{})}
+	e.m.cfg.Store = gated
+	return e, gated
+}
+
 func (g *gatedStore) Write(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) (*fragstore.Commit, error) {
 	g.mu.Lock()
 	g.entered++
@@ -252,9 +260,7 @@ func (g *gatedStore) Write(ctx context.Context, k fragstore.Key, header []byte, 
 func TestBackpressure(t *testing.T) {
 	requireNoLeak(t)
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, Config{})
-		gated := &gatedStore{Store: e.store, gate: make(chan struct{})}
-		e.m.cfg.Store = gated
+		e, gated := newGatedEnv(t, Config{})
 		st := e.createStream(testStreamName, 24)
 		l := e.start(Request{})
 
@@ -329,9 +335,7 @@ func TestRunStopsOnContextAndEmitFailure(t *testing.T) {
 func TestQueuedBytesBound(t *testing.T) {
 	requireNoLeak(t)
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, Config{MaxQueuedBytes: 1})
-		gated := &gatedStore{Store: e.store, gate: make(chan struct{})}
-		e.m.cfg.Store = gated
+		e, gated := newGatedEnv(t, Config{MaxQueuedBytes: 1})
 		st := e.createStream(testStreamName, 24)
 		l := e.start(Request{})
 		const n = 6

@@ -115,20 +115,7 @@ func rawBox(w *mp4.Writer, typ mp4.BoxType, payload []byte) error {
 
 // stts appends the decoding time-to-sample table: runs of equal durations.
 func stts(b []byte, ss []*pmp4.Sample) []byte {
-	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0) // version and flags; the count, set below
-	n := uint32(0)
-	for k := 0; k < len(ss); {
-		run := 1
-		for k+run < len(ss) && ss[k+run].Duration == ss[k].Duration {
-			run++
-		}
-		b = binary.BigEndian.AppendUint32(b, uint32(run))
-		b = binary.BigEndian.AppendUint32(b, ss[k].Duration)
-		n++
-		k += run
-	}
-	binary.BigEndian.PutUint32(b[4:], n)
-	return b
+	return runs(append(b, 0, 0, 0, 0), ss, func(s *pmp4.Sample) uint32 { return s.Duration })
 }
 
 // stss appends the sync sample table (1-based sample numbers), or returns nil when every
@@ -151,19 +138,26 @@ func stss(b []byte, ss []*pmp4.Sample) []byte {
 
 // ctts appends the composition offset table, version 1 (signed offsets): runs of equal offsets.
 func ctts(b []byte, ss []*pmp4.Sample) []byte {
-	b = append(b, 1, 0, 0, 0, 0, 0, 0, 0)
+	return runs(append(b, 1, 0, 0, 0), ss, func(s *pmp4.Sample) uint32 { return uint32(s.PTSOffset) })
+}
+
+// runs appends a run-length table (entry count, then count and value per run) of value over
+// ss to b, which already holds the box's version and flags.
+func runs(b []byte, ss []*pmp4.Sample, value func(*pmp4.Sample) uint32) []byte {
+	at := len(b)
+	b = append(b, 0, 0, 0, 0) // the count, set below
 	n := uint32(0)
 	for k := 0; k < len(ss); {
-		run := 1
-		for k+run < len(ss) && ss[k+run].PTSOffset == ss[k].PTSOffset {
+		v, run := value(ss[k]), 1
+		for k+run < len(ss) && value(ss[k+run]) == v {
 			run++
 		}
 		b = binary.BigEndian.AppendUint32(b, uint32(run))
-		b = binary.BigEndian.AppendUint32(b, uint32(ss[k].PTSOffset))
+		b = binary.BigEndian.AppendUint32(b, v)
 		n++
 		k += run
 	}
-	binary.BigEndian.PutUint32(b[4:], n)
+	binary.BigEndian.PutUint32(b[at:], n)
 	return b
 }
 
