@@ -225,7 +225,7 @@ func (s *Server) announce(cfg Config, env Env, b built) {
 	if host, _, _ := net.SplitHostPort(cfg.Listen); cfg.PublicURL == "" && net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
 		s.log.Warn("listening on all interfaces without --public-url: GetDataEndpoint answers a loopback URL that remote producers cannot reach", "url", s.URL)
 	}
-	s.log.Info("kvsd serving", "addr", s.Addr.String(), "url", s.URL, "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir)
+	s.log.Info("kvsd serving", "addr", s.Addr.String(), "url", s.URL, "console", s.URL+"/console/", "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir)
 	s.log.Info("images for s3:// destinations are " + b.destination)
 	fmt.Fprintf(env.Stdout, "kvsd: serving the KVS API on %s (region %s). Point clients at it, e.g.\n  /usr/bin/aws kinesisvideo list-streams --endpoint-url %s\n", s.URL, cfg.Region, s.URL)
 	if b.https {
