@@ -51,6 +51,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzMKVSource -fuzztime=$(FUZZTIME) ./producer
 	$(GO) test -run='^$$' -fuzz=FuzzOpen -fuzztime=$(FUZZTIME) ./internal/remux
 	$(GO) test -run='^$$' -fuzz=FuzzFragment -fuzztime=$(FUZZTIME) ./internal/remux
+	$(GO) test -run='^$$' -fuzz=FuzzToken -fuzztime=$(FUZZTIME) ./internal/playback
 	# Minimizing a new input of this target (8 KiB seeds, mostly zero fill) takes minutes: cap it.
 	$(GO) test -run='^$$' -fuzz=FuzzScanSegment -fuzzminimizetime=10x -fuzztime=$(FUZZTIME) ./internal/fragstore/disk
 
