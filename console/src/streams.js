@@ -1,13 +1,35 @@
-// The streams list: ListStreams, and per stream the age of its last fragment (ListFragments
-// over the last few minutes); creating a stream.
+// The streams list: ListStreams, shown a page of rows at a time, and for the rows shown the age
+// of the last fragment (ListFragments over the last few minutes) and the doctor's worst
+// finding, a few calls at a time so that a thousand streams never block the page; creating a
+// stream.
 import { useEffect, useState, useCallback } from 'preact/hooks';
 import { duration } from './api.js';
 import { html, awsCommand, Command, ErrorBox } from './ui.js';
 
 // recentMs is how far back the list looks for a stream's last fragment.
 const recentMs = 5 * 60 * 1000;
-// statusRows is how many rows get a last-fragment status (one ListFragments each).
-const statusRows = 100;
+// pageRows is how many rows a page of the list shows; each gets its status (two calls).
+const pageRows = 50;
+// statusCalls is how many status calls are in flight at once.
+const statusCalls = 4;
+
+// limiter runs the calls given to it, at most n at a time, in order. A call whose row is gone
+// by its turn (alive() is false) is skipped.
+function limiter(n) {
+  let active = 0;
+  const waiting = [];
+  const next = () => {
+    while (active < n && waiting.length) {
+      const { fn, alive, resolve, reject } = waiting.shift();
+      if (!alive()) continue;
+      active++;
+      fn().then(resolve, reject).finally(() => { active--; next(); });
+    }
+  };
+  return (fn, alive) => new Promise((resolve, reject) => { waiting.push({ fn, alive, resolve, reject }); next(); });
+}
+
+const queued = limiter(statusCalls);
 
 async function listAll(api) {
   const out = [];
@@ -46,7 +68,7 @@ function FragmentAge({ api, info }) {
       return;
     }
     let live = true;
-    lastFragment(api, info.StreamName).then(
+    queued(() => lastFragment(api, info.StreamName), () => live).then(
       f => live && setState(f ? `${duration(Date.now() - f.ServerTimestamp * 1000)} ago` : 'none in 5 min'),
       e => live && setState(e.code || 'error'));
     return () => { live = false; };
@@ -61,7 +83,7 @@ function Health({ api, name }) {
   const [state, setState] = useState(null);
   useEffect(() => {
     let live = true;
-    api.send('kvsdStreamStatus', { StreamName: name }).then(st => {
+    queued(() => api.send('kvsdStreamStatus', { StreamName: name }), () => live).then(st => {
       const all = (st.Reports || []).flatMap(r => r.Findings || []);
       const bad = worst.map(l => all.find(f => f.Level === l)).find(Boolean);
       live && setState(bad ? { level: bad.Level, text: bad.Code, title: bad.Message } : { level: 'OK', text: 'OK', title: 'No problems found' });
@@ -120,7 +142,11 @@ export function StreamsPage({ api }) {
     listAll(api).then(s => { setStreams(s); setError(null); }, setError);
   }, [api]);
   useEffect(load, [load]);
-  const shown = (streams || []).filter(s => s.StreamName.includes(filter));
+  const [page, setPage] = useState(0);
+  const matching = (streams || []).filter(s => s.StreamName.includes(filter));
+  const pages = Math.max(1, Math.ceil(matching.length / pageRows));
+  const at = Math.min(page, pages - 1);
+  const shown = matching.slice(at * pageRows, (at + 1) * pageRows);
   return html`<main>
     <h1>Streams</h1>
     <${CreateStream} api=${api} onCreated=${load} />
@@ -128,15 +154,20 @@ export function StreamsPage({ api }) {
     ${streams === null && !error && html`<p class="muted">Loading…</p>`}
     ${streams && streams.length === 0 && html`<p class="muted" id="no-streams">No streams yet. Create one above, or let a producer create it (kvsd put --create).</p>`}
     ${streams && streams.length > 10 && html`<p><label for="filter">Filter </label>
-      <input id="filter" type="search" value=${filter} onInput=${e => setFilter(e.currentTarget.value)} /></p>`}
-    ${streams && streams.length > 0 && html`<ul class="streams" id="streams">
-      ${shown.map((s, i) => html`<li key=${s.StreamName} class="stream-row" data-stream=${s.StreamName}>
+      <input id="filter" type="search" value=${filter} onInput=${e => { setFilter(e.currentTarget.value); setPage(0); }} /></p>`}
+    ${matching.length > pageRows && html`<nav class="row pager" aria-label="Pages of streams">
+      <button type="button" class="small" id="page-prev" onClick=${() => setPage(at - 1)} disabled=${at === 0}>Previous</button>
+      <span id="page-info">${at * pageRows + 1}–${at * pageRows + shown.length} of ${matching.length}</span>
+      <button type="button" class="small" id="page-next" onClick=${() => setPage(at + 1)} disabled=${at >= pages - 1}>Next</button>
+    </nav>`}
+    ${streams && streams.length > 0 && html`<ul class="streams" id="streams" data-count=${matching.length}>
+      ${shown.map(s => html`<li key=${s.StreamName} class="stream-row" data-stream=${s.StreamName}>
         <a class="name" href=${'#/streams/' + encodeURIComponent(s.StreamName)}>${s.StreamName}</a>
         <span class=${'status ' + s.Status.toLowerCase()}>${s.Status}</span>
         <span>${s.MediaType || 'no media type'}</span>
         <span>${s.DataRetentionInHours} h retention</span>
-        <span>last fragment: ${i < statusRows ? html`<${FragmentAge} api=${api} info=${s} />` : '(open the stream)'}</span>
-        <span>doctor: ${i < statusRows ? html`<${Health} api=${api} name=${s.StreamName} />` : '–'}</span>
+        <span>last fragment: <${FragmentAge} api=${api} info=${s} /></span>
+        <span>doctor: <${Health} api=${api} name=${s.StreamName} /></span>
       </li>`)}
     </ul>`}
     <${Command} cmd=${awsCommand('kinesisvideo', 'list-streams', [])} />

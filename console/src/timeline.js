@@ -14,8 +14,14 @@ export const windows = [['1 min', 60e3], ['10 min', 600e3], ['1 h', 3600e3], ['6
 const gapMinMs = 1000;
 const autoRefreshMs = 5000;
 
-// fragments lists [fromMs, toMs] on clock, oldest first, as blocks {start, end, ...}.
-async function fragments(api, name, clock, fromMs, toMs) {
+// chunkMs is how much of a long window one series of ListFragments pages covers; parallel is
+// how many such series run at once (a day: 24 of them, 2 pages of 1000 each).
+const chunkMs = 3600e3;
+const parallel = 4;
+
+// fragmentsIn lists the fragments that start in [fromMs, toMs) on clock (before it too when
+// first), as blocks {start, end, ...} in the order listed.
+async function fragmentsIn(api, name, clock, fromMs, toMs, first) {
   const out = [];
   let token;
   do {
@@ -24,13 +30,38 @@ async function fragments(api, name, clock, fromMs, toMs) {
         TimestampRange: { StartTimestamp: fromMs / 1000, EndTimestamp: toMs / 1000 } } });
     for (const f of page.Fragments || []) {
       const start = Math.round((clock === 'server' ? f.ServerTimestamp : f.ProducerTimestamp) * 1000);
+      if ((start < fromMs && !first) || start >= toMs) continue; // another chunk's
       out.push({ start, end: start + f.FragmentLengthInMilliseconds, number: f.FragmentNumber,
         size: f.FragmentSizeInBytes, producer: f.ProducerTimestamp * 1000, server: f.ServerTimestamp * 1000 });
     }
     token = page.NextToken;
   } while (token);
-  out.sort((a, b) => a.start - b.start);
   return out;
+}
+
+// fragments lists [fromMs, toMs] on clock, oldest first: a long window in chunks of chunkMs,
+// `parallel` of them at once, calling progress(fragments so far, sorted) as chunks arrive.
+async function fragments(api, name, clock, fromMs, toMs, progress = () => {}) {
+  const chunks = [];
+  for (let a = fromMs; a <= toMs; a += chunkMs) chunks.push({ from: a, to: Math.min(a + chunkMs, toMs + 1), frags: null });
+  const sorted = () => chunks.flatMap(c => c.frags || []);
+  // Chunks arriving in the same frame are drawn once.
+  let frame = 0;
+  const report = () => {
+    if (!frame) frame = requestAnimationFrame(() => { frame = 0; progress(sorted()); });
+  };
+  let nextChunk = 0;
+  const worker = async () => {
+    while (nextChunk < chunks.length) {
+      const c = chunks[nextChunk++];
+      const frags = await fragmentsIn(api, name, clock, c.from, c.to, c === chunks[0]);
+      c.frags = frags.sort((a, b) => a.start - b.start);
+      if (chunks.length > 1) report();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, chunks.length) }, worker));
+  cancelAnimationFrame(frame);
+  return sorted();
 }
 
 // analyse finds the gaps and overlaps between consecutive fragments.
@@ -186,7 +217,9 @@ export function Timeline({ api, name, clock, playingMs, onPick, selection, onSel
     let live = true;
     const load = () => {
       const end = Date.now() + 2000, start = end - win;
-      fragments(api, name, clock, start, end).then(f => {
+      // A long window draws as its chunks arrive; the refresh of a short one replaces it whole.
+      const progress = f => { if (live && f.length > 0) setFrags(f); };
+      fragments(api, name, clock, start, end, progress).then(f => {
         if (!live) return;
         const next = { start, end }, prev = rangeRef.current;
         rangeRef.current = next;
@@ -199,7 +232,11 @@ export function Timeline({ api, name, clock, playingMs, onPick, selection, onSel
       }, e => live && setError(e));
     };
     // A new window shows whole.
-    setView({ start: Date.now() + 2000 - win, end: Date.now() + 2000 });
+    const next = { start: Date.now() + 2000 - win, end: Date.now() + 2000 };
+    rangeRef.current = next;
+    setRange(next);
+    setView(next);
+    setLoaded(false);
     load();
     const timer = win <= 3600e3 ? setInterval(load, autoRefreshMs) : null;
     return () => { live = false; if (timer) clearInterval(timer); };
