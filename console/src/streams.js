@@ -1,7 +1,7 @@
 // The streams list: ListStreams, shown a page of rows at a time, and for the rows shown the age
-// of the last fragment (ListFragments over the last few minutes) and the doctor's worst
-// finding, a few calls at a time so that a thousand streams never block the page; creating a
-// stream.
+// of the last fragment and the ingest rate (ListFragments over the last few minutes), the
+// images delivered and the doctor's worst finding (kvsdStreamStatus), a few calls at a time so
+// that a thousand streams never block the page; creating a stream.
 import { useEffect, useState, useCallback } from 'preact/hooks';
 import { duration } from './api.js';
 import { html, awsCommand, Command, ErrorBox } from './ui.js';
@@ -42,56 +42,92 @@ async function listAll(api) {
   return out;
 }
 
-// lastFragment is the newest fragment of the last recentMs (server clock), or null.
-export async function lastFragment(api, name) {
+// recentFragments lists the fragments of the last recentMs (server clock), oldest first.
+async function recentFragments(api, name) {
   const now = Date.now();
-  let token, last = null;
+  const out = [];
+  let token;
   do {
     const page = await api.send('listFragments', {
       StreamName: name, MaxResults: 1000, NextToken: token,
       FragmentSelector: { FragmentSelectorType: 'SERVER_TIMESTAMP',
         TimestampRange: { StartTimestamp: (now - recentMs) / 1000, EndTimestamp: (now + 60000) / 1000 } },
     });
-    for (const f of page.Fragments || []) {
-      if (!last || f.ServerTimestamp > last.ServerTimestamp) last = f;
-    }
+    out.push(...(page.Fragments || []));
     token = page.NextToken;
   } while (token);
-  return last;
+  return out.sort((a, b) => a.ServerTimestamp - b.ServerTimestamp);
 }
 
-function FragmentAge({ api, info }) {
-  const [state, setState] = useState('…');
+// rateFragments is how many of the newest fragments the ingest rate is measured over; a stream
+// whose newest fragment is older than idleMs is idle.
+const rateFragments = 10;
+const idleMs = 60e3;
+
+// ingestRate is the bit rate of the newest fragments: their bytes over their duration.
+export function ingestRate(frags) {
+  const last = frags.slice(-rateFragments);
+  const ms = last.reduce((n, f) => n + f.FragmentLengthInMilliseconds, 0);
+  return ms > 0 ? last.reduce((n, f) => n + f.FragmentSizeInBytes, 0) * 8000 / ms : 0;
+}
+
+function bitRate(bps) {
+  if (bps >= 1e6) return `${(bps / 1e6).toFixed(bps >= 1e7 ? 0 : 1)} Mbit/s`;
+  return `${Math.round(bps / 1e3)} kbit/s`;
+}
+
+// Ingest is the age of the stream's last fragment and the rate of its newest fragments, from
+// one listing of the last few minutes.
+function Ingest({ api, info }) {
+  const [state, setState] = useState({ age: '…', rate: '…' });
   useEffect(() => {
     if (info.DataRetentionInHours === 0) {
-      setState('not archived (retention 0)');
+      setState({ age: 'not archived (retention 0)', rate: '–' });
       return;
     }
     let live = true;
-    queued(() => lastFragment(api, info.StreamName), () => live).then(
-      f => live && setState(f ? `${duration(Date.now() - f.ServerTimestamp * 1000)} ago` : 'none in 5 min'),
-      e => live && setState(e.code || 'error'));
+    queued(() => recentFragments(api, info.StreamName), () => live).then(frags => {
+      const last = frags[frags.length - 1];
+      if (!live) return;
+      if (!last) return setState({ age: 'none in 5 min', rate: 'idle' });
+      const age = Date.now() - last.ServerTimestamp * 1000;
+      setState({ age: `${duration(age)} ago`, rate: age > idleMs ? 'idle' : bitRate(ingestRate(frags)) });
+    }, e => live && setState({ age: e.code || 'error', rate: '–' }));
     return () => { live = false; };
   }, [info.StreamName]);
-  return html`<span class="age">${state}</span>`;
+  return html`<span>last fragment: <span class="age">${state.age}</span></span>
+    <span>ingest: <span class="rate" title=${`over the newest ${rateFragments} fragments`}>${state.rate}</span></span>`;
 }
 
 const worst = ['ERROR', 'WARN'];
 
-// Health is the doctor's worst finding for the stream (kvsdStreamStatus), or OK.
-function Health({ api, name }) {
+// images reads the count out of the image generator's IMAGES_DELIVERED finding ("N images
+// delivered since kvsd started …", internal/imagegen/status.go).
+function images(findings) {
+  const has = code => findings.find(f => f.Code === code);
+  if (has('IMAGE_CONFIG_MISSING')) return 'not configured';
+  if (has('IMAGE_CONFIG_DISABLED')) return 'disabled';
+  const d = has('IMAGES_DELIVERED');
+  const m = d && /^(\d+) images delivered/.exec(d.Message);
+  return m ? `${m[1]} delivered` : '–';
+}
+
+// Status is the doctor's worst finding for the stream (kvsdStreamStatus), or OK, and the images
+// delivered since kvsd started, from one call.
+function Status({ api, name }) {
   const [state, setState] = useState(null);
   useEffect(() => {
     let live = true;
     queued(() => api.send('kvsdStreamStatus', { StreamName: name }), () => live).then(st => {
       const all = (st.Reports || []).flatMap(r => r.Findings || []);
       const bad = worst.map(l => all.find(f => f.Level === l)).find(Boolean);
-      live && setState(bad ? { level: bad.Level, text: bad.Code, title: bad.Message } : { level: 'OK', text: 'OK', title: 'No problems found' });
-    }, e => live && setState({ level: 'ERROR', text: e.code || 'error', title: e.message }));
+      live && setState({ images: images(all), ...(bad ? { level: bad.Level, text: bad.Code, title: bad.Message } : { level: 'OK', text: 'OK', title: 'No problems found' }) });
+    }, e => live && setState({ level: 'ERROR', text: e.code || 'error', title: e.message, images: '–' }));
     return () => { live = false; };
   }, [name]);
-  if (!state) return html`<span class="health">…</span>`;
-  return html`<span class=${'health lvl-' + state.level.toLowerCase()} title=${state.title}>${state.text}</span>`;
+  if (!state) return html`<span>images: <span class="images">…</span></span><span>doctor: <span class="health">…</span></span>`;
+  return html`<span>images: <span class="images">${state.images}</span></span>
+    <span>doctor: <span class=${'health lvl-' + state.level.toLowerCase()} title=${state.title}>${state.text}</span></span>`;
 }
 
 function CreateStream({ api, onCreated }) {
@@ -166,8 +202,8 @@ export function StreamsPage({ api }) {
         <span class=${'status ' + s.Status.toLowerCase()}>${s.Status}</span>
         <span>${s.MediaType || 'no media type'}</span>
         <span>${s.DataRetentionInHours} h retention</span>
-        <span>last fragment: <${FragmentAge} api=${api} info=${s} /></span>
-        <span>doctor: <${Health} api=${api} name=${s.StreamName} /></span>
+        <${Ingest} api=${api} info=${s} />
+        <${Status} api=${api} name=${s.StreamName} />
       </li>`)}
     </ul>`}
     <${Command} cmd=${awsCommand('kinesisvideo', 'list-streams', [])} />

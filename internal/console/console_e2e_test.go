@@ -149,6 +149,13 @@ func TestConsoleDesktop(t *testing.T) {
 	p.WaitFor(nil, `/ago/.test(document.querySelector('.stream-row[data-stream="cam"] .age').textContent)`, 10*time.Second)
 	// The doctor's worst finding for each stream: no image configuration yet.
 	p.WaitFor(nil, `document.querySelector('.stream-row[data-stream="cam"] .health').textContent === 'IMAGE_CONFIG_MISSING'`, 10*time.Second)
+	// The ingest rate of the newest fragments (the camera sends about 300 kbit/s), and no images.
+	var rate string
+	p.WaitFor(&rate, `(() => { const r = document.querySelector('.stream-row[data-stream="cam"] .rate').textContent; return /bit\/s$/.test(r) && r; })()`, 10*time.Second)
+	kbps, err := strconv.ParseFloat(strings.TrimSuffix(rate, " kbit/s"), 64)
+	require.NoError(t, err, "ingest rate %q", rate)
+	require.InDelta(t, 300, kbps, 200, "ingest rate %q", rate)
+	require.Equal(t, "not configured", p.Text(`.stream-row[data-stream="cam"] .images`))
 
 	// Create a stream; the aws CLI command for it is shown.
 	p.Click("#create summary")
@@ -293,6 +300,10 @@ func TestConsoleDesktop(t *testing.T) {
 	p.Eval(nil, `(() => { const cs = document.querySelectorAll('#gallery .image-card'); cs[cs.length - 1].querySelector('button').click(); return true; })()`)
 	p.WaitFor(nil, fmt.Sprintf(`(() => { const f = +document.querySelector('#playing-at').dataset.firstMs; return f > 0 && Math.abs(f - %f) < 1000; })()`, card.Ms), 20*time.Second)
 	videoAdvances(t, p, "archive")
+
+	// Back in the list, the stream's row counts the images delivered.
+	p.Click(`a[href="#/"]`)
+	p.WaitFor(nil, `/^[1-9][0-9]* delivered$/.test(document.querySelector('.stream-row[data-stream="cam"] .images').textContent)`, 10*time.Second)
 
 	requireClean(t, p, origin, map[string]int{"403: POST /listStreams": 2, "400: POST /updateImageGenerationConfiguration": 1})
 }
