@@ -6,6 +6,7 @@ import { Player, selectorType } from './player.js';
 import { Timeline } from './timeline.js';
 import { ImagesConfig, NotificationsConfig, Tags } from './config.js';
 import { Gallery } from './gallery.js';
+import { duration } from './api.js';
 
 const clipLengths = [['10 s', 10e3], ['30 s', 30e3], ['1 min', 60e3], ['5 min', 300e3]];
 
@@ -13,14 +14,17 @@ function iso(ms) {
   return new Date(ms).toISOString();
 }
 
-// Clip exports an MP4 with GetClip: from the moment being played (or the last seconds when live).
-function Clip({ api, name, clock, playingMs, live }) {
+// Clip exports an MP4 with GetClip: the range selected on the timeline, or else from the
+// moment being played (or the last seconds when live).
+function Clip({ api, name, clock, playingMs, live, selection, onClear }) {
   const [len, setLen] = useState(30e3);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
   const [file, setFile] = useState(null);
-  const from = live || playingMs == null ? Date.now() - len : playingMs;
-  const to = from + len;
+  const from = selection ? selection.start : live || playingMs == null ? Date.now() - len : playingMs;
+  const to = selection ? selection.end : from + len;
+  const what = selection ? `: the range selected on the timeline (${duration(to - from)})`
+    : live || playingMs == null ? ': the last seconds' : ': from the moment playing';
   const range = `FragmentSelectorType=${selectorType(clock)},TimestampRange={StartTimestamp=${iso(from)},EndTimestamp=${iso(to)}}`;
   const exportClip = async () => {
     setBusy(true);
@@ -45,13 +49,17 @@ function Clip({ api, name, clock, playingMs, live }) {
   };
   return html`<section class="panel" aria-labelledby="clip-h">
     <div class="row"><h2 id="clip-h">Clip</h2>
-      <label for="clip-len">Length</label>
-      <select id="clip-len" value=${len} onChange=${e => setLen(Number(e.currentTarget.value))}>
-        ${clipLengths.map(([l, ms]) => html`<option value=${ms}>${l}</option>`)}
-      </select>
+      ${selection
+        ? html`<button type="button" class="small" id="clip-clear" onClick=${onClear}>Clear selection</button>`
+        : html`<label for="clip-len">Length</label>
+          <select id="clip-len" value=${len} onChange=${e => setLen(Number(e.currentTarget.value))}>
+            ${clipLengths.map(([l, ms]) => html`<option value=${ms}>${l}</option>`)}
+          </select>`}
       <button type="button" id="clip-export" onClick=${exportClip} disabled=${busy}>${busy ? 'Exporting…' : 'Export MP4'}</button>
     </div>
-    <p class="muted">${date(from)} to ${date(to)} (${clock} clock)${live || playingMs == null ? ': the last seconds' : ': from the moment playing'}.</p>
+    <p class="muted" id="clip-range" data-from-ms=${Math.round(from)} data-to-ms=${Math.round(to)}>${date(from)} to ${date(to)} (${clock} clock)${what}.
+      ${!selection && ' Drag across the timeline to export a range of your own.'}
+      GetClip takes the range's first 200 fragments or 100 MB.</p>
     ${file && html`<p><a id="clip-file" href=${file.url} download=${file.name}>${file.name}</a> (${(file.size / 1e6).toFixed(2)} MB)</p>`}
     <${ErrorBox} error=${error} />
     <${Command} cmd=${awsCommand('kinesis-video-archived-media', 'get-clip', [['stream-name', name], ['clip-fragment-selector', range]]) + ' clip.mp4'} />
@@ -141,6 +149,7 @@ export function StreamPage({ api, name }) {
   const [playingMs, setPlayingMs] = useState(null);
   const [notice, setNotice] = useState(null);
   const [tags, setTags] = useState(null);
+  const [selection, setSelection] = useState(null);
   const [rev, setRev] = useState(0); // bumped by every change, so the doctor looks again
   const load = useCallback(() => {
     api.send('describeStream', { StreamName: name }).then(o => { setInfo(o.StreamInfo); setError(null); }, setError);
@@ -192,14 +201,16 @@ export function StreamPage({ api, name }) {
         <div class="row">
           <button type="button" id="go-live" onClick=${() => { setNotice(null); setPlayingMs(null); setWhat({ mode: 'live' }); }}>Live</button>
           <label for="clock">Clock</label>
-          <select id="clock" value=${clock} onChange=${e => setClock(e.currentTarget.value)}>
+          <select id="clock" value=${clock} onChange=${e => { setSelection(null); setClock(e.currentTarget.value); }}>
             <option value="producer">producer</option><option value="server">server</option>
           </select>
         </div>
         ${notice && html`<p class="notice">${notice}</p>`}
         <${Player} api=${api} name=${name} clock=${clock} what=${what} onTime=${setPlayingMs} />
-        <${Timeline} api=${api} name=${name} clock=${clock} playingMs=${playingMs} onPick=${pick} />
-        <${Clip} api=${api} name=${name} clock=${clock} playingMs=${playingMs} live=${!what || what.mode === 'live'} />`}
+        <${Timeline} api=${api} name=${name} clock=${clock} playingMs=${playingMs} onPick=${pick}
+          selection=${selection} onSelect=${setSelection} />
+        <${Clip} api=${api} name=${name} clock=${clock} playingMs=${playingMs} live=${!what || what.mode === 'live'}
+          selection=${selection} onClear=${() => setSelection(null)} />`}
     <${Doctor} api=${api} name=${name} rev=${rev} />
     <${Gallery} api=${api} name=${name} rev=${rev} onPick=${playAt} />
     <${ImagesConfig} api=${api} name=${name} tags=${tags} onChanged=${changed} />

@@ -1,13 +1,35 @@
-// The streams list: ListStreams, and per stream the age of its last fragment (ListFragments
-// over the last few minutes); creating a stream.
+// The streams list: ListStreams, shown a page of rows at a time, and for the rows shown the age
+// of the last fragment and the ingest rate (ListFragments over the last few minutes), the
+// images delivered and the doctor's worst finding (kvsdStreamStatus), a few calls at a time so
+// that a thousand streams never block the page; creating a stream.
 import { useEffect, useState, useCallback } from 'preact/hooks';
 import { duration } from './api.js';
 import { html, awsCommand, Command, ErrorBox } from './ui.js';
 
 // recentMs is how far back the list looks for a stream's last fragment.
 const recentMs = 5 * 60 * 1000;
-// statusRows is how many rows get a last-fragment status (one ListFragments each).
-const statusRows = 100;
+// pageRows is how many rows a page of the list shows; each gets its status (two calls).
+const pageRows = 50;
+// statusCalls is how many status calls are in flight at once.
+const statusCalls = 4;
+
+// limiter runs the calls given to it, at most n at a time, in order. A call whose row is gone
+// by its turn (alive() is false) is skipped.
+function limiter(n) {
+  let active = 0;
+  const waiting = [];
+  const next = () => {
+    while (active < n && waiting.length) {
+      const { fn, alive, resolve, reject } = waiting.shift();
+      if (!alive()) continue;
+      active++;
+      fn().then(resolve, reject).finally(() => { active--; next(); });
+    }
+  };
+  return (fn, alive) => new Promise((resolve, reject) => { waiting.push({ fn, alive, resolve, reject }); next(); });
+}
+
+const queued = limiter(statusCalls);
 
 async function listAll(api) {
   const out = [];
@@ -20,56 +42,92 @@ async function listAll(api) {
   return out;
 }
 
-// lastFragment is the newest fragment of the last recentMs (server clock), or null.
-export async function lastFragment(api, name) {
+// recentFragments lists the fragments of the last recentMs (server clock), oldest first.
+async function recentFragments(api, name) {
   const now = Date.now();
-  let token, last = null;
+  const out = [];
+  let token;
   do {
     const page = await api.send('listFragments', {
       StreamName: name, MaxResults: 1000, NextToken: token,
       FragmentSelector: { FragmentSelectorType: 'SERVER_TIMESTAMP',
         TimestampRange: { StartTimestamp: (now - recentMs) / 1000, EndTimestamp: (now + 60000) / 1000 } },
     });
-    for (const f of page.Fragments || []) {
-      if (!last || f.ServerTimestamp > last.ServerTimestamp) last = f;
-    }
+    out.push(...(page.Fragments || []));
     token = page.NextToken;
   } while (token);
-  return last;
+  return out.sort((a, b) => a.ServerTimestamp - b.ServerTimestamp);
 }
 
-function FragmentAge({ api, info }) {
-  const [state, setState] = useState('…');
+// rateFragments is how many of the newest fragments the ingest rate is measured over; a stream
+// whose newest fragment is older than idleMs is idle.
+const rateFragments = 10;
+const idleMs = 60e3;
+
+// ingestRate is the bit rate of the newest fragments: their bytes over their duration.
+export function ingestRate(frags) {
+  const last = frags.slice(-rateFragments);
+  const ms = last.reduce((n, f) => n + f.FragmentLengthInMilliseconds, 0);
+  return ms > 0 ? last.reduce((n, f) => n + f.FragmentSizeInBytes, 0) * 8000 / ms : 0;
+}
+
+function bitRate(bps) {
+  if (bps >= 1e6) return `${(bps / 1e6).toFixed(bps >= 1e7 ? 0 : 1)} Mbit/s`;
+  return `${Math.round(bps / 1e3)} kbit/s`;
+}
+
+// Ingest is the age of the stream's last fragment and the rate of its newest fragments, from
+// one listing of the last few minutes.
+function Ingest({ api, info }) {
+  const [state, setState] = useState({ age: '…', rate: '…' });
   useEffect(() => {
     if (info.DataRetentionInHours === 0) {
-      setState('not archived (retention 0)');
+      setState({ age: 'not archived (retention 0)', rate: '–' });
       return;
     }
     let live = true;
-    lastFragment(api, info.StreamName).then(
-      f => live && setState(f ? `${duration(Date.now() - f.ServerTimestamp * 1000)} ago` : 'none in 5 min'),
-      e => live && setState(e.code || 'error'));
+    queued(() => recentFragments(api, info.StreamName), () => live).then(frags => {
+      const last = frags[frags.length - 1];
+      if (!live) return;
+      if (!last) return setState({ age: 'none in 5 min', rate: 'idle' });
+      const age = Date.now() - last.ServerTimestamp * 1000;
+      setState({ age: `${duration(age)} ago`, rate: age > idleMs ? 'idle' : bitRate(ingestRate(frags)) });
+    }, e => live && setState({ age: e.code || 'error', rate: '–' }));
     return () => { live = false; };
   }, [info.StreamName]);
-  return html`<span class="age">${state}</span>`;
+  return html`<span>last fragment: <span class="age">${state.age}</span></span>
+    <span>ingest: <span class="rate" title=${`over the newest ${rateFragments} fragments`}>${state.rate}</span></span>`;
 }
 
 const worst = ['ERROR', 'WARN'];
 
-// Health is the doctor's worst finding for the stream (kvsdStreamStatus), or OK.
-function Health({ api, name }) {
+// images reads the count out of the image generator's IMAGES_DELIVERED finding ("N images
+// delivered since kvsd started …", internal/imagegen/status.go).
+function images(findings) {
+  const has = code => findings.find(f => f.Code === code);
+  if (has('IMAGE_CONFIG_MISSING')) return 'not configured';
+  if (has('IMAGE_CONFIG_DISABLED')) return 'disabled';
+  const d = has('IMAGES_DELIVERED');
+  const m = d && /^(\d+) images delivered/.exec(d.Message);
+  return m ? `${m[1]} delivered` : '–';
+}
+
+// Status is the doctor's worst finding for the stream (kvsdStreamStatus), or OK, and the images
+// delivered since kvsd started, from one call.
+function Status({ api, name }) {
   const [state, setState] = useState(null);
   useEffect(() => {
     let live = true;
-    api.send('kvsdStreamStatus', { StreamName: name }).then(st => {
+    queued(() => api.send('kvsdStreamStatus', { StreamName: name }), () => live).then(st => {
       const all = (st.Reports || []).flatMap(r => r.Findings || []);
       const bad = worst.map(l => all.find(f => f.Level === l)).find(Boolean);
-      live && setState(bad ? { level: bad.Level, text: bad.Code, title: bad.Message } : { level: 'OK', text: 'OK', title: 'No problems found' });
-    }, e => live && setState({ level: 'ERROR', text: e.code || 'error', title: e.message }));
+      live && setState({ images: images(all), ...(bad ? { level: bad.Level, text: bad.Code, title: bad.Message } : { level: 'OK', text: 'OK', title: 'No problems found' }) });
+    }, e => live && setState({ level: 'ERROR', text: e.code || 'error', title: e.message, images: '–' }));
     return () => { live = false; };
   }, [name]);
-  if (!state) return html`<span class="health">…</span>`;
-  return html`<span class=${'health lvl-' + state.level.toLowerCase()} title=${state.title}>${state.text}</span>`;
+  if (!state) return html`<span>images: <span class="images">…</span></span><span>doctor: <span class="health">…</span></span>`;
+  return html`<span>images: <span class="images">${state.images}</span></span>
+    <span>doctor: <span class=${'health lvl-' + state.level.toLowerCase()} title=${state.title}>${state.text}</span></span>`;
 }
 
 function CreateStream({ api, onCreated }) {
@@ -120,7 +178,11 @@ export function StreamsPage({ api }) {
     listAll(api).then(s => { setStreams(s); setError(null); }, setError);
   }, [api]);
   useEffect(load, [load]);
-  const shown = (streams || []).filter(s => s.StreamName.includes(filter));
+  const [page, setPage] = useState(0);
+  const matching = (streams || []).filter(s => s.StreamName.includes(filter));
+  const pages = Math.max(1, Math.ceil(matching.length / pageRows));
+  const at = Math.min(page, pages - 1);
+  const shown = matching.slice(at * pageRows, (at + 1) * pageRows);
   return html`<main>
     <h1>Streams</h1>
     <${CreateStream} api=${api} onCreated=${load} />
@@ -128,15 +190,20 @@ export function StreamsPage({ api }) {
     ${streams === null && !error && html`<p class="muted">Loading…</p>`}
     ${streams && streams.length === 0 && html`<p class="muted" id="no-streams">No streams yet. Create one above, or let a producer create it (kvsd put --create).</p>`}
     ${streams && streams.length > 10 && html`<p><label for="filter">Filter </label>
-      <input id="filter" type="search" value=${filter} onInput=${e => setFilter(e.currentTarget.value)} /></p>`}
-    ${streams && streams.length > 0 && html`<ul class="streams" id="streams">
-      ${shown.map((s, i) => html`<li key=${s.StreamName} class="stream-row" data-stream=${s.StreamName}>
+      <input id="filter" type="search" value=${filter} onInput=${e => { setFilter(e.currentTarget.value); setPage(0); }} /></p>`}
+    ${matching.length > pageRows && html`<nav class="row pager" aria-label="Pages of streams">
+      <button type="button" class="small" id="page-prev" onClick=${() => setPage(at - 1)} disabled=${at === 0}>Previous</button>
+      <span id="page-info">${at * pageRows + 1}–${at * pageRows + shown.length} of ${matching.length}</span>
+      <button type="button" class="small" id="page-next" onClick=${() => setPage(at + 1)} disabled=${at >= pages - 1}>Next</button>
+    </nav>`}
+    ${streams && streams.length > 0 && html`<ul class="streams" id="streams" data-count=${matching.length}>
+      ${shown.map(s => html`<li key=${s.StreamName} class="stream-row" data-stream=${s.StreamName}>
         <a class="name" href=${'#/streams/' + encodeURIComponent(s.StreamName)}>${s.StreamName}</a>
         <span class=${'status ' + s.Status.toLowerCase()}>${s.Status}</span>
         <span>${s.MediaType || 'no media type'}</span>
         <span>${s.DataRetentionInHours} h retention</span>
-        <span>last fragment: ${i < statusRows ? html`<${FragmentAge} api=${api} info=${s} />` : '(open the stream)'}</span>
-        <span>doctor: ${i < statusRows ? html`<${Health} api=${api} name=${s.StreamName} />` : '–'}</span>
+        <${Ingest} api=${api} info=${s} />
+        <${Status} api=${api} name=${s.StreamName} />
       </li>`)}
     </ul>`}
     <${Command} cmd=${awsCommand('kinesisvideo', 'list-streams', [])} />

@@ -131,6 +131,13 @@ func (p *Page) ClickAt(sel string, x, y float64) {
 	p.do(nil, map[string]any{"op": "clickAt", "sel": sel, "x": x, "y": y})
 }
 
+// Drag presses the mouse button at (x, y) CSS pixels from sel's top left corner, moves to
+// (toX, toY) in a few steps and releases it there.
+func (p *Page) Drag(sel string, x, y, toX, toY float64) {
+	p.t.Helper()
+	p.do(nil, map[string]any{"op": "drag", "sel": sel, "x": x, "y": y, "toX": toX, "toY": toY})
+}
+
 // Press focuses sel and presses key ("Enter", "ArrowLeft", "Tab" …).
 func (p *Page) Press(sel, key string) {
 	p.t.Helper()

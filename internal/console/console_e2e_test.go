@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +149,13 @@ func TestConsoleDesktop(t *testing.T) {
 	p.WaitFor(nil, `/ago/.test(document.querySelector('.stream-row[data-stream="cam"] .age').textContent)`, 10*time.Second)
 	// The doctor's worst finding for each stream: no image configuration yet.
 	p.WaitFor(nil, `document.querySelector('.stream-row[data-stream="cam"] .health').textContent === 'IMAGE_CONFIG_MISSING'`, 10*time.Second)
+	// The ingest rate of the newest fragments (the camera sends about 300 kbit/s), and no images.
+	var rate string
+	p.WaitFor(&rate, `(() => { const r = document.querySelector('.stream-row[data-stream="cam"] .rate').textContent; return /bit\/s$/.test(r) && r; })()`, 10*time.Second)
+	kbps, err := strconv.ParseFloat(strings.TrimSuffix(rate, " kbit/s"), 64)
+	require.NoError(t, err, "ingest rate %q", rate)
+	require.InDelta(t, 300, kbps, 200, "ingest rate %q", rate)
+	require.Equal(t, "not configured", p.Text(`.stream-row[data-stream="cam"] .images`))
 
 	// Create a stream; the aws CLI command for it is shown.
 	p.Click("#create summary")
@@ -199,6 +207,39 @@ func TestConsoleDesktop(t *testing.T) {
 	name := p.Download("#clip-export", clip, 30*time.Second)
 	require.True(t, strings.HasPrefix(name, "cam-") && strings.HasSuffix(name, ".mp4"), name)
 	requireDecodes(t, clip)
+
+	// A range dragged across the timeline, zoomed in first (+ zooms around the cursor, at the
+	// moment clicked), is what Export MP4 exports: the clip lasts as long as the selection, to
+	// within a fragment (1 s).
+	selFrom, selTo := float64(gap.Start-5000), float64(gap.Start-1000)
+	require.GreaterOrEqual(t, selFrom, float64(srv.ListFragments(t, "cam")[0].Producer), "the camera ran 5 s before the gap")
+	p.Press("#timeline", "+")
+	p.WaitFor(nil, `(() => { const c = document.querySelector('#timeline'); return c.dataset.endMs - c.dataset.startMs < 31000; })()`, 5*time.Second)
+	p.Eval(&tl, `(() => { const c = document.querySelector('#timeline'); return {Start: +c.dataset.startMs, End: +c.dataset.endMs, Width: c.getBoundingClientRect().width}; })()`)
+	require.InDelta(t, 30000, tl.End-tl.Start, 1, "+ halves the 60-s window")
+	require.True(t, tl.Start <= selFrom && selTo <= tl.End, "the range to select is in view: %+v", tl)
+	px := func(ms float64) float64 { return (ms - tl.Start) / (tl.End - tl.Start) * tl.Width }
+	p.Drag("#timeline", px(selFrom), 20, px(selTo), 20)
+	var sel struct{ Start, End, From, To float64 }
+	p.WaitFor(&sel, `(() => { const c = document.querySelector('#timeline'), r = document.querySelector('#clip-range');
+		return c.dataset.selStartMs && {Start: +c.dataset.selStartMs, End: +c.dataset.selEndMs, From: +r.dataset.fromMs, To: +r.dataset.toMs}; })()`, 5*time.Second)
+	msPerPx := (tl.End - tl.Start) / tl.Width
+	require.InDelta(t, selFrom, sel.Start, 2*msPerPx, "the selection starts where the drag did")
+	require.InDelta(t, selTo, sel.End, 2*msPerPx, "the selection ends where the drag did")
+	require.Equal(t, []float64{sel.Start, sel.End}, []float64{sel.From, sel.To}, "the clip is the selection")
+	selClip := filepath.Join(t.TempDir(), "selection.mp4")
+	p.Download("#clip-export", selClip, 30*time.Second)
+	requireDecodes(t, selClip)
+	clipSecs := probeDuration(t, selClip)
+	t.Logf("selected %.3f s, the clip lasts %.3f s", (sel.End-sel.Start)/1000, clipSecs)
+	require.InDelta(t, (sel.End-sel.Start)/1000, clipSecs, 1.05, "the clip lasts as long as the selection, to within a fragment")
+	// The keyboard selects too: Escape clears the selection, Shift and an arrow make one.
+	p.Press("#timeline", "Escape")
+	p.WaitFor(nil, `document.querySelector('#timeline').dataset.selStartMs === ''`, 5*time.Second)
+	p.Press("#timeline", "Shift+ArrowLeft")
+	p.WaitFor(nil, `(() => { const c = document.querySelector('#timeline'); return c.dataset.selEndMs - c.dataset.selStartMs > 0; })()`, 5*time.Second)
+	p.Click("#clip-clear")
+	p.Wait("#clip-len", 5*time.Second)
 
 	// Thumbnails of the window, from GetImages.
 	p.WaitFor(nil, `[...document.querySelectorAll('#thumbs img')].some(i => i.complete && i.naturalWidth === 160)`, 20*time.Second)
@@ -260,6 +301,10 @@ func TestConsoleDesktop(t *testing.T) {
 	p.WaitFor(nil, fmt.Sprintf(`(() => { const f = +document.querySelector('#playing-at').dataset.firstMs; return f > 0 && Math.abs(f - %f) < 1000; })()`, card.Ms), 20*time.Second)
 	videoAdvances(t, p, "archive")
 
+	// Back in the list, the stream's row counts the images delivered.
+	p.Click(`a[href="#/"]`)
+	p.WaitFor(nil, `/^[1-9][0-9]* delivered$/.test(document.querySelector('.stream-row[data-stream="cam"] .images').textContent)`, 10*time.Second)
+
 	requireClean(t, p, origin, map[string]int{"403: POST /listStreams": 2, "400: POST /updateImageGenerationConfiguration": 1})
 }
 
@@ -281,6 +326,16 @@ func requireDecodes(t *testing.T, path string) {
 	require.Equal(t, "h264", probe.Streams[0].CodecName)
 	require.Equal(t, 320, probe.Streams[0].Width)
 	require.NotContains(t, []string{"", "0"}, probe.Streams[0].NbReadFrames, "%s", out)
+}
+
+// probeDuration is the length in seconds ffprobe gives the file at path.
+func probeDuration(t *testing.T, path string) float64 {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "default=nw=1:nk=1", path).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	d, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	require.NoError(t, err, "%s", out)
+	return d
 }
 
 // At a phone's 390 px: nothing scrolls sideways, and the keyboard alone opens a stream and
