@@ -301,6 +301,22 @@ func TestConsoleDesktop(t *testing.T) {
 	p.WaitFor(nil, fmt.Sprintf(`(() => { const f = +document.querySelector('#playing-at').dataset.firstMs; return f > 0 && Math.abs(f - %f) < 1000; })()`, card.Ms), 20*time.Second)
 	videoAdvances(t, p, "archive")
 
+	// After the shown oldest image's second, the gallery still lists it and nothing older; after
+	// a time to come, nothing.
+	local := func(ms float64) string {
+		var s string
+		p.Eval(&s, fmt.Sprintf(`(() => { const d = new Date(%f); d.setMinutes(d.getMinutes() - d.getTimezoneOffset()); return d.toISOString().slice(0, 19); })()`, ms))
+		return s
+	}
+	p.Fill("#gallery-after", local(card.Ms))
+	p.WaitFor(nil, fmt.Sprintf(`(() => { const cs = [...document.querySelectorAll('#gallery .image-card')];
+		return cs.length > 0 && cs.some(c => c.dataset.key === %q) && cs.every(c => +c.dataset.ms >= %f); })()`, card.Key, card.Ms-1000), 10*time.Second)
+	p.Fill("#gallery-after", local(float64(time.Now().Add(time.Hour).UnixMilli())))
+	p.Wait("#gallery-empty", 10*time.Second)
+	require.Equal(t, "No images delivered after that time.", p.Text("#gallery-empty"))
+	p.Fill("#gallery-after", "")
+	p.Wait("#gallery .image-card", 10*time.Second)
+
 	// Back in the list, the stream's row counts the images delivered (kvsdStreamStatus's Images).
 	p.Click(`a[href="#/"]`)
 	p.WaitFor(nil, `/^[1-9][0-9]* delivered(, [1-9][0-9]* waiting)?$/.test(document.querySelector('.stream-row[data-stream="cam"] .images').textContent)`, 10*time.Second)
