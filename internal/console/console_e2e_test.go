@@ -166,7 +166,6 @@ func TestConsoleDesktop(t *testing.T) {
 		"aws kinesisvideo create-stream --stream-name made-in-console --data-retention-in-hours 2 --media-type video/h264 --endpoint-url "+origin)
 	p.Click("#create button[type=submit]")
 	p.Wait(`#streams .stream-row[data-stream="made-in-console"]`, 10*time.Second)
-	screenshot(t, p, "streams", "")
 
 	// The stream: live video plays.
 	p.Click(`a[href="#/streams/cam"]`)
@@ -374,6 +373,8 @@ func TestConsoleDesktop(t *testing.T) {
 	// Back in the list, the stream's row counts the images delivered (kvsdStreamStatus's Images).
 	p.Click(`a[href="#/"]`)
 	p.WaitFor(nil, `/^[1-9][0-9]* delivered(, [1-9][0-9]* waiting)?$/.test(document.querySelector('.stream-row[data-stream="cam"] .images').textContent)`, 10*time.Second)
+	p.Eval(nil, `document.querySelector('details[open]')?.removeAttribute('open') ?? true`)
+	screenshot(t, p, "streams", "") // every column filled: the rate, the images delivered, the doctor
 
 	requireClean(t, p, origin, map[string]int{"403: POST /listStreams": 2, "400: POST /updateImageGenerationConfiguration": 1})
 }
