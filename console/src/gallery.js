@@ -1,4 +1,5 @@
-// The images kvsd delivered for the stream (kvsdListImages), newest first, each loaded through
+// The images kvsd delivered for the stream (kvsdListImages), newest first, after and before a
+// time when those are set (StartTimestamp, EndTimestamp), each loaded through
 // a URL presigned in this tab (kvsdGetImage), with its key and metadata; a click plays the
 // video at the image's moment.
 import { useEffect, useState, useCallback } from 'preact/hooks';
@@ -27,9 +28,18 @@ function Card({ api, name, img, onPick }) {
   </li>`;
 }
 
+// range says which times the filter keeps, for the empty gallery's line.
+function range(after, before) {
+  if (after && before) return ' between those times';
+  if (after) return ' after that time';
+  if (before) return ' before that time';
+  return '';
+}
+
 export function Gallery({ api, name, rev, onPick }) {
   const [images, setImages] = useState([]);
   const [next, setNext] = useState(null);
+  const [after, setAfter] = useState('');
   const [before, setBefore] = useState('');
   const [error, setError] = useState(null);
   const [loaded, setLoaded] = useState(false);
@@ -37,6 +47,7 @@ export function Gallery({ api, name, rev, onPick }) {
     setError(null);
     try {
       const input = { StreamName: name, MaxResults: page, NextToken: token || undefined };
+      if (after) input.StartTimestamp = new Date(after).getTime() / 1000;
       if (before) input.EndTimestamp = new Date(before).getTime() / 1000;
       const out = await api.send('kvsdListImages', input);
       setImages(prev => (token ? [...prev, ...out.Images] : out.Images));
@@ -47,15 +58,17 @@ export function Gallery({ api, name, rev, onPick }) {
     } finally {
       setLoaded(true);
     }
-  }, [api, name, before]);
+  }, [api, name, after, before]);
   useEffect(() => { load(); }, [load, rev]);
   return html`<section class="panel" aria-labelledby="gallery-h" id="gallery">
     <div class="row"><h2 id="gallery-h">Delivered images</h2>
+      <label for="gallery-after">After</label>
+      <input id="gallery-after" type="datetime-local" step="1" value=${after} onChange=${e => setAfter(e.currentTarget.value)} />
       <label for="gallery-before">Before</label>
       <input id="gallery-before" type="datetime-local" step="1" value=${before} onChange=${e => setBefore(e.currentTarget.value)} />
       <button type="button" class="small" id="gallery-refresh" onClick=${() => load()}>Refresh</button></div>
     <${ErrorBox} error=${error} />
-    ${loaded && !error && images.length === 0 && html`<p class="muted" id="gallery-empty">No images delivered${before ? ' before that time' : ''}.</p>`}
+    ${loaded && !error && images.length === 0 && html`<p class="muted" id="gallery-empty">No images delivered${range(after, before)}.</p>`}
     <ul class="gallery">${images.map(img => html`<${Card} key=${img.Key} api=${api} name=${name} img=${img} onPick=${onPick} />`)}</ul>
     ${next && html`<button type="button" onClick=${() => load(next)}>Older images</button>`}
     <${Command} label="Where they are" cmd=${images.length ? `aws s3 ls ${images[0].Uri.replace(/[^/]*$/, '')}` : '(no images)'} />

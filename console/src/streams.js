@@ -101,15 +101,15 @@ function Ingest({ api, info }) {
 
 const worst = ['ERROR', 'WARN'];
 
-// images reads the count out of the image generator's IMAGES_DELIVERED finding ("N images
-// delivered since kvsd started …", internal/imagegen/status.go).
-function images(findings) {
-  const has = code => findings.find(f => f.Code === code);
+// images says how many images kvsd delivered for the stream since it started (the status
+// answer's Images counts, from the image generator), or why it makes none.
+function images(st, findings) {
+  const has = code => findings.some(f => f.Code === code);
   if (has('IMAGE_CONFIG_MISSING')) return 'not configured';
   if (has('IMAGE_CONFIG_DISABLED')) return 'disabled';
-  const d = has('IMAGES_DELIVERED');
-  const m = d && /^(\d+) images delivered/.exec(d.Message);
-  return m ? `${m[1]} delivered` : '–';
+  const n = st.Images;
+  if (!n) return '–';
+  return n.Pending ? `${n.Delivered} delivered, ${n.Pending} waiting` : `${n.Delivered} delivered`;
 }
 
 // Status is the doctor's worst finding for the stream (kvsdStreamStatus), or OK, and the images
@@ -121,7 +121,7 @@ function Status({ api, name }) {
     queued(() => api.send('kvsdStreamStatus', { StreamName: name }), () => live).then(st => {
       const all = (st.Reports || []).flatMap(r => r.Findings || []);
       const bad = worst.map(l => all.find(f => f.Level === l)).find(Boolean);
-      live && setState({ images: images(all), ...(bad ? { level: bad.Level, text: bad.Code, title: bad.Message } : { level: 'OK', text: 'OK', title: 'No problems found' }) });
+      live && setState({ images: images(st, all), ...(bad ? { level: bad.Level, text: bad.Code, title: bad.Message } : { level: 'OK', text: 'OK', title: 'No problems found' }) });
     }, e => live && setState({ level: 'ERROR', text: e.code || 'error', title: e.message, images: '–' }));
     return () => { live = false; };
   }, [name]);

@@ -356,6 +356,7 @@ export function Timeline({ api, name, clock, playingMs, onPick, selection, onSel
       aria-valuemin=${Math.round(view.start)} aria-valuemax=${Math.round(view.end)} aria-valuenow=${Math.round(cursor ?? view.end)}
       aria-valuetext=${cursor ? date(cursor) : 'now'}
       data-start-ms=${Math.round(view.start)} data-end-ms=${Math.round(view.end)} data-fragments=${frags.length}
+      data-range-start-ms=${Math.round(range.start)} data-range-end-ms=${Math.round(range.end)}
       data-sel-start-ms=${selection ? Math.round(selection.start) : ''} data-sel-end-ms=${selection ? Math.round(selection.end) : ''}
       data-loaded=${loaded ? 'true' : 'false'}
       onPointerDown=${onDown} onPointerMove=${onMove} onPointerUp=${onUp} onPointerCancel=${() => { press.current = null; }}

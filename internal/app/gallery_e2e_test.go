@@ -48,6 +48,21 @@ func TestGalleryOperations(t *testing.T) {
 	require.Regexp(t, `^9[0-9]{46}$`, newest.FragmentNumber)
 	require.Greater(t, newest.ImageTimestamp, listed.Images[len(listed.Images)-1].ImageTimestamp, "newest first")
 	require.InDelta(t, float64(start.Unix()), newest.ProducerTimestamp, 5)
+	// After a time (StartTimestamp, inclusive): the second oldest and newer, not the oldest.
+	oldest, second := listed.Images[len(listed.Images)-1], listed.Images[len(listed.Images)-2]
+	var after struct{ Images []image }
+	status, _, body := srv.Call(t, "kvsdListImages", map[string]any{"StreamName": "cam", "StartTimestamp": second.ImageTimestamp})
+	require.Equal(t, 200, status, string(body))
+	require.NoError(t, json.Unmarshal(body, &after))
+	require.GreaterOrEqual(t, len(after.Images), len(listed.Images)-1)
+	require.Equal(t, second.Key, after.Images[len(after.Images)-1].Key)
+	for _, img := range after.Images {
+		require.NotEqual(t, oldest.Key, img.Key)
+		require.GreaterOrEqual(t, img.ImageTimestamp, second.ImageTimestamp)
+	}
+	status, hdr, body := srv.Call(t, "kvsdListImages", map[string]any{"StreamName": "cam", "StartTimestamp": newest.ImageTimestamp, "EndTimestamp": newest.ImageTimestamp - 1})
+	require.Equal(t, 400, status, string(body))
+	require.Equal(t, "InvalidArgumentException", hdr.Get("x-amzn-ErrorType"))
 
 	get := func(key string, presign bool) *http.Response {
 		q := url.Values{"StreamName": {"cam"}, "Key": {key}, "X-Amz-Expires": {"300"}}

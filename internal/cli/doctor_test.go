@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsd/kvsd/internal/cli"
+	"github.com/kvsd/kvsd/internal/diag"
 	"github.com/kvsd/kvsd/internal/fragment"
+	"github.com/kvsd/kvsd/internal/kvsapi"
 	"github.com/kvsd/kvsd/internal/kvstest"
 	"github.com/kvsd/kvsd/internal/mkv"
 	"github.com/kvsd/kvsd/internal/objstore/s3test"
@@ -64,6 +67,11 @@ func TestDoctorExplainsEachProblem(t *testing.T) {
 	require.Contains(t, out, "[IMAGES_OK]")
 	require.Contains(t, out, "2 images delivered since kvsd started")
 	require.Contains(t, out, "No problems found.")
+	status, _, body := srv.Call(t, kvsapi.StatusOperation, map[string]string{"StreamName": "healthy"})
+	require.Equal(t, 200, status, string(body))
+	var st kvsapi.StreamStatus
+	require.NoError(t, json.Unmarshal(body, &st))
+	require.Equal(t, &diag.Images{Delivered: 2}, st.Images, "kvsdStreamStatus counts the images as numbers")
 	t.Logf("kvsd doctor healthy:\n%s", out)
 
 	out, code = kvstest.Doctor(t, srv.URL, "nope")

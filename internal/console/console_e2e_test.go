@@ -3,6 +3,7 @@ package console_test
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,7 +166,6 @@ func TestConsoleDesktop(t *testing.T) {
 		"aws kinesisvideo create-stream --stream-name made-in-console --data-retention-in-hours 2 --media-type video/h264 --endpoint-url "+origin)
 	p.Click("#create button[type=submit]")
 	p.Wait(`#streams .stream-row[data-stream="made-in-console"]`, 10*time.Second)
-	screenshot(t, p, "streams", "")
 
 	// The stream: live video plays.
 	p.Click(`a[href="#/streams/cam"]`)
@@ -241,6 +241,59 @@ func TestConsoleDesktop(t *testing.T) {
 	p.Click("#clip-clear")
 	p.Wait("#clip-len", 5*time.Second)
 
+	// Panning: zoomed in to 15 s of the 60-s window, ◀ and ▶ move the view by half of it, a
+	// drag along the time axis by as much time as the pixels dragged; the span stays.
+	p.Press("#timeline", "+")
+	p.WaitFor(nil, `(() => { const c = document.querySelector('#timeline'); return c.dataset.endMs - c.dataset.startMs < 16000; })()`, 5*time.Second)
+	type window struct{ Start, End, RangeStart, RangeEnd, Width, Height float64 }
+	view := func() window {
+		var w window
+		p.Eval(&w, `(() => { const c = document.querySelector('#timeline'), d = c.dataset, r = c.getBoundingClientRect();
+			return {Start: +d.startMs, End: +d.endMs, RangeStart: +d.rangeStartMs, RangeEnd: +d.rangeEndMs, Width: r.width, Height: r.height}; })()`)
+		return w
+	}
+	v := view()
+	span := v.End - v.Start
+	require.InDelta(t, 15000, span, 1, "+ halves the 30-s view")
+	moved := func(from window, want float64, how string) window {
+		t.Helper()
+		var to window
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if to = view(); math.Abs(to.Start-from.Start-want) <= 2 || time.Now().After(deadline) {
+				break
+			}
+		}
+		require.InDelta(t, want, to.Start-from.Start, 2, "%s moves the view's start by %.0f ms: %+v → %+v", how, want, from, to)
+		require.InDelta(t, span, to.End-to.Start, 2, "%s keeps the span", how)
+		return to
+	}
+	pan := func(from window, dir string) window {
+		if dir == "left" {
+			p.Click("#pan-left")
+			return moved(from, -span/2, "◀")
+		}
+		p.Click("#pan-right")
+		return moved(from, span/2, "▶")
+	}
+	if v.Start-v.RangeStart >= span/2+5000 {
+		v = pan(pan(v, "left"), "right")
+	} else { // near the window's start: room on the right
+		v = pan(pan(pan(v, "right"), "right"), "left")
+	}
+	// A drag along the axis (its foot) a quarter of the width to the left shows later moments,
+	// to the right earlier ones.
+	axisY, drag := v.Height-6, v.Width/4
+	if v.RangeEnd-v.End > span/4+5000 {
+		p.Drag("#timeline", v.Width/2, axisY, v.Width/2-drag, axisY)
+		v = moved(v, span/4, "a drag to the left on the axis")
+	} else {
+		p.Drag("#timeline", v.Width/2, axisY, v.Width/2+drag, axisY)
+		v = moved(v, -span/4, "a drag to the right on the axis")
+	}
+	p.WaitFor(nil, `document.querySelector('#timeline').dataset.selStartMs === ''`, time.Second) // a pan selects nothing
+	p.Press("#timeline", "-")
+	p.WaitFor(nil, `(() => { const c = document.querySelector('#timeline'); return c.dataset.endMs - c.dataset.startMs > 29000; })()`, 5*time.Second)
+
 	// Thumbnails of the window, from GetImages.
 	p.WaitFor(nil, `[...document.querySelectorAll('#thumbs img')].some(i => i.complete && i.naturalWidth === 160)`, 20*time.Second)
 
@@ -301,9 +354,27 @@ func TestConsoleDesktop(t *testing.T) {
 	p.WaitFor(nil, fmt.Sprintf(`(() => { const f = +document.querySelector('#playing-at').dataset.firstMs; return f > 0 && Math.abs(f - %f) < 1000; })()`, card.Ms), 20*time.Second)
 	videoAdvances(t, p, "archive")
 
-	// Back in the list, the stream's row counts the images delivered.
+	// After the shown oldest image's second, the gallery still lists it and nothing older; after
+	// a time to come, nothing.
+	local := func(ms float64) string {
+		var s string
+		p.Eval(&s, fmt.Sprintf(`(() => { const d = new Date(%f); d.setMinutes(d.getMinutes() - d.getTimezoneOffset()); return d.toISOString().slice(0, 19); })()`, ms))
+		return s
+	}
+	p.Fill("#gallery-after", local(card.Ms))
+	p.WaitFor(nil, fmt.Sprintf(`(() => { const cs = [...document.querySelectorAll('#gallery .image-card')];
+		return cs.length > 0 && cs.some(c => c.dataset.key === %q) && cs.every(c => +c.dataset.ms >= %f); })()`, card.Key, card.Ms-1000), 10*time.Second)
+	p.Fill("#gallery-after", local(float64(time.Now().Add(time.Hour).UnixMilli())))
+	p.Wait("#gallery-empty", 10*time.Second)
+	require.Equal(t, "No images delivered after that time.", p.Text("#gallery-empty"))
+	p.Fill("#gallery-after", "")
+	p.Wait("#gallery .image-card", 10*time.Second)
+
+	// Back in the list, the stream's row counts the images delivered (kvsdStreamStatus's Images).
 	p.Click(`a[href="#/"]`)
-	p.WaitFor(nil, `/^[1-9][0-9]* delivered$/.test(document.querySelector('.stream-row[data-stream="cam"] .images').textContent)`, 10*time.Second)
+	p.WaitFor(nil, `/^[1-9][0-9]* delivered(, [1-9][0-9]* waiting)?$/.test(document.querySelector('.stream-row[data-stream="cam"] .images').textContent)`, 10*time.Second)
+	p.Eval(nil, `document.querySelector('details[open]')?.removeAttribute('open') ?? true`)
+	screenshot(t, p, "streams", "") // every column filled: the rate, the images delivered, the doctor
 
 	requireClean(t, p, origin, map[string]int{"403: POST /listStreams": 2, "400: POST /updateImageGenerationConfiguration": 1})
 }

@@ -39,3 +39,16 @@ type Report struct {
 type Source interface {
 	Diagnose(ctx context.Context, st *stream.Stream) Report
 }
+
+// Images counts a stream's generated images since kvsd started, as numbers for programs (the
+// IMAGES_DELIVERED finding says the same in words).
+type Images struct {
+	Delivered uint64 `json:"Delivered"` // stored at the destination
+	Pending   int    `json:"Pending"`   // rendered, not stored yet (waiting or retried)
+}
+
+// ImageCounter is a Source that also counts a stream's images; the status API answers its
+// counts as Images.
+type ImageCounter interface {
+	ImageCounts(st *stream.Stream) Images
+}

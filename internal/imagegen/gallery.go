@@ -97,6 +97,9 @@ func (g *Generator) ListDelivered(ctx context.Context, st *stream.Stream, in Lis
 	if in.MaxResults < 1 || in.MaxResults > 100 {
 		return nil, "", stream.Invalid("MaxResults must be 1–100, got %d", in.MaxResults)
 	}
+	if !in.From.IsZero() && !in.To.IsZero() && in.To.Before(in.From) {
+		return nil, "", stream.Invalid("EndTimestamp %s is before StartTimestamp %s", in.To.UTC().Format(time.RFC3339Nano), in.From.UTC().Format(time.RFC3339Nano))
+	}
 	after, err := decodeGalleryToken(in.NextToken)
 	if err != nil {
 		return nil, "", err

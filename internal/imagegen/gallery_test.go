@@ -72,6 +72,28 @@ func TestGallery(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, imgs, 1)
 	require.Equal(t, key("front", "1700000002000"), imgs[0].Key)
+	// After a time (From alone, inclusive), a page at a time: the two newest, the last page
+	// without a token.
+	page, tok, err := g.ListDelivered(ctx, st, ListDeliveredInput{From: time.UnixMilli(1700000002000), MaxResults: 1})
+	require.NoError(t, err)
+	require.Equal(t, []string{key("", "1700000003000")}, keysOf(page))
+	require.NotEmpty(t, tok)
+	page, tok, err = g.ListDelivered(ctx, st, ListDeliveredInput{From: time.UnixMilli(1700000002000), MaxResults: 1, NextToken: tok})
+	require.NoError(t, err)
+	require.Equal(t, []string{key("front", "1700000002000")}, keysOf(page))
+	require.Empty(t, tok)
+	imgs, _, err = g.ListDelivered(ctx, st, ListDeliveredInput{From: time.UnixMilli(1700000001001)})
+	require.NoError(t, err)
+	require.Equal(t, []string{key("", "1700000003000"), key("front", "1700000002000")}, keysOf(imgs), "after excludes the image a millisecond before")
+	// Before a time (To alone, inclusive).
+	imgs, _, err = g.ListDelivered(ctx, st, ListDeliveredInput{To: time.UnixMilli(1700000002000)})
+	require.NoError(t, err)
+	require.Equal(t, []string{key("front", "1700000002000"), key("", "1700000001000")}, keysOf(imgs))
+	imgs, _, err = g.ListDelivered(ctx, st, ListDeliveredInput{From: time.UnixMilli(1700000003001)})
+	require.NoError(t, err)
+	require.Empty(t, imgs, "after the newest")
+	_, _, err = g.ListDelivered(ctx, st, ListDeliveredInput{From: time.UnixMilli(1700000003000), To: time.UnixMilli(1700000002000)})
+	require.ErrorIs(t, err, stream.ErrInvalidArgument, "before earlier than after")
 
 	_, _, err = g.ListDelivered(ctx, st, ListDeliveredInput{MaxResults: 101})
 	require.ErrorIs(t, err, stream.ErrInvalidArgument)
@@ -94,4 +116,12 @@ func TestGallery(t *testing.T) {
 		_, _, err := g.OpenDelivered(ctx, st, k)
 		require.True(t, errors.Is(err, ErrNoImage), "%s: %v", k, err)
 	}
+}
+
+func keysOf(imgs []DeliveredImage) []string {
+	keys := []string{}
+	for _, img := range imgs {
+		keys = append(keys, img.Key)
+	}
+	return keys
 }

@@ -238,6 +238,9 @@ func TestRetriesUntilDelivered(t *testing.T) {
 	require.Equal(t, diag.Error, f.Level)
 	require.Contains(t, f.Message, "NoSuchBucket")
 	require.Contains(t, f.Fix, "aws s3 mb s3://images")
+	n := e.gen.ImageCounts(e.stream("cam"))
+	require.Equal(t, uint64(2), n.Delivered, "the two stored before the bucket went")
+	require.Positive(t, n.Pending, "the refused image waits")
 	mu.Lock()
 	before := refused
 	mu.Unlock()
@@ -255,6 +258,8 @@ func TestRetriesUntilDelivered(t *testing.T) {
 	r = e.gen.Diagnose(context.Background(), e.stream("cam"))
 	require.Nil(t, finding(r, "DELIVERY_FAILING"))
 	require.Contains(t, finding(r, "IMAGES_DELIVERED").Message, "4 images delivered")
+	require.Equal(t, diag.Images{Delivered: 4}, e.gen.ImageCounts(e.stream("cam")))
+	require.Equal(t, diag.Images{}, e.gen.ImageCounts(&stream.Stream{Name: "never", ARN: "arn:aws:kinesisvideo:us-east-1:0:stream/never/1"}), "a stream the generator never saw")
 }
 
 // TestMediaErrorsSkipTheFragment: undecodable frames cost their images, not the stream.

@@ -126,6 +126,19 @@ func (g *Generator) Diagnose(ctx context.Context, st *stream.Stream) diag.Report
 	return r.Report
 }
 
+// ImageCounts counts st's images delivered since kvsd started and those rendered but not yet
+// stored (diag.ImageCounter): the numbers of the IMAGES_DELIVERED finding.
+func (g *Generator) ImageCounts(st *stream.Stream) diag.Images {
+	g.mu.Lock()
+	t := g.tasks[fragstore.KeyOf(st)]
+	g.mu.Unlock()
+	if t == nil {
+		return diag.Images{}
+	}
+	s := t.snapshot()
+	return diag.Images{Delivered: s.delivered, Pending: s.pending}
+}
+
 type report struct {
 	diag.Report
 	problems bool

@@ -19,7 +19,8 @@ import (
 //     "MaxResults" (1–100, default 50), "NextToken"} lists the images delivered for the stream
 //     at its current destination, newest first: {"Images": [{"Key", "Uri", "ImageTimestamp",
 //     "Size", "ContentType", "ProducerTimestamp", "ServerTimestamp", "FragmentNumber",
-//     "Tags"}], "NextToken"}.
+//     "Tags"}], "NextToken"}. StartTimestamp and EndTimestamp (each optional, inclusive) keep
+//     the images at or after and at or before them.
 //   - GET /kvsdGetImage?StreamName=…&Key=… answers one of those images. Browsers load it as a
 //     presigned URL (SigV4 in the query string, as S3's presigned GETs).
 const (

@@ -57,6 +57,14 @@ func TestGalleryWire(t *testing.T) {
 		"ImageTimestamp": 1700000001.0, "Size": 5.0, "ContentType": "image/jpeg", "ProducerTimestamp": 1700000001.0,
 		"ServerTimestamp": 1700000001.042, "FragmentNumber": "9123", "Tags": map[string]any{"zone": "A"}}}}, out)
 
+	// After a time alone (the console's After) and before a time alone (its Before).
+	status, _, out = post(t, srv, kvsapi.ListImagesOperation, `{"StreamName":"cam","StartTimestamp":1700000001.25}`)
+	require.Equal(t, 200, status, out)
+	require.Equal(t, imagegen.ListDeliveredInput{From: time.UnixMilli(1700000001250).UTC()}, g.gotList)
+	status, _, out = post(t, srv, kvsapi.ListImagesOperation, `{"StreamName":"cam","EndTimestamp":1700000001.25}`)
+	require.Equal(t, 200, status, out)
+	require.Equal(t, imagegen.ListDeliveredInput{To: time.UnixMilli(1700000001250).UTC()}, g.gotList)
+
 	status, code, _ := post(t, srv, kvsapi.ListImagesOperation, `{"StreamName":"nope"}`)
 	require.Equal(t, 404, status)
 	require.Equal(t, "ResourceNotFoundException", code)

@@ -20,6 +20,9 @@ type StreamStatus struct {
 	DataRetentionInHours int               `json:"DataRetentionInHours"`
 	Tags                 map[string]string `json:"Tags"`
 	Reports              []diag.Report     `json:"Reports"`
+	// Images counts the images generated since kvsd started, from a Source that counts them
+	// (diag.ImageCounter, the image generator); absent without one.
+	Images *diag.Images `json:"Images,omitempty"`
 }
 
 func (h *Handler) streamStatus(ctx context.Context, in *streamRef) (any, error) {
@@ -31,6 +34,10 @@ func (h *Handler) streamStatus(ctx context.Context, in *streamRef) (any, error) 
 		DataRetentionInHours: st.RetentionHours, Tags: st.Tags, Reports: []diag.Report{}}
 	for _, src := range h.status {
 		out.Reports = append(out.Reports, src.Diagnose(ctx, st))
+		if c, ok := src.(diag.ImageCounter); ok {
+			n := c.ImageCounts(st)
+			out.Images = &n
+		}
 	}
 	return out, nil
 }

@@ -31,6 +31,17 @@ func TestStreamStatusCollectsEveryReport(t *testing.T) {
 		},
 	}, out)
 
+	require.NotContains(t, out, "Images", "no source counts images")
+
+	// A source that counts images (the image generator) gives the numbers as Images.
+	srv, svc = apiServer(t, kvsapi.Config{Status: []diag.Source{fakeSource{"ingest"}, countingSource{fakeSource{"images"}, diag.Images{Delivered: 7, Pending: 2}}}})
+	_, err = svc.Create(context.Background(), stream.CreateInput{Name: "cam", RetentionHours: &retention})
+	require.NoError(t, err)
+	status, _, out = post(t, srv, kvsapi.StatusOperation, `{"StreamName":"cam"}`)
+	require.Equal(t, 200, status, out)
+	require.Equal(t, map[string]any{"Delivered": 7.0, "Pending": 2.0}, out["Images"])
+	require.Len(t, out["Reports"], 2)
+
 	status, code, _ := post(t, srv, kvsapi.StatusOperation, `{"StreamName":"nope"}`)
 	require.Equal(t, 404, status)
 	require.Equal(t, "ResourceNotFoundException", code)
@@ -51,3 +62,11 @@ func TestStreamStatusNeedsSignature(t *testing.T) {
 	status, _, body := srv.Call(t, kvsapi.StatusOperation, map[string]string{"StreamName": "cam"})
 	require.Equal(t, 404, status, string(body))
 }
+
+// countingSource is a diag.ImageCounter with fixed counts.
+type countingSource struct {
+	fakeSource
+	n diag.Images
+}
+
+func (c countingSource) ImageCounts(*stream.Stream) diag.Images { return c.n }
