@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 
 	"github.com/abema/go-mp4"
@@ -27,7 +26,7 @@ func clipMoov(pres *pmp4.Presentation, tracks []*clipTrack, offs [][]uint32) ([]
 		return nil, fmt.Errorf("marshal moov: %w", err)
 	}
 	in := bytes.NewReader(cw.b)
-	var out seekBuffer
+	var out appendBuffer // the io.WriteSeeker mp4.Writer needs: it goes back to fix box sizes
 	w := mp4.NewWriter(&out)
 	var stcos []int // where each stco's entries start in out
 	trak := -1
@@ -71,7 +70,7 @@ func clipMoov(pres *pmp4.Presentation, tracks []*clipTrack, offs [][]uint32) ([]
 			table = stsz(table[:0], tracks[trak].samples)
 			return nil, rawBox(w, typ, table)
 		case mp4.BoxTypeStco():
-			stcos = append(stcos, out.off+16) // box header 8, version and flags 4, count 4
+			stcos = append(stcos, out.pos+16) // box header 8, version and flags 4, count 4
 			table = binary.BigEndian.AppendUint32(append(table[:0], 0, 0, 0, 0), uint32(len(offs[trak])))
 			for _, o := range offs[trak] {
 				table = binary.BigEndian.AppendUint32(table, o)
@@ -184,32 +183,4 @@ func (w *captureWriter) Write(p []byte) (int, error) {
 	}
 	w.b = append([]byte{}, p...)
 	return len(p), nil
-}
-
-// seekBuffer is the io.WriteSeeker mp4.Writer needs: it goes back to fix box sizes.
-type seekBuffer struct {
-	b   []byte
-	off int
-}
-
-func (s *seekBuffer) Write(p []byte) (int, error) {
-	if end := s.off + len(p); end > len(s.b) {
-		s.b = append(s.b, make([]byte, end-len(s.b))...)
-	}
-	s.off += copy(s.b[s.off:], p)
-	return len(p), nil
-}
-
-func (s *seekBuffer) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekCurrent:
-		offset += int64(s.off)
-	case io.SeekEnd:
-		offset += int64(len(s.b))
-	}
-	if offset < 0 || offset > int64(len(s.b)) {
-		return 0, fmt.Errorf("seek to %d of %d bytes", offset, len(s.b))
-	}
-	s.off = int(offset)
-	return offset, nil
 }
