@@ -27,8 +27,8 @@ type Section struct {
 type Sections struct {
 	media sectionMedia
 	locs  []Location
-	secs  []Section
-	files []*os.File
+	in    []*os.File // the file of each fragment's segment
+	files []*os.File // each open file once
 }
 
 // sectionMedia is a Media backend whose records' data lie in files, verbatim: Location.Length
@@ -47,7 +47,7 @@ func (s *Store) Sections(ctx context.Context, k Key, frags []*fragment.Fragment)
 	if !ok {
 		return nil, ErrNoSections
 	}
-	out := &Sections{media: sm, locs: make([]Location, len(frags)), secs: make([]Section, len(frags))}
+	out := &Sections{media: sm, locs: make([]Location, len(frags)), in: make([]*os.File, len(frags))}
 	open := map[uint64]*os.File{}
 	for i, f := range frags {
 		loc, err := s.location(ctx, k, f)
@@ -64,18 +64,19 @@ func (s *Store) Sections(ctx context.Context, k Key, frags []*fragment.Fragment)
 			open[loc.Segment] = file
 			out.files = append(out.files, file)
 		}
-		out.locs[i] = loc
-		out.secs[i] = Section{File: file, Offset: loc.Offset, Length: loc.Length}
+		out.locs[i], out.in[i] = loc, file
 	}
 	return out, nil
 }
 
 // Section returns where the i-th fragment's media lies.
-func (ss *Sections) Section(i int) Section { return ss.secs[i] }
+func (ss *Sections) Section(i int) Section {
+	return Section{File: ss.in[i], Offset: ss.locs[i].Offset, Length: ss.locs[i].Length}
+}
 
 // ReadAppend is Store.MediaAppend for the i-th fragment, read from its section's file.
 func (ss *Sections) ReadAppend(i int, dst []byte) ([]byte, error) {
-	out, err := ss.media.ReadSection(ss.secs[i].File, ss.locs[i], dst)
+	out, err := ss.media.ReadSection(ss.in[i], ss.locs[i], dst)
 	if err != nil {
 		return dst, fmt.Errorf("media of fragment %d of the list: %w", i, err)
 	}
