@@ -4,7 +4,7 @@
 // uncaught errors, failed requests and every request URL are collected for the "log" command.
 //
 // The first line is the job: {"userDataDir", "chromium", "width", "height"}.
-// Commands: goto, fill, click, clickAt, drag, press, select, wait, waitFor, eval, text, screenshot,
+// Commands: goto, fill, click, clickAt, hover, drag, press, select, wait, waitFor, eval, text, screenshot,
 // viewport, download, clock, log, close (see browsertest/page.go).
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
@@ -55,6 +55,7 @@ async function main() {
     fill: c => page.fill(c.sel, c.value, { timeout: c.timeoutMs || 10000 }),
     click: c => page.click(c.sel, { timeout: c.timeoutMs || 10000 }),
     clickAt: c => page.click(c.sel, { position: { x: c.x, y: c.y }, timeout: c.timeoutMs || 10000 }),
+    hover: c => page.hover(c.sel, { position: { x: c.x, y: c.y }, timeout: c.timeoutMs || 10000 }),
     drag: async c => {
       const box = await (await page.waitForSelector(c.sel, { state: 'visible', timeout: c.timeoutMs || 10000 })).boundingBox();
       await page.mouse.move(box.x + c.x, box.y + c.y);

@@ -195,6 +195,33 @@ function useDebounced(value, ms) {
   return v;
 }
 
+// useTags answers the producer's tags of the fragment numbered `number` (kvsdDescribeFragments,
+// as ListFragments has none): undefined while unknown, then [{Name, Value}]. Hovering across
+// blocks asks only for the one the pointer rests on, and asks for each fragment once.
+function useTags(api, name, number) {
+  const cache = useRef(new Map());
+  const rested = useDebounced(number, 150);
+  const [, redraw] = useState(0);
+  useEffect(() => { cache.current = new Map(); }, [name]);
+  useEffect(() => {
+    if (!rested || cache.current.has(rested)) return;
+    let live = true;
+    cache.current.set(rested, undefined);
+    api.send('kvsdDescribeFragments', { StreamName: name, FragmentNumbers: [rested] }).then(out => {
+      cache.current.set(rested, out.Fragments[0].Tags || []);
+      if (live) redraw(n => n + 1);
+    }, () => cache.current.delete(rested));
+    return () => { live = false; };
+  }, [api, name, rested]);
+  return number ? cache.current.get(number) : undefined;
+}
+
+function tagsText(tags) {
+  if (tags === undefined) return '';
+  if (tags.length === 0) return '; no tags';
+  return '; tags: ' + tags.map(t => t.Value ? `${t.Name}=${t.Value}` : t.Name).join(', ');
+}
+
 // Timeline lists and draws the fragments of the window before now, calls onPick(ms) to play
 // from a moment and onSelect({start, end} or null) when the selected range changes.
 export function Timeline({ api, name, clock, playingMs, onPick, selection, onSelect }) {
@@ -333,6 +360,7 @@ export function Timeline({ api, name, clock, playingMs, onPick, selection, onSel
     }
   };
   const hovered = hover != null ? fragAt(hover) : null;
+  const hoveredTags = useTags(api, name, hovered?.number);
   const last = frags.length ? frags[frags.length - 1] : null;
   const full = view.end - view.start >= range.end - range.start - 1;
   return html`<section class="panel" aria-labelledby="timeline-h">
@@ -363,7 +391,7 @@ export function Timeline({ api, name, clock, playingMs, onPick, selection, onSel
       onMouseLeave=${() => setHover(null)} onWheel=${onWheel} onKeyDown=${onKey}></canvas>
     <${Thumbs} api=${api} name=${name} clock=${clock} view=${thumbView} frags=${frags} onPick=${pick} />
     <p class="muted" id="timeline-info">${hovered
-      ? `Fragment ${hovered.number}: ${date(hovered.start)}, ${(hovered.end - hovered.start) / 1000} s, ${(hovered.size / 1024).toFixed(0)} KiB; producer ${date(hovered.producer)}, server ${date(hovered.server)}`
+      ? `Fragment ${hovered.number}: ${date(hovered.start)}, ${(hovered.end - hovered.start) / 1000} s, ${(hovered.size / 1024).toFixed(0)} KiB; producer ${date(hovered.producer)}, server ${date(hovered.server)}${tagsText(hoveredTags)}`
       : selection ? `Selected ${date(selection.start)} to ${date(selection.end)} (${duration(selection.end - selection.start)}): Export MP4 below exports it; Escape clears it.`
       : cursor ? `Cursor ${date(cursor)}${fragAt(cursor) ? '' : ' (no video there)'}`
       : `${frags.length} fragments in the window (${clock} clock)${last ? `, the last one ${duration(Date.now() - last.end)} ago` : ''}${overlaps ? `, ${overlaps} overlapping` : ''}. Click to play from a moment, drag to select a range.`}</p>

@@ -131,6 +131,12 @@ func (p *Page) ClickAt(sel string, x, y float64) {
 	p.do(nil, map[string]any{"op": "clickAt", "sel": sel, "x": x, "y": y})
 }
 
+// Hover moves the mouse over sel to (x, y) CSS pixels from its top left corner.
+func (p *Page) Hover(sel string, x, y float64) {
+	p.t.Helper()
+	p.do(nil, map[string]any{"op": "hover", "sel": sel, "x": x, "y": y})
+}
+
 // Drag presses the mouse button at (x, y) CSS pixels from sel's top left corner, moves to
 // (toX, toY) in a few steps and releases it there.
 func (p *Page) Drag(sel string, x, y, toX, toY float64) {

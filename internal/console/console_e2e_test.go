@@ -19,6 +19,7 @@ import (
 	"github.com/kvsd/kvsd/internal/console"
 	"github.com/kvsd/kvsd/internal/kvstest"
 	"github.com/kvsd/kvsd/internal/videosrc"
+	"github.com/kvsd/kvsd/producer"
 )
 
 // The console in headless Chromium against a real kvsd fed by a real producer: what a person
@@ -44,7 +45,10 @@ func camera(t *testing.T, srv *kvstest.Server, name string) (stop func()) {
 	t.Helper()
 	src, err := videosrc.NewTestSource(videosrc.TestOptions{Width: 320, Height: 240, FPS: 25, GOP: 25, Bitrate: 300_000})
 	require.NoError(t, err)
-	return kvstest.Produce(t, srv, name, src)
+	// Every fragment carries a tag of the producer's, which the timeline shows on hover.
+	return kvstest.Produce(t, srv, name, src, func(c *producer.Config) {
+		c.Metadata = []producer.Tag{{Name: "site", Value: "gate 2"}}
+	})
 }
 
 func signIn(t *testing.T, p *browsertest.Page, key, secret string) {
@@ -193,6 +197,11 @@ func TestConsoleDesktop(t *testing.T) {
 	at := float64(gap.Start) - 2500
 	require.Greater(t, at, tl.Start)
 	x := (at - tl.Start) / (tl.End - tl.Start) * tl.Width
+	// Hovering a fragment names it, with its producer's tags.
+	p.Hover("#timeline", x, 20)
+	var info string
+	p.WaitFor(&info, `(() => { const t = document.querySelector('#timeline-info').textContent; return /tags: site=gate 2$/.test(t) && t; })()`, 10*time.Second)
+	require.Regexp(t, `^Fragment 9[0-9]{46}: .*KiB; producer .*, server .*; tags: site=gate 2$`, info)
 	p.ClickAt("#timeline", x, 20)
 	videoAdvances(t, p, "archive")
 	var first float64

@@ -84,6 +84,42 @@ func (h *Handler) archivedMedia() map[string]opFunc {
 	}
 }
 
+// DescribeFragmentsOperation is kvsd's own: POST /kvsdDescribeFragments with
+// {"StreamName"|"StreamARN", "FragmentNumbers": [1–1000 numbers]} answers {"Fragments": [...]}
+// with ListFragments' fields plus "Tags": [{"Name", "Value"}], the producer's fragment tags,
+// which ListFragments does not carry (the console shows them on hover).
+const DescribeFragmentsOperation = "kvsdDescribeFragments"
+
+type tagOut struct {
+	Name  string `json:"Name"`
+	Value string `json:"Value"`
+}
+
+func (h *Handler) describeFragments(ctx context.Context, in *struct {
+	streamRef
+	FragmentNumbers []string `json:"FragmentNumbers"`
+}) (any, error) {
+	frags, err := h.playback.DescribeFragments(ctx, in.ref(), in.FragmentNumbers)
+	if err != nil {
+		return nil, err
+	}
+	type described struct {
+		fragmentOut
+		Tags []tagOut `json:"Tags"`
+	}
+	out := make([]described, len(frags))
+	for i, f := range frags {
+		tags := make([]tagOut, len(f.Tags))
+		for j, t := range f.Tags {
+			tags[j] = tagOut{Name: t.Name, Value: t.Value}
+		}
+		out[i] = described{toFragmentOut(f), tags}
+	}
+	return struct {
+		Fragments []described `json:"Fragments"`
+	}{out}, nil
+}
+
 // getMediaForFragmentList streams the listed fragments as MKV chunks.
 func (h *Handler) getMediaForFragmentList(w http.ResponseWriter, r *http.Request) {
 	var in struct {

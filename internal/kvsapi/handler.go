@@ -75,6 +75,7 @@ func New(cfg Config) *Handler {
 		for name, fn := range h.archivedMedia() {
 			h.handleJSON(name, fn)
 		}
+		h.handleJSON(DescribeFragmentsOperation, decode(h.describeFragments))
 		h.Handle("getMedia", h.getMedia)
 		h.Handle("getMediaForFragmentList", h.getMediaForFragmentList)
 		if h.playback.Tokens != nil && h.playback.Muxer != nil {

@@ -14,19 +14,23 @@ import (
 // Produce streams src to the stream name of s with the producer package (what kvsd put runs:
 // every frame sent as it comes, 1-s fragments) until stop is called or the test ends, then
 // closes src. It returns once the first fragment is persisted, and fails the test when none
-// is within 15 s.
-func Produce(t testing.TB, s *Server, name string, src producer.Source) (stop func()) {
+// is within 15 s. configure, if given, changes the producer's configuration first (tags, say).
+func Produce(t testing.TB, s *Server, name string, src producer.Source, configure ...func(*producer.Config)) (stop func()) {
 	t.Helper()
 	first := make(chan struct{})
 	var once sync.Once
-	p, err := producer.New(producer.Config{Endpoint: s.URL, Region: Region, StreamName: name,
+	cfg := producer.Config{Endpoint: s.URL, Region: Region, StreamName: name,
 		Credentials:      credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
 		FragmentDuration: time.Second,
 		OnEvent: func(ev producer.Event) {
 			if ev.Kind == producer.EventFragmentPersisted {
 				once.Do(func() { close(first) })
 			}
-		}})
+		}}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	p, err := producer.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -183,6 +183,28 @@ func (s *Service) FragmentList(ctx context.Context, ref stream.Ref, numbers []st
 	}, nil
 }
 
+// DescribeFragments returns the index entries (tags included) of the numbered fragments of a
+// stream, in the order asked; an unknown number is ResourceNotFound, as in FragmentList.
+func (s *Service) DescribeFragments(ctx context.Context, ref stream.Ref, numbers []string) ([]*fragment.Fragment, error) {
+	if len(numbers) < 1 || len(numbers) > MaxFragmentsList {
+		return nil, stream.Invalid("FragmentNumbers must list 1-%d fragment numbers, got %d", MaxFragmentsList, len(numbers))
+	}
+	st, err := s.Streams.Describe(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	k := fragstore.KeyOf(st)
+	frags := make([]*fragment.Fragment, 0, len(numbers))
+	for _, n := range numbers {
+		f, err := s.lookup(ctx, st, k, n)
+		if err != nil {
+			return nil, err
+		}
+		frags = append(frags, f)
+	}
+	return frags, nil
+}
+
 // lookup resolves a fragment number of stream st; unknown numbers are ResourceNotFound.
 func (s *Service) lookup(ctx context.Context, st *stream.Stream, k fragstore.Key, number string) (*fragment.Fragment, error) {
 	created, seq, err := fragment.ParseNumber(number)
