@@ -15,13 +15,23 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsd/kvsd/internal/kvstest"
+	"github.com/kvsd/kvsd/internal/objstore/s3test"
 )
 
 // The console's gallery operations on a real kvsd: kvsdListImages lists the images delivered to
-// the local folder with their metadata, and kvsdGetImage answers one to a URL presigned with
-// SigV4 (as a browser's <img> loads it), and nothing to an unsigned or altered one.
+// the local folder, or to S3 (versitygw), with their metadata, and kvsdGetImage answers one to a
+// URL presigned with SigV4 (as a browser's <img> loads it), and nothing to an unsigned or altered
+// one.
 func TestGalleryOperations(t *testing.T) {
-	srv := kvstest.Start(t)
+	t.Run("local folder", func(t *testing.T) { galleryOperations(t, kvstest.Start(t)) })
+	t.Run("S3", func(t *testing.T) {
+		s3 := s3test.Start(t)
+		s3.CreateBucket(t, "images")
+		galleryOperations(t, kvstest.StartImages(t, t.TempDir(), s3))
+	})
+}
+
+func galleryOperations(t *testing.T, srv *kvstest.Server) {
 	srv.CreateStream(t, "cam", 24)
 	srv.ConfigureImages(t, "cam", kvstest.ImageConfig("s3://images/site", 1000, nil))
 	srv.TagStream(t, "cam", map[string]string{"kvsd:ImageGeneration": "ALL_FRAGMENTS"})
