@@ -25,8 +25,10 @@ declare -A need=(
   [/usr/bin/pkg-config]=pkg-config
 )
 if $test_deps; then
-  # Brokers the notification tests publish to; the browser the player tests drive (internal/browsertest).
-  need+=([/usr/sbin/nats-server]=nats-server [/usr/sbin/mosquitto]=mosquitto [/usr/bin/chromium]=chromium)
+  # Brokers the notification tests publish to; the browser the player tests drive (internal/browsertest);
+  # HAProxy, the front door of the cluster tests (deploy/haproxy.cfg).
+  need+=([/usr/sbin/nats-server]=nats-server [/usr/sbin/mosquitto]=mosquitto [/usr/bin/chromium]=chromium
+    [/usr/sbin/haproxy]=haproxy)
 fi
 # GStreamer plugins have no binary to look for; check their files.
 declare -A need_files=(
