@@ -4,11 +4,13 @@
 package kvsapi
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -27,6 +29,7 @@ type Handler struct {
 	auth      verifier
 	publicURL string
 	log       *slog.Logger
+	bodyRead  time.Duration
 	metrics   *metrics
 	mux       *http.ServeMux
 	ops       map[string]bool // every operation name served, for bounded metric labels
@@ -44,6 +47,9 @@ type Config struct {
 	PublicURL string
 	Logger    *slog.Logger // nil: discard
 	Registry  prometheus.Registerer
+	// BodyReadTimeout bounds reading a JSON request's body, so a client that stops half-way
+	// does not hold a handler (0: 10 s). Streaming bodies (PutMedia) have their own rules.
+	BodyReadTimeout time.Duration
 }
 
 // opFunc handles one JSON operation: body in, response value (or nil for {}) out.
@@ -65,7 +71,7 @@ func New(cfg Config) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{streams: cfg.Streams, playback: cfg.Playback, images: cfg.Images, status: cfg.Status, auth: cfg.Auth, publicURL: cfg.PublicURL, log: log, metrics: newMetrics(cfg.Registry),
+	h := &Handler{streams: cfg.Streams, playback: cfg.Playback, images: cfg.Images, status: cfg.Status, auth: cfg.Auth, publicURL: cfg.PublicURL, log: log, bodyRead: cmp.Or(cfg.BodyReadTimeout, 10*time.Second), metrics: newMetrics(cfg.Registry),
 		mux: http.NewServeMux(), ops: map[string]bool{}}
 	h.chain = h.observe(h.cors(h.authenticate(h.mux)))
 	for name, fn := range h.controlPlane() {

@@ -126,11 +126,17 @@ func (h *Handler) authenticate(next http.Handler) http.Handler {
 		}
 		bodyHash := ""
 		if !streamingPaths[r.URL.Path] {
+			// net/http bounds the headers only; this bounds the body. The deadline is lifted
+			// once the body is in: net/http's background read (which notices a client that
+			// goes away) would otherwise end long responses such as GetMedia's.
+			rc := http.NewResponseController(w)
+			_ = rc.SetReadDeadline(time.Now().Add(h.bodyRead))
 			body, err := io.ReadAll(io.LimitReader(r.Body, awsapi.MaxBodyBytes+1))
-			if err != nil {
+			if err != nil { // the deadline stays: net/http then closes the connection
 				h.fail(w, r, awsapi.InvalidArgument("reading request body: %v", err))
 				return
 			}
+			_ = rc.SetReadDeadline(time.Time{})
 			if len(body) > awsapi.MaxBodyBytes {
 				h.fail(w, r, awsapi.Errorf(awsapi.CodeInvalidArgument, http.StatusRequestEntityTooLarge,
 					"request body is larger than %d bytes", awsapi.MaxBodyBytes))
