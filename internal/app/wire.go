@@ -22,6 +22,7 @@ import (
 	"github.com/kvsd/kvsd/internal/connlimit"
 	"github.com/kvsd/kvsd/internal/console"
 	"github.com/kvsd/kvsd/internal/diag"
+	"github.com/kvsd/kvsd/internal/egress"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
 	"github.com/kvsd/kvsd/internal/imagegen"
@@ -68,6 +69,7 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	if err != nil {
 		return built{}, err
 	}
+	streams.Destinations = s.notifier
 	hub := playback.NewHub(liveBufferBytes)
 	s.newIngest(cfg, streams, hub, reg)
 	api := s.newAPI(cfg, streams, hub, keys, reg)
@@ -164,7 +166,10 @@ func (s *Server) newWorkers(ctx context.Context, cfg Config, env Env, reg promet
 	var err error
 	s.notifier, err = notify.New(notify.Config{Streams: s.catalog, Fragments: s.Store, State: s.catalog,
 		SNSEndpoint: cfg.SNSEndpoint, AWSCredentials: snsCreds,
-		WebhookSecret: []byte(cfg.WebhookSecret), Logger: s.log, Registerer: reg})
+		WebhookSecret:  []byte(cfg.WebhookSecret),
+		WebhookSecrets: func(name string) []byte { return []byte(env.Getenv(notify.SecretEnv(name))) },
+		Egress:         egress.Policy{DenyPrivate: cfg.DenyPrivateDestinations},
+		Logger:         s.log, Registerer: reg})
 	if err != nil {
 		return "", err
 	}
