@@ -73,6 +73,7 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	hub := playback.NewHub(liveBufferBytes)
 	s.newIngest(cfg, streams, hub, reg)
 	api := s.newAPI(cfg, streams, hub, keys, reg)
+	s.api = api
 	s.http = s.newHTTP(ctx, cfg, api, console.New(console.Config{Region: cfg.Region}), reg)
 	sweeper := &retention.Sweeper{Store: s.Store, Catalog: s.catalog, Interval: cfg.RetentionInterval, Logger: s.log}
 	return built{destination: destination, https: tlsCfg != nil, loops: []loop{

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -137,6 +138,17 @@ func (h *Handler) notImplemented(name string) http.Handler {
 		h.fail(w, r, awsapi.Errorf(awsapi.CodeNotImplemented, http.StatusNotImplemented,
 			"kvsd does not implement %s yet (signaling channels, edge agent and WebRTC storage are not served)", name))
 	})
+}
+
+// Operations lists every operation and playback resource the handler serves, sorted (the fuzz
+// targets cover each).
+func (h *Handler) Operations() []string {
+	out := make([]string, 0, len(h.ops))
+	for name := range h.ops {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // ServeHTTP runs every request through observation and authentication, then routing.
