@@ -51,6 +51,9 @@ type Config struct {
 	ReadTimeout time.Duration
 	// IdleTimeout closes a kept-alive connection that sends no new request (0: 2 min).
 	IdleTimeout time.Duration
+	// WriteTimeout ends a response (GetMedia, playlists, PutMedia's acks …) whose client
+	// accepts less than 256 KiB within it: a client that stopped reading (0: 30 s).
+	WriteTimeout time.Duration
 	// MaxConnsPerClient and MaxConns bound the connections open at once from one client IP and
 	// in all; one more is refused at accept. 0: no bound (the flags' defaults are 256 and 4096).
 	MaxConnsPerClient int
@@ -84,6 +87,7 @@ type Config struct {
 const (
 	DefaultReadTimeout       = 10 * time.Second
 	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultWriteTimeout      = 30 * time.Second
 	DefaultMaxConnsPerClient = 256
 	DefaultMaxConns          = 4096
 	// DefaultMaxClockSkew catches cameras whose clock reset (to 1970, 2000 or their firmware's
@@ -148,6 +152,7 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	fs.BoolVar(&c.S3PathStyle, "s3-path-style", pathStyle == "true" || pathStyle == "1",
 		"address buckets in the URL path (http://host/bucket/key), as most self-hosted S3 servers need (env KVSD_S3_PATH_STYLE)")
 	dur(&c.ReadTimeout, "read-timeout", DefaultReadTimeout, "a client has this long to send a request's headers, then a JSON request's body (PutMedia: 30 s without a byte ends the session)")
+	dur(&c.WriteTimeout, "write-timeout", DefaultWriteTimeout, "end a response whose client accepts less than 256 KiB within this (a client that stopped reading)")
 	dur(&c.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "close a kept-alive connection after this long without a request")
 	num(&c.MaxConnsPerClient, "max-conns-per-client", DefaultMaxConnsPerClient, "connections open at once from one client IP address; more are refused (0: no bound)")
 	num(&c.MaxConns, "max-conns", DefaultMaxConns, "connections open at once in all; more are refused (0: no bound)")
@@ -202,8 +207,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--sns-endpoint %q must be an http:// or https:// URL", c.SNSEndpoint))
 		}
 	}
-	if c.ReadTimeout < 0 || c.IdleTimeout < 0 || c.MaxClockSkew < 0 {
-		errs = append(errs, errors.New("--read-timeout, --idle-timeout and --max-clock-skew must not be negative"))
+	if c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 || c.MaxClockSkew < 0 {
+		errs = append(errs, errors.New("--read-timeout, --write-timeout, --idle-timeout and --max-clock-skew must not be negative"))
 	}
 	if c.MaxConnsPerClient < 0 || c.MaxConns < 0 {
 		errs = append(errs, errors.New("--max-conns-per-client and --max-conns must not be negative (0: no bound)"))

@@ -16,7 +16,7 @@ func TestServeFlagsEnvAndDefaults(t *testing.T) {
 	c, err := ParseServeFlags(nil, func(string) string { return "" })
 	require.NoError(t, err)
 	require.Equal(t, Config{Listen: DefaultListen, DataDir: "./data", Region: "us-east-1", AccountID: DefaultAccountID,
-		LogLevel: "info", LogFormat: "text", ReadTimeout: DefaultReadTimeout, IdleTimeout: DefaultIdleTimeout,
+		LogLevel: "info", LogFormat: "text", ReadTimeout: DefaultReadTimeout, WriteTimeout: DefaultWriteTimeout, IdleTimeout: DefaultIdleTimeout,
 		MaxConnsPerClient: DefaultMaxConnsPerClient, MaxConns: DefaultMaxConns, MaxClockSkew: DefaultMaxClockSkew}, c)
 
 	c, err = ParseServeFlags(nil, getenv)

@@ -29,8 +29,8 @@ import (
 // nowhere: a fuzz target must not log through f.
 type fuzzServer struct {
 	*app.Server
-	ops       []string // JSON and streaming operations (POST /<op>)
-	resources []string // playback resources (GET /hls/v1/…, /dash/v1/…)
+	ops       []string          // JSON and streaming operations (POST /<op>)
+	resources []string          // playback resources (GET /hls/v1/…, /dash/v1/…)
 	sessions  map[string]string // a valid SessionToken of cam by protocol: hls, dash
 	client    *http.Client
 	signer    *v4.Signer

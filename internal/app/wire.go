@@ -230,6 +230,7 @@ func (s *Server) newAPI(cfg Config, streams *stream.Service, hub *playback.Hub, 
 		Registry:  reg,
 		// The JSON body follows the headers under the same bound; PutMedia's has its own.
 		BodyReadTimeout: cmp.Or(cfg.ReadTimeout, DefaultReadTimeout),
+		WriteTimeout:    cmp.Or(cfg.WriteTimeout, DefaultWriteTimeout),
 	})
 	api.Handle("putMedia", api.PutMedia(s.ingest))
 	return api

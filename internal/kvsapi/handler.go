@@ -23,18 +23,19 @@ import (
 
 // Handler is the API's http.Handler.
 type Handler struct {
-	streams   *stream.Service
-	playback  *playback.Service
-	images    images
-	status    []diag.Source
-	auth      verifier
-	publicURL string
-	log       *slog.Logger
-	bodyRead  time.Duration
-	metrics   *metrics
-	mux       *http.ServeMux
-	ops       map[string]bool // every operation name served, for bounded metric labels
-	chain     http.Handler
+	streams    *stream.Service
+	playback   *playback.Service
+	images     images
+	status     []diag.Source
+	auth       verifier
+	publicURL  string
+	log        *slog.Logger
+	bodyRead   time.Duration
+	writeStall time.Duration
+	metrics    *metrics
+	mux        *http.ServeMux
+	ops        map[string]bool // every operation name served, for bounded metric labels
+	chain      http.Handler
 }
 
 // Config wires the handler's dependencies; a nil Registerer disables metrics registration.
@@ -51,6 +52,9 @@ type Config struct {
 	// BodyReadTimeout bounds reading a JSON request's body, so a client that stops half-way
 	// does not hold a handler (0: 10 s). Streaming bodies (PutMedia) have their own rules.
 	BodyReadTimeout time.Duration
+	// WriteTimeout ends a response whose client accepts less than 256 KiB within it (a client
+	// that stopped reading a GetMedia stream, a playlist, acks). 0: 30 s.
+	WriteTimeout time.Duration
 }
 
 // opFunc handles one JSON operation: body in, response value (or nil for {}) out.
@@ -72,7 +76,7 @@ func New(cfg Config) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{streams: cfg.Streams, playback: cfg.Playback, images: cfg.Images, status: cfg.Status, auth: cfg.Auth, publicURL: cfg.PublicURL, log: log, bodyRead: cmp.Or(cfg.BodyReadTimeout, 10*time.Second), metrics: newMetrics(cfg.Registry),
+	h := &Handler{streams: cfg.Streams, playback: cfg.Playback, images: cfg.Images, status: cfg.Status, auth: cfg.Auth, publicURL: cfg.PublicURL, log: log, bodyRead: cmp.Or(cfg.BodyReadTimeout, 10*time.Second), writeStall: cmp.Or(cfg.WriteTimeout, 30*time.Second), metrics: newMetrics(cfg.Registry),
 		mux: http.NewServeMux(), ops: map[string]bool{}}
 	h.chain = h.observe(h.cors(h.authenticate(h.mux)))
 	for name, fn := range h.controlPlane() {
