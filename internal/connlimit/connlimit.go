@@ -18,6 +18,9 @@ import (
 	"github.com/kvsd/kvsd/internal/metric"
 )
 
+// maxLingering bounds the refused connections being answered at once.
+const maxLingering = 64
+
 // Refusal reasons, the values of the metric's limit label.
 const (
 	PerClient = "per_client"
@@ -47,12 +50,13 @@ type Listener struct {
 	refused *prometheus.CounterVec
 	open    prometheus.Gauge
 
-	mu       sync.Mutex
-	total    int
-	byClient map[netip.Addr]int
-	warned   map[string]time.Time // reason → when a refusal was last logged
-	lingers  sync.WaitGroup       // refused connections still being drained
-	closed   bool
+	mu        sync.Mutex
+	total     int
+	byClient  map[netip.Addr]int
+	warned    map[string]time.Time // reason → when a refusal was last logged
+	lingers   sync.WaitGroup       // refused connections still being answered
+	lingering int                  // how many
+	closed    bool
 }
 
 // New wraps ln, which must be a TCP listener.
@@ -151,7 +155,11 @@ func (l *Listener) refuse(c *net.TCPConn, ip netip.Addr, reason string) {
 		l.warned[reason] = now
 	}
 	closed := l.closed
-	if !closed {
+	// Past maxLingering refusals being answered, a flood gets a plain close: answering holds a
+	// descriptor each, which the limits are there to bound.
+	answer := !closed && l.cfg.Refusal != nil && l.lingering < maxLingering
+	if answer {
+		l.lingering++
 		l.lingers.Add(1)
 	}
 	l.mu.Unlock()
@@ -159,18 +167,20 @@ func (l *Listener) refuse(c *net.TCPConn, ip netip.Addr, reason string) {
 		l.log.Warn("refusing connections: connection limit reached (kvsd_http_connections_refused_total counts them; this is logged once a minute)",
 			"limit", reason, "client", ip.String(), "max_conns_per_client", l.cfg.PerClient, "max_conns", l.cfg.Total)
 	}
-	if closed || l.cfg.Refusal == nil {
+	if !answer {
 		_ = c.SetLinger(0)
 		_ = c.Close()
-		if !closed {
-			l.lingers.Done()
-		}
 		return
 	}
 	// Owned by the listener: Close waits for it, and Linger bounds it.
 	go func() {
-		defer l.lingers.Done()
-		defer c.Close()
+		defer func() {
+			c.Close()
+			l.mu.Lock()
+			l.lingering--
+			l.mu.Unlock()
+			l.lingers.Done()
+		}()
 		_ = c.SetDeadline(time.Now().Add(l.cfg.Linger))
 		// The answer goes after the request's headers: written before, it would reach an HTTP
 		// client that has not sent yet as an "unsolicited response" it drops.
