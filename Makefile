@@ -52,6 +52,12 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzOpen -fuzztime=$(FUZZTIME) ./internal/remux
 	$(GO) test -run='^$$' -fuzz=FuzzFragment -fuzztime=$(FUZZTIME) ./internal/remux
 	$(GO) test -run='^$$' -fuzz=FuzzToken -fuzztime=$(FUZZTIME) ./internal/playback
+	$(GO) test -run='^$$' -fuzz='^FuzzAPIOperations$$' -fuzztime=$(FUZZTIME) ./internal/app
+	$(GO) test -run='^$$' -fuzz='^FuzzPlaybackResources$$' -fuzztime=$(FUZZTIME) ./internal/app
+	$(GO) test -run='^$$' -fuzz='^FuzzParseNumber$$' -fuzztime=$(FUZZTIME) ./internal/fragment
+	$(GO) test -run='^$$' -fuzz='^FuzzParseCursor$$' -fuzztime=$(FUZZTIME) ./internal/fragstore
+	$(GO) test -run='^$$' -fuzz='^FuzzParseARN$$' -fuzztime=$(FUZZTIME) ./internal/stream
+	$(GO) test -run='^$$' -fuzz='^FuzzGalleryToken$$' -fuzztime=$(FUZZTIME) ./internal/imagegen
 	# Minimizing a new input of this target (8 KiB seeds, mostly zero fill) takes minutes: cap it.
 	$(GO) test -run='^$$' -fuzz=FuzzScanSegment -fuzzminimizetime=10x -fuzztime=$(FUZZTIME) ./internal/fragstore/disk
 

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -44,6 +45,26 @@ type Config struct {
 	TLSCert string
 	TLSKey  string
 
+	// ReadTimeout bounds how long a client may take to send a request's headers, and then a
+	// JSON request's body (0: 10 s). PutMedia bodies follow KVS's rule instead: 30 s without a
+	// byte ends the session.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a kept-alive connection that sends no new request (0: 2 min).
+	IdleTimeout time.Duration
+	// WriteTimeout ends a response (GetMedia, playlists, PutMedia's acks …) whose client
+	// accepts less than 256 KiB within it: a client that stopped reading (0: 30 s).
+	WriteTimeout time.Duration
+	// MaxConnsPerClient and MaxConns bound the connections open at once from one client IP and
+	// in all; one more is refused at accept. 0: no bound (the flags' defaults are 256 and 4096).
+	MaxConnsPerClient int
+	MaxConns          int
+	// MaxClockSkew refuses fragments whose producer timestamp is further than this from the
+	// server clock, with ERROR 4007. 0: no check (the flag's default is one year).
+	MaxClockSkew time.Duration
+	// DenyPrivateDestinations also refuses notification destinations on loopback and private
+	// addresses; link-local and cloud metadata addresses are always refused.
+	DenyPrivateDestinations bool
+
 	// RetentionInterval is how often expired fragments are removed (default 10 s); not a flag.
 	RetentionInterval time.Duration
 	// GetMediaIdleClose ends a caught-up GetMedia after this long without a new fragment
@@ -60,6 +81,20 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Defaults of the flags that guard against broken and hostile clients (README, "Running the
+// server"). 256 connections per client leave room for a gateway that runs a few hundred
+// cameras; a reverse proxy on the same host needs --max-conns-per-client 0.
+const (
+	DefaultReadTimeout       = 10 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultMaxConnsPerClient = 256
+	DefaultMaxConns          = 4096
+	// DefaultMaxClockSkew catches cameras whose clock reset (to 1970, 2000 or their firmware's
+	// date) or runs years ahead, and still takes recordings uploaded late (kvsd put --start-time).
+	DefaultMaxClockSkew = 365 * 24 * time.Hour
+)
+
 var regionPattern = regexp.MustCompile(`^[a-z]+(-[a-z]+)?-[a-z]+-[0-9]$`)
 
 // ParseServeFlags reads flags, falling back to KVSD_<NAME> variables, then defaults.
@@ -73,6 +108,34 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 			def = v
 		}
 		fs.StringVar(p, name, def, usage+" (env "+env+")")
+	}
+	var envErrs []error
+	dur := func(p *time.Duration, name string, def time.Duration, usage string) {
+		env := "KVSD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		if v := getenv(env); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: want a duration such as 10s or 2m: %w", env, v, err))
+			}
+			def = d
+		}
+		fs.DurationVar(p, name, def, usage+" (env "+env+")")
+	}
+	num := func(p *int, name string, def int, usage string) {
+		env := "KVSD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		if v := getenv(env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: want a whole number: %w", env, v, err))
+			}
+			def = n
+		}
+		fs.IntVar(p, name, def, usage+" (env "+env+")")
+	}
+	boolean := func(p *bool, name, usage string) {
+		env := "KVSD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		v := getenv(env)
+		fs.BoolVar(p, name, v == "true" || v == "1", usage+" (env "+env+")")
 	}
 	str(&c.Listen, "listen", DefaultListen, "address to serve the KVS API on")
 	str(&c.DataDir, "data-dir", "./data", "directory for the catalog, media and generated credentials")
@@ -88,6 +151,13 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	pathStyle := getenv("KVSD_S3_PATH_STYLE")
 	fs.BoolVar(&c.S3PathStyle, "s3-path-style", pathStyle == "true" || pathStyle == "1",
 		"address buckets in the URL path (http://host/bucket/key), as most self-hosted S3 servers need (env KVSD_S3_PATH_STYLE)")
+	dur(&c.ReadTimeout, "read-timeout", DefaultReadTimeout, "a client has this long to send a request's headers, then a JSON request's body (PutMedia: 30 s without a byte ends the session)")
+	dur(&c.WriteTimeout, "write-timeout", DefaultWriteTimeout, "end a response whose client accepts less than 256 KiB within this (a client that stopped reading)")
+	dur(&c.IdleTimeout, "idle-timeout", DefaultIdleTimeout, "close a kept-alive connection after this long without a request")
+	num(&c.MaxConnsPerClient, "max-conns-per-client", DefaultMaxConnsPerClient, "connections open at once from one client IP address; more are refused (0: no bound)")
+	num(&c.MaxConns, "max-conns", DefaultMaxConns, "connections open at once in all; more are refused (0: no bound)")
+	dur(&c.MaxClockSkew, "max-clock-skew", DefaultMaxClockSkew, "refuse fragments whose producer timestamp is further than this from the server clock, with ERROR 4007 (0: no check)")
+	boolean(&c.DenyPrivateDestinations, "deny-private-destinations", "refuse notification destinations on loopback and private addresses too (link-local and cloud metadata addresses are always refused)")
 	str(&c.SNSEndpoint, "sns-endpoint", "", "publish SNS notifications to this SNS-compatible endpoint, e.g. http://127.0.0.1:9911 (default: AWS SNS of the topic's region)")
 	// Not through str: its default would print the secret in --help.
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "key that signs notification webhooks: X-Kvsd-Signature: sha256=<HMAC-SHA256 of the body> (env KVSD_WEBHOOK_SECRET, preferred: flags show in ps)")
@@ -99,6 +169,9 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if len(envErrs) > 0 {
+		return c, errors.Join(envErrs...)
 	}
 	return c, c.Validate()
 }
@@ -133,6 +206,12 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.SNSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("--sns-endpoint %q must be an http:// or https:// URL", c.SNSEndpoint))
 		}
+	}
+	if c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 || c.MaxClockSkew < 0 {
+		errs = append(errs, errors.New("--read-timeout, --write-timeout, --idle-timeout and --max-clock-skew must not be negative"))
+	}
+	if c.MaxConnsPerClient < 0 || c.MaxConns < 0 {
+		errs = append(errs, errors.New("--max-conns-per-client and --max-conns must not be negative (0: no bound)"))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q must be text or json", c.LogFormat))

@@ -4,6 +4,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -15,7 +16,8 @@ func TestServeFlagsEnvAndDefaults(t *testing.T) {
 	c, err := ParseServeFlags(nil, func(string) string { return "" })
 	require.NoError(t, err)
 	require.Equal(t, Config{Listen: DefaultListen, DataDir: "./data", Region: "us-east-1", AccountID: DefaultAccountID,
-		LogLevel: "info", LogFormat: "text"}, c)
+		LogLevel: "info", LogFormat: "text", ReadTimeout: DefaultReadTimeout, WriteTimeout: DefaultWriteTimeout, IdleTimeout: DefaultIdleTimeout,
+		MaxConnsPerClient: DefaultMaxConnsPerClient, MaxConns: DefaultMaxConns, MaxClockSkew: DefaultMaxClockSkew}, c)
 
 	c, err = ParseServeFlags(nil, getenv)
 	require.NoError(t, err)
@@ -26,6 +28,27 @@ func TestServeFlagsEnvAndDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "ap-southeast-2", c.Region, "a flag wins over its variable")
 	require.Equal(t, "0.0.0.0:9000", c.Listen)
+}
+
+// The guards against broken and hostile clients take flags and KVSD_ variables; 0 lifts a bound.
+func TestServeFlagsClientGuards(t *testing.T) {
+	env := map[string]string{"KVSD_READ_TIMEOUT": "5s", "KVSD_MAX_CONNS_PER_CLIENT": "0", "KVSD_MAX_CLOCK_SKEW": "720h",
+		"KVSD_DENY_PRIVATE_DESTINATIONS": "true"}
+	c, err := ParseServeFlags([]string{"--max-conns", "100", "--idle-timeout", "30s"}, func(k string) string { return env[k] })
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, c.ReadTimeout)
+	require.Equal(t, 30*time.Second, c.IdleTimeout)
+	require.Equal(t, 0, c.MaxConnsPerClient)
+	require.Equal(t, 100, c.MaxConns)
+	require.Equal(t, 720*time.Hour, c.MaxClockSkew)
+	require.True(t, c.DenyPrivateDestinations)
+
+	env = map[string]string{"KVSD_READ_TIMEOUT": "soon", "KVSD_MAX_CONNS": "many"}
+	_, err = ParseServeFlags(nil, func(k string) string { return env[k] })
+	require.ErrorContains(t, err, `KVSD_READ_TIMEOUT="soon"`)
+	require.ErrorContains(t, err, `KVSD_MAX_CONNS="many"`)
+	_, err = ParseServeFlags([]string{"--max-conns", "-1"}, func(string) string { return "" })
+	require.ErrorContains(t, err, "must not be negative")
 }
 
 func TestServeFlagErrorsAllAtOnce(t *testing.T) {

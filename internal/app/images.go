@@ -11,6 +11,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/kvsd/kvsd/internal/egress"
 	"github.com/kvsd/kvsd/internal/imagegen"
 	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/objstore"
@@ -31,8 +32,13 @@ func imageObjects(ctx context.Context, cfg Config, getenv func(string) string) (
 	if region == "" {
 		region = cfg.Region
 	}
+	// The bucket comes from the API and, virtual-hosted, names the host: whatever it resolves
+	// to, link-local and cloud metadata addresses are refused (the zero egress policy; the
+	// endpoint itself is the operator's, so private addresses stay allowed).
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = egress.Policy{}.Dialer(30 * time.Second).DialContext
 	s3 := objstore.NewS3(objstore.S3Config{Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3PathStyle, Region: region, Credentials: creds,
-		HTTPClient: &http.Client{Timeout: time.Minute}})
+		HTTPClient: &http.Client{Timeout: time.Minute, Transport: tr}})
 	style := "virtual-hosted"
 	if cfg.S3PathStyle {
 		style = "path-style"

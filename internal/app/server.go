@@ -20,6 +20,7 @@ import (
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/imagegen"
 	"github.com/kvsd/kvsd/internal/ingest"
+	"github.com/kvsd/kvsd/internal/kvsapi"
 	"github.com/kvsd/kvsd/internal/notify"
 )
 
@@ -55,6 +56,7 @@ type Server struct {
 	ingest   *ingest.Manager
 	images   *imagegen.Generator
 	notifier *notify.Notifier
+	api      *kvsapi.Handler
 	log      *slog.Logger
 	http     *http.Server
 	ready    atomic.Bool

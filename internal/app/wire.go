@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -11,15 +12,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kvsd/kvsd/internal/awsapi"
 	"github.com/kvsd/kvsd/internal/catalog/bolt"
+	"github.com/kvsd/kvsd/internal/connlimit"
 	"github.com/kvsd/kvsd/internal/console"
 	"github.com/kvsd/kvsd/internal/diag"
+	"github.com/kvsd/kvsd/internal/egress"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
 	"github.com/kvsd/kvsd/internal/imagegen"
@@ -57,7 +60,7 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	if err := s.openStorage(cfg, reg); err != nil {
 		return built{}, err
 	}
-	ln, err := s.listen(cfg, tlsCfg)
+	ln, err := s.listen(cfg, tlsCfg, reg)
 	if err != nil {
 		return built{}, err
 	}
@@ -66,10 +69,12 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	if err != nil {
 		return built{}, err
 	}
+	streams.Destinations = s.notifier
 	hub := playback.NewHub(liveBufferBytes)
 	s.newIngest(cfg, streams, hub, reg)
 	api := s.newAPI(cfg, streams, hub, keys, reg)
-	s.http = s.newHTTP(ctx, api, console.New(console.Config{Region: cfg.Region}), reg)
+	s.api = api
+	s.http = s.newHTTP(ctx, cfg, api, console.New(console.Config{Region: cfg.Region}), reg)
 	sweeper := &retention.Sweeper{Store: s.Store, Catalog: s.catalog, Interval: cfg.RetentionInterval, Logger: s.log}
 	return built{destination: destination, https: tlsCfg != nil, loops: []loop{
 		{"http", func(context.Context) error { return serveUntilShutdown(s.http, ln) }},
@@ -109,14 +114,26 @@ func (s *Server) openStorage(cfg Config, reg prometheus.Registerer) error {
 	return nil
 }
 
-// listen binds cfg.Listen (with TLS when tlsCfg is set) and sets the server's URL and address.
-func (s *Server) listen(cfg Config, tlsCfg *tls.Config) (net.Listener, error) {
-	ln, err := net.Listen("tcp", cfg.Listen)
+// listen binds cfg.Listen (with the connection limits, and TLS when tlsCfg is set) and sets
+// the server's URL and address.
+func (s *Server) listen(cfg Config, tlsCfg *tls.Config, reg prometheus.Registerer) (net.Listener, error) {
+	tcp, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	limits := connlimit.Config{PerClient: cfg.MaxConnsPerClient, Total: cfg.MaxConns, Logger: s.log, Registerer: reg}
+	if tlsCfg == nil { // under TLS nothing readable can be said before the handshake: the close is the answer
+		limits.Refusal = connectionRefusal(cfg)
+	}
+	var ln net.Listener
+	ln, err = connlimit.New(tcp, limits)
+	if err != nil {
+		tcp.Close()
+		return nil, err
+	}
+	limited := ln
 	s.closers.push(func() error { // the HTTP server closes it first once it serves
-		if err := ln.Close(); !errors.Is(err, net.ErrClosed) {
+		if err := limited.Close(); !errors.Is(err, net.ErrClosed) {
 			return err
 		}
 		return nil
@@ -126,6 +143,18 @@ func (s *Server) listen(cfg Config, tlsCfg *tls.Config) (net.Listener, error) {
 	}
 	s.Addr, s.URL = ln.Addr(), publicURL(cfg.PublicURL, ln.Addr(), tlsCfg != nil)
 	return ln, nil
+}
+
+// connectionRefusal is the answer a connection over a limit gets: KVS's error for too many
+// connections, naming the flag to raise.
+func connectionRefusal(cfg Config) func(reason string) []byte {
+	return func(reason string) []byte {
+		msg := fmt.Sprintf("kvsd holds %d connections, its limit (--max-conns); try again later", cfg.MaxConns)
+		if reason == connlimit.PerClient {
+			msg = fmt.Sprintf("this client already holds %d connections to kvsd, its limit (--max-conns-per-client); close some or try again later", cfg.MaxConnsPerClient)
+		}
+		return awsapi.RawResponse(awsapi.Errorf("ConnectionLimitExceededException", http.StatusBadRequest, "%s", msg))
+	}
 }
 
 // newWorkers builds the notifier and the image generator, and says where images go.
@@ -138,7 +167,10 @@ func (s *Server) newWorkers(ctx context.Context, cfg Config, env Env, reg promet
 	var err error
 	s.notifier, err = notify.New(notify.Config{Streams: s.catalog, Fragments: s.Store, State: s.catalog,
 		SNSEndpoint: cfg.SNSEndpoint, AWSCredentials: snsCreds,
-		WebhookSecret: []byte(cfg.WebhookSecret), Logger: s.log, Registerer: reg})
+		WebhookSecret:  []byte(cfg.WebhookSecret),
+		WebhookSecrets: func(name string) []byte { return []byte(env.Getenv(notify.SecretEnv(name))) },
+		Egress:         egress.Policy{DenyPrivate: cfg.DenyPrivateDestinations},
+		Logger:         s.log, Registerer: reg})
 	if err != nil {
 		return "", err
 	}
@@ -163,6 +195,7 @@ func (s *Server) newWorkers(ctx context.Context, cfg Config, env Env, reg promet
 func (s *Server) newIngest(cfg Config, streams *stream.Service, hub *playback.Hub, reg prometheus.Registerer) {
 	s.ingest = ingest.NewManager(ingest.Config{
 		Streams: streams, Store: s.Store, Logger: s.log, Registerer: reg, SupersededGrace: cfg.IngestSupersededGrace,
+		MaxClockSkew: cfg.MaxClockSkew,
 		Publish: func(ev ingest.Event) {
 			hub.Publish(ev.Key, playback.Item{Fragment: ev.Fragment, Header: ev.Header, Media: ev.Media}, ev.Persisted)
 			if ev.Persisted {
@@ -195,13 +228,20 @@ func (s *Server) newAPI(cfg Config, streams *stream.Service, hub *playback.Hub, 
 		Auth:      &sigv4.Verifier{Region: cfg.Region, Service: "kinesisvideo", Lookup: keys.lookup},
 		Logger:    s.log,
 		Registry:  reg,
+		// The JSON body follows the headers under the same bound; PutMedia's has its own.
+		BodyReadTimeout: cmp.Or(cfg.ReadTimeout, DefaultReadTimeout),
+		WriteTimeout:    cmp.Or(cfg.WriteTimeout, DefaultWriteTimeout),
 	})
 	api.Handle("putMedia", api.PutMedia(s.ingest))
 	return api
 }
 
+// MaxHeaderBytes bounds a request's line and headers: a SigV4-signed KVS request needs a few
+// KiB; a larger one is answered 431.
+const MaxHeaderBytes = 64 << 10
+
 // newHTTP serves the API beside /healthz, /metrics and the web console.
-func (s *Server) newHTTP(ctx context.Context, api, ui http.Handler, reg *prometheus.Registry) *http.Server {
+func (s *Server) newHTTP(ctx context.Context, cfg Config, api, ui http.Handler, reg *prometheus.Registry) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !s.ready.Load() {
@@ -214,8 +254,10 @@ func (s *Server) newHTTP(ctx context.Context, api, ui http.Handler, reg *prometh
 	mux.Handle("GET "+console.Prefix, ui)
 	mux.Handle("/", api)
 	// No write timeout: PutMedia and GetMedia responses stream for up to 45 minutes. Request
-	// contexts derive from ctx, so Shutdown can end those long requests.
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	// contexts derive from ctx, so Shutdown can end those long requests. ReadHeaderTimeout also
+	// bounds the TLS handshake.
+	return &http.Server{Handler: mux, ReadHeaderTimeout: cmp.Or(cfg.ReadTimeout, DefaultReadTimeout),
+		IdleTimeout: cmp.Or(cfg.IdleTimeout, DefaultIdleTimeout), MaxHeaderBytes: MaxHeaderBytes,
 		BaseContext: func(net.Listener) context.Context { return ctx },
 		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 }

@@ -61,3 +61,11 @@ func WriteJSON(w http.ResponseWriter, v any) {
 	}
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// RawResponse is e as a whole HTTP/1.1 response that closes the connection, for answers written
+// before net/http reads the request (a connection refused at accept).
+func RawResponse(e *Error) []byte {
+	body, _ := json.Marshal(errorBody{Type: e.Code, Message: e.Message})
+	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nx-amzn-ErrorType: %s\r\n"+
+		"Content-Length: %d\r\nConnection: close\r\n\r\n%s", e.Status, http.StatusText(e.Status), e.Code, len(body), body)
+}

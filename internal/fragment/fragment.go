@@ -6,6 +6,7 @@ package fragment
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kvsd/kvsd/internal/mkv"
@@ -52,7 +53,8 @@ func FormatNumber(streamCreatedMs int64, seq uint64) string {
 
 // ParseNumber returns the parts of a fragment number made by FormatNumber.
 func ParseNumber(n string) (streamCreatedMs int64, seq uint64, err error) {
-	if len(n) != NumberDigits || n[0] != '9' {
+	// Digits only: strconv would also take a sign, and "9-00…01" would name fragment 1.
+	if len(n) != NumberDigits || n[0] != '9' || strings.Trim(n, "0123456789") != "" {
 		return 0, 0, fmt.Errorf("fragment number %q: not a kvsd fragment number (47 digits starting with 9)", n)
 	}
 	ms, err1 := strconv.ParseInt(n[1:14], 10, 64)

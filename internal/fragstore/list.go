@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/kvsd/kvsd/internal/fragment"
@@ -41,7 +42,8 @@ func ParseCursor(s string) (Cursor, error) {
 		return Cursor{}, nil
 	}
 	raw, err := base64.StdEncoding.Strict().DecodeString(s)
-	if err != nil || len(raw) != cursorLen || raw[0] != cursorVersion || (raw[1] != byte(ProducerTime) && raw[1] != byte(ServerTime)) {
+	// The decoder skips line breaks, which KVS's token pattern does not allow.
+	if err != nil || strings.ContainsAny(s, "\r\n") || len(raw) != cursorLen || raw[0] != cursorVersion || (raw[1] != byte(ProducerTime) && raw[1] != byte(ServerTime)) {
 		return Cursor{}, stream.Invalid("pagination token %.40q is not valid", s)
 	}
 	return Cursor{raw: raw}, nil

@@ -3,6 +3,7 @@ package ingest
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -201,12 +202,38 @@ func (f *fragmenter) clusterStart(tc uint64, at time.Time) ([]output, *ackError)
 		fr.ProducerTime = time.Unix(0, int64(pt))
 	}
 	fr.ProducerTime = fr.ProducerTime.Truncate(time.Millisecond)
+	if err := f.checkSkew(fr, at); err != nil {
+		return out, err
+	}
 	f.prevTC, f.havePrev = tc, true
 	f.cur = &building{complete: complete{frag: fr, doc: f.doc}, spans: map[uint64]*span{}, held: f.held}
 	out = append(out, output{ack: ackFor(EventBuffering, fr)})
 	tags := f.heldTags
 	f.held, f.heldTags = nil, nil
 	return out, f.cur.addTags(tags)
+}
+
+// checkSkew refuses a producer timestamp too far from the server clock (Config.MaxClockSkew).
+func (f *fragmenter) checkSkew(fr *fragment.Fragment, at time.Time) *ackError {
+	limit := f.lim.MaxClockSkew
+	skew := fr.ProducerTime.Sub(at)
+	if limit <= 0 || (skew <= limit && skew >= -limit) {
+		return nil
+	}
+	dir := "ahead of"
+	if skew < 0 {
+		dir, skew = "behind", -skew
+	}
+	return failf(errProducerTimestamp, fr, "the producer timestamp %s is %s %s the server clock; the bound is %s (kvsd serve --max-clock-skew)",
+		fr.ProducerTime.UTC().Format(time.RFC3339), roughDuration(skew), dir, roughDuration(limit))
+}
+
+// roughDuration says d in days when it is long, as clock errors usually are.
+func roughDuration(d time.Duration) string {
+	if d >= 48*time.Hour {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.Round(time.Second).String()
 }
 
 // block checks one frame against the tracks and the duration limit.

@@ -91,6 +91,11 @@ type Config struct {
 	// fragments it started (default 10 s): kvssink opens its next connection about 3 s before
 	// it ends the old one at a credential rotation.
 	SupersededGrace time.Duration
+	// MaxClockSkew refuses a fragment whose producer timestamp (ABSOLUTE timecodes, or
+	// RELATIVE ones from x-amzn-producer-start-timestamp) is further than this from the server
+	// clock, with ERROR 4007: a camera whose clock is wrong would fill the archive with a wrong
+	// timeline. 0: no check.
+	MaxClockSkew time.Duration
 
 	// Now is the wall clock for fragment times, numbers and the connection age; idle timing
 	// always uses real timers. Default time.Now.

@@ -69,7 +69,7 @@ var fixes = map[int]string{
 	errConnectionDuration: "Connections last at most 45 minutes; producers reconnect by themselves. Nothing to do unless this repeats often.",
 	errTimecodeLesser:     "The producer's cluster timecodes went backwards within one connection. Check the camera's clock and the pipeline's timestamps.",
 	errInvalidMKV:         "The producer sent Matroska kvsd cannot read. Check the pipeline (matroskamux streamable=true, or kvssink).",
-	errProducerTimestamp:  "The producer's timestamps are out of range. Check the camera's clock and x-amzn-producer-start-timestamp.",
+	errProducerTimestamp:  "The producer's timestamps are out of range: its clock is wrong (set it, e.g. with NTP) or its x-amzn-producer-start-timestamp is. To upload old recordings on purpose, raise kvsd serve --max-clock-skew.",
 	errMetadataLimit:      "A fragment carries more than 10 tags, or a tag name over 128 or value over 256 bytes. Send fewer or shorter tags.",
 	errTrackMismatch:      "A frame names a track that the Tracks element does not declare. Check the producer's track configuration.",
 	errFramesMissing:      "A declared track (e.g. audio) has no frame in a fragment. Feed every track, or declare only the ones with data.",

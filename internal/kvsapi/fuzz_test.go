@@ -36,7 +36,7 @@ func FuzzDecodeRequests(f *testing.F) {
 		`{"StreamARN":"arn:aws:kinesisvideo:us-east-1:111122223333:stream/cam/1690000000000","CurrentVersion":"abc"}`,
 		`{"MaxResults":2,"StreamNameCondition":{"ComparisonOperator":"BEGINS_WITH","ComparisonValue":"c"}}`,
 		`{"StreamName":"cam","CurrentVersion":"v","Operation":"INCREASE_DATA_RETENTION","DataRetentionChangeInHours":1}`,
-		`{"StreamName":"cam","ImageGenerationConfiguration":{"Status":"ENABLED","ImageSelectorType":"PRODUCER_TIMESTAMP","DestinationConfig":{"Uri":"s3://b","DestinationRegion":"us-east-1"},"SamplingInterval":200,"Format":"JPEG","FormatConfig":{"JPEGQuality":"80"},"WidthPixels":320}}`,
+		`{"StreamName":"cam","ImageGenerationConfiguration":{"Status":"ENABLED","ImageSelectorType":"PRODUCER_TIMESTAMP","DestinationConfig":{"Uri":"s3://bucket","DestinationRegion":"us-east-1"},"SamplingInterval":200,"Format":"JPEG","FormatConfig":{"JPEGQuality":"80"},"WidthPixels":320}}`,
 		`{"StreamName":"cam","NotificationConfiguration":{"Status":"ENABLED","DestinationConfig":{"Uri":"arn:aws:sns:us-east-1:1:t"}}}`,
 		`{"StreamName":"cam","APIName":"PUT_MEDIA"}`,
 		`{"StreamName":"cam","TagKeyList":["a"]}`,

@@ -4,11 +4,14 @@
 package kvsapi
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,17 +23,19 @@ import (
 
 // Handler is the API's http.Handler.
 type Handler struct {
-	streams   *stream.Service
-	playback  *playback.Service
-	images    images
-	status    []diag.Source
-	auth      verifier
-	publicURL string
-	log       *slog.Logger
-	metrics   *metrics
-	mux       *http.ServeMux
-	ops       map[string]bool // every operation name served, for bounded metric labels
-	chain     http.Handler
+	streams    *stream.Service
+	playback   *playback.Service
+	images     images
+	status     []diag.Source
+	auth       verifier
+	publicURL  string
+	log        *slog.Logger
+	bodyRead   time.Duration
+	writeStall time.Duration
+	metrics    *metrics
+	mux        *http.ServeMux
+	ops        map[string]bool // every operation name served, for bounded metric labels
+	chain      http.Handler
 }
 
 // Config wires the handler's dependencies; a nil Registerer disables metrics registration.
@@ -44,6 +49,12 @@ type Config struct {
 	PublicURL string
 	Logger    *slog.Logger // nil: discard
 	Registry  prometheus.Registerer
+	// BodyReadTimeout bounds reading a JSON request's body, so a client that stops half-way
+	// does not hold a handler (0: 10 s). Streaming bodies (PutMedia) have their own rules.
+	BodyReadTimeout time.Duration
+	// WriteTimeout ends a response whose client accepts less than 256 KiB within it (a client
+	// that stopped reading a GetMedia stream, a playlist, acks). 0: 30 s.
+	WriteTimeout time.Duration
 }
 
 // opFunc handles one JSON operation: body in, response value (or nil for {}) out.
@@ -65,7 +76,7 @@ func New(cfg Config) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{streams: cfg.Streams, playback: cfg.Playback, images: cfg.Images, status: cfg.Status, auth: cfg.Auth, publicURL: cfg.PublicURL, log: log, metrics: newMetrics(cfg.Registry),
+	h := &Handler{streams: cfg.Streams, playback: cfg.Playback, images: cfg.Images, status: cfg.Status, auth: cfg.Auth, publicURL: cfg.PublicURL, log: log, bodyRead: cmp.Or(cfg.BodyReadTimeout, 10*time.Second), writeStall: cmp.Or(cfg.WriteTimeout, 30*time.Second), metrics: newMetrics(cfg.Registry),
 		mux: http.NewServeMux(), ops: map[string]bool{}}
 	h.chain = h.observe(h.cors(h.authenticate(h.mux)))
 	for name, fn := range h.controlPlane() {
@@ -132,6 +143,17 @@ func (h *Handler) notImplemented(name string) http.Handler {
 		h.fail(w, r, awsapi.Errorf(awsapi.CodeNotImplemented, http.StatusNotImplemented,
 			"kvsd does not implement %s yet (signaling channels, edge agent and WebRTC storage are not served)", name))
 	})
+}
+
+// Operations lists every operation and playback resource the handler serves, sorted (the fuzz
+// targets cover each).
+func (h *Handler) Operations() []string {
+	out := make([]string, 0, len(h.ops))
+	for name := range h.ops {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // ServeHTTP runs every request through observation and authentication, then routing.

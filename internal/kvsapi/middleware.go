@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -56,10 +57,30 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// statusWriter records the status for logs and metrics, and keeps Flush/full-duplex reachable.
+// statusWriter records the status for logs and metrics, keeps Flush/full-duplex reachable, and
+// ends a response whose client stops reading: each piece of at most stallPiece bytes (and each
+// flush) must reach the connection within stall, so a stuck reader cannot hold a handler, its
+// buffers and a stream's reader slot forever.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	stall  time.Duration // 0: no deadline
+	rc     *http.ResponseController
+}
+
+// stallPiece is how much a client must accept within the write timeout.
+const stallPiece = 256 << 10
+
+func newStatusWriter(w http.ResponseWriter, stall time.Duration) *statusWriter {
+	return &statusWriter{ResponseWriter: w, stall: stall, rc: http.NewResponseController(w)}
+}
+
+// extend moves the write deadline to stall from now. The deadline stays set after the request,
+// for net/http's final flush; the next request on the connection moves it again.
+func (w *statusWriter) extend() {
+	if w.stall > 0 {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.stall))
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -73,17 +94,70 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	n := 0
+	for len(b) > 0 {
+		piece := b[:min(len(b), stallPiece)]
+		w.extend()
+		k, err := w.ResponseWriter.Write(piece)
+		n += k
+		if err != nil {
+			return n, err
+		}
+		b = b[len(piece):]
+	}
+	return n, nil
+}
+
+// FlushError is what http.ResponseController.Flush calls: a flush after a long quiet spell
+// (a live GetMedia) gets a fresh deadline too.
+func (w *statusWriter) FlushError() error {
+	w.extend()
+	return w.rc.Flush()
 }
 
 // ReadFrom keeps net/http's ReadFrom reachable through the wrapper: it sends an *os.File (or
-// an io.LimitedReader of one) with sendfile, as GetClip's media.
+// an io.LimitedReader of one) with sendfile, as GetClip's media, a piece at a time.
 func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	return io.Copy(w.ResponseWriter, r)
+	if w.stall <= 0 {
+		return io.Copy(w.ResponseWriter, r)
+	}
+	src, limit := r, int64(-1)
+	if lr, ok := r.(*io.LimitedReader); ok {
+		src, limit = lr.R, lr.N
+	}
+	if _, ok := src.(*os.File); !ok {
+		return io.Copy(writerOnly{w}, r) // through Write's pieces
+	}
+	var n int64
+	for limit != 0 {
+		piece := int64(stallPiece)
+		if limit > 0 {
+			piece = min(piece, limit)
+		}
+		w.extend()
+		k, err := io.Copy(w.ResponseWriter, &io.LimitedReader{R: src, N: piece})
+		n += k
+		if limit > 0 {
+			limit -= k
+		}
+		if err != nil || k < piece {
+			if lr, ok := r.(*io.LimitedReader); ok {
+				lr.N = limit
+			}
+			return n, err
+		}
+	}
+	if lr, ok := r.(*io.LimitedReader); ok {
+		lr.N = 0
+	}
+	return n, nil
 }
+
+// writerOnly hides ReadFrom, so io.Copy goes through Write.
+type writerOnly struct{ io.Writer }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
@@ -95,8 +169,10 @@ func (h *Handler) observe(next http.Handler) http.Handler {
 		w.Header().Set(awsapi.RequestIDHeader, id)
 		log := h.log.With("request_id", id)
 		ctx := context.WithValue(context.WithValue(r.Context(), keyLogger, log), keyRequestID, id)
-		sw := &statusWriter{ResponseWriter: w}
+		sw := newStatusWriter(w, h.writeStall)
+		sw.extend() // also covers what net/http writes itself (100 Continue)
 		next.ServeHTTP(sw, r.WithContext(ctx))
+		sw.extend() // and its final flush
 
 		op := h.operationLabel(r.URL.Path)
 		dur := time.Since(start)
@@ -126,11 +202,17 @@ func (h *Handler) authenticate(next http.Handler) http.Handler {
 		}
 		bodyHash := ""
 		if !streamingPaths[r.URL.Path] {
+			// net/http bounds the headers only; this bounds the body. The deadline is lifted
+			// once the body is in: net/http's background read (which notices a client that
+			// goes away) would otherwise end long responses such as GetMedia's.
+			rc := http.NewResponseController(w)
+			_ = rc.SetReadDeadline(time.Now().Add(h.bodyRead))
 			body, err := io.ReadAll(io.LimitReader(r.Body, awsapi.MaxBodyBytes+1))
-			if err != nil {
+			if err != nil { // the deadline stays: net/http then closes the connection
 				h.fail(w, r, awsapi.InvalidArgument("reading request body: %v", err))
 				return
 			}
+			_ = rc.SetReadDeadline(time.Time{})
 			if len(body) > awsapi.MaxBodyBytes {
 				h.fail(w, r, awsapi.Errorf(awsapi.CodeInvalidArgument, http.StatusRequestEntityTooLarge,
 					"request body is larger than %d bytes", awsapi.MaxBodyBytes))

@@ -80,12 +80,13 @@ func (p *destinations) open(uri string) (sender, string, error) {
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "http", "https":
-		return newWebhook(uri, p.cfg.WebhookSecret), "webhook", nil
+		s, err := newWebhook(p.cfg, uri)
+		return s, "webhook", err
 	case "nats":
-		s, err := newNATS(u, p.cfg.AttemptTimeout, p.cfg.Now)
+		s, err := newNATS(u, p.cfg.AttemptTimeout, p.cfg.Egress, p.cfg.Now)
 		return s, "nats", err
 	case "mqtt", "mqtts":
-		s, err := newMQTT(u)
+		s, err := newMQTT(u, p.cfg.Egress)
 		return s, "mqtt", err
 	}
 	return nil, "", fmt.Errorf("unsupported destination scheme %q", u.Scheme)
@@ -154,4 +155,27 @@ func redact(uri string) string {
 		return "(unparsable URI)"
 	}
 	return u.Redacted()
+}
+
+// CheckDestination checks, when a stream's NotificationConfiguration is set, what only the
+// server can: that the host is not (and does not resolve to) an address kvsd refuses to connect
+// to, and that a webhook's secret is configured. The shape of the URI is stream's business.
+func (n *Notifier) CheckDestination(ctx context.Context, uri string) error {
+	if strings.HasPrefix(uri, "arn:") {
+		return nil // SNS: AWS or --sns-endpoint, whatever the topic
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return err
+	}
+	if transportOf(uri) == "webhook" {
+		name, err := webhookSecretRef(u)
+		if err != nil {
+			return err
+		}
+		if name != "" && len(n.cfg.WebhookSecrets(name)) == 0 {
+			return fmt.Errorf("the webhook secret %q is not configured: start kvsd serve with %s set", name, SecretEnv(name))
+		}
+	}
+	return n.cfg.Egress.Check(ctx, u.Hostname())
 }

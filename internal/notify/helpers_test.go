@@ -2,7 +2,6 @@ package notify_test
 
 import (
 	"context"
-	"crypto/hmac"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -312,8 +311,8 @@ func (w *webhookReceiver) serve(rw http.ResponseWriter, r *http.Request) {
 		w.t.Errorf("webhook got %s %s", r.Method, r.URL.Path)
 	case r.Header.Get("Content-Type") != "application/json":
 		w.t.Errorf("webhook Content-Type %q", r.Header.Get("Content-Type"))
-	case len(w.secret) > 0 && !hmac.Equal([]byte(r.Header.Get(notify.HeaderSignature)), []byte(notify.Sign(w.secret, body))):
-		w.t.Errorf("webhook signature %q does not match the body", r.Header.Get(notify.HeaderSignature))
+	case len(w.secret) > 0 && notify.Verify(w.secret, r.Header, body, time.Now(), time.Minute) != nil:
+		w.t.Errorf("webhook signature %q: %v", r.Header.Get(notify.HeaderSignature), notify.Verify(w.secret, r.Header, body, time.Now(), time.Minute))
 		http.Error(rw, "bad signature", http.StatusUnauthorized)
 		return
 	case len(w.secret) == 0 && r.Header.Get(notify.HeaderSignature) != "":

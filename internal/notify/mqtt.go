@@ -14,6 +14,8 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/kvsd/kvsd/internal/egress"
 )
 
 // MQTT user properties on every message (MQTT v5).
@@ -36,13 +38,14 @@ type mqttTopic struct {
 	clientID string
 	user     string
 	password []byte
+	dialer   *net.Dialer // checks each address against the egress policy
 
 	mu  sync.Mutex
 	cli *paho.Client // nil: not connected
 }
 
-func newMQTT(u *url.URL) (*mqttTopic, error) {
-	t := &mqttTopic{topic: strings.TrimPrefix(u.Path, "/")}
+func newMQTT(u *url.URL, policy egress.Policy) (*mqttTopic, error) {
+	t := &mqttTopic{topic: strings.TrimPrefix(u.Path, "/"), dialer: policy.Dialer(0)}
 	if t.topic == "" {
 		return nil, errors.New("MQTT destination names no topic (mqtt://host:port/<topic>)")
 	}
@@ -80,8 +83,7 @@ func (t *mqttTopic) client(ctx context.Context) (*paho.Client, error) {
 			return t.cli, nil
 		}
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", t.addr)
+	conn, err := t.dialer.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/kvsd/kvsd/internal/egress"
 )
 
 // jsRecheck is how long the answer to "does a JetStream stream capture the subject?" is kept.
@@ -29,7 +31,7 @@ type natsSubject struct {
 	checked   time.Time // when; zero: look up before the next publish
 }
 
-func newNATS(u *url.URL, timeout time.Duration, now func() time.Time) (*natsSubject, error) {
+func newNATS(u *url.URL, timeout time.Duration, policy egress.Policy, now func() time.Time) (*natsSubject, error) {
 	subject := strings.TrimPrefix(u.Path, "/")
 	if subject == "" {
 		return nil, errors.New("NATS destination names no subject (nats://host:port/<subject>)")
@@ -38,6 +40,8 @@ func newNATS(u *url.URL, timeout time.Duration, now func() time.Time) (*natsSubj
 	nc, err := nats.Connect(server.String(),
 		nats.Name("kvsd-notify"),
 		nats.Timeout(timeout),
+		// Every connection, to servers the first one announces as well, passes the policy.
+		nats.SetCustomDialer(policy.Dialer(timeout)),
 		// Once connected, the client reconnects by itself for as long as it lives...
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),

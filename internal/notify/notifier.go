@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kvsd/kvsd/internal/egress"
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/stream"
@@ -63,8 +64,15 @@ type Config struct {
 	SNSEndpoint string
 	// AWSCredentials signs SNS requests; nil: EnvCredentials(os.Getenv).
 	AWSCredentials aws.CredentialsProvider
-	// WebhookSecret, when set, signs every webhook body: X-Kvsd-Signature: sha256=<hex HMAC>.
+	// WebhookSecret, when set, signs the webhooks that name no secret of their own
+	// (X-Kvsd-Timestamp, X-Kvsd-Signature; webhook.go).
 	WebhookSecret []byte
+	// WebhookSecrets returns the secret a webhook URI names (https://…#secret=<name>); nil or
+	// empty: not configured. nil: none is.
+	WebhookSecrets func(name string) []byte
+	// Egress decides which addresses destinations may connect to (webhooks, NATS, MQTT; SNS
+	// goes to AWS or --sns-endpoint, which the API cannot choose).
+	Egress egress.Policy
 
 	Workers        int           // streams delivered at once [8]
 	MinBackoff     time.Duration // first retry delay after a failure [500 ms]
@@ -137,6 +145,9 @@ const (
 func New(cfg Config) (*Notifier, error) {
 	if cfg.Streams == nil || cfg.Fragments == nil || cfg.State == nil {
 		return nil, errors.New("notify: Config needs Streams, Fragments and State")
+	}
+	if cfg.WebhookSecrets == nil {
+		cfg.WebhookSecrets = func(string) []byte { return nil }
 	}
 	setDefault(&cfg.Workers, defaultWorkers)
 	setDefault(&cfg.MinBackoff, defaultMinBackoff)

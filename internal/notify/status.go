@@ -207,7 +207,7 @@ func failureFix(transport string) string {
 	case "sns":
 		return "check the SNS credentials in kvsd serve's environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), that they may sns:Publish to the topic, and --sns-endpoint when using an SNS-compatible server"
 	case "webhook":
-		return "check that the URL is reachable from kvsd and answers 2xx to a POST; with --webhook-secret the receiver must accept the X-Kvsd-Signature header"
+		return "check that the URL is reachable from kvsd (not at an address kvsd refuses) and answers 2xx to a POST; with a secret the receiver must accept X-Kvsd-Timestamp and X-Kvsd-Signature (README, Signed webhooks)"
 	case "nats":
 		return "check that the NATS server is reachable; for JetStream, that the stream capturing the subject accepts messages (limits, discard policy)"
 	case "mqtt":

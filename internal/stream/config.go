@@ -50,6 +50,8 @@ var (
 	destinationRegionPattern = regexp.MustCompile(`^[a-z]+(-[a-z]+)?-[a-z]+-[0-9]$`)
 	formatConfigValuePattern = regexp.MustCompile(`^[a-zA-Z_0-9]+$`)
 	s3URIPattern             = regexp.MustCompile(`^s3://[^/]+`)
+	bucketPattern            = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	ipLikeBucket             = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$`)
 )
 
 func (c *ImageGenerationConfiguration) clone() *ImageGenerationConfiguration {
@@ -120,6 +122,12 @@ func (c *ImageGenerationConfiguration) validateDestination(region string) error 
 	}
 	if !s3URIPattern.MatchString(d.Uri) {
 		return invalid("DestinationConfig.Uri %q: kvsd delivers images to S3 only; use s3://bucket[/path]", d.Uri)
+	}
+	// The bucket becomes a host name (virtual-hosted S3) or a folder (the local folder): S3's
+	// naming rule keeps it from naming an address or leaving the folder.
+	bucket, _, _ := strings.Cut(strings.TrimPrefix(d.Uri, "s3://"), "/")
+	if !bucketPattern.MatchString(bucket) || strings.Contains(bucket, "..") || ipLikeBucket.MatchString(bucket) {
+		return invalid("DestinationConfig.Uri %q: %q is not an S3 bucket name (3-63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit, not an IP address)", d.Uri, bucket)
 	}
 	if len(d.DestinationRegion) < 9 || len(d.DestinationRegion) > 14 || !destinationRegionPattern.MatchString(d.DestinationRegion) {
 		return invalid("DestinationConfig.DestinationRegion %q is not a region name such as us-east-1", d.DestinationRegion)

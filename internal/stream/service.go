@@ -36,6 +36,11 @@ type Store interface {
 	DeleteStream(ctx context.Context, name string, check func(*Stream) error) error
 }
 
+// DestinationChecker checks a destination URI the shape rules accept; the notifier implements it.
+type DestinationChecker interface {
+	CheckDestination(ctx context.Context, uri string) error
+}
+
 // Service implements the KVS control-plane operations.
 type Service struct {
 	Store     Store
@@ -48,6 +53,9 @@ type Service struct {
 	// and removes its data. It reports its own failures: the stream is gone either way, and
 	// data left behind is collected at the next start.
 	OnDelete func(ctx context.Context, s *Stream)
+	// Destinations checks a notification destination, when it is set, for what only the
+	// server knows (addresses it refuses to connect to, webhook secrets); nil: no check.
+	Destinations DestinationChecker
 
 	changes atomic.Uint64 // see Changes
 }
@@ -464,6 +472,12 @@ func (s *Service) SetNotification(ctx context.Context, ref Ref, cfg *Notificatio
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if s.Destinations != nil {
+		// The URI is not repeated: a broker URI may carry a password.
+		if err := s.Destinations.CheckDestination(ctx, cfg.DestinationConfig.Uri); err != nil {
+			return invalid("NotificationConfiguration.DestinationConfig.Uri is refused: %v", err)
+		}
 	}
 	return s.setConfig(ctx, ref, true, "notifications are sent for persisted fragments", func(st *Stream) { st.Notification = cfg })
 }

@@ -112,7 +112,10 @@ func (l *Launcher) Profiling() bool { return l.Bin == "" && l.ProfileDir != "" }
 // Start runs kvsd serve on dataDir, listening on a free loopback port. name tells its log and
 // profiles apart from the others of the run.
 func (l *Launcher) Start(name, dataDir string) (*child.Proc, error) {
-	serve := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--region", Region, "--log-level", "warn"}
+	// Every simulated camera and viewer connects from 127.0.0.1: one client address, so the
+	// per-client connection limit is lifted (the total one stays).
+	serve := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--region", Region, "--log-level", "warn",
+		"--max-conns-per-client", "0"}
 	env := []string{"KVSD_ACCESS_KEY_ID=" + AccessKeyID, "KVSD_SECRET_ACCESS_KEY=" + SecretAccessKey, "KVSD_SESSION_TOKEN=",
 		"KVSD_LISTEN=", "KVSD_DATA_DIR=", "KVSD_PUBLIC_URL=", "KVSD_CREDENTIALS_FILE="}
 	exe, args := l.Bin, serve
