@@ -43,6 +43,14 @@ type Config struct {
 	// (chain) and key, read again when the files change.
 	TLSCert string
 	TLSKey  string
+	// Encryption at rest of stored media (README, Encryption at rest): data keys are wrapped by
+	// the key file KeyFile ("" is <data-dir>/kvsd.key, made on first start), or by KMS when
+	// KMS or KMSEndpoint is set (credentials from the AWS chain); KMSKey is the KMS key of
+	// streams created without KmsKeyId.
+	KeyFile     string
+	KMS         bool
+	KMSEndpoint string
+	KMSKey      string
 
 	// RetentionInterval is how often expired fragments are removed (default 10 s); not a flag.
 	RetentionInterval time.Duration
@@ -88,6 +96,11 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	pathStyle := getenv("KVSD_S3_PATH_STYLE")
 	fs.BoolVar(&c.S3PathStyle, "s3-path-style", pathStyle == "true" || pathStyle == "1",
 		"address buckets in the URL path (http://host/bucket/key), as most self-hosted S3 servers need (env KVSD_S3_PATH_STYLE)")
+	str(&c.KeyFile, "key-file", "", "key file whose keys wrap the data keys of stored media (default: <data-dir>/kvsd.key, made on first start)")
+	useKMS := getenv("KVSD_KMS")
+	fs.BoolVar(&c.KMS, "kms", useKMS == "true" || useKMS == "1", "wrap the data keys of stored media with AWS KMS instead of a key file (credentials from the AWS chain) (env KVSD_KMS)")
+	str(&c.KMSEndpoint, "kms-endpoint", "", "use this KMS-compatible endpoint, e.g. http://127.0.0.1:8080; implies --kms (default: AWS KMS of the region)")
+	str(&c.KMSKey, "kms-key", "alias/aws/kinesisvideo", "with --kms: the KMS key (id, ARN or alias) of streams created without KmsKeyId")
 	str(&c.SNSEndpoint, "sns-endpoint", "", "publish SNS notifications to this SNS-compatible endpoint, e.g. http://127.0.0.1:9911 (default: AWS SNS of the topic's region)")
 	// Not through str: its default would print the secret in --help.
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "key that signs notification webhooks: X-Kvsd-Signature: sha256=<HMAC-SHA256 of the body> (env KVSD_WEBHOOK_SECRET, preferred: flags show in ps)")
@@ -133,6 +146,14 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.SNSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("--sns-endpoint %q must be an http:// or https:// URL", c.SNSEndpoint))
 		}
+	}
+	if c.KMSEndpoint != "" {
+		if u, err := url.Parse(c.KMSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--kms-endpoint %q must be an http:// or https:// URL", c.KMSEndpoint))
+		}
+	}
+	if c.KeyFile != "" && (c.KMS || c.KMSEndpoint != "") {
+		errs = append(errs, errors.New("--key-file and --kms exclude each other: data keys are wrapped by one or the other"))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q must be text or json", c.LogFormat))

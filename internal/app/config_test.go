@@ -15,7 +15,7 @@ func TestServeFlagsEnvAndDefaults(t *testing.T) {
 	c, err := ParseServeFlags(nil, func(string) string { return "" })
 	require.NoError(t, err)
 	require.Equal(t, Config{Listen: DefaultListen, DataDir: "./data", Region: "us-east-1", AccountID: DefaultAccountID,
-		LogLevel: "info", LogFormat: "text"}, c)
+		LogLevel: "info", LogFormat: "text", KMSKey: "alias/aws/kinesisvideo"}, c)
 
 	c, err = ParseServeFlags(nil, getenv)
 	require.NoError(t, err)
@@ -26,6 +26,15 @@ func TestServeFlagsEnvAndDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "ap-southeast-2", c.Region, "a flag wins over its variable")
 	require.Equal(t, "0.0.0.0:9000", c.Listen)
+
+	c, err = ParseServeFlags([]string{"--kms-endpoint", "http://127.0.0.1:8080", "--kms-key", "alias/cams"}, getenv)
+	require.NoError(t, err)
+	require.Equal(t, KeyConfig{DataDir: "/var/lib/kvsd", KMSEndpoint: "http://127.0.0.1:8080", KMSKey: "alias/cams"}, c.keyConfig())
+	require.True(t, c.keyConfig().useKMS(), "an endpoint implies KMS")
+	_, err = ParseServeFlags([]string{"--kms", "--key-file", "/etc/kvsd.key"}, getenv)
+	require.ErrorContains(t, err, "exclude each other")
+	_, err = ParseServeFlags([]string{"--kms-endpoint", "kms.local"}, getenv)
+	require.ErrorContains(t, err, "--kms-endpoint")
 }
 
 func TestServeFlagErrorsAllAtOnce(t *testing.T) {

@@ -54,7 +54,7 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := s.openStorage(cfg, reg); err != nil {
+	if err := s.openStorage(ctx, cfg, env, reg); err != nil {
 		return built{}, err
 	}
 	ln, err := s.listen(cfg, tlsCfg)
@@ -62,6 +62,9 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 		return built{}, err
 	}
 	streams := &stream.Service{Store: s.catalog, Region: cfg.Region, AccountID: cfg.AccountID, PublicURL: s.URL}
+	if s.atRest != nil {
+		streams.DefaultKmsKeyID, streams.CheckKmsKey = s.atRest.defaultKmsKeyID(), s.atRest.checkKmsKey
+	}
 	destination, err := s.newWorkers(ctx, cfg, env, reg)
 	if err != nil {
 		return built{}, err
@@ -87,15 +90,26 @@ func serveUntilShutdown(srv *http.Server, ln net.Listener) error {
 	return nil
 }
 
-// openStorage opens the catalog, the media directory and the fragment store over both.
-func (s *Server) openStorage(cfg Config, reg prometheus.Registerer) error {
+// openStorage opens the catalog, the media directory (encrypting with the key file or KMS)
+// and the fragment store over both.
+func (s *Server) openStorage(ctx context.Context, cfg Config, env Env, reg prometheus.Registerer) error {
 	db, err := bolt.Open(filepath.Join(cfg.DataDir, "catalog.db"))
 	if err != nil {
 		return err
 	}
 	s.catalog = db
 	s.closers.push(db.Close)
-	media, err := disk.Open(disk.Config{Dir: filepath.Join(cfg.DataDir, "media"), Logger: s.log})
+	dcfg := disk.Config{Dir: filepath.Join(cfg.DataDir, "media"), Logger: s.log}
+	if mediaInClear {
+		s.log.Warn("media is stored in clear: this kvsd was built with the kvsd_plaintext tag, for benchmarks only")
+	} else {
+		if s.atRest, err = newAtRest(ctx, cfg, env.Getenv, db); err != nil {
+			return err
+		}
+		dcfg.Keys = s.atRest.ring
+		s.log.Info("media is encrypted at rest", "keys", s.atRest.kek.Describe())
+	}
+	media, err := disk.Open(dcfg)
 	if err != nil {
 		return err
 	}
@@ -191,13 +205,22 @@ func (s *Server) newAPI(cfg Config, streams *stream.Service, hub *playback.Hub, 
 			Tokens: playback.NewTokens(playback.SessionKey(keys.secrets())), Muxer: muxer{}},
 		PublicURL: s.URL,
 		Images:    s.images,
-		Status:    []diag.Source{s.ingest, s.images, s.notifier},
+		Status:    s.diagSources(),
 		Auth:      &sigv4.Verifier{Region: cfg.Region, Service: "kinesisvideo", Lookup: keys.lookup},
 		Logger:    s.log,
 		Registry:  reg,
 	})
 	api.Handle("putMedia", api.PutMedia(s.ingest))
 	return api
+}
+
+// diagSources are what doctor asks about each stream.
+func (s *Server) diagSources() []diag.Source {
+	out := []diag.Source{s.ingest, s.images, s.notifier, storeDoctor{s.Store}}
+	if s.atRest != nil {
+		out = append(out, s.atRest)
+	}
+	return out
 }
 
 // newHTTP serves the API beside /healthz, /metrics and the web console.

@@ -112,6 +112,12 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// ErrKey matches every *Error (errors.Is), for callers that map errors by sentinel.
+var ErrKey = errors.New("key cannot be used")
+
+// Is makes errors.Is(err, ErrKey) true.
+func (e *Error) Is(target error) bool { return target == ErrKey }
+
 // CodeOf returns the KVS code of a key error in err's chain.
 func CodeOf(err error) (Code, bool) {
 	var ke *Error

@@ -6,7 +6,9 @@ import (
 	"net/http"
 
 	"github.com/kvsd/kvsd/internal/awsapi"
+	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/imagegen"
+	"github.com/kvsd/kvsd/internal/keys"
 	"github.com/kvsd/kvsd/internal/playback"
 	"github.com/kvsd/kvsd/internal/remux"
 	"github.com/kvsd/kvsd/internal/sigv4"
@@ -56,6 +58,11 @@ func toAPIError(err error) *awsapi.Error {
 	var se *sigv4.Error
 	if errors.As(err, &se) {
 		return &awsapi.Error{Code: authErrorCodes[se.Kind], Status: http.StatusForbidden, Message: se.Message, Cause: err}
+	}
+	if errors.Is(err, fragstore.ErrCorrupt) || errors.Is(err, keys.ErrKey) {
+		// Stored media that is damaged or cannot be decrypted: a server fault, named (the
+		// fragment and why) rather than hidden behind the request id.
+		return &awsapi.Error{Code: awsapi.CodeInternalFailure, Status: http.StatusInternalServerError, Message: err.Error(), Cause: err}
 	}
 	for _, e := range errorTable {
 		if errors.Is(err, e.err) {

@@ -2,6 +2,7 @@ package disk
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"path"
 
 	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/keys"
 )
 
 // Append writes rec at the end of k's open segment (starting a new one when the open one is
@@ -34,23 +36,39 @@ func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Recor
 	if m.closed.Load() {
 		return fragstore.Location{}, errClosed
 	}
-	total := recHeaderLen + len(rec.Data) + len(rec.Meta)
+	h := recHeader{version: versionClear, seq: rec.Seq, dataLen: int64(len(rec.Data)), metaLen: int64(len(rec.Meta)), metaCRC: crc(rec.Meta)}
+	if m.keys != nil {
+		h.version = versionEncrypted // every segment this Media starts is, so cur is too
+	}
+	stored := int(h.stored())
+	total := recHeaderLen + stored + len(rec.Meta)
 	padded := alignUp(int64(total))
 	if sf.cur != nil && m.mustRoll(sf, rec, padded) {
 		sf.closeCur()
 	}
 	if sf.cur == nil {
-		if err := m.startSegment(k, sf, rec); err != nil {
+		if err := m.startSegment(ctx, k, sf, rec); err != nil {
 			return fragstore.Location{}, fmt.Errorf("disk media: new segment for %s: %w", k.Name, err)
 		}
 	}
 	off := sf.size
 	buf := getStage(int(padded))
 	b := buf.b[:padded]
-	h := recHeader{seq: rec.Seq, dataLen: int64(len(rec.Data)), metaLen: int64(len(rec.Meta)), dataCRC: crc(rec.Data), metaCRC: crc(rec.Meta)}
+	data := b[recHeaderLen : recHeaderLen+stored]
+	if sf.dk != nil {
+		// Sealed straight into the stage: encryption replaces the copy a record in clear needs.
+		nonce := data[:nonceLen]
+		if _, err := rand.Read(nonce); err != nil {
+			putStage(buf)
+			return fragstore.Location{}, err
+		}
+		sf.dk.AEAD.Seal(data[nonceLen:nonceLen], nonce, rec.Data, recordAAD(k, rec.Seq))
+	} else {
+		copy(data, rec.Data)
+	}
+	h.dataCRC = crc(data)
 	h.encode(b)
-	copy(b[recHeaderLen:], rec.Data)
-	copy(b[recHeaderLen+len(rec.Data):], rec.Meta)
+	copy(b[recHeaderLen+stored:], rec.Meta)
 	clear(b[total:])
 	_, err = sf.cur.WriteAt(b, off) // O_DSYNC: durable when it returns
 	putStage(buf)
@@ -91,7 +109,14 @@ func (m *Media) mustRoll(sf *streamFiles, rec fragstore.Record, size int64) bool
 // startSegment creates the next segment of k: header written to a .tmp file and synced, then
 // renamed into place and the directory synced, so a segment file always has its header and
 // survives power loss once a record in it was acknowledged.
-func (m *Media) startSegment(k fragstore.Key, sf *streamFiles, rec fragstore.Record) error {
+func (m *Media) startSegment(ctx context.Context, k fragstore.Key, sf *streamFiles, rec fragstore.Record) error {
+	var dk *keys.DataKey
+	if m.keys != nil {
+		var err error
+		if dk, err = m.keys.DataKey(ctx, k); err != nil {
+			return err
+		}
+	}
 	if !sf.ready {
 		if err := m.prepareDir(k, sf); err != nil {
 			return err
@@ -103,7 +128,11 @@ func (m *Media) startSegment(k fragstore.Key, sf *streamFiles, rec fragstore.Rec
 	if err != nil {
 		return err
 	}
-	hdr := segmentHeader(k, n)
+	var wk *keys.Wrapped
+	if dk != nil {
+		wk = &dk.Wrapped
+	}
+	hdr := segmentHeader(k, n, wk)
 	size := alignUp(int64(len(hdr)))
 	buf := getStage(int(size))
 	b := buf.b[:size]
@@ -124,7 +153,7 @@ func (m *Media) startSegment(k fragstore.Key, sf *streamFiles, rec fragstore.Rec
 		_ = m.root.Remove(name + ".tmp")
 		return err
 	}
-	sf.cur, sf.seg, sf.size, sf.maxSeg = f, n, int64(len(b)), n
+	sf.cur, sf.seg, sf.size, sf.maxSeg, sf.dk = f, n, int64(len(b)), n, dk
 	sf.minT, sf.maxT = rec.Time, rec.Time
 	return nil
 }
@@ -188,11 +217,12 @@ func (m *Media) TruncateAfter(ctx context.Context, k fragstore.Key, loc fragstor
 	if err != nil {
 		return 0, fmt.Errorf("segment %d of %s: %w", loc.Segment, k.Name, err)
 	}
-	h, _, _, err := readRecord(f, loc.Offset, loc.Length, true)
+	// Checksums only, no decryption: recovery must not depend on the keys being at hand.
+	h, _, _, err := readRecord(f, loc.Offset, loc.Length, true, nil)
 	if err != nil {
 		return 0, fmt.Errorf("segment %d of %s: %w", loc.Segment, k.Name, err)
 	}
-	end := info.recordEnd(loc.Offset + h.dataLen + h.metaLen)
+	end := info.recordEnd(loc.Offset + h.stored() + h.metaLen)
 	fi, err := f.Stat()
 	if err != nil || fi.Size() <= end {
 		return 0, err
