@@ -79,4 +79,3 @@ func (s *Store) Damage(k Key) []diag.Finding {
 	}
 	return out
 }
-

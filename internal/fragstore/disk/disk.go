@@ -97,9 +97,9 @@ type streamFiles struct {
 	ready  bool   // dir exists and maxSeg is known
 	maxSeg uint64 // highest segment number in use or used
 	cur    *os.File
-	seg    uint64 // cur's number
+	seg    uint64        // cur's number
 	dk     *keys.DataKey // cur's data key (the one its header names); nil: in clear
-	size   int64  // cur's size: where the next record goes
+	size   int64         // cur's size: where the next record goes
 	minT   time.Time
 	maxT   time.Time
 }
