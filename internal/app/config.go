@@ -63,6 +63,9 @@ type Config struct {
 	// ImageRetryMax caps the image-delivery backoff and paces retries after permanent S3
 	// errors (default 1 min); not a flag.
 	ImageRetryMax time.Duration
+	// MediaInClear stores new media unencrypted (version 2 segments), as kvsd did before
+	// encryption at rest; not a flag: tests make such data dirs to check they stay readable.
+	MediaInClear bool
 	// Now is the clock of playback sessions (token expiry, LIVE_REPLAY pacing, range checks);
 	// nil is time.Now. Not a flag: tests inject a clock.
 	Now func() time.Time

@@ -100,8 +100,8 @@ func (s *Server) openStorage(ctx context.Context, cfg Config, env Env, reg prome
 	s.catalog = db
 	s.closers.push(db.Close)
 	dcfg := disk.Config{Dir: filepath.Join(cfg.DataDir, "media"), Logger: s.log}
-	if mediaInClear {
-		s.log.Warn("media is stored in clear: this kvsd was built with the kvsd_plaintext tag, for benchmarks only")
+	if mediaInClear || cfg.MediaInClear {
+		s.log.Warn("media is stored in clear: this kvsd was built with the kvsd_plaintext tag (benchmarks) or configured so by a test")
 	} else {
 		if s.atRest, err = newAtRest(ctx, cfg, env.Getenv, db); err != nil {
 			return err
