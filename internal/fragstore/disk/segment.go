@@ -482,3 +482,88 @@ func scanSegment(r io.ReaderAt, size int64, fn func(ScannedRecord) error) (Segme
 	}
 	return info, end, nil
 }
+
+// WalkedRecord is one record WalkSegment found: its header checked out, so its place and
+// lengths are known; Err says whether its data or meta did not (ErrCorrupt).
+type WalkedRecord struct {
+	ScannedRecord
+	Err error
+}
+
+// Walked is how WalkSegment ended: the segment's header, the end of the last record it could
+// frame, and why it stopped there (nil: at the end of the file, or in zero fill).
+type Walked struct {
+	Info SegmentInfo
+	End  int64
+	Tail error
+}
+
+// WalkSegment is ScanSegment for fsck: it goes on past records whose data or meta fail their
+// checksums as long as their headers check out (whose own checksum vouches for the lengths
+// that lead to the next record), calling fn for every record with Err set for the damaged
+// ones. It stops where a record header does not check out or a record runs past the end of the
+// file, and returns the end of the last record it could frame and why it stopped there. A
+// segment header that does not check out is the error.
+func WalkSegment(path string, fn func(WalkedRecord) error) (Walked, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Walked{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Walked{}, err
+	}
+	size := fi.Size()
+	info, err := readSegmentHeader(f)
+	if err != nil {
+		return Walked{}, err
+	}
+	end := min(info.Size, size)
+	for end < size {
+		var hb [recHeaderLen]byte
+		if err := readFull(f, hb[:], end); err != nil {
+			return Walked{info, end, fmt.Errorf("after offset %d: %w", end, err)}, nil
+		}
+		h, err := decodeRecHeader(hb[:])
+		if err == nil && int(h.version) != info.Version {
+			err = corrupt("version %d record in a version %d segment", h.version, info.Version)
+		}
+		if err != nil {
+			if isZero(f, end, size) {
+				return Walked{info, end, nil}, nil // zero fill of a record written with O_DIRECT, cut short
+			}
+			return Walked{info, end, fmt.Errorf("after offset %d: %w", end, err)}, nil
+		}
+		next := end + recHeaderLen + h.stored() + h.metaLen
+		if next > size {
+			return Walked{info, end, corrupt("record %d after offset %d runs past the end of the segment", h.seq, end)}, nil
+		}
+		rec := WalkedRecord{ScannedRecord: ScannedRecord{Seq: h.seq, Sealed: h.version == versionEncrypted,
+			Loc: fragstore.Location{Segment: info.Number, Offset: end + recHeaderLen, Length: h.dataLen}}}
+		_, rec.Data, rec.Meta, rec.Err = readRecord(f, end+recHeaderLen, h.dataLen, true, nil)
+		if err := fn(rec); err != nil {
+			return Walked{info, end, nil}, err
+		}
+		end = min(info.recordEnd(next), size)
+	}
+	return Walked{info, end, nil}, nil
+}
+
+// isZero reports whether r holds only zeros from off to size (read in blocks).
+func isZero(r io.ReaderAt, off, size int64) bool {
+	buf := make([]byte, 64<<10)
+	for off < size {
+		n, err := r.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		for _, c := range buf[:n] {
+			if c != 0 {
+				return false
+			}
+		}
+		if err != nil && n == 0 {
+			return false
+		}
+		off += int64(n)
+	}
+	return true
+}
