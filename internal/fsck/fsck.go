@@ -38,10 +38,10 @@ type Config struct {
 	Index    Index
 	// Keys opens encrypted records to check them; nil checks checksums only (KeysErr says why
 	// there are none, for the report).
-	Keys    disk.Keys
-	KeysErr error
-	Repair  bool
-	Out     io.Writer                 // one line per problem, then the summary
+	Keys     disk.Keys
+	KeysErr  error
+	Repair   bool
+	Out      io.Writer               // one line per problem, then the summary
 	Progress func(done, total int64) // bytes of segments read so far; nil: none
 }
 
