@@ -238,3 +238,30 @@ func (m *Media) TruncateAfter(ctx context.Context, k fragstore.Key, loc fragstor
 	}
 	return fi.Size() - end, nil
 }
+
+// RecordsAfter counts the records with whole headers after the one at loc in its segment and
+// in k's segments numbered above it: what recovery would remove as never committed. Crash
+// recovery uses it to tell a crash (a few records) from an older catalog restored over newer
+// media (many), which it must not cut.
+func (m *Media) RecordsAfter(ctx context.Context, k fragstore.Key, loc fragstore.Location) (int, error) {
+	segs, err := m.Segments(ctx, k)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, seg := range segs {
+		if seg.Number < loc.Segment {
+			continue
+		}
+		_, err := WalkSegment(path.Join(m.dirPath(), m.segPath(k, seg.Number)), func(r WalkedRecord) error {
+			if seg.Number > loc.Segment || r.Loc.Offset > loc.Offset {
+				n++
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, fragstore.ErrCorrupt) && !errors.Is(err, fs.ErrNotExist) {
+			return n, err
+		}
+	}
+	return n, nil
+}
