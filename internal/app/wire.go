@@ -194,6 +194,9 @@ func (s *Server) newIngest(cfg Config, streams *stream.Service, hub *playback.Hu
 		}
 		s.images.Wake(k)      // drops the stream's cursor and decoder
 		s.notifier.Wake(k, 0) // drops the stream's notification cursor and outbox
+		if s.atRest != nil {
+			s.atRest.ring.Forget(k) // its data key: nothing will be written with it again
+		}
 	}
 }
 
