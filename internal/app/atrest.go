@@ -135,17 +135,17 @@ func (a *atRest) checkKmsKey(ctx context.Context, id string) error {
 	return err
 }
 
-// Diagnose is doctor's word on the stream's encryption at rest: which key protects its media,
-// and whether it can be used now. It implements diag.Source.
-func (a *atRest) Diagnose(ctx context.Context, st *stream.Stream) diag.Report {
-	r := diag.Report{Component: "storage"}
+// findings are doctor's word on the stream's encryption at rest: which key protects its media,
+// and whether it can be used now.
+func (a *atRest) findings(ctx context.Context, st *stream.Stream) []diag.Finding {
+	var r diag.Report
 	id := a.kmsKeyOf(st.KmsKeyID)
 	if _, _, err := a.kek.GenerateDataKey(ctx, id); err != nil {
 		code, _ := keys.CodeOf(err)
 		r.Findings = append(r.Findings, diag.Finding{Level: diag.Error, Code: "MEDIA_KEY_" + code.String(),
 			Message: fmt.Sprintf("the key that encrypts this stream's media cannot be used (%v): PutMedia answers ERROR %d %s", err, int(code), code),
 			Fix:     "Check " + a.kek.Describe() + ": the key file kvsd was started with, or KMS reachable and the key enabled for kvsd's AWS identity (kms:GenerateDataKey, kms:Decrypt). See README, Encryption at rest."})
-		return r
+		return r.Findings
 	}
 	what := a.kek.Describe()
 	if a.kms {
@@ -153,12 +153,20 @@ func (a *atRest) Diagnose(ctx context.Context, st *stream.Stream) diag.Report {
 	}
 	r.Findings = append(r.Findings, diag.Finding{Level: diag.OK, Code: "MEDIA_ENCRYPTED",
 		Message: "media is encrypted at rest (AES-256-GCM, a data key per stream) with data keys wrapped by " + what})
-	return r
+	return r.Findings
 }
 
-// storeDoctor adapts the fragment store's damaged-record findings to diag.Source.
-type storeDoctor struct{ s *fragstore.Store }
+// storageDoctor is doctor's "storage" report: the stream's encryption at rest (nil atRest: a
+// kvsd_plaintext build) and the fragments the store could not serve. It implements diag.Source.
+type storageDoctor struct {
+	store  *fragstore.Store
+	atRest *atRest
+}
 
-func (d storeDoctor) Diagnose(_ context.Context, st *stream.Stream) diag.Report {
-	return diag.Report{Component: "storage", Findings: d.s.Damage(fragstore.KeyOf(st))}
+func (d storageDoctor) Diagnose(ctx context.Context, st *stream.Stream) diag.Report {
+	r := diag.Report{Component: "storage", Findings: d.store.Damage(fragstore.KeyOf(st))}
+	if d.atRest != nil {
+		r.Findings = append(r.Findings, d.atRest.findings(ctx, st)...)
+	}
+	return r
 }

@@ -219,11 +219,7 @@ func (s *Server) newAPI(cfg Config, streams *stream.Service, hub *playback.Hub, 
 
 // diagSources are what doctor asks about each stream.
 func (s *Server) diagSources() []diag.Source {
-	out := []diag.Source{s.ingest, s.images, s.notifier, storeDoctor{s.Store}}
-	if s.atRest != nil {
-		out = append(out, s.atRest)
-	}
-	return out
+	return []diag.Source{s.ingest, s.images, s.notifier, storageDoctor{s.Store, s.atRest}}
 }
 
 // newHTTP serves the API beside /healthz, /metrics and the web console.
