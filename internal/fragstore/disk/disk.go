@@ -75,7 +75,6 @@ type Keys interface {
 
 // Media is the disk fragstore.Media. It is safe for concurrent use.
 type Media struct {
-	dir  string
 	root *os.Root
 	log  *slog.Logger
 	keys Keys // nil: records in clear
@@ -117,7 +116,7 @@ func Open(cfg Config) (*Media, error) {
 	if err != nil {
 		return nil, fmt.Errorf("disk media: %w", err)
 	}
-	m := &Media{dir: cfg.Dir, root: root, log: cfg.Logger, keys: cfg.Keys, span: cfg.SegmentSpan, size: cfg.SegmentSize, streams: map[fragstore.Key]*streamFiles{}}
+	m := &Media{root: root, log: cfg.Logger, keys: cfg.Keys, span: cfg.SegmentSpan, size: cfg.SegmentSize, streams: map[fragstore.Key]*streamFiles{}}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -248,9 +247,6 @@ func (m *Media) files(k fragstore.Key) (*streamFiles, error) {
 	}
 	return sf, nil
 }
-
-// dirPath is the media root as given to Open, for tools that open files by path.
-func (m *Media) dirPath() string { return m.dir }
 
 func (m *Media) segPath(k fragstore.Key, seg uint64) string {
 	return path.Join(dirName(k), segName(seg))
