@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/diag"
 	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/fragstore/disk"
 	"github.com/kvsd/kvsd/internal/keys"
 	"github.com/kvsd/kvsd/internal/stream"
 )
@@ -53,7 +56,28 @@ func OpenKEK(ctx context.Context, c KeyConfig, getenv func(string) string, creat
 	} else {
 		create = false // a key file named by flag is the user's; never invent one in its place
 	}
+	if create {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			if seg := keyFileMedia(filepath.Join(c.DataDir, "media")); seg != "" {
+				// A new key would wrap new media while the old stays unreadable, and a key file
+				// put back later would not read the new: stop, and let the user restore it.
+				return nil, fmt.Errorf("key file %s is missing, but media encrypted with key file keys is stored (%s): "+
+					"put the key file back (or name it with --key-file); without it that media cannot be read", path, seg)
+			}
+		}
+	}
 	return keys.LoadFile(path, create)
+}
+
+// keyFileMedia returns a segment under mediaDir whose data key a key file wrapped, or "".
+func keyFileMedia(mediaDir string) string {
+	segs, _ := filepath.Glob(filepath.Join(mediaDir, "*", "*.seg"))
+	for _, seg := range segs {
+		if info, err := disk.ReadSegmentInfo(seg); err == nil && info.DataKey != nil && info.DataKey.Source == keys.SourceFile {
+			return seg
+		}
+	}
+	return ""
 }
 
 // atRest is the encryption of the server's stored media: the KEK, the data key ring, and what

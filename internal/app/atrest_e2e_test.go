@@ -243,3 +243,32 @@ func TestKeyFileRefusesKmsKeyId(t *testing.T) {
 	require.NoError(t, json.Unmarshal(body, &d))
 	require.Equal(t, "alias/aws/kinesisvideo", d.StreamInfo.KmsKeyId, "as given, as KVS reports it")
 }
+
+// TestMissingKeyFile: a data dir whose key file went missing does not start with a new key
+// (which would leave the stored media unreadable and make a restored key file miss the new);
+// once the key file is back, everything reads.
+func TestMissingKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	srv := kvstest.Start(t, kvstest.Options{DataDir: dir})
+	srv.CreateStream(t, "cam", 24)
+	media := kvstest.TestPattern(t, 2, time.Now().Add(-time.Minute).Truncate(time.Second))
+	numbers := kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(media)))
+	srv.Stop(t)
+	keyFile := filepath.Join(dir, "kvsd.key")
+	saved := filepath.Join(t.TempDir(), "kvsd.key")
+	require.NoError(t, os.Rename(keyFile, saved))
+
+	_, err := app.Start(app.Config{Listen: "127.0.0.1:0", DataDir: dir, Region: kvstest.Region, AccountID: app.DefaultAccountID,
+		LogLevel: "info", LogFormat: "text"}, app.Env{Getenv: func(k string) string {
+		return map[string]string{"KVSD_ACCESS_KEY_ID": kvstest.AccessKeyID, "KVSD_SECRET_ACCESS_KEY": kvstest.SecretAccessKey}[k]
+	}})
+	require.ErrorContains(t, err, "key file "+keyFile+" is missing")
+	_, err = os.Stat(keyFile)
+	require.ErrorIs(t, err, os.ErrNotExist, "no new key file was made")
+
+	require.NoError(t, os.Rename(saved, keyFile))
+	srv = kvstest.Start(t, kvstest.Options{DataDir: dir})
+	status, _, out := srv.Call(t, "getMediaForFragmentList", map[string]any{"StreamName": "cam", "Fragments": numbers})
+	require.Equal(t, 200, status, string(out))
+	require.Len(t, parseChunks(t, out), len(numbers))
+}

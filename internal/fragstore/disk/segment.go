@@ -405,6 +405,16 @@ type ScannedRecord struct {
 	Meta   []byte
 }
 
+// ReadSegmentInfo reads and checks the header of the segment file at path.
+func ReadSegmentInfo(path string) (SegmentInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return SegmentInfo{}, err
+	}
+	defer f.Close()
+	return readSegmentHeader(f)
+}
+
 // Unseal returns the media of a record ScanSegment found in the segment info describes: its
 // Data as it is in clear, decrypted (and authenticated) with the segment's data key when
 // Sealed. Key errors are the Keys' (keys.Error); a seal that does not open is ErrCorrupt.
