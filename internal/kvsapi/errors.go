@@ -38,6 +38,10 @@ var errorTable = []struct {
 	{remux.ErrMissingCodecPrivate, "MissingCodecPrivateDataException", http.StatusBadRequest},
 	{remux.ErrInvalidCodecPrivate, "InvalidCodecPrivateDataException", http.StatusBadRequest},
 	{remux.ErrInvalidFrame, "InvalidMediaFrameException", http.StatusBadRequest},
+	// Stored media that is damaged, or whose key cannot be used: a server fault, but named (the
+	// fragment and why) rather than hidden behind the request id.
+	{fragstore.ErrCorrupt, awsapi.CodeInternalFailure, http.StatusInternalServerError},
+	{keys.ErrKey, awsapi.CodeInternalFailure, http.StatusInternalServerError},
 }
 
 var authErrorCodes = map[sigv4.Kind]string{
@@ -58,11 +62,6 @@ func toAPIError(err error) *awsapi.Error {
 	var se *sigv4.Error
 	if errors.As(err, &se) {
 		return &awsapi.Error{Code: authErrorCodes[se.Kind], Status: http.StatusForbidden, Message: se.Message, Cause: err}
-	}
-	if errors.Is(err, fragstore.ErrCorrupt) || errors.Is(err, keys.ErrKey) {
-		// Stored media that is damaged or cannot be decrypted: a server fault, named (the
-		// fragment and why) rather than hidden behind the request id.
-		return &awsapi.Error{Code: awsapi.CodeInternalFailure, Status: http.StatusInternalServerError, Message: err.Error(), Cause: err}
 	}
 	for _, e := range errorTable {
 		if errors.Is(err, e.err) {
