@@ -7,9 +7,9 @@
 // endpoint). A Wrapped data key names its KEK (source and key id), so a segment that stores it
 // stays readable after the KEK rotates, as long as the old KEK is still there.
 //
-// Ring caches: one data key per stream for new records (per process: a restart, and so a
-// rotation, starts new ones) and the unwrapped keys of what was read, so that neither KMS nor the
-// key file is asked once per record.
+// Ring caches: one data key per stream for new records (for a day at most, and never across a
+// restart, so a rotated KEK soon wraps every new data key) and the unwrapped keys of what was
+// read, so that neither KMS nor the key file is asked once per record.
 package keys
 
 import (
@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/kvsd/kvsd/internal/catalog"
 )
@@ -132,13 +133,20 @@ func CodeOf(err error) (Code, bool) {
 type DataKey struct {
 	AEAD    cipher.AEAD
 	Wrapped Wrapped
+	made    time.Time
 }
+
+// DataKeyAge is how long a stream keeps a data key for new segments: a KMS key rotated or an
+// alias moved wraps the stream's new data keys within a day, without a restart.
+const DataKeyAge = 24 * time.Hour
 
 // Ring hands out data keys: the current one of each stream, and unwrapped stored ones. It is
 // safe for concurrent use.
 type Ring struct {
 	kek   KEK
 	keyOf func(ctx context.Context, k catalog.Key) (string, error)
+
+	now   func() time.Time
 
 	mu      sync.Mutex
 	current map[catalog.Key]*DataKey
@@ -154,19 +162,20 @@ type openKey struct {
 // NewRing returns a Ring over kek. keyOf returns the KMS key of a stream (its CreateStream
 // KmsKeyId; "" for the default); nil means the default for all.
 func NewRing(kek KEK, keyOf func(ctx context.Context, k catalog.Key) (string, error)) *Ring {
-	return &Ring{kek: kek, keyOf: keyOf, current: map[catalog.Key]*DataKey{}, opened: map[openKey]cipher.AEAD{}}
+	return &Ring{kek: kek, keyOf: keyOf, now: time.Now, current: map[catalog.Key]*DataKey{}, opened: map[openKey]cipher.AEAD{}}
 }
 
 // KEK returns the Ring's key-encryption key.
 func (r *Ring) KEK() KEK { return r.kek }
 
-// DataKey returns k's current data key, generating it on first use. A failed generation is
-// not cached: the next call asks the KEK again.
+// DataKey returns k's current data key, generating it on first use and once it is DataKeyAge
+// old. A failed generation is not cached: the next call asks the KEK again.
 func (r *Ring) DataKey(ctx context.Context, k catalog.Key) (*DataKey, error) {
+	now := r.now()
 	r.mu.Lock()
 	dk := r.current[k]
 	r.mu.Unlock()
-	if dk != nil {
+	if dk != nil && now.Sub(dk.made) < DataKeyAge {
 		return dk, nil
 	}
 	keyID := ""
@@ -185,10 +194,10 @@ func (r *Ring) DataKey(ctx context.Context, k catalog.Key) (*DataKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	dk = &DataKey{AEAD: aead, Wrapped: w}
+	dk = &DataKey{AEAD: aead, Wrapped: w, made: now}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if cur := r.current[k]; cur != nil {
+	if cur := r.current[k]; cur != nil && now.Sub(cur.made) < DataKeyAge {
 		return cur, nil // a concurrent caller won; one key per stream
 	}
 	r.current[k] = dk
