@@ -47,10 +47,12 @@ func (s *Store) repair(ctx context.Context) error {
 }
 
 // maxUncommitted bounds the records a crash can leave written but not committed per stream:
-// ingest keeps at most a few fragments between media and index (3 with the writer, 4 awaiting
-// their commit). Many more unindexed records after the last indexed one mean an older catalog
-// was restored over newer media: recovery would cut them, so kvsd refuses to start instead.
-const maxUncommitted = 16
+// ingest keeps a few fragments between media and index (3 with the writer, 4 awaiting their
+// commit, per connection; two connections of a stream overlap while one takes over), and the
+// bound leaves room over that. Many more unindexed records after the last indexed one mean an
+// older catalog was restored over newer media: recovery would cut them, so kvsd refuses to
+// start instead.
+const maxUncommitted = 64
 
 // ErrCatalogBehind: the media holds many more fragments than the index after its last one.
 var ErrCatalogBehind = errors.New("the catalog is older than the media")
