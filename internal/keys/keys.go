@@ -146,7 +146,7 @@ type Ring struct {
 	kek   KEK
 	keyOf func(ctx context.Context, k catalog.Key) (string, error)
 
-	now   func() time.Time
+	now func() time.Time
 
 	mu      sync.Mutex
 	current map[catalog.Key]*DataKey
