@@ -9,6 +9,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/kinesisvideo v1.34.0
 	github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia v1.41.0
 	github.com/aws/aws-sdk-go-v2/service/kinesisvideomedia v1.30.5
+	github.com/aws/aws-sdk-go-v2/service/kms v1.62.3
 	github.com/aws/smithy-go v1.28.8
 	github.com/bluenviron/gohlslib/v2 v2.4.2
 	github.com/prometheus/client_golang v1.25.0

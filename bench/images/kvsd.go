@@ -32,6 +32,7 @@ import (
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
 	"github.com/kvsd/kvsd/internal/imagegen"
 	"github.com/kvsd/kvsd/internal/imaging"
+	"github.com/kvsd/kvsd/internal/keys"
 	"github.com/kvsd/kvsd/internal/media"
 	"github.com/kvsd/kvsd/internal/mkv"
 	"github.com/kvsd/kvsd/internal/objstore"
@@ -51,14 +52,29 @@ const (
 // last image is in the local folder: per fragment it reads the bytes back from the store,
 // demuxes them, decodes, scales and encodes through the media package, writes image and
 // metadata files (atomically), makes them durable (syncfs) and commits its cursor to the
-// catalog.
+// catalog. The media is encrypted at rest, as kvsd serve stores it (a key file in dir); its
+// reads decrypt it.
 func measureKVSD(ctx context.Context, wl *workload, dir string) (measurement, error) {
+	kf, err := keys.LoadFile(filepath.Join(dir, keys.DefaultKeyFile), true)
+	if err != nil {
+		return measurement{}, err
+	}
+	return measureKVSDWith(ctx, wl, dir, keys.NewRing(kf, nil))
+}
+
+// measureKVSDClear is measureKVSD with the media stored in clear: what encryption at rest
+// costs the image path is the difference between the two, measured in the same run.
+func measureKVSDClear(ctx context.Context, wl *workload, dir string) (measurement, error) {
+	return measureKVSDWith(ctx, wl, dir, nil)
+}
+
+func measureKVSDWith(ctx context.Context, wl *workload, dir string, ring disk.Keys) (measurement, error) {
 	db, err := bolt.Open(filepath.Join(dir, "catalog.db"))
 	if err != nil {
 		return measurement{}, err
 	}
 	defer db.Close()
-	segments, err := disk.Open(disk.Config{Dir: filepath.Join(dir, "media")})
+	segments, err := disk.Open(disk.Config{Dir: filepath.Join(dir, "media"), Keys: ring})
 	if err != nil {
 		return measurement{}, err
 	}

@@ -104,6 +104,7 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 
 	contenders := []contender{
 		{"a", "kvsd, whole path: stored fragments → images in the local bucket", measureKVSD},
+		{"a0", "(a) with the media stored in clear (no encryption at rest)", measureKVSDClear},
 		{"b", "`ffmpeg -threads 1 -skip_frame nokey -i f.mkv -vf scale=320:240 -fps_mode passthrough -q:v 4 out%04d.jpg`", measureFFmpegFile},
 		{"c", "ffmpeg spawned once per 1-s fragment (`ffmpeg -threads 1 -skip_frame nokey -i fragNNN.mkv -vf scale=320:240 -frames:v 1 -q:v 4 outNNNN.jpg`)", measureFFmpegPerFragment},
 		{"d", "media package loop: `mkv.ReadFrames` + `Decoder.Render` per fragment, one core", measureMediaLoop},

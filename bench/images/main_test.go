@@ -45,6 +45,7 @@ func TestSmoke(t *testing.T) {
 	for _, want := range []string{
 		"4 fragments of 1s", "images: 4, one per 1s, 320×240 JPEG (quality 80",
 		"| (a) | kvsd, whole path: stored fragments → images in the local bucket | 4 |",
+		"| (a0) | (a) with the media stored in clear (no encryption at rest) | 4 |", "| encryption at rest: (a) ÷ (a0), reported |",
 		"| (b) | `ffmpeg -threads 1 -skip_frame nokey", "| (c) | ffmpeg spawned", "| (d) | media package loop", "| (e) | (d) decoding exactly",
 		"(a) inside the media package, per image:", "(d) inside the media package, per image:",
 		"4 packets decoded (0 of them keyframes without the deblocking filter), 116 skipped", "## Targets", "| (a) ≥ 10 × (c) |", "(c) |",

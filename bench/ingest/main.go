@@ -44,6 +44,9 @@ type config struct {
 	keep           bool
 	kvsdBin        string // a built kvsd; "" builds one; "self" runs this program's kvsd child mode
 	kvsdProfileDir string // CPU profiles of the kvsd (and baseline) processes; implies "self"
+	// compareClear: throughput also runs a kvsd built with kvsdproc.ClearTag (media in clear)
+	// beside the normal one (media encrypted at rest), to report what encryption costs.
+	compareClear bool
 
 	streams     []int
 	tpDuration  time.Duration
@@ -84,6 +87,7 @@ func run(args []string) int {
 	workDir := fs.String("work-dir", "", "directory for this run's data dirs (default: a new temporary directory, removed afterwards); must be on a real disk")
 	keep := fs.Bool("keep", false, "keep the work dir")
 	kvsdBin := fs.String("kvsd", "", "a kvsd binary to benchmark (default: go build ./cmd/kvsd into the work dir)")
+	compareClear := fs.Bool("compare-clear", true, "throughput: also run a kvsd built with -tags "+kvsdproc.ClearTag+" (media stored in clear) and report what encryption at rest costs; only when this program builds kvsd")
 	kvsdProf := fs.String("kvsd-cpuprofile", "", "write CPU profiles of the server processes into this directory; kvsd then runs inside this program's -kvsd-server mode")
 	cpuprofile := fs.String("cpuprofile", "", "write this process's CPU profile to the file")
 	baseline := fs.Bool("baseline-server", false, "child mode: run the baseline server")
@@ -115,6 +119,7 @@ func run(args []string) int {
 
 	cfg := defaultConfig(*quick)
 	cfg.cacheDir, cfg.workDir, cfg.keep, cfg.kvsdBin, cfg.kvsdProfileDir = *cacheDir, *workDir, *keep, *kvsdBin, *kvsdProf
+	cfg.compareClear = *compareClear && *kvsdBin == "" && *kvsdProf == ""
 	if *streams != "" {
 		cfg.streams = nil
 		for _, s := range strings.Split(*streams, ",") {
@@ -167,6 +172,7 @@ type bench struct {
 	work    string
 	media   *mkvFile
 	kvsd    *kvsdproc.Launcher
+	clear   *kvsdproc.Launcher // kvsd storing media in clear (compareClear); nil otherwise
 	results []result
 	started time.Time
 }
@@ -203,6 +209,14 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 	}
 	l.HeapProfile = true
 	b.kvsd = l
+	if cfg.compareClear {
+		b.logf("building kvsd with -tags %s (media in clear)", kvsdproc.ClearTag)
+		bin, err := kvsdproc.BuildTagged(ctx, b.work, "kvsd-clear", kvsdproc.ClearTag)
+		if err != nil {
+			return nil, err
+		}
+		b.clear = &kvsdproc.Launcher{Bin: bin, LogDir: b.work}
+	}
 
 	b.logf("preparing the test video (%s)", cfg.media.Name)
 	raw, cached, err := makeMedia(ctx, cfg.media, cfg.cacheDir)
@@ -238,7 +252,10 @@ func (b *bench) header(command string, cached bool) {
 	fmt.Fprintf(w, "# kvsd ingest benchmark\n\n")
 	fmt.Fprintf(w, "- command: `%s`\n", strings.TrimSpace(command))
 	fmt.Fprintf(w, "- date: %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(w, "- kvsd: %s, built with %s\n", kvsdproc.Describe(b.kvsd.Bin), runtime.Version())
+	fmt.Fprintf(w, "- kvsd: %s, built with %s; media encrypted at rest (key file)\n", kvsdproc.Describe(b.kvsd.Bin), runtime.Version())
+	if b.clear != nil {
+		fmt.Fprintf(w, "- kvsd, media in clear: %s, the same source built with -tags %s, for the throughput comparison\n", b.clear.Bin, kvsdproc.ClearTag)
+	}
 	fmt.Fprintf(w, "- machine: %s; %d CPU cores; %s memory; Linux %s\n", machine.CPUModel(), runtime.NumCPU(), machine.Memory(), machine.Kernel())
 	fmt.Fprintf(w, "- **the client load shares the %d cores with the server**: this program (the simulated producers and "+
 		"clients), kvsd and the baseline server all run on this machine and talk over 127.0.0.1; the baseline and kvsd "+

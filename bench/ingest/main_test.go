@@ -31,7 +31,8 @@ var tinyVideo = mediaSpec{Name: "test-240p-g60-8s", Args: []string{
 }}
 
 // TestSmoke runs every section at toy size against kvsd (in this test binary's kvsd child
-// mode, so no go build) and checks that the report comes out whole. Targets are not checked:
+// mode, so no go build; the throughput comparison with media in clear builds that one) and
+// checks that the report comes out whole. Targets are not checked:
 // toy sizes on a busy test machine say nothing about them.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
@@ -41,7 +42,7 @@ func TestSmoke(t *testing.T) {
 		t.Skip("needs ffmpeg (make setup installs it)")
 	}
 	cfg := config{
-		cacheDir: t.TempDir(), workDir: t.TempDir(), kvsdBin: "self", media: tinyVideo,
+		cacheDir: t.TempDir(), workDir: t.TempDir(), kvsdBin: "self", media: tinyVideo, compareClear: true,
 		streams: []int{1, 3}, tpDuration: time.Second,
 		cameras: 4, camDuration: 4 * time.Second,
 		listDays: 0.25, listWindows: 5, listWarmup: 1,
@@ -55,13 +56,14 @@ func TestSmoke(t *testing.T) {
 	}
 	report := out.String()
 	for _, want := range []string{"## 1. Aggregate ingest throughput", "| 3       | kvsd", "## 2. 4 simulated real-time cameras",
-		"fragment complete → PERSISTED", "| 0 / 0 / 0 ", "## 3. ListFragments", "per 1-hour window (1800 fragments", "## Targets"} {
+		"fragment complete → PERSISTED", "| 0 / 0 / 0 ", "## 3. ListFragments", "per 1-hour window (1800 fragments", "## Targets",
+		"| 3       | kvsd, media in clear", "encryption at rest, encrypted/clear (reported)", "media encrypted at rest"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}
 	}
-	if len(results) != 2+2+1 {
-		t.Errorf("%d target results, want 5", len(results))
+	if len(results) != 2+2+2+1 {
+		t.Errorf("%d target results, want 7", len(results))
 	}
 	if strings.Contains(report, "- errors:") {
 		t.Errorf("the report lists errors:\n%s", report)

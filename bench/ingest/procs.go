@@ -22,12 +22,17 @@ import (
 
 // startKvsd runs kvsd serve on dataDir (kvsdproc.Launcher.Start) and makes clients for it.
 func (b *bench) startKvsd(section, dataDir string) (*kvsd, error) {
-	p, err := b.kvsd.Start(section, dataDir)
+	return startWith(b.kvsd, section, dataDir)
+}
+
+// startWith is startKvsd with the Launcher l (b.clear: media in clear).
+func startWith(l *kvsdproc.Launcher, section, dataDir string) (*kvsd, error) {
+	p, err := l.Start(section, dataDir)
 	if err != nil {
 		return nil, err
 	}
 	k := newKvsd(p)
-	k.profiling = b.kvsd.Profiling()
+	k.profiling = l.Profiling()
 	return k, nil
 }
 

@@ -124,6 +124,13 @@ func (b *bench) throughput(ctx context.Context) error {
 		return err
 	}
 	defer k.Stop()
+	var kc *kvsd // media in clear, when compared
+	if b.clear != nil {
+		if kc, err = startWith(b.clear, "throughput-clear", filepath.Join(b.work, "kvsd-throughput-clear")); err != nil {
+			return err
+		}
+		defer kc.Stop()
+	}
 	basePC := &putmedia.Client{Endpoint: base.URL, Region: kvsdproc.Region, Credentials: kvsdproc.Creds, HTTP: kvsdproc.NewHTTPClient()}
 
 	t := &report.Table{Head: []string{"streams", "server", "MB/s", "fragments/s", "PutMedia calls", "server CPU", "client CPU",
@@ -138,8 +145,14 @@ func (b *bench) throughput(ctx context.Context) error {
 		if err := k.createStreams(ctx, names, 24); err != nil {
 			return err
 		}
+		if kc != nil {
+			if err := kc.createStreams(ctx, names, 24); err != nil {
+				return err
+			}
+		}
 		// ABBA: baseline, kvsd, kvsd, baseline, each for half the time, so that a disk or
-		// machine that speeds up or slows down during the row favours neither.
+		// machine that speeds up or slows down during the row favours neither. With the
+		// clear kvsd: baseline, kvsd, clear, clear, kvsd, baseline.
 		half := b.cfg.tpDuration / 2
 		load := func(who string, pc *putmedia.Client, p *child.Proc) (*tpResult, error) {
 			settle(baseDir)
@@ -155,6 +168,18 @@ func (b *bench) throughput(ctx context.Context) error {
 		rk1, err := load("kvsd", k.putClient(), k.Proc)
 		if err != nil {
 			return err
+		}
+		var rc *tpResult
+		if kc != nil {
+			rc1, err := load("kvsd with media in clear", kc.putClient(), kc.Proc)
+			if err != nil {
+				return err
+			}
+			rc2, err := load("kvsd with media in clear", kc.putClient(), kc.Proc)
+			if err != nil {
+				return err
+			}
+			rc = rc1.merge(rc2)
 		}
 		rk2, err := load("kvsd", k.putClient(), k.Proc)
 		if err != nil {
@@ -173,12 +198,22 @@ func (b *bench) throughput(ctx context.Context) error {
 		}
 		row("baseline", rb, "", "")
 		row("kvsd", rk, fmt.Sprintf("%.0f %%", ratio), report.Verdict(ratio >= 70))
+		if rc != nil {
+			clearRatio := rc.mbps() / rb.mbps() * 100
+			row("kvsd, media in clear", rc, fmt.Sprintf("%.0f %%", clearRatio), "")
+			b.results = append(b.results, result{What: fmt.Sprintf("throughput, %s: encryption at rest, encrypted/clear (reported)", report.Plural(n, "stream")),
+				Value: fmt.Sprintf("%.0f %%", rk.mbps()/rc.mbps()*100), OK: true, Other: rc.cpu.other})
+			b.logf("throughput: %d streams: kvsd with media in clear %.1f MB/s; encrypted/clear %.0f %%", n, rc.mbps(), rk.mbps()/rc.mbps()*100)
+		}
 		b.results = append(b.results, result{What: fmt.Sprintf("throughput, %s: kvsd/baseline ≥ 70 %%", report.Plural(n, "stream")), Value: fmt.Sprintf("%.0f %%", ratio),
 			OK: ratio >= 70, Other: max(rb.cpu.other, rk.cpu.other)})
 		for _, r := range []struct {
 			who string
 			r   *tpResult
-		}{{"baseline", rb}, {"kvsd", rk}} {
+		}{{"baseline", rb}, {"kvsd", rk}, {"kvsd, media in clear", rc}} {
+			if r.r == nil {
+				continue
+			}
 			if r.r.errs > 0 || r.r.short > 0 {
 				notes = append(notes, fmt.Sprintf("%d streams, %s: %d of %d calls failed (first: %v), %d complete calls got fewer than %d acks",
 					n, r.who, r.r.errs, r.r.puts, r.r.firstErr, r.r.short, len(f.Clusters)))
@@ -196,7 +231,9 @@ func (b *bench) throughput(ctx context.Context) error {
 		"(CPU seconds per wall second, user+system): the server process, this program (the producers), the kernel outside "+
 		"any process (interrupts, writeback and journal threads: mostly the servers' I/O), and other processes on the machine "+
 		"(not part of the benchmark; numbers taken while they are well above 0 are less trustworthy). "+
-		"Each stream count has its own fresh streams; before each half the baseline's files are removed and dirty pages flushed.\n\n",
+		"Each stream count has its own fresh streams; before each half the baseline's files are removed and dirty pages flushed. "+
+		"kvsd encrypts the media at rest (AES-256-GCM, key file); \"kvsd, media in clear\" is the same source built with -tags "+kvsdproc.ClearTag+
+		" (when compared: its two halves run between kvsd's, so the order is baseline, kvsd, clear, clear, kvsd, baseline).\n\n",
 		float64(len(f.Raw))/1e6, len(f.Clusters), f.fragmentDuration().Round(time.Millisecond), f.meanFragment()/1000,
 		b.cfg.tpDuration, f.meanFragment())
 	for _, n := range notes {

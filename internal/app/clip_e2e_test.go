@@ -56,15 +56,17 @@ func saveClip(t *testing.T, resp *http.Response, head []byte) string {
 	return path
 }
 
-// A clip with audio plays both tracks, every frame the producer sent, whether the media goes
-// out with sendfile (plain HTTP) or is copied from the segment files (TLS).
+// A clip with audio plays both tracks, every frame the producer sent, whether the media is
+// decrypted (encrypted at rest: it is copied, never sent from the file), or lies in clear in
+// segments of a kvsd from before encryption at rest and goes out with sendfile (plain HTTP) or
+// is copied from the segment files (TLS).
 func TestGetClipWithAudio(t *testing.T) {
 	for _, c := range []struct {
-		tls  bool
-		path string
-	}{{false, "sendfile"}, {true, "file-copy"}} {
-		t.Run(c.path, func(t *testing.T) {
-			srv := kvstest.Start(t, kvstest.Options{TLS: c.tls})
+		tls, clear bool
+		path       string
+	}{{false, false, "copy"}, {false, true, "sendfile"}, {true, true, "file-copy"}} {
+		t.Run(fmt.Sprintf("%s/clear=%v", c.path, c.clear), func(t *testing.T) {
+			srv := kvstest.Start(t, kvstest.Options{TLS: c.tls, Configure: func(cfg *app.Config) { cfg.MediaInClear = c.clear }})
 			srv.CreateStream(t, "cam", 24)
 			start := time.Now().Add(-time.Minute).Truncate(time.Second)
 			require.Len(t, kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(pattern(t, 3, start, "320x240", "libx264", true)))), 3)
@@ -88,7 +90,7 @@ func TestGetClipWithAudio(t *testing.T) {
 }
 
 // Retention deleting the clip's segment while the clip is being sent changes nothing: the
-// clip holds the file open.
+// clip holds the file open, and decrypts from it.
 func TestGetClipOutlivesRetention(t *testing.T) {
 	dir := t.TempDir()
 	srv := kvstest.Start(t, kvstest.Options{DataDir: dir, Configure: func(c *app.Config) { c.RetentionInterval = time.Hour }})
@@ -102,7 +104,7 @@ func TestGetClipOutlivesRetention(t *testing.T) {
 		"-f", "matroska", "-live", "1", "-")
 	require.Len(t, kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(mkv))), 4)
 
-	resp := openClip(t, srv, start, start.Add(10*time.Second), "sendfile")
+	resp := openClip(t, srv, start, start.Add(10*time.Second), "copy")
 	require.Greater(t, resp.ContentLength, int64(16<<20))
 	head := make([]byte, 1<<20)
 	_, err := io.ReadFull(resp.Body, head)

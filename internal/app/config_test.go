@@ -17,7 +17,7 @@ func TestServeFlagsEnvAndDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, Config{Listen: DefaultListen, DataDir: "./data", Region: "us-east-1", AccountID: DefaultAccountID,
 		LogLevel: "info", LogFormat: "text", ReadTimeout: DefaultReadTimeout, WriteTimeout: DefaultWriteTimeout, IdleTimeout: DefaultIdleTimeout,
-		MaxConnsPerClient: DefaultMaxConnsPerClient, MaxConns: DefaultMaxConns, MaxClockSkew: DefaultMaxClockSkew}, c)
+		MaxConnsPerClient: DefaultMaxConnsPerClient, MaxConns: DefaultMaxConns, MaxClockSkew: DefaultMaxClockSkew, KMSKey: "alias/aws/kinesisvideo"}, c)
 
 	c, err = ParseServeFlags(nil, getenv)
 	require.NoError(t, err)
@@ -28,6 +28,15 @@ func TestServeFlagsEnvAndDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "ap-southeast-2", c.Region, "a flag wins over its variable")
 	require.Equal(t, "0.0.0.0:9000", c.Listen)
+
+	c, err = ParseServeFlags([]string{"--kms-endpoint", "http://127.0.0.1:8080", "--kms-key", "alias/cams"}, getenv)
+	require.NoError(t, err)
+	require.Equal(t, KeyConfig{DataDir: "/var/lib/kvsd", KMSEndpoint: "http://127.0.0.1:8080", KMSKey: "alias/cams"}, c.keyConfig())
+	require.True(t, c.keyConfig().useKMS(), "an endpoint implies KMS")
+	_, err = ParseServeFlags([]string{"--kms", "--key-file", "/etc/kvsd.key"}, getenv)
+	require.ErrorContains(t, err, "exclude each other")
+	_, err = ParseServeFlags([]string{"--kms-endpoint", "kms.local"}, getenv)
+	require.ErrorContains(t, err, "--kms-endpoint")
 }
 
 // The guards against broken and hostile clients take flags and KVSD_ variables; 0 lifts a bound.

@@ -55,7 +55,15 @@ import (
 // doctor, /healthz) against a kvsd serving a test certificate.
 const tlsSkip = "this test's kvsd serves plain http; TestTLSServesRealClients runs these steps against kvsd over https"
 
+// backupSkip: the backup recipe stops and starts kvsd between its commands.
+const backupSkip = "stops and restarts kvsd between its steps; TestBackupRecipe runs the README's backup and restore blocks against a kvsd process"
+
 var readmeSteps = []readmeStep{
+	{prefix: "head -c 32 /dev/urandom | base64 >> data/kvsd.key", skip: "this test's kvsd keeps its key file in its own data dir; TestKeyFileRoundTripAndRotation (internal/keys) appends a key the same way and reads old and new data keys"},
+	{prefix: "mkdir -p backup", skip: backupSkip},
+	{prefix: "cp -p data/", skip: backupSkip},
+	{prefix: "rsync -a ", skip: backupSkip},
+	{prefix: "kvsd fsck --data-dir restored --repair", skip: backupSkip},
 	{prefix: "make run", skip: "installs Debian packages with apt-get and serves on the fixed port 4580 until stopped; this test starts kvsd itself"},
 	{prefix: "make test", skip: "runs every test, this one included"},
 	{prefix: "make fuzz", skip: "fuzzes each target for a minute"},

@@ -53,6 +53,7 @@ type Server struct {
 	Store *fragstore.Store
 
 	catalog  *bolt.DB
+	atRest   *atRest // nil in a kvsd_plaintext build
 	ingest   *ingest.Manager
 	images   *imagegen.Generator
 	notifier *notify.Notifier

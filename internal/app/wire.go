@@ -57,7 +57,7 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := s.openStorage(cfg, reg); err != nil {
+	if err := s.openStorage(ctx, cfg, env, reg); err != nil {
 		return built{}, err
 	}
 	ln, err := s.listen(cfg, tlsCfg, reg)
@@ -65,6 +65,9 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 		return built{}, err
 	}
 	streams := &stream.Service{Store: s.catalog, Region: cfg.Region, AccountID: cfg.AccountID, PublicURL: s.URL}
+	if s.atRest != nil {
+		streams.DefaultKmsKeyID, streams.CheckKmsKey = s.atRest.defaultKmsKeyID(), s.atRest.checkKmsKey
+	}
 	destination, err := s.newWorkers(ctx, cfg, env, reg)
 	if err != nil {
 		return built{}, err
@@ -92,15 +95,26 @@ func serveUntilShutdown(srv *http.Server, ln net.Listener) error {
 	return nil
 }
 
-// openStorage opens the catalog, the media directory and the fragment store over both.
-func (s *Server) openStorage(cfg Config, reg prometheus.Registerer) error {
+// openStorage opens the catalog, the media directory (encrypting with the key file or KMS)
+// and the fragment store over both.
+func (s *Server) openStorage(ctx context.Context, cfg Config, env Env, reg prometheus.Registerer) error {
 	db, err := bolt.Open(filepath.Join(cfg.DataDir, "catalog.db"))
 	if err != nil {
 		return err
 	}
 	s.catalog = db
 	s.closers.push(db.Close)
-	media, err := disk.Open(disk.Config{Dir: filepath.Join(cfg.DataDir, "media"), Logger: s.log})
+	dcfg := disk.Config{Dir: filepath.Join(cfg.DataDir, "media"), Logger: s.log}
+	if mediaInClear || cfg.MediaInClear {
+		s.log.Warn("media is stored in clear: this kvsd was built with the kvsd_plaintext tag (benchmarks) or configured so by a test")
+	} else {
+		if s.atRest, err = newAtRest(ctx, cfg, env.Getenv, db); err != nil {
+			return err
+		}
+		dcfg.Keys = s.atRest.ring
+		s.log.Info("media is encrypted at rest", "keys", s.atRest.kek.Describe())
+	}
+	media, err := disk.Open(dcfg)
 	if err != nil {
 		return err
 	}
@@ -213,6 +227,9 @@ func (s *Server) newIngest(cfg Config, streams *stream.Service, hub *playback.Hu
 		}
 		s.images.Wake(k)      // drops the stream's cursor and decoder
 		s.notifier.Wake(k, 0) // drops the stream's notification cursor and outbox
+		if s.atRest != nil {
+			s.atRest.ring.Forget(k) // its data key: nothing will be written with it again
+		}
 	}
 }
 
@@ -224,7 +241,7 @@ func (s *Server) newAPI(cfg Config, streams *stream.Service, hub *playback.Hub, 
 			Tokens: playback.NewTokens(playback.SessionKey(keys.secrets())), Muxer: muxer{}},
 		PublicURL: s.URL,
 		Images:    s.images,
-		Status:    []diag.Source{s.ingest, s.images, s.notifier},
+		Status:    s.diagSources(),
 		Auth:      &sigv4.Verifier{Region: cfg.Region, Service: "kinesisvideo", Lookup: keys.lookup},
 		Logger:    s.log,
 		Registry:  reg,
@@ -239,6 +256,11 @@ func (s *Server) newAPI(cfg Config, streams *stream.Service, hub *playback.Hub, 
 // MaxHeaderBytes bounds a request's line and headers: a SigV4-signed KVS request needs a few
 // KiB; a larger one is answered 431.
 const MaxHeaderBytes = 64 << 10
+
+// diagSources are what doctor asks about each stream.
+func (s *Server) diagSources() []diag.Source {
+	return []diag.Source{s.ingest, s.images, s.notifier, storageDoctor{s.Store, s.atRest}}
+}
 
 // newHTTP serves the API beside /healthz, /metrics and the web console.
 func (s *Server) newHTTP(ctx context.Context, cfg Config, api, ui http.Handler, reg *prometheus.Registry) *http.Server {

@@ -19,6 +19,7 @@ Usage:
   kvsd serve [flags]              run the server (kvsd serve -h lists the flags)
   kvsd put --stream NAME SOURCE   stream a video file or a Matroska pipe (kvsd put -h)
   kvsd doctor STREAM              explain why a stream does or does not produce images
+  kvsd fsck --data-dir DIR        check (--repair: repair) a stopped server's data dir
   kvsd version                    print the version
 `
 
@@ -35,6 +36,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return Put(ctx, args[1:], PutEnv{Getenv: os.Getenv, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr, Terminal: isTerminal(stderr)})
 	case "doctor":
 		return doctor(ctx, args[1:], os.Getenv, stdout, stderr)
+	case "fsck":
+		return fsckCmd(ctx, args[1:], os.Getenv, stdout, stderr, isTerminal(stderr))
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "kvsd", version())
 		return 0

@@ -20,6 +20,7 @@ import (
 	"github.com/kvsd/kvsd/internal/catalog/bolt"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
+	kvskeys "github.com/kvsd/kvsd/internal/keys"
 )
 
 const helperEnv = "KVSD_FRAGSTORE_CRASH_DIR"
@@ -40,7 +41,11 @@ func TestHelperProcess(t *testing.T) {
 	if err != nil {
 		fail(err)
 	}
-	m, err := disk.Open(disk.Config{Dir: filepath.Join(dir, "media")})
+	kf, err := kvskeys.LoadFile(filepath.Join(dir, kvskeys.DefaultKeyFile), true) // encrypted, as kvsd runs
+	if err != nil {
+		fail(err)
+	}
+	m, err := disk.Open(disk.Config{Dir: filepath.Join(dir, "media"), Keys: kvskeys.NewRing(kf, nil)})
 	if err != nil {
 		fail(err)
 	}
@@ -137,16 +142,17 @@ func TestKill9(t *testing.T) {
 	}
 }
 
-// checkSegmentsClean scans every segment file: each record checks out and the file ends
-// right after the last one.
+// checkSegmentsClean scans every segment file: each record checks out (encrypted: version 3)
+// and the file ends right after the last one.
 func checkSegmentsClean(t *testing.T, e *env) {
 	entries, err := os.ReadDir(streamDir(e, key))
 	require.NoError(t, err)
 	for _, d := range entries {
 		require.True(t, strings.HasSuffix(d.Name(), ".seg"), "only segments remain: %s", d.Name())
 		path := filepath.Join(streamDir(e, key), d.Name())
-		_, end, err := disk.ScanSegment(path, func(disk.ScannedRecord) error { return nil })
+		info, end, err := disk.ScanSegment(path, func(disk.ScannedRecord) error { return nil })
 		require.NoError(t, err, d.Name())
+		require.Equal(t, 3, info.Version, "%s is encrypted", d.Name())
 		require.Equal(t, size(t, path), end, d.Name())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
+	kvskeys "github.com/kvsd/kvsd/internal/keys"
 	"github.com/kvsd/kvsd/internal/logtest"
 	"github.com/kvsd/kvsd/internal/mkv"
 )
@@ -35,11 +36,18 @@ type env struct {
 	s     *fragstore.Store
 	logs  *logtest.Buffer
 	buf   []byte // reused by check's MediaAppend
+	plain bool   // media in clear (no Keys), as before encryption at rest
 }
 
 func openEnv(t testing.TB, dir string) *env {
 	t.Helper()
-	e := &env{t: t, dir: dir, logs: &logtest.Buffer{}}
+	return openEnvWith(t, dir, false)
+}
+
+// openEnvWith is openEnv with the media encrypted (a key file in dir, as kvsd does) or not.
+func openEnvWith(t testing.TB, dir string, plain bool) *env {
+	t.Helper()
+	e := &env{t: t, dir: dir, logs: &logtest.Buffer{}, plain: plain}
 	e.openBackends()
 	s, err := fragstore.Open(fragstore.Config{Media: e.media, Index: e.db,
 		Logger: slog.New(slog.NewTextHandler(e.logs, nil))})
@@ -54,7 +62,13 @@ func openEnv(t testing.TB, dir string) *env {
 func (e *env) openBackends() {
 	db, err := bolt.Open(filepath.Join(e.dir, "catalog.db"))
 	require.NoError(e.t, err)
-	m, err := disk.Open(disk.Config{Dir: filepath.Join(e.dir, "media")})
+	cfg := disk.Config{Dir: filepath.Join(e.dir, "media")}
+	if !e.plain {
+		f, err := kvskeys.LoadFile(filepath.Join(e.dir, kvskeys.DefaultKeyFile), true)
+		require.NoError(e.t, err)
+		cfg.Keys = kvskeys.NewRing(f, nil)
+	}
+	m, err := disk.Open(cfg)
 	require.NoError(e.t, err)
 	e.db, e.media = db, m
 }
@@ -76,7 +90,7 @@ func (e *env) close() {
 // reopen closes everything and opens a Store again, running recovery.
 func (e *env) reopen() *env {
 	e.close()
-	return openEnv(e.t, e.dir)
+	return openEnvWith(e.t, e.dir, e.plain)
 }
 
 var header = []byte("\x1a\x45\xdf\xa3 EBML … Tracks")

@@ -70,3 +70,8 @@ func decodeMeta(b []byte) (*fragment.Fragment, []byte, error) {
 	}
 	return f, m.Header, nil
 }
+
+// DecodeMeta reads a record's self-description (Record.Meta): the fragment's index entry
+// without its Location, and its MKV header. Tools that rebuild the index from media use it
+// (kvsd fsck --repair).
+func DecodeMeta(b []byte) (*fragment.Fragment, []byte, error) { return decodeMeta(b) }

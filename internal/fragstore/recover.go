@@ -46,10 +46,38 @@ func (s *Store) repair(ctx context.Context) error {
 	return nil
 }
 
+// maxUncommitted bounds the records a crash can leave written but not committed per stream:
+// ingest keeps a few fragments between media and index (3 with the writer, 4 awaiting their
+// commit, per connection; two connections of a stream overlap while one takes over), and the
+// bound leaves room over that. Many more unindexed records after the last indexed one mean an
+// older catalog was restored over newer media: recovery would cut them, so kvsd refuses to
+// start instead.
+const maxUncommitted = 64
+
+// ErrCatalogBehind: the media holds many more fragments than the index after its last one.
+var ErrCatalogBehind = errors.New("the catalog is older than the media")
+
+// recordCounter is a Media that can count the records recovery would remove (disk.Media).
+type recordCounter interface {
+	RecordsAfter(ctx context.Context, k Key, loc Location) (int, error)
+}
+
 func (s *Store) recoverStream(ctx context.Context, k Key) error {
 	segs, err := s.media.Segments(ctx, k)
 	if err != nil || len(segs) == 0 {
 		return err
+	}
+	if rc, ok := s.media.(recordCounter); ok {
+		if last, loc, err := s.index.LastFragment(ctx, k); err == nil && last > 0 {
+			n, err := rc.RecordsAfter(ctx, k, loc)
+			if err != nil {
+				return err
+			}
+			if n > maxUncommitted {
+				return fmt.Errorf("%w: %d intact fragments follow the last one the index holds (a crash leaves at most %d); "+
+					"was an older catalog.db restored? Run `kvsd fsck --data-dir DIR --repair` to index them, then start kvsd", ErrCatalogBehind, n, maxUncommitted)
+			}
+		}
 	}
 	liveList, err := s.index.LiveSegments(ctx, k)
 	if err != nil {

@@ -200,7 +200,7 @@ func TestRecoverCorruptLastRecord(t *testing.T) {
 	require.Equal(t, uint64(3), last.Seq)
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
-	b[last.Loc.Offset+last.Loc.Length+10] ^= 0xff // inside the last record's meta
+	b[last.Loc.Offset+int64(len(last.Data))+10] ^= 0xff // inside the last record's meta
 	require.NoError(t, os.WriteFile(path, b, 0o600))
 
 	e = e.reopen()

@@ -25,20 +25,26 @@ type Section struct {
 // (sendfile), whatever retention deletes meanwhile: an open file keeps an unlinked file's
 // data. Each file is opened once, however many of the fragments it holds. Close releases them.
 type Sections struct {
-	media sectionMedia
-	locs  []Location
-	in    []*os.File // the file of each fragment's segment
-	files []*os.File // each open file once
+	store    *Store
+	key      Key
+	numbers  []string // fragment numbers, for the damage log
+	media    sectionMedia
+	locs     []Location
+	in       []*os.File // the file of each fragment's segment
+	files    []*os.File // each open file once
+	verbatim bool       // every file holds its records' media as ingested
 }
 
-// sectionMedia is a Media backend whose records' data lie in files, verbatim: Location.Length
-// bytes at Location.Offset of the segment's file (disk.Media).
+// sectionMedia is a Media backend whose records' data lie in files (disk.Media): verbatim,
+// Location.Length bytes at Location.Offset of the segment's file, unless encrypted.
 type sectionMedia interface {
-	// OpenSegment opens k's segment seg for reading; ErrNotFound when it is gone.
-	OpenSegment(ctx context.Context, k Key, seg uint64) (*os.File, error)
+	// OpenSegment opens k's segment seg for reading; ErrNotFound when it is gone. verbatim:
+	// its records' media lie in the file as ingested (not encrypted).
+	OpenSegment(ctx context.Context, k Key, seg uint64) (f *os.File, verbatim bool, err error)
 	// ReadSection appends the data at loc to dst, read from f (loc's segment, as OpenSegment
-	// opened it) after checking its record's checksums. On error dst is returned as it was.
-	ReadSection(f *os.File, loc Location, dst []byte) ([]byte, error)
+	// opened it) after checking its record's checksums or decrypting it. On error dst is
+	// returned as it was.
+	ReadSection(ctx context.Context, f *os.File, loc Location, dst []byte) ([]byte, error)
 }
 
 // Sections opens the files holding frags' media; ErrNoSections when the backend has none.
@@ -47,7 +53,7 @@ func (s *Store) Sections(ctx context.Context, k Key, frags []*fragment.Fragment)
 	if !ok {
 		return nil, ErrNoSections
 	}
-	out := &Sections{media: sm, locs: make([]Location, len(frags)), in: make([]*os.File, len(frags))}
+	out := &Sections{store: s, key: k, numbers: make([]string, len(frags)), media: sm, locs: make([]Location, len(frags)), in: make([]*os.File, len(frags)), verbatim: true}
 	open := map[uint64]*os.File{}
 	for i, f := range frags {
 		loc, err := s.location(ctx, k, f)
@@ -57,28 +63,35 @@ func (s *Store) Sections(ctx context.Context, k Key, frags []*fragment.Fragment)
 		}
 		file := open[loc.Segment]
 		if file == nil {
-			if file, err = sm.OpenSegment(ctx, k, loc.Segment); err != nil {
+			var verbatim bool
+			if file, verbatim, err = sm.OpenSegment(ctx, k, loc.Segment); err != nil {
 				_ = out.Close()
 				return nil, fmt.Errorf("media of fragment %d of %s: %w", f.Seq, k.Name, err)
 			}
+			out.verbatim = out.verbatim && verbatim
 			open[loc.Segment] = file
 			out.files = append(out.files, file)
 		}
-		out.locs[i], out.in[i] = loc, file
+		out.locs[i], out.in[i], out.numbers[i] = loc, file, f.Number
 	}
 	return out, nil
 }
 
-// Section returns where the i-th fragment's media lies.
+// Verbatim reports whether every fragment's media lies in its file as ingested, so that
+// Section may be sent as it is. Encrypted media is not: it must be read with ReadAppend,
+// which decrypts and authenticates it.
+func (ss *Sections) Verbatim() bool { return ss.verbatim }
+
+// Section returns where the i-th fragment's media lies; only meaningful when Verbatim.
 func (ss *Sections) Section(i int) Section {
 	return Section{File: ss.in[i], Offset: ss.locs[i].Offset, Length: ss.locs[i].Length}
 }
 
 // ReadAppend is Store.MediaAppend for the i-th fragment, read from its section's file.
-func (ss *Sections) ReadAppend(i int, dst []byte) ([]byte, error) {
-	out, err := ss.media.ReadSection(ss.in[i], ss.locs[i], dst)
+func (ss *Sections) ReadAppend(ctx context.Context, i int, dst []byte) ([]byte, error) {
+	out, err := ss.media.ReadSection(ctx, ss.in[i], ss.locs[i], dst)
 	if err != nil {
-		return dst, fmt.Errorf("media of fragment %d of the list: %w", i, err)
+		return dst, ss.store.noteRead(ss.key, ss.numbers[i], fmt.Errorf("media of fragment %s: %w", ss.numbers[i], err))
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package fragstore_test
 
 import (
+	"fmt"
 	"io"
 	"testing"
 
@@ -10,10 +11,17 @@ import (
 	"github.com/kvsd/kvsd/internal/fragstore"
 )
 
-// Sections open each segment once and keep every fragment's media readable, checked and as
-// file ranges, after retention deleted the segments.
+// Sections open each segment once and keep every fragment's media readable, checked and (in
+// clear) as file ranges, after retention deleted the segments. Encrypted media is no file
+// range: only ReadAppend, which decrypts, gives it.
 func TestSections(t *testing.T) {
-	e := openEnv(t, t.TempDir())
+	for _, plain := range []bool{true, false} {
+		t.Run(fmt.Sprintf("plain=%v", plain), func(t *testing.T) { testSections(t, plain) })
+	}
+}
+
+func testSections(t *testing.T, plain bool) {
+	e := openEnvWith(t, t.TempDir(), plain)
 	e.append(key, span(1, 40)...) // segments start at 1, 16, 31
 	frags, err := e.s.After(ctx, key, 0, 100)
 	require.NoError(t, err)
@@ -24,6 +32,7 @@ func TestSections(t *testing.T) {
 		files[ss.Section(i).File] = true
 	}
 	require.Len(t, files, 3, "one file per segment")
+	require.Equal(t, plain, ss.Verbatim())
 
 	n, err := e.s.Expire(ctx, key, frag(key, 41).ServerTime)
 	require.NoError(t, err)
@@ -33,9 +42,12 @@ func TestSections(t *testing.T) {
 	var buf []byte
 	for i := range 30 {
 		want := media(uint64(i + 6))
-		buf, err = ss.ReadAppend(i, buf[:0])
+		buf, err = ss.ReadAppend(ctx, i, buf[:0])
 		require.NoError(t, err)
 		require.Equal(t, want, buf)
+		if !plain {
+			continue
+		}
 		sec := ss.Section(i)
 		require.Equal(t, int64(len(want)), sec.Length)
 		got, err := io.ReadAll(io.NewSectionReader(sec.File, sec.Offset, sec.Length))

@@ -54,6 +54,8 @@ type Store struct {
 	mu      sync.Mutex
 	streams map[Key]*streamState // never shrinks: see state
 
+	damage damage // fragments that could not be served (damage.go)
+
 	// The group commit (append.go): Write appends to queue, commitLoop takes it.
 	qmu       sync.Mutex
 	queue     []*Commit
@@ -138,7 +140,7 @@ func (s *Store) Media(ctx context.Context, k Key, f *fragment.Fragment) ([]byte,
 	}
 	b, err := s.media.Read(ctx, k, loc)
 	if err != nil {
-		return nil, fmt.Errorf("media of fragment %d of %s: %w", f.Seq, k.Name, err)
+		return nil, s.noteRead(k, f.Number, fmt.Errorf("media of fragment %d of %s: %w", f.Seq, k.Name, err))
 	}
 	return b, nil
 }
@@ -161,7 +163,7 @@ func (s *Store) MediaAppend(ctx context.Context, k Key, f *fragment.Fragment, ds
 		}
 	}
 	if err != nil {
-		return dst, fmt.Errorf("media of fragment %d of %s: %w", f.Seq, k.Name, err)
+		return dst, s.noteRead(k, f.Number, fmt.Errorf("media of fragment %d of %s: %w", f.Seq, k.Name, err))
 	}
 	return out, nil
 }

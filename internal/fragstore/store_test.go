@@ -302,7 +302,11 @@ func TestSegmentsDescribeThemselves(t *testing.T) {
 	require.NoError(t, err)
 	seen := 0
 	for _, d := range entries {
-		info, _, err := disk.ScanSegment(filepath.Join(streamDir(e, key), d.Name()), func(r disk.ScannedRecord) error {
+		path := filepath.Join(streamDir(e, key), d.Name())
+		info, _, err := disk.ScanSegment(path, func(disk.ScannedRecord) error { return nil })
+		require.NoError(t, err)
+		require.NotNil(t, info.DataKey, "the segment names its data key")
+		_, _, err = disk.ScanSegment(path, func(r disk.ScannedRecord) error {
 			var m struct {
 				Number     string `json:"number"`
 				ServerMs   int64  `json:"serverMs"`
@@ -318,7 +322,11 @@ func TestSegmentsDescribeThemselves(t *testing.T) {
 			require.Equal(t, f.ProducerTime.UnixMilli(), m.ProducerMs)
 			require.Equal(t, headerID, m.HeaderID)
 			require.Equal(t, header, m.Header)
-			require.Equal(t, media(r.Seq), r.Data)
+			require.True(t, r.Sealed)
+			require.NotContains(t, string(r.Data), string(media(r.Seq)[:64]))
+			data, err := disk.Unseal(ctx, e.media.Keys(), info, r)
+			require.NoError(t, err)
+			require.Equal(t, media(r.Seq), data)
 			seen++
 			return nil
 		})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/imaging"
+	"github.com/kvsd/kvsd/internal/keys"
 	"github.com/kvsd/kvsd/internal/objstore"
 	"github.com/kvsd/kvsd/internal/stream"
 	"github.com/kvsd/kvsd/internal/streamwork"
@@ -150,8 +151,9 @@ func (g *Generator) handle(ctx context.Context, t *task, st *stream.Stream, f *f
 		switch {
 		case ctx.Err() != nil:
 			return retryIn(0, ctx.Err()) // stopping: the engine does not count it
-		case errors.Is(err, imaging.ErrUnavailable):
-			// Not the media's fault: keep the fragment until a kvsd with the media package runs.
+		case errors.Is(err, imaging.ErrUnavailable) || errors.Is(err, keys.ErrKey):
+			// Not the media's fault: keep the fragment until a kvsd with the media package runs,
+			// or its key (key file, KMS) can be used again.
 			t.setRenderError(err, "", g.cfg.Now())
 			return retryIn(g.cfg.RetryMax, err)
 		case err != nil:

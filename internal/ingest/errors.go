@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/kvsd/kvsd/internal/fragment"
+	"github.com/kvsd/kvsd/internal/keys"
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
@@ -55,6 +56,26 @@ var errorCodes = map[int]string{
 	errTooManyTracks:      "MORE_THAN_ALLOWED_TRACKS_FOUND",
 	errInternal:           "INTERNAL_ERROR",
 	errArchival:           "ARCHIVAL_ERROR",
+}
+
+func init() {
+	// 4500-4506: the KMS (key) errors, with KVS's strings (keys.Code).
+	for c := keys.AccessDenied; c <= keys.NotFound; c++ {
+		errorCodes[int(c)] = c.String()
+		fixes[int(c)] = keyFix
+	}
+}
+
+// keyFix is what to do about any key error.
+const keyFix = "kvsd cannot use the key that encrypts this stream's media (KmsKeyId; the key file or KMS in kvsd's log). Check that the key file is the one kvsd was started with, or that KMS is reachable and the key exists, is enabled and may be used by kvsd's AWS identity (kms:GenerateDataKey, kms:Decrypt); see README, Encryption at rest."
+
+// persistFailure is the ERROR for a fragment the store refused: a key error's own id
+// (4500-4506), else ARCHIVAL_ERROR.
+func persistFailure(f *fragment.Fragment, err error) *ackError {
+	if code, ok := keys.CodeOf(err); ok {
+		return failf(int(code), f, "persist: %w", err)
+	}
+	return failf(errArchival, f, "persist: %w", err)
 }
 
 // ackError is a failure the producer learns of through an ERROR ack; Run returns it.

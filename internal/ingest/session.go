@@ -311,7 +311,7 @@ func (s *Session) store(ctx context.Context, c *complete) (*fragstore.Commit, er
 		if ctx.Err() == nil {
 			s.log.Error("persist fragment", "fragment", c.frag.Number, "err", err)
 		}
-		return nil, failf(errArchival, c.frag, "persist: %w", err)
+		return nil, persistFailure(c.frag, err)
 	}
 	return commit, nil
 }

@@ -6,7 +6,9 @@ import (
 	"net/http"
 
 	"github.com/kvsd/kvsd/internal/awsapi"
+	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/imagegen"
+	"github.com/kvsd/kvsd/internal/keys"
 	"github.com/kvsd/kvsd/internal/playback"
 	"github.com/kvsd/kvsd/internal/remux"
 	"github.com/kvsd/kvsd/internal/sigv4"
@@ -36,6 +38,10 @@ var errorTable = []struct {
 	{remux.ErrMissingCodecPrivate, "MissingCodecPrivateDataException", http.StatusBadRequest},
 	{remux.ErrInvalidCodecPrivate, "InvalidCodecPrivateDataException", http.StatusBadRequest},
 	{remux.ErrInvalidFrame, "InvalidMediaFrameException", http.StatusBadRequest},
+	// Stored media that is damaged, or whose key cannot be used: a server fault, but named (the
+	// fragment and why) rather than hidden behind the request id.
+	{fragstore.ErrCorrupt, awsapi.CodeInternalFailure, http.StatusInternalServerError},
+	{keys.ErrKey, awsapi.CodeInternalFailure, http.StatusInternalServerError},
 }
 
 var authErrorCodes = map[sigv4.Kind]string{

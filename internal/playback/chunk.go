@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/internal/fragment"
+	"github.com/kvsd/kvsd/internal/keys"
 	"github.com/kvsd/kvsd/internal/mkv"
 )
 
@@ -62,4 +63,13 @@ func appendErrorChunk(dst, header []byte, number string, id int, code string) []
 		{Name: TagErrorCode, Value: code},
 		{Name: TagErrorID, Value: strconv.Itoa(id)},
 	})
+}
+
+// errorOf is the in-stream error id and code for a failed fragment read: a key error's own
+// (4500-4506, KVS's KMS errors), else INTERNAL_ERROR (5000), which a damaged record is too.
+func errorOf(err error) (int, string) {
+	if code, ok := keys.CodeOf(err); ok {
+		return int(code), code.String()
+	}
+	return 5000, "INTERNAL_ERROR"
 }

@@ -75,7 +75,7 @@ func (s *Service) Clip(ctx context.Context, in ClipInput) (*ClipAnswer, error) {
 		if err := ctx.Err(); err != nil {
 			return MuxFragment{}, err
 		}
-		b, err := a.secs.ReadAppend(i, buf[:0])
+		b, err := a.secs.ReadAppend(ctx, i, buf[:0])
 		return muxFragment(sess, frags[i], b), err
 	})
 	if err != nil {
@@ -83,7 +83,9 @@ func (s *Service) Clip(ctx context.Context, in ClipInput) (*ClipAnswer, error) {
 		return nil, err
 	}
 	a.Size = a.clip.Size()
-	a.FromFiles = a.secs != nil && a.clip.Verbatim()
+	// Encrypted media is never sent from the file: Send reads every fragment again through
+	// ReadAppend, which decrypts and authenticates it, one fragment buffer for the whole clip.
+	a.FromFiles = a.secs != nil && a.secs.Verbatim() && a.clip.Verbatim()
 	return a, nil
 }
 
@@ -93,7 +95,8 @@ type ClipAnswer struct {
 	// FromFiles: WriteTo hands each fragment's media to the writer as an io.LimitedReader of
 	// the segment's *os.File (an HTTP/1 response over TCP sends it with sendfile, without
 	// copying it through memory). False when the media is copied: the backend keeps no
-	// files, or the payloads are rewritten (NAL unit lengths other than 4 bytes).
+	// files, the media is encrypted, or the payloads are rewritten (NAL unit lengths other
+	// than 4 bytes).
 	FromFiles bool
 
 	clip Clip

@@ -108,9 +108,12 @@ func (s *Service) tail(ctx context.Context, ref stream.Ref, k fragstore.Key, aft
 		}
 		items, err := s.next(ctx, st, k, after, headers)
 		if err != nil {
+			// A damaged record (or one whose key cannot be used) ends the stream with KVS's
+			// error naming that fragment, never with its bytes as if whole.
 			number := fragment.FormatNumber(k.CreatedMs, after+1)
 			if hdr := anyHeader(headers); hdr != nil {
-				_, _ = sink.Write(appendErrorChunk(nil, hdr, number, 5000, "INTERNAL_ERROR"))
+				id, code := errorOf(err)
+				_, _ = sink.Write(appendErrorChunk(nil, hdr, number, id, code))
 				_ = sink.Flush()
 			}
 			return err

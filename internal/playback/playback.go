@@ -172,7 +172,13 @@ func (s *Service) FragmentList(ctx context.Context, ref stream.Ref, numbers []st
 		for _, f := range frags {
 			media, header, err := s.read(ctx, k, f, headers)
 			if err != nil {
-				return err // headers already sent: the connection just ends
+				// Headers already sent: an error chunk as GetMedia's names the fragment (a
+				// damaged record or an unusable key), then the connection ends.
+				if hdr := anyHeader(headers); hdr != nil {
+					id, code := errorOf(err)
+					_, _ = w.Write(appendErrorChunk(nil, hdr, f.Number, id, code))
+				}
+				return err
 			}
 			buf = appendChunk(buf[:0], header, media, f, nil)
 			if _, err := w.Write(buf); err != nil {

@@ -56,6 +56,12 @@ type Service struct {
 	// Destinations checks a notification destination, when it is set, for what only the
 	// server knows (addresses it refuses to connect to, webhook secrets); nil: no check.
 	Destinations DestinationChecker
+	// DefaultKmsKeyID is the KmsKeyId of streams created without one: the key that encrypts
+	// their media. "" is KVS's AWS-managed key, arn:aws:kms:<region>:<account>:alias/aws/kinesisvideo.
+	DefaultKmsKeyID string
+	// CheckKmsKey, when set, says whether a KmsKeyId given to CreateStream can encrypt the
+	// stream's media; its error refuses the stream (InvalidArgumentException).
+	CheckKmsKey func(ctx context.Context, keyID string) error
 
 	changes atomic.Uint64 // see Changes
 }
@@ -95,7 +101,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Stream, error) {
 	st := &Stream{
 		Name:         in.Name,
 		ARN:          FormatARN(s.Region, s.AccountID, in.Name, now),
-		KmsKeyID:     fmt.Sprintf("arn:aws:kms:%s:%s:alias/aws/kinesisvideo", s.Region, s.AccountID),
+		KmsKeyID:     s.defaultKmsKeyID(),
 		Version:      newVersion(),
 		Status:       StatusActive,
 		CreationTime: now,
@@ -117,6 +123,11 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Stream, error) {
 	if in.KmsKeyID != nil {
 		if err := validateKmsKeyID(*in.KmsKeyID); err != nil {
 			return nil, err
+		}
+		if s.CheckKmsKey != nil {
+			if err := s.CheckKmsKey(ctx, *in.KmsKeyID); err != nil {
+				return nil, Invalid("KmsKeyId %.200q cannot be used to encrypt the stream: %v", *in.KmsKeyID, err)
+			}
 		}
 		st.KmsKeyID = *in.KmsKeyID
 	}
@@ -145,6 +156,20 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Stream, error) {
 		return nil, fmt.Errorf("create stream %s: %w", in.Name, err)
 	}
 	return st, nil
+}
+
+// defaultKmsKeyID is DefaultKmsKeyID, or KVS's AWS-managed key.
+func (s *Service) defaultKmsKeyID() string {
+	if s.DefaultKmsKeyID != "" {
+		return s.DefaultKmsKeyID
+	}
+	return DefaultKmsKeyARN(s.Region, s.AccountID)
+}
+
+// DefaultKmsKeyARN is the KmsKeyId KVS reports for streams created without one: its
+// AWS-managed key's alias.
+func DefaultKmsKeyARN(region, account string) string {
+	return fmt.Sprintf("arn:aws:kms:%s:%s:alias/aws/kinesisvideo", region, account)
 }
 
 // Describe resolves ref to its stream.

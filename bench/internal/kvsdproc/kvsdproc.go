@@ -60,12 +60,22 @@ func ModuleRoot(ctx context.Context) (string, error) {
 
 // Build builds ./cmd/kvsd of the module this program belongs to into dir.
 func Build(ctx context.Context, dir string) (string, error) {
+	return BuildTagged(ctx, dir, "kvsd", "")
+}
+
+// ClearTag is the build tag of a kvsd that stores media in clear: benchmarks build one to
+// measure what encryption at rest costs, in the same run.
+const ClearTag = "kvsd_plaintext"
+
+// BuildTagged builds ./cmd/kvsd with the build tags (comma-separated; "" for none) into
+// dir/name.
+func BuildTagged(ctx context.Context, dir, name, tags string) (string, error) {
 	root, err := ModuleRoot(ctx)
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "kvsd")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/kvsd")
+	bin := filepath.Join(dir, name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", tags, "-o", bin, "./cmd/kvsd")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/kvsd: %v\n%s", err, out)

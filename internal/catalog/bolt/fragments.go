@@ -517,6 +517,40 @@ func expireEntry(s *streamBuckets, k catalog.Key, key []byte) (*uint64, error) {
 	return &loc.Segment, nil
 }
 
+// DropFragments removes the entries of k with these Seqs, in one commit, whatever their times:
+// `kvsd fsck --repair` drops entries whose media is gone or damaged. Seqs it does not hold are
+// skipped. It returns how many it removed. LastFragment stays as it was (sequences never go
+// back), and headers and segments no entry uses any more are released as by expiry.
+func (d *DB) DropFragments(ctx context.Context, k catalog.Key, seqs []uint64) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	removed := 0
+	err := d.db.Update(func(tx *bbolt.Tx) error {
+		removed = 0
+		s := openStream(tx, k)
+		if s == nil || s.seq == nil {
+			return nil
+		}
+		for _, seq := range seqs {
+			v := s.seq.Get(u64(seq))
+			if v == nil {
+				continue
+			}
+			f, _, err := decodeEntry(k, seq, v)
+			if err != nil {
+				return err
+			}
+			if _, err := expireEntry(s, k, timeKey(f.ServerTime.UnixMilli(), seq)); err != nil {
+				return err
+			}
+			removed++
+		}
+		return nil
+	})
+	return removed, err
+}
+
 // LiveSegments lists k's live segments: those with a non-zero count.
 func (d *DB) LiveSegments(ctx context.Context, k catalog.Key) ([]uint64, error) {
 	if err := ctx.Err(); err != nil {

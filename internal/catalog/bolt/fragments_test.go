@@ -133,3 +133,45 @@ func BenchmarkEntryDecodeJSON(b *testing.B) {
 			Duration: time.Duration(e.DurationMs) * time.Millisecond, Size: e.Length, HeaderID: e.HeaderID, Tags: e.Tags}
 	}
 }
+
+// DropFragments removes chosen entries whatever their times, releases what only they used
+// (segment, header), keeps LastFragment, and skips Seqs it does not hold.
+func TestDropFragments(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "catalog.db"))
+	require.NoError(t, err)
+	defer db.Close()
+	k := catalog.Key{Name: "cam", CreatedMs: 1700000000123}
+	for seq := uint64(1); seq <= 3; seq++ {
+		f := goldenFragment()
+		f.Seq, f.Number, f.HeaderID = seq, fragment.FormatNumber(k.CreatedMs, seq), "h"
+		f.ProducerTime = f.ProducerTime.Add(time.Duration(seq) * time.Second)
+		f.ServerTime = f.ServerTime.Add(time.Duration(seq) * time.Second)
+		seg := uint64(1)
+		if seq == 3 {
+			seg = 2
+		}
+		require.NoError(t, db.PutFragment(ctx, k, f, catalog.Location{Segment: seg, Offset: int64(seq) * 4096, Length: 10}, []byte("hdr")))
+	}
+	n, err := db.DropFragments(ctx, k, []uint64{3, 2, 99})
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	_, err = db.GetFragment(ctx, k, 3)
+	require.ErrorIs(t, err, catalog.ErrFragmentNotFound)
+	_, err = db.GetFragment(ctx, k, 1)
+	require.NoError(t, err)
+	live, err := db.LiveSegments(ctx, k)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1}, live, "segment 2 held only fragment 3")
+	last, _, err := db.LastFragment(ctx, k)
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), last, "sequences never go back")
+	frags, err := db.FragmentsAfter(ctx, k, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, frags, 1)
+	n, err = db.DropFragments(ctx, k, []uint64{1})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	_, err = db.GetHeader(ctx, k, "h")
+	require.ErrorIs(t, err, catalog.ErrFragmentNotFound, "the header no entry names is released")
+}

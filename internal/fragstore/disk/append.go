@@ -2,13 +2,16 @@ package disk
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 
 	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/keys"
 )
 
 // Append writes rec at the end of k's open segment (starting a new one when the open one is
@@ -34,23 +37,39 @@ func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Recor
 	if m.closed.Load() {
 		return fragstore.Location{}, errClosed
 	}
-	total := recHeaderLen + len(rec.Data) + len(rec.Meta)
+	h := recHeader{version: versionClear, seq: rec.Seq, dataLen: int64(len(rec.Data)), metaLen: int64(len(rec.Meta)), metaCRC: crc(rec.Meta)}
+	if m.keys != nil {
+		h.version = versionEncrypted // every segment this Media starts is, so cur is too
+	}
+	stored := int(h.stored())
+	total := recHeaderLen + stored + len(rec.Meta)
 	padded := alignUp(int64(total))
 	if sf.cur != nil && m.mustRoll(sf, rec, padded) {
 		sf.closeCur()
 	}
 	if sf.cur == nil {
-		if err := m.startSegment(k, sf, rec); err != nil {
+		if err := m.startSegment(ctx, k, sf, rec); err != nil {
 			return fragstore.Location{}, fmt.Errorf("disk media: new segment for %s: %w", k.Name, err)
 		}
 	}
 	off := sf.size
 	buf := getStage(int(padded))
 	b := buf.b[:padded]
-	h := recHeader{seq: rec.Seq, dataLen: int64(len(rec.Data)), metaLen: int64(len(rec.Meta)), dataCRC: crc(rec.Data), metaCRC: crc(rec.Meta)}
+	data := b[recHeaderLen : recHeaderLen+stored]
+	if sf.dk != nil {
+		// Sealed straight into the stage: encryption replaces the copy a record in clear needs.
+		nonce := data[:nonceLen]
+		if _, err := rand.Read(nonce); err != nil {
+			putStage(buf)
+			return fragstore.Location{}, err
+		}
+		sf.dk.AEAD.Seal(data[nonceLen:nonceLen], nonce, rec.Data, recordAAD(k, rec.Seq))
+	} else {
+		copy(data, rec.Data)
+	}
+	h.dataCRC = crc(data)
 	h.encode(b)
-	copy(b[recHeaderLen:], rec.Data)
-	copy(b[recHeaderLen+len(rec.Data):], rec.Meta)
+	copy(b[recHeaderLen+stored:], rec.Meta)
 	clear(b[total:])
 	_, err = sf.cur.WriteAt(b, off) // O_DSYNC: durable when it returns
 	putStage(buf)
@@ -91,7 +110,17 @@ func (m *Media) mustRoll(sf *streamFiles, rec fragstore.Record, size int64) bool
 // startSegment creates the next segment of k: header written to a .tmp file and synced, then
 // renamed into place and the directory synced, so a segment file always has its header and
 // survives power loss once a record in it was acknowledged.
-func (m *Media) startSegment(k fragstore.Key, sf *streamFiles, rec fragstore.Record) error {
+func (m *Media) startSegment(ctx context.Context, k fragstore.Key, sf *streamFiles, rec fragstore.Record) error {
+	var dk *keys.DataKey
+	if m.keys != nil {
+		var err error
+		if dk, err = m.keys.DataKey(ctx, k); err != nil {
+			return err
+		}
+		if len(dk.Wrapped.KeyID) > maxKeyIDLen || len(dk.Wrapped.Blob) > maxWrappedLen {
+			return fmt.Errorf("wrapped data key (key id %d bytes, %d bytes wrapped) exceeds what a segment header holds", len(dk.Wrapped.KeyID), len(dk.Wrapped.Blob))
+		}
+	}
 	if !sf.ready {
 		if err := m.prepareDir(k, sf); err != nil {
 			return err
@@ -103,7 +132,11 @@ func (m *Media) startSegment(k fragstore.Key, sf *streamFiles, rec fragstore.Rec
 	if err != nil {
 		return err
 	}
-	hdr := segmentHeader(k, n)
+	var wk *keys.Wrapped
+	if dk != nil {
+		wk = &dk.Wrapped
+	}
+	hdr := segmentHeader(k, n, wk)
 	size := alignUp(int64(len(hdr)))
 	buf := getStage(int(size))
 	b := buf.b[:size]
@@ -124,7 +157,7 @@ func (m *Media) startSegment(k fragstore.Key, sf *streamFiles, rec fragstore.Rec
 		_ = m.root.Remove(name + ".tmp")
 		return err
 	}
-	sf.cur, sf.seg, sf.size, sf.maxSeg = f, n, int64(len(b)), n
+	sf.cur, sf.seg, sf.size, sf.maxSeg, sf.dk = f, n, int64(len(b)), n, dk
 	sf.minT, sf.maxT = rec.Time, rec.Time
 	return nil
 }
@@ -188,11 +221,12 @@ func (m *Media) TruncateAfter(ctx context.Context, k fragstore.Key, loc fragstor
 	if err != nil {
 		return 0, fmt.Errorf("segment %d of %s: %w", loc.Segment, k.Name, err)
 	}
-	h, _, _, err := readRecord(f, loc.Offset, loc.Length, true)
+	// Checksums only, no decryption: recovery must not depend on the keys being at hand.
+	h, _, _, err := readRecord(f, loc.Offset, loc.Length, true, nil)
 	if err != nil {
 		return 0, fmt.Errorf("segment %d of %s: %w", loc.Segment, k.Name, err)
 	}
-	end := info.recordEnd(loc.Offset + h.dataLen + h.metaLen)
+	end := info.recordEnd(loc.Offset + h.stored() + h.metaLen)
 	fi, err := f.Stat()
 	if err != nil || fi.Size() <= end {
 		return 0, err
@@ -207,4 +241,65 @@ func (m *Media) TruncateAfter(ctx context.Context, k fragstore.Key, loc fragstor
 		sf.closeCur() // its size is stale now; the next Append starts afresh
 	}
 	return fi.Size() - end, nil
+}
+
+// RecordsAfter counts the records with whole headers after the one at loc in its segment and
+// in k's segments numbered above it: what recovery would remove as never committed. Crash
+// recovery uses it to tell a crash (a few records) from an older catalog restored over newer
+// media (many), which it must not cut. It reads record headers only (36 bytes a record), so
+// every start stays quick.
+func (m *Media) RecordsAfter(ctx context.Context, k fragstore.Key, loc fragstore.Location) (int, error) {
+	segs, err := m.Segments(ctx, k)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, seg := range segs {
+		if seg.Number < loc.Segment {
+			continue
+		}
+		f, err := m.root.Open(m.segPath(k, seg.Number))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		after := int64(-1) // every record of a later segment
+		if seg.Number == loc.Segment {
+			after = loc.Offset
+		}
+		n += countRecords(f, seg.Size, after)
+		_ = f.Close()
+	}
+	return n, nil
+}
+
+// countRecords counts the records of the segment in r (size bytes) whose data starts after
+// offset `after`, following record headers until one does not check out.
+func countRecords(r io.ReaderAt, size, after int64) int {
+	info, err := readSegmentHeader(r)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for end := info.Size; end+recHeaderLen <= size; {
+		var hb [recHeaderLen]byte
+		if _, err := r.ReadAt(hb[:], end); err != nil {
+			break
+		}
+		h, err := decodeRecHeader(hb[:])
+		if err != nil {
+			break
+		}
+		next := end + recHeaderLen + h.stored() + h.metaLen
+		if next > size {
+			break
+		}
+		if end+recHeaderLen > after {
+			n++
+		}
+		end = info.recordEnd(next)
+	}
+	return n
 }

@@ -18,10 +18,12 @@ package disk
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -34,6 +36,7 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/keys"
 )
 
 // Defaults of Config.
@@ -58,12 +61,23 @@ type Config struct {
 	// Buffered writes segments through the page cache even where O_DIRECT works (tests use it
 	// to cover the path taken on file systems without O_DIRECT, such as tmpfs).
 	Buffered bool
+	// Keys encrypts new records with each stream's data key (keys.Ring); segments of version 3
+	// need it to be read. nil writes records in clear (version 2): benchmarks compare the two.
+	Keys Keys
+}
+
+// Keys hands out data keys (keys.Ring): a stream's current one for new segments, and the one a
+// segment header names for reading it.
+type Keys interface {
+	DataKey(ctx context.Context, k fragstore.Key) (*keys.DataKey, error)
+	Open(ctx context.Context, w keys.Wrapped) (cipher.AEAD, error)
 }
 
 // Media is the disk fragstore.Media. It is safe for concurrent use.
 type Media struct {
 	root *os.Root
 	log  *slog.Logger
+	keys Keys // nil: records in clear
 	span time.Duration
 	size int64
 
@@ -83,8 +97,9 @@ type streamFiles struct {
 	ready  bool   // dir exists and maxSeg is known
 	maxSeg uint64 // highest segment number in use or used
 	cur    *os.File
-	seg    uint64 // cur's number
-	size   int64  // cur's size: where the next record goes
+	seg    uint64        // cur's number
+	dk     *keys.DataKey // cur's data key (the one its header names); nil: in clear
+	size   int64         // cur's size: where the next record goes
 	minT   time.Time
 	maxT   time.Time
 }
@@ -101,7 +116,7 @@ func Open(cfg Config) (*Media, error) {
 	if err != nil {
 		return nil, fmt.Errorf("disk media: %w", err)
 	}
-	m := &Media{root: root, log: cfg.Logger, span: cfg.SegmentSpan, size: cfg.SegmentSize, streams: map[fragstore.Key]*streamFiles{}}
+	m := &Media{root: root, log: cfg.Logger, keys: cfg.Keys, span: cfg.SegmentSpan, size: cfg.SegmentSize, streams: map[fragstore.Key]*streamFiles{}}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -237,6 +252,9 @@ func (m *Media) segPath(k fragstore.Key, seg uint64) string {
 	return path.Join(dirName(k), segName(seg))
 }
 
+// Keys returns the data keys Media was opened with; nil when it writes in clear.
+func (m *Media) Keys() Keys { return m.keys }
+
 // Read returns the data at loc after checking its record's checksums.
 func (m *Media) Read(ctx context.Context, k fragstore.Key, loc fragstore.Location) ([]byte, error) {
 	f, err := m.openRecord(ctx, k, loc)
@@ -244,7 +262,7 @@ func (m *Media) Read(ctx context.Context, k fragstore.Key, loc fragstore.Locatio
 		return nil, err
 	}
 	defer f.Close()
-	_, data, _, err := readRecord(f, loc.Offset, loc.Length, false)
+	_, data, _, err := readRecord(f, loc.Offset, loc.Length, false, m.opener(ctx, f))
 	if err != nil {
 		return nil, fmt.Errorf("segment %d of %s: %w", loc.Segment, k.Name, err)
 	}
@@ -260,11 +278,34 @@ func (m *Media) ReadAppend(ctx context.Context, k fragstore.Key, loc fragstore.L
 		return dst, err
 	}
 	defer f.Close()
-	out, err := readRecordAppend(f, loc.Offset, loc.Length, dst)
+	out, err := readRecordAppend(f, loc.Offset, loc.Length, dst, m.opener(ctx, f))
 	if err != nil {
 		return dst, fmt.Errorf("segment %d of %s: %w", loc.Segment, k.Name, err)
 	}
 	return out, nil
+}
+
+// opener returns the data key of the segment f for its version 3 records, read from its header
+// when a record needs it. Unwrapped keys are cached by the Keys, so only the header is read
+// again per record.
+func (m *Media) opener(ctx context.Context, f io.ReaderAt) opener {
+	return func() (cipher.AEAD, fragstore.Key, error) {
+		info, err := readSegmentHeader(f)
+		if err != nil {
+			return nil, fragstore.Key{}, err
+		}
+		if info.DataKey == nil {
+			return nil, fragstore.Key{}, corrupt("encrypted record in a version %d segment", info.Version)
+		}
+		if m.keys == nil {
+			return nil, fragstore.Key{}, errNoKeys
+		}
+		aead, err := m.keys.Open(ctx, *info.DataKey)
+		if err != nil {
+			return nil, fragstore.Key{}, fmt.Errorf("data key of segment %d: %w", info.Number, err)
+		}
+		return aead, info.Key, nil
+	}
 }
 
 // openRecord opens the segment holding loc for reading; a missing one is ErrNotFound.
@@ -427,6 +468,6 @@ func (m *Media) Close() error {
 func (sf *streamFiles) closeCur() {
 	if sf.cur != nil {
 		_ = sf.cur.Close()
-		sf.cur = nil
+		sf.cur, sf.dk = nil, nil
 	}
 }

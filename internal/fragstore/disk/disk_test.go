@@ -16,17 +16,34 @@ import (
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
 	"github.com/kvsd/kvsd/internal/fragstore/mediatest"
+	"github.com/kvsd/kvsd/internal/keys"
 )
 
 func TestMedia(t *testing.T) {
 	for _, buffered := range []bool{false, true} {
-		t.Run(fmt.Sprintf("buffered=%v", buffered), func(t *testing.T) {
-			mediatest.TestMedia(t, func(t *testing.T) mediatest.Backend {
-				dir := t.TempDir()
-				return func() (fragstore.Media, error) { return disk.Open(disk.Config{Dir: dir, Buffered: buffered}) }
+		for _, encrypted := range []bool{true, false} {
+			t.Run(fmt.Sprintf("buffered=%v/encrypted=%v", buffered, encrypted), func(t *testing.T) {
+				mediatest.TestMedia(t, func(t *testing.T) mediatest.Backend {
+					dir := t.TempDir()
+					var ring disk.Keys
+					if encrypted {
+						ring = testRing(t, dir)
+					}
+					return func() (fragstore.Media, error) {
+						return disk.Open(disk.Config{Dir: filepath.Join(dir, "media"), Buffered: buffered, Keys: ring})
+					}
+				})
 			})
-		})
+		}
 	}
+}
+
+// testRing is a key ring over a key file in dir, as kvsd makes on first start.
+func testRing(t testing.TB, dir string) *keys.Ring {
+	t.Helper()
+	f, err := keys.LoadFile(filepath.Join(dir, keys.DefaultKeyFile), true)
+	require.NoError(t, err)
+	return keys.NewRing(f, nil)
 }
 
 var (

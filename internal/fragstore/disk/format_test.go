@@ -1,7 +1,9 @@
 package disk
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/keys"
 )
 
 // goldenSegment is a version-2 segment holding one record (seq 1, data "abc", meta "{}") of
@@ -98,4 +101,148 @@ func requireHexEqual(t *testing.T, want, got, what string) {
 	from := max(0, i-16)
 	t.Fatalf("%v: %d hex digits, want %d; first difference at byte %d: got …%.48s…, want …%.48s…",
 		what, len(got), len(want), i/2, got[from:], want[from:])
+}
+
+// TestFormatV3: with Keys, a segment is version 3: its header names the data key, wrapped by
+// the key file's current key; each record's data is nonce, ciphertext and tag, the media
+// nowhere in the file, and its data CRC covers those sealed bytes.
+func TestFormatV3(t *testing.T) {
+	dir := t.TempDir()
+	kf, err := keys.LoadFile(filepath.Join(dir, "kvsd.key"), true)
+	require.NoError(t, err)
+	m, err := Open(Config{Dir: filepath.Join(dir, "media"), Keys: keys.NewRing(kf, nil)})
+	require.NoError(t, err)
+	defer m.Close()
+	data := []byte(strings.Repeat("the producer's frames ", 10))
+	loc, err := m.Append(context.Background(), goldenKey, fragstore.Record{Seq: 1, Time: time.Now(), Meta: []byte("{}"), Data: data})
+	require.NoError(t, err)
+	require.Equal(t, fragstore.Location{Segment: 1, Offset: 4096 + 36, Length: int64(len(data))}, loc)
+
+	path := filepath.Join(dir, "media", "1700000000123_cam", "00000000000000000001.seg")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Len(t, b, 8192)
+	require.Equal(t, "KSEG\x03\x00\x00\x03", string(b[:8]))
+	require.Equal(t, "cam", string(b[24:27]))
+	require.Equal(t, byte(keys.SourceFile), b[27])
+	require.Equal(t, []byte{0, 16}, b[28:30])
+	require.Equal(t, kf.Current(), string(b[30:46]))
+	rec := b[4096:]
+	require.Equal(t, "KREC\x03\x00\x00\x00", string(rec[:8]))
+	require.Equal(t, uint32(len(data)), binary.BigEndian.Uint32(rec[16:]), "data length is the media's")
+	sealed := rec[36 : 36+len(data)+28]
+	require.Equal(t, crc(sealed), binary.BigEndian.Uint32(rec[24:]), "the data CRC covers nonce, ciphertext and tag")
+	require.Equal(t, "{}", string(rec[36+len(data)+28:][:2]), "meta in clear")
+	require.NotContains(t, string(b), "producer")
+
+	info, end, err := ScanSegment(path, func(r ScannedRecord) error {
+		require.True(t, r.Sealed)
+		require.Equal(t, sealed, r.Data)
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, int64(len(b)), end)
+	require.Equal(t, 3, info.Version)
+	require.Equal(t, kf.Current(), info.DataKey.KeyID)
+	got, err := m.Read(context.Background(), goldenKey, loc)
+	require.NoError(t, err)
+	require.Equal(t, data, got)
+}
+
+// TestFormatV2StaysReadable: a version 2 segment written before encryption is read by a Media
+// with keys, never appended to nor rewritten: the next record starts a version 3 segment.
+func TestFormatV2StaysReadable(t *testing.T) {
+	dir := t.TempDir()
+	media := filepath.Join(dir, "media")
+	m, err := Open(Config{Dir: media})
+	require.NoError(t, err)
+	loc, err := m.Append(context.Background(), goldenKey, fragstore.Record{Seq: 1, Time: time.Now(), Meta: []byte("{}"), Data: []byte("abc")})
+	require.NoError(t, err)
+	require.NoError(t, m.Close())
+	v2 := filepath.Join(media, "1700000000123_cam", "00000000000000000001.seg")
+	before, err := os.ReadFile(v2)
+	require.NoError(t, err)
+
+	kf, err := keys.LoadFile(filepath.Join(dir, "kvsd.key"), true)
+	require.NoError(t, err)
+	m, err = Open(Config{Dir: media, Keys: keys.NewRing(kf, nil)})
+	require.NoError(t, err)
+	defer m.Close()
+	got, err := m.Read(context.Background(), goldenKey, loc)
+	require.NoError(t, err)
+	require.Equal(t, "abc", string(got))
+	loc2, err := m.Append(context.Background(), goldenKey, fragstore.Record{Seq: 2, Time: time.Now(), Meta: []byte("{}"), Data: []byte("def")})
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), loc2.Segment)
+	after, err := os.ReadFile(v2)
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+	f, verbatim, err := m.OpenSegment(context.Background(), goldenKey, 1)
+	require.NoError(t, err)
+	require.True(t, verbatim)
+	require.NoError(t, f.Close())
+	f, verbatim, err = m.OpenSegment(context.Background(), goldenKey, 2)
+	require.NoError(t, err)
+	require.False(t, verbatim)
+	got, err = m.ReadSection(context.Background(), f, loc2, nil)
+	require.NoError(t, err)
+	require.Equal(t, "def", string(got))
+	require.NoError(t, f.Close())
+}
+
+// TestEncryptedDamageAndKeys: a flipped byte anywhere in the sealed data is ErrCorrupt; a
+// missing or wrong key is a key error (KMS_KEY_NOT_FOUND), not corruption, and costs nothing:
+// the right key reads the record again, and crash recovery (TruncateAfter) needs no key.
+func TestEncryptedDamageAndKeys(t *testing.T) {
+	dir := t.TempDir()
+	media := filepath.Join(dir, "media")
+	kf, err := keys.LoadFile(filepath.Join(dir, "kvsd.key"), true)
+	require.NoError(t, err)
+	m, err := Open(Config{Dir: media, Keys: keys.NewRing(kf, nil)})
+	require.NoError(t, err)
+	var locs []fragstore.Location
+	for seq := uint64(1); seq <= 2; seq++ {
+		loc, err := m.Append(context.Background(), goldenKey, fragstore.Record{Seq: seq, Time: time.Now(), Meta: []byte("{}"), Data: []byte(strings.Repeat("x", 1000))})
+		require.NoError(t, err)
+		locs = append(locs, loc)
+	}
+	require.NoError(t, m.Close())
+
+	other, err := keys.LoadFile(filepath.Join(dir, "other.key"), true)
+	require.NoError(t, err)
+	for _, ks := range []Keys{keys.NewRing(other, nil), nil} {
+		m, err = Open(Config{Dir: media, Keys: ks})
+		require.NoError(t, err)
+		_, err = m.Read(context.Background(), goldenKey, locs[0])
+		require.Error(t, err)
+		require.NotErrorIs(t, err, fragstore.ErrCorrupt)
+		if ks != nil {
+			code, ok := keys.CodeOf(err)
+			require.True(t, ok, "%v", err)
+			require.Equal(t, keys.NotFound, code)
+		}
+		cut, err := m.TruncateAfter(context.Background(), goldenKey, locs[1])
+		require.NoError(t, err, "recovery checks checksums, not keys")
+		require.Zero(t, cut)
+		require.NoError(t, m.Close())
+	}
+
+	path := filepath.Join(media, "1700000000123_cam", "00000000000000000001.seg")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	for _, at := range []int64{locs[0].Offset, locs[0].Offset + 500, locs[0].Offset + locs[0].Length + 27} { // nonce, ciphertext, tag
+		bad := bytes.Clone(b)
+		bad[at] ^= 1
+		require.NoError(t, os.WriteFile(path, bad, 0o600))
+		m, err = Open(Config{Dir: media, Keys: keys.NewRing(kf, nil)})
+		require.NoError(t, err)
+		_, err = m.Read(context.Background(), goldenKey, locs[0])
+		require.ErrorIs(t, err, fragstore.ErrCorrupt, "flip at %d", at)
+		_, err = m.ReadAppend(context.Background(), goldenKey, locs[0], nil)
+		require.ErrorIs(t, err, fragstore.ErrCorrupt, "flip at %d", at)
+		got, err := m.Read(context.Background(), goldenKey, locs[1])
+		require.NoError(t, err, "the next record is whole")
+		require.Len(t, got, 1000)
+		require.NoError(t, m.Close())
+	}
 }

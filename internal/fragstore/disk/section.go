@@ -9,15 +9,26 @@ import (
 )
 
 // OpenSegment opens segment seg of k for reading, for a caller that reads records through it
-// and keeps it open (fragstore.Store.Sections); ErrNotFound when it is gone. A record's data
-// lies verbatim in the file at its Location.Offset. The caller closes the file.
-func (m *Media) OpenSegment(ctx context.Context, k fragstore.Key, seg uint64) (*os.File, error) {
-	return m.openRecord(ctx, k, fragstore.Location{Segment: seg})
+// and keeps it open (fragstore.Store.Sections); ErrNotFound when it is gone. verbatim reports
+// whether its records' data lie in the file as ingested, at their Location.Offset (versions 1
+// and 2), so that they can be sent from the file as they are; an encrypted segment's (version
+// 3) must be read with ReadSection. The caller closes the file.
+func (m *Media) OpenSegment(ctx context.Context, k fragstore.Key, seg uint64) (f *os.File, verbatim bool, err error) {
+	f, err = m.openRecord(ctx, k, fragstore.Location{Segment: seg})
+	if err != nil {
+		return nil, false, err
+	}
+	info, err := readSegmentHeader(f)
+	if err != nil {
+		_ = f.Close()
+		return nil, false, fmt.Errorf("segment %d of %s: %w", seg, k.Name, err)
+	}
+	return f, info.DataKey == nil, nil
 }
 
 // ReadSection is ReadAppend through f, loc's segment as OpenSegment opened it.
-func (m *Media) ReadSection(f *os.File, loc fragstore.Location, dst []byte) ([]byte, error) {
-	out, err := readRecordAppend(f, loc.Offset, loc.Length, dst)
+func (m *Media) ReadSection(ctx context.Context, f *os.File, loc fragstore.Location, dst []byte) ([]byte, error) {
+	out, err := readRecordAppend(f, loc.Offset, loc.Length, dst, m.opener(ctx, f))
 	if err != nil {
 		return dst, fmt.Errorf("segment %d: %w", loc.Segment, err)
 	}
