@@ -62,6 +62,7 @@ func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Recor
 		return fragstore.Location{}, fmt.Errorf("disk media: append to segment %d of %s: %w", sf.seg, k.Name, err)
 	}
 	sf.size = off + padded
+	m.used.Add(padded)
 	if rec.Time.Before(sf.minT) {
 		sf.minT = rec.Time
 	}
@@ -125,6 +126,7 @@ func (m *Media) startSegment(k fragstore.Key, sf *streamFiles, rec fragstore.Rec
 		return err
 	}
 	sf.cur, sf.seg, sf.size, sf.maxSeg = f, n, int64(len(b)), n
+	m.used.Add(int64(len(b)))
 	sf.minT, sf.maxT = rec.Time, rec.Time
 	return nil
 }
@@ -200,6 +202,7 @@ func (m *Media) TruncateAfter(ctx context.Context, k fragstore.Key, loc fragstor
 	if err := f.Truncate(end); err != nil {
 		return 0, err
 	}
+	m.used.Add(end - fi.Size())
 	if err := datasync(f); err != nil {
 		return 0, err
 	}
