@@ -20,6 +20,7 @@ import (
 	"github.com/kvsd/kvsd/internal/catalog/bolt"
 	"github.com/kvsd/kvsd/internal/console"
 	"github.com/kvsd/kvsd/internal/diag"
+	"github.com/kvsd/kvsd/internal/diskuse"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
 	"github.com/kvsd/kvsd/internal/imagegen"
@@ -66,6 +67,9 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	if err != nil {
 		return built{}, err
 	}
+	if s.disk, err = newDiskGuard(cfg, s.Store, s.catalog, s.media.Usage, s.log, reg); err != nil {
+		return built{}, err
+	}
 	hub := playback.NewHub(liveBufferBytes)
 	s.newIngest(cfg, streams, hub, reg)
 	api := s.newAPI(cfg, streams, hub, keys, reg)
@@ -74,9 +78,32 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	return built{destination: destination, https: tlsCfg != nil, loops: []loop{
 		{"http", func(context.Context) error { return serveUntilShutdown(s.http, ln) }},
 		{"retention", sweeper.Run},
+		{"disk", s.disk.Run},
 		{"images", s.images.Run},
 		{"notify", s.notifier.Run},
 	}}, nil
+}
+
+// budgetBytes is --max-disk-usage in bytes, 0 for none.
+func budgetBytes(cfg Config) (int64, error) {
+	size, err := diskuse.ParseSize(cfg.MaxDiskUsage)
+	if err != nil {
+		return 0, err
+	}
+	return size.Limit(cfg.DataDir)
+}
+
+// newDiskGuard builds the disk budget's loop (it reports a full disk without a budget too).
+func newDiskGuard(cfg Config, store *fragstore.Store, db *bolt.DB, usage func() int64, log *slog.Logger, reg prometheus.Registerer) (*diskuse.Guard, error) {
+	limit, err := diskuse.ParseSize(cfg.MaxDiskUsage)
+	if err != nil {
+		return nil, err
+	}
+	if !limit.IsZero() {
+		log.Info("disk budget: the oldest video of all streams is evicted past it", "max_disk_usage", limit.String(), "keep_tag", diskuse.KeepTag)
+	}
+	return diskuse.New(diskuse.Config{Store: store, Catalog: db, Usage: usage, Dir: cfg.DataDir, Limit: limit,
+		Interval: cfg.DiskCheckInterval, Logger: log, Registerer: reg})
 }
 
 // serveUntilShutdown serves ln; Shutdown's ending of Serve is no failure.
@@ -95,11 +122,20 @@ func (s *Server) openStorage(cfg Config, reg prometheus.Registerer) error {
 	}
 	s.catalog = db
 	s.closers.push(db.Close)
-	media, err := disk.Open(disk.Config{Dir: filepath.Join(cfg.DataDir, "media"), Logger: s.log})
+	limit, err := budgetBytes(cfg)
+	if err != nil {
+		return err
+	}
+	segSize := diskuse.SegmentSize(limit)
+	if segSize > disk.DefaultSegmentSize {
+		segSize = 0
+	}
+	media, err := disk.Open(disk.Config{Dir: filepath.Join(cfg.DataDir, "media"), Logger: s.log, SegmentSize: segSize})
 	if err != nil {
 		return err
 	}
 	s.closers.push(media.Close) // a no-op once the store has closed it
+	s.media = media
 	store, err := fragstore.Open(fragstore.Config{Media: media, Index: db, Logger: s.log, Registerer: reg})
 	if err != nil {
 		return err
@@ -191,7 +227,7 @@ func (s *Server) newAPI(cfg Config, streams *stream.Service, hub *playback.Hub, 
 			Tokens: playback.NewTokens(playback.SessionKey(keys.secrets())), Muxer: muxer{}},
 		PublicURL: s.URL,
 		Images:    s.images,
-		Status:    []diag.Source{s.ingest, s.images, s.notifier},
+		Status:    []diag.Source{s.ingest, s.disk, s.images, s.notifier},
 		Auth:      &sigv4.Verifier{Region: cfg.Region, Service: "kinesisvideo", Lookup: keys.lookup},
 		Logger:    s.log,
 		Registry:  reg,

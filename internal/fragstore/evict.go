@@ -63,8 +63,11 @@ func (s *Store) EvictOldestSegment(ctx context.Context, k Key) (Eviction, error)
 	if first == nil {
 		return Eviction{}, nil
 	}
-	if cutoff < 0 { // the stream's only segment: everything goes
-		cutoff = last.ServerTime.UnixMilli() + 1
+	if lastMs := last.ServerTime.UnixMilli(); cutoff <= lastMs {
+		// The stream's only segment (everything goes), or fragments that arrived in one read
+		// share a server-time ms across the segment boundary: those of the next segment go too,
+		// since expiry is by server time, and that segment is deleted with its last fragment.
+		cutoff = lastMs + 1
 	}
 	ev.Segment, ev.From, ev.To = first.Location.Segment, first.ServerTime, last.ServerTime.Add(last.Duration)
 	if segs, err := s.media.Segments(ctx, k); err == nil {
@@ -121,7 +124,8 @@ func (s *Store) DiskFull() (since time.Time, full bool) {
 	return s.fullSince, !s.fullSince.IsZero()
 }
 
-// noteWrite records whether a media write ran out of space.
+// noteWrite records whether a media write ran out of space. diskuse logs the change, with the
+// file system's numbers.
 func (s *Store) noteWrite(err error) {
 	full := errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 	if !full && err != nil {
@@ -132,9 +136,7 @@ func (s *Store) noteWrite(err error) {
 	switch {
 	case full && s.fullSince.IsZero():
 		s.fullSince = time.Now()
-		s.log.Error("the disk is full: fragments are refused (PutMedia ERROR 5001) until there is room again", "err", err)
-	case !full && !s.fullSince.IsZero():
-		s.log.Info("the disk has room again: fragments are stored", "full_for", time.Since(s.fullSince).Round(time.Second))
+	case !full:
 		s.fullSince = time.Time{}
 	}
 }
