@@ -329,4 +329,3 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	return m, metric.Register(reg, m.used, m.budget, m.free, m.full, m.keptOnly, m.evictedFragments, m.evictedBytes, m.evictedSeconds)
 }
-
