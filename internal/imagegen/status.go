@@ -26,6 +26,18 @@ type status struct {
 	renderAt    time.Time
 	queued      int // fragments behind the cursor (up to queueProbe)
 	pending     int // rendered images not yet stored
+	noSample    noSample
+}
+
+// noSample counts eligible fragments that held no sample time: shorter than the interval, they
+// fell between two multiples of it.
+type noSample struct {
+	count    uint64
+	number   string // the last one
+	duration time.Duration
+	start    time.Time
+	interval time.Duration
+	clock    string
 }
 
 // deliveryError is a failed upload as doctor reports it.
@@ -57,6 +69,14 @@ func (t *task) setFailing(e *deliveryError) {
 	if p := t.pending; p != nil && e != nil {
 		t.status.pending = len(p.images) - p.next
 	}
+}
+
+func (t *task) noteNoSample(f *fragment.Fragment, start time.Time, interval time.Duration, clock string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := &t.status.noSample
+	n.count++
+	n.number, n.duration, n.start, n.interval, n.clock = f.Number, f.Duration, start, interval, clock
 }
 
 func (t *task) setRenderError(err error, codec string, at time.Time) {
@@ -227,6 +247,10 @@ func diagnoseTask(r *report, s status, on bool) {
 		default:
 			r.add(diag.Warn, "MEDIA_ERROR", fmt.Sprintf("the last image that could not be rendered failed at %s: %v", s.renderAt.UTC().Format(time.RFC3339), err), "")
 		}
+	}
+	if n := s.noSample; n.count > 0 {
+		r.add(diag.Info, "FRAGMENTS_WITHOUT_SAMPLE", fmt.Sprintf("%d eligible fragments since kvsd started got no image because no sample time fell in them: images are taken at the multiples of the %d ms SamplingInterval on the %s timeline, across fragment boundaries, and a fragment shorter than that may hold none (the last: fragment %s, %d ms long, from %s). Nothing is lost: the images stay SamplingInterval apart; a lower SamplingInterval gives more",
+			n.count, n.interval.Milliseconds(), n.clock, n.number, n.duration.Milliseconds(), n.start.UTC().Format("2006-01-02T15:04:05.000Z")), "")
 	}
 	msg := fmt.Sprintf("%d images delivered since kvsd started", s.delivered)
 	if s.delivered > 0 {

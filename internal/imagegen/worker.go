@@ -169,6 +169,14 @@ func (g *Generator) handle(ctx context.Context, t *task, st *stream.Stream, f *f
 // renderFragment decodes f and encodes the images of its sample times.
 func (g *Generator) renderFragment(ctx context.Context, t *task, st *stream.Stream, f *fragment.Fragment) (*pendingFragment, error) {
 	cfg := st.ImageGeneration
+	start := timeline(cfg, f)
+	interval := time.Duration(*cfg.SamplingInterval) * time.Millisecond
+	offsets := sampleOffsets(start, f.Duration, interval)
+	p := &pendingFragment{frag: f, meta: metadata(f)}
+	if len(offsets) == 0 {
+		t.noteNoSample(f, start, interval, cfg.ImageSelectorType)
+		return p, nil // nothing to decode: the stream's next sample time lies in a later fragment
+	}
 	v, err := loadVideo(ctx, g.cfg.Store, t.key, f, t.buf)
 	if err != nil {
 		return nil, err
@@ -181,8 +189,6 @@ func (g *Generator) renderFragment(ctx context.Context, t *task, st *stream.Stre
 	if err != nil {
 		return nil, err
 	}
-	interval := time.Duration(*cfg.SamplingInterval) * time.Millisecond
-	offsets := sampleOffsets(f.Duration, interval)
 	spec := configSpec(cfg)
 	if err := g.render.enter(ctx); err != nil {
 		return nil, err
@@ -193,8 +199,6 @@ func (g *Generator) renderFragment(ctx context.Context, t *task, st *stream.Stre
 	g.metrics.render.Observe(g.cfg.Now().Sub(began).Seconds())
 	g.metrics.observeRender(before, dec.Stats())
 
-	start := timeline(cfg, f)
-	p := &pendingFragment{frag: f, meta: metadata(f)}
 	var failed error
 	for _, r := range results {
 		switch {
