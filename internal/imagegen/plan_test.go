@@ -55,8 +55,8 @@ func TestSamplesEvenlySpacedAcrossKvssinkFragments(t *testing.T) {
 		var times []time.Time
 		for frag := range 72 { // 72 × 25 frames = 60 s
 			// Fragment times as kvsd stores them: the cluster timecode in ms.
-			start := origin.Add(time.Duration(int64(frag*25)*frameNs)).Truncate(time.Millisecond)
-			next := origin.Add(time.Duration(int64((frag+1)*25)*frameNs)).Truncate(time.Millisecond)
+			start := origin.Add(time.Duration(int64(frag*25) * frameNs)).Truncate(time.Millisecond)
+			next := origin.Add(time.Duration(int64((frag+1)*25) * frameNs)).Truncate(time.Millisecond)
 			for _, off := range sampleOffsets(start, next.Sub(start), c.interval) {
 				times = append(times, start.Add(off))
 			}
