@@ -27,6 +27,12 @@ type status struct {
 	queued      int // fragments behind the cursor (up to queueProbe)
 	pending     int // rendered images not yet stored
 	noSample    noSample
+
+	tracked       bool      // enabled and worked on: its lag is exported
+	behindSince   time.Time // server time of the oldest fragment not yet handled; zero: caught up
+	lagWarned     bool      // the lag WARN was logged and the lag has not fallen back since
+	expired       uint64    // fragments removed before their images were made
+	expiredLogged bool
 }
 
 // noSample counts eligible fragments that held no sample time: shorter than the interval, they
@@ -138,7 +144,7 @@ func (g *Generator) Diagnose(ctx context.Context, st *stream.Stream) diag.Report
 			e.RetryAt = g.work.Status(k).RetryAt
 			s.failing = &e
 		}
-		diagnoseTask(r, s, on)
+		g.diagnoseTask(r, s, on)
 	}
 	if !r.problems {
 		r.add(diag.OK, "IMAGES_OK", "images are being generated for this stream", "")
@@ -228,7 +234,23 @@ func (g *Generator) diagnoseFragments(ctx context.Context, r *report, st *stream
 }
 
 // diagnoseTask reports the generator's own view: deliveries, failures, backlog.
-func diagnoseTask(r *report, s status, on bool) {
+func (g *Generator) diagnoseTask(r *report, s status, on bool) {
+	if lag := s.lag(g.cfg.Now()); on && lag > 0 {
+		level := diag.Info
+		if lag > g.cfg.LagWarn {
+			level = diag.Warn
+		}
+		fix := ""
+		if level == diag.Warn {
+			fix = "more streams want images than this machine's cores can render: give kvsd more CPU, or fewer streams images, a longer SamplingInterval or smaller images; streams are served in turn, so every stream lags alike"
+		}
+		r.add(level, "IMAGES_LAG", fmt.Sprintf("image generation is %s behind this stream (its oldest fragment waiting arrived at %s; the warning threshold is %s)",
+			lag.Round(time.Second), s.behindSince.UTC().Format(time.RFC3339), g.cfg.LagWarn), fix)
+	}
+	if s.expired > 0 {
+		r.add(diag.Warn, "IMAGES_EXPIRED_UNMADE", fmt.Sprintf("%d fragments were removed (retention or the disk budget) before their images were made: image generation was too far behind", s.expired),
+			"give image generation more CPU (see IMAGES_LAG), or keep video longer (retention, --max-disk-usage)")
+	}
 	if e := s.failing; e != nil && on {
 		kind := "a transient error"
 		if e.Permanent {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/internal/fragment"
+	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/objstore"
 	"github.com/kvsd/kvsd/internal/stream"
@@ -63,6 +64,10 @@ func (g *Generator) process(ctx context.Context, t *task) streamwork.Outcome {
 		return g.retryAfterError(ctx, t, err)
 	}
 	g.setQueue(t, st, len(frags))
+	if len(frags) > 0 {
+		g.setBehind(t, frags[0])
+	}
+	g.checkExpired(ctx, t, frags)
 	n := min(len(frags), turnFragments)
 	more := len(frags) > n
 	// The cursor is recorded at the end of a turn that leaves nothing to do (caught up, or
@@ -82,12 +87,18 @@ func (g *Generator) process(ctx context.Context, t *task) streamwork.Outcome {
 		if retry := g.handle(ctx, t, st, f); retry != nil {
 			more = false
 			g.setQueue(t, st, len(frags)-i)
+			g.setBehind(t, f)
 			return *retry
 		}
 		t.cursor = f.Seq
 		t.unsaved++
 	}
 	g.setQueue(t, st, len(frags)-n)
+	if more {
+		g.setBehind(t, frags[n])
+	} else {
+		g.setBehind(t, nil)
+	}
 	if more {
 		return streamwork.More()
 	}
@@ -117,6 +128,9 @@ func (g *Generator) observe(ctx context.Context, t *task, st *stream.Stream) err
 		return nil
 	case t.enabled:
 		t.enabled, t.pending, t.failures = false, nil, 0
+		t.mu.Lock()
+		t.status.tracked, t.status.behindSince, t.status.lagWarned = false, time.Time{}, false
+		t.mu.Unlock()
 		t.setFailing(nil)
 		g.setQueue(t, st, 0)
 		if err := g.cursors.Delete(ctx, t.key); err != nil {
@@ -150,6 +164,10 @@ func (g *Generator) handle(ctx context.Context, t *task, st *stream.Stream, f *f
 		switch {
 		case ctx.Err() != nil:
 			return retryIn(0, ctx.Err()) // stopping: the engine does not count it
+		case errors.Is(err, fragstore.ErrNotFound):
+			// Removed (retention, the disk budget) between the listing and the read.
+			g.noteExpired(t, 1, "removed from the store while being read")
+			return nil
 		case errors.Is(err, imaging.ErrUnavailable):
 			// Not the media's fault: keep the fragment until a kvsd with the media package runs.
 			t.setRenderError(err, "", g.cfg.Now())
