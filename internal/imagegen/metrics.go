@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		delivered: metric.CounterVec("kvsd_images_delivered_total", "Images stored at their destination.", "stream"),
 		failed: metric.CounterVec("kvsd_images_failed_total",
 			"Failed delivery attempts (code: the S3 error code) and images that could not be rendered (code MEDIA_ERROR).", "stream", "code"),
-		queue:  metric.GaugeVec("kvsd_images_queue_fragments", "Fragments of an enabled stream waiting for image generation (counted up to 65).", "stream"),
+		queue: metric.GaugeVec("kvsd_images_queue_fragments", "Fragments of an enabled stream waiting for image generation (counted up to 65).", "stream"),
 		expired: metric.CounterVec("kvsd_images_expired_fragments_total",
 			"Eligible fragments removed (retention or the disk budget) before their images were made.", "stream"),
 		render: metric.Histogram("kvsd_images_render_seconds", "Decode, scale and encode of one fragment's images.", buckets),
