@@ -52,7 +52,7 @@ type config struct {
 	cacheDir string // the test video, kept between runs
 	workDir  string // fragments and outputs; "" makes (and removes) a temporary one
 	keep     bool
-	rounds   int // each contender runs this many times; the report shows the median
+	rounds   int         // each contender runs this many times; the report shows the median
 	video    *videoSpec  // the 1-per-second workload; nil skips it
 	seed     []videoSpec // the seed user's workload, one section per encode
 	// latencyStreams streams run the latency section (0: skip it), for latencySeconds of
