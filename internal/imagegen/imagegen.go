@@ -174,7 +174,22 @@ func New(cfg Config) (*Generator, error) {
 
 // Wake tells the generator that stream k has a new fragment (or changed). It never blocks on
 // image work: ingest calls it after each PERSISTED ack.
-func (g *Generator) Wake(k fragstore.Key) { g.work.Wake(k) }
+func (g *Generator) Wake(k fragstore.Key) {
+	g.mu.Lock()
+	t := g.tasks[k]
+	g.mu.Unlock()
+	if t != nil {
+		// A caught-up stream has a new fragment, persisted about now: its lag counts from here
+		// even while it waits for a worker (its turn reads the fragment's own time).
+		now := g.cfg.Now()
+		t.mu.Lock()
+		if t.status.tracked && t.status.behindSince.IsZero() {
+			t.status.behindSince = now
+		}
+		t.mu.Unlock()
+	}
+	g.work.Wake(k)
+}
 
 // Ready is closed once Run has read every stream's cursor: a stream created after that starts
 // from its first fragment.

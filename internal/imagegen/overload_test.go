@@ -13,6 +13,7 @@ import (
 
 	"github.com/kvsd/kvsd/internal/diag"
 	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/mkv"
 )
 
 // TestOverloadFairBoundedVisible: 8 streams with a backlog of 12 fragments each and one
@@ -145,4 +146,41 @@ func findingOf(r diag.Report, code string) diag.Finding {
 		}
 	}
 	return diag.Finding{}
+}
+
+// TestLagWhileWaitingForAWorker: a caught-up stream that gets a new fragment while every
+// worker is busy with another stream shows its lag growing before its turn comes.
+func TestLagWhileWaitingForAWorker(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	t0 := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli() / 1000 * 1000)
+	now := t0
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	reg := prometheus.NewRegistry()
+	e.start(func(c *Config) { c.Workers, c.RenderWorkers, c.Now, c.Registerer = 1, 1, clock, reg })
+	e.createStream("busy", 24)
+	e.configure("busy", imageConfig("s3://images/busy", 1000))
+	e.createStream("idle", 24)
+	e.configure("idle", imageConfig("s3://images/idle", 1000))
+	<-e.gen.Ready()
+	e.put("idle", seconds(t0, 1, imageTag)...)
+	e.objs.wait(t, 1)
+	e.settle("idle")
+	require.Zero(t, gathered(t, reg, "kvsd_images_lag_seconds", "idle"), "caught up")
+
+	e.decs.gate = make(chan struct{}) // the only worker will hang in busy's render
+	e.put("busy", seconds(t0.Add(time.Second), 4, imageTag)...)
+	require.Eventually(t, func() bool { return e.gen.work.Busy(fragstore.KeyOf(e.stream("busy"))) }, 10*time.Second, time.Millisecond)
+	mu.Lock()
+	now = t0.Add(2 * time.Second)
+	mu.Unlock()
+	e.put("idle", frag{start: t0.Add(time.Second), server: now, tags: []mkv.SimpleTag{imageTag}})
+	mu.Lock()
+	now = now.Add(45 * time.Second)
+	mu.Unlock()
+	require.Equal(t, 45.0, gathered(t, reg, "kvsd_images_lag_seconds", "idle"), "waiting for the worker")
+	close(e.decs.gate)
+	e.settle("idle")
+	e.settle("busy")
+	require.Zero(t, gathered(t, reg, "kvsd_images_lag_seconds", "idle"))
 }
