@@ -75,7 +75,6 @@ type Guard struct {
 type space struct {
 	fsSize, fsFree int64 // of the file system holding Dir (free: available to kvsd)
 	used, limit    int64 // media bytes; the budget in bytes, 0 for none
-	at             time.Time
 }
 
 // evicted sums evictions.
@@ -159,7 +158,7 @@ func (g *Guard) measure() (space, error) {
 	if err != nil {
 		return space{}, err
 	}
-	sp := space{fsSize: size, fsFree: free, used: g.cfg.Usage(), at: g.cfg.Now()}
+	sp := space{fsSize: size, fsFree: free, used: g.cfg.Usage()}
 	sp.limit = g.cfg.Limit.limit(sp.fsSize)
 	g.m.used.Set(float64(sp.used))
 	g.m.budget.Set(float64(sp.limit))
