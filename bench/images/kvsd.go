@@ -169,17 +169,34 @@ func storeWorkload(ctx context.Context, db *bolt.DB, store *fragstore.Store, wl 
 		return fragstore.Key{}, err
 	}
 	k := fragstore.KeyOf(st)
+	// On a whole second, so on the sampling grid of every workload (images lie on the
+	// multiples of the interval on the producer clock).
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
-	for i, frag := range wl.Fragments {
+	type split struct {
+		header, cluster []byte
+		tc              uint64
+	}
+	var frags []split
+	for _, frag := range wl.Fragments {
 		header, cluster, tc, err := splitFragment(frag)
 		if err != nil {
 			return k, err
+		}
+		frags = append(frags, split{header, cluster, tc})
+	}
+	for i, fr := range frags {
+		header, cluster, tc := fr.header, fr.cluster, fr.tc
+		// A fragment lasts until the next one starts (kvsd's ingest measures it so), so that
+		// no sample time falls between two fragments.
+		dur := wl.FragmentDuration.Truncate(time.Millisecond)
+		if i+1 < len(frags) {
+			dur = time.Duration(frags[i+1].tc-tc) * time.Millisecond
 		}
 		sum := sha256.Sum256(header)
 		seq := uint64(i + 1)
 		f := &fragment.Fragment{Seq: seq, Number: fragment.FormatNumber(k.CreatedMs, seq), Timecode: tc,
 			ProducerTime: base.Add(time.Duration(tc) * time.Millisecond), ServerTime: base.Add(time.Duration(i) * time.Second),
-			Duration: wl.FragmentDuration.Truncate(time.Millisecond), HeaderID: hex.EncodeToString(sum[:16])}
+			Duration: dur, HeaderID: hex.EncodeToString(sum[:16])}
 		if err := store.Append(ctx, k, header, f, cluster); err != nil {
 			return k, err
 		}

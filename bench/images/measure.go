@@ -104,6 +104,15 @@ func mediaLoop(wl *workload, spec imaging.Spec, dir string) (measurement, error)
 	runtime.GC() // start without the previous contender's garbage
 	var images [][]byte
 	var stats imaging.Stats
+	// A fragment ends where the next starts (ms timecodes), as kvsd's ingest measures it.
+	starts := make([]uint64, len(wl.Fragments))
+	for i, frag := range wl.Fragments {
+		_, _, tc, err := splitFragment(frag)
+		if err != nil {
+			return measurement{}, err
+		}
+		starts[i] = tc
+	}
 	m, err := timeSelf(func() error {
 		dec, err := media.NewDecoder(wl.Track.CodecID, wl.Track.CodecPrivate)
 		if err != nil {
@@ -112,10 +121,14 @@ func mediaLoop(wl *workload, spec imaging.Spec, dir string) (measurement, error)
 		defer dec.Close()
 		var packets []imaging.Packet
 		var at []time.Duration
-		for _, frag := range wl.Fragments {
+		for i, frag := range wl.Fragments {
 			hdr, frames, err := mkv.ReadFrames(frag, mkv.Limits{})
 			if err != nil {
 				return err
+			}
+			end := time.Duration(-1)
+			if i+1 < len(starts) {
+				end = time.Duration(starts[i+1]) * time.Duration(hdr.TimecodeScale)
 			}
 			packets = packets[:0]
 			for _, f := range frames {
@@ -127,9 +140,17 @@ func mediaLoop(wl *workload, spec imaging.Spec, dir string) (measurement, error)
 			if len(packets) == 0 {
 				continue
 			}
-			// Sample times t = fragment start + k·interval within the fragment.
+			// Sample times: the multiples of the interval on the video's clock that fall in the
+			// fragment (as kvsd samples), from its first frame to the end of its last.
 			at = at[:0]
-			for t := packets[0].PTS; t <= packets[len(packets)-1].PTS; t += wl.Interval {
+			start := packets[0].PTS
+			for _, p := range packets {
+				start = min(start, p.PTS)
+			}
+			if end < 0 { // the last fragment: its frames
+				end = start + time.Duration(len(packets))*wl.FrameStep
+			}
+			for t := (start + wl.Interval - 1) / wl.Interval * wl.Interval; t < end; t += wl.Interval {
 				at = append(at, t)
 			}
 			for _, r := range dec.Render(packets, at, spec) {
@@ -150,6 +171,20 @@ func mediaLoop(wl *workload, spec imaging.Spec, dir string) (measurement, error)
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("out%04d.jpg", i+1)), img, 0o644); err != nil {
 			return m, err
 		}
+	}
+	m.Images, err = countImages(dir, wl.Spec)
+	return m, err
+}
+
+// measureFFmpegFPS is (f), the seed workload's ffmpeg: one run over the whole file, decoding
+// every frame, the fps filter picking one per interval.
+func measureFFmpegFPS(ctx context.Context, wl *workload, dir string) (measurement, error) {
+	args := []string{"-threads", "1", "-i", wl.File,
+		"-vf", fmt.Sprintf("fps=%g,scale=%d:%d", float64(time.Second)/float64(wl.Interval), wl.Spec.Width, wl.Spec.Height),
+		"-q:v", "4", filepath.Join(dir, "out%04d.jpg")}
+	m, err := timeChildren(func() error { return ffmpeg(ctx, args...) })
+	if err != nil {
+		return m, err
 	}
 	m.Images, err = countImages(dir, wl.Spec)
 	return m, err

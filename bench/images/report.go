@@ -147,3 +147,71 @@ func loadAvg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+type seedReport struct {
+	command    string
+	started    time.Time
+	spec       videoSpec
+	wl         *workload
+	rounds     int
+	contenders []contender
+	results    []measurement
+}
+
+// writeSeedReport reports one encode of the seed user's workload.
+func writeSeedReport(w io.Writer, in seedReport) {
+	wl := in.wl
+	rate := float64(time.Second) / float64(wl.Interval)
+	fmt.Fprintf(w, "\n# Seed workload: %g images per second from every frame (%s)\n\n", rate, in.spec.Name)
+	fmt.Fprintf(w, "- command: `%s`, %s\n", strings.TrimSpace(in.command), in.started.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(w, "- machine: %s, %d cores, %s, %s; load average at the end %s\n",
+		machine.CPUModel(), runtime.NumCPU(), runtime.Version(), "ffmpeg "+machine.FFmpegVersion(), loadAvg())
+	fmt.Fprintf(w, "- video: %s, %.1f MB, %s, %d fragments of %s (one per keyframe, as kvssink cuts them); encoder: `%s`\n",
+		wl.Track.CodecID, float64(wl.FileSize)/1e6, wl.Duration.Round(time.Millisecond), len(wl.Fragments),
+		wl.FragmentDuration.Round(time.Millisecond), strings.Join(in.spec.Args, " "))
+	fmt.Fprintf(w, "- images: %d, one per %s on the video's clock (across fragments), %d×%d JPEG (quality %d; ffmpeg: -q:v 4)\n",
+		wl.Images(), wl.Interval, wl.Spec.Width, wl.Spec.Height, wl.Spec.Quality)
+	fmt.Fprintf(w, "- each contender ran %d time(s), interleaved; the row is the run with the median CPU time.\n\n", in.rounds)
+	var a, f, d measurement
+	for i, c := range in.contenders {
+		switch c.id {
+		case "a":
+			a = in.results[i]
+		case "f":
+			f = in.results[i]
+		case "d":
+			d = in.results[i]
+		}
+	}
+	fmt.Fprintln(w, "| | contender | images | CPU s | wall s | CPU ms/image | images/s per core | cameras per core | other CPU s |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	for i, c := range in.contenders {
+		m := in.results[i]
+		other := max(0, m.MachineCPU-m.CPU)
+		fmt.Fprintf(w, "| (%s) | %s | %d | %.3f | %.3f | %.2f | **%.1f** | %.2f | %.2f |\n",
+			c.id, c.what, m.Images, m.CPU.Seconds(), m.Wall.Seconds(), m.CPU.Seconds()*1e3/float64(m.Images),
+			m.ImagesPerCore(), m.ImagesPerCore()/rate, other.Seconds())
+	}
+	fmt.Fprintln(w)
+	for i, c := range in.contenders {
+		if s := in.results[i].Stages; s != nil && in.results[i].Images > 0 {
+			n := float64(in.results[i].Images)
+			perImg := func(x time.Duration) float64 { return x.Seconds() * 1e3 / n }
+			fmt.Fprintf(w, "(%s) inside the media package, per image: decode %.2f ms, scale %.2f ms, encode %.2f ms; "+
+				"%d packets decoded, %d skipped (needed by no sample: B-frames no sample shows, frames after a fragment's last sample).\n",
+				c.id, perImg(s.Decode), perImg(s.Scale), perImg(s.Encode), s.Decoded, s.Skipped)
+		}
+	}
+	fmt.Fprintln(w, "\n| target | now | met |")
+	fmt.Fprintln(w, "|---|---|---|")
+	ratio := func(x, y measurement) float64 {
+		if y.ImagesPerCore() == 0 {
+			return 0
+		}
+		return x.ImagesPerCore() / y.ImagesPerCore()
+	}
+	fmt.Fprintf(w, "| (a) ≥ 1.5 × (f) | %.2f× | %s |\n", ratio(a, f), yesNo(ratio(a, f) >= 1.5))
+	fmt.Fprintf(w, "| (a) ≥ 90 %% of (d) | %.0f %% | %s |\n", 100*ratio(a, d), yesNo(ratio(a, d) >= 0.9))
+	fmt.Fprintf(w, "\nOne core sustains about **%.1f** such cameras with kvsd (%.0f images/s per core ÷ %g images/s per camera).\n",
+		a.ImagesPerCore()/rate, a.ImagesPerCore(), rate)
+}

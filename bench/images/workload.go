@@ -17,9 +17,11 @@ import (
 
 // videoSpec is the test video: ffmpeg input and encoder arguments.
 type videoSpec struct {
-	Name string
-	FPS  int // the frame rate in Args
-	Args []string
+	Name     string
+	FPS      int           // the frame rate in Args
+	GOP      int           // frames from keyframe to keyframe in Args: one fragment each
+	Interval time.Duration // the sampling interval: one image per this much video
+	Args     []string
 }
 
 // fullHD is the issue's video, encoded as image-pipeline.md measured it: 60 s of 1080p30
@@ -27,13 +29,34 @@ type videoSpec struct {
 // no B-frames. Written to a pipe, as a live producer would, so the Segment has unknown size
 // and there are no Cues; the two cluster options restore ffmpeg's file defaults, so only
 // keyframes start Clusters (one Cluster = one 1-s fragment, as KVS producers cut them).
-var fullHD = videoSpec{Name: "1080p30-2Mbps-g30-60s", FPS: 30, Args: []string{
+var fullHD = videoSpec{Name: "1080p30-2Mbps-g30-60s", FPS: 30, GOP: 30, Interval: time.Second, Args: []string{
 	"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-t", "60",
 	"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-bf", "0",
 	"-b:v", "2M", "-maxrate", "2M", "-bufsize", "4M",
 	"-g", "30", "-keyint_min", "30", "-sc_threshold", "0",
 	"-cluster_size_limit", "5000000", "-cluster_time_limit", "5000",
 }}
+
+// The seed user's workload: 1080p30 H.264 with a keyframe every 25 frames, cut by the producer
+// (kvssink) into one fragment per keyframe (833 ms), sampled every 200 ms at 320×240, so every
+// frame must be decoded. Two encodes of 60 s of testsrc2 at 1 Mbit/s: the seed's own settings
+// (x264 ultrafast, zerolatency: CAVLC, no B-frames), and a CABAC encode with B-frames (x264
+// faster, high profile, 3 B-frames), where a sample needs only the reference frames before
+// it, not the B-frames no sample shows.
+var (
+	seedX264 = videoSpec{Name: "1080p30-1Mbps-g25-ultrafast-zerolatency-60s", FPS: 30, GOP: 25, Interval: 200 * time.Millisecond,
+		Args: seedArgs("-preset", "ultrafast", "-tune", "zerolatency")}
+	seedCABAC = videoSpec{Name: "1080p30-1Mbps-g25-faster-cabac-bf3-60s", FPS: 30, GOP: 25, Interval: 200 * time.Millisecond,
+		Args: seedArgs("-preset", "faster", "-profile:v", "high", "-coder", "cabac", "-bf", "3")}
+)
+
+func seedArgs(encoder ...string) []string {
+	args := []string{"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-t", "60", "-c:v", "libx264"}
+	args = append(args, encoder...)
+	return append(args, "-b:v", "1M", "-maxrate", "1M", "-bufsize", "2M",
+		"-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
+		"-cluster_size_limit", "5000000", "-cluster_time_limit", "5000")
+}
 
 // imageSpec is what every contender makes: 320×240 JPEG at quality 80 (ffmpeg's mjpeg
 // encoder takes -q:v 4 instead, as in the issue).
@@ -49,14 +72,16 @@ type workload struct {
 	Fragments        [][]byte
 	FragmentFiles    []string
 	FragmentDuration time.Duration
+	FrameStep        time.Duration // one frame's duration
 	Track            mkv.Track
 	Spec             imaging.Spec
 	Interval         time.Duration // sampling interval: one image per this much video
 	Duration         time.Duration // of the whole video
 }
 
-// Images is how many images every contender must make: one per interval.
-func (w *workload) Images() int { return int(w.Duration / w.Interval) }
+// Images is how many images every contender must make: one per multiple of the interval in
+// the video (which starts at 0).
+func (w *workload) Images() int { return int((w.Duration + w.Interval - 1) / w.Interval) }
 
 // prepare makes (or loads from cacheDir) the video and splits it into fragment files in work.
 func prepare(ctx context.Context, spec videoSpec, cacheDir, work string) (*workload, error) {
@@ -68,8 +93,8 @@ func prepare(ctx context.Context, spec videoSpec, cacheDir, work string) (*workl
 	if err != nil {
 		return nil, err
 	}
-	wl := &workload{File: file, FileSize: len(data), Spec: imageSpec, Interval: time.Second}
-	if err := wl.split(data, filepath.Join(work, "fragments"), spec.FPS); err != nil {
+	wl := &workload{File: file, FileSize: len(data), Spec: imageSpec, Interval: spec.Interval}
+	if err := wl.split(data, filepath.Join(work, "fragments"), spec.FPS, spec.GOP); err != nil {
 		return nil, err
 	}
 	return wl, nil
@@ -87,7 +112,7 @@ func makeVideo(ctx context.Context, spec videoSpec, cacheDir string) (string, er
 
 // split cuts the file into fragments, one per Cluster, each with the document header in
 // front, and writes them to dir.
-func (w *workload) split(data []byte, dir string, fps int) error {
+func (w *workload) split(data []byte, dir string, fps, gop int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -119,7 +144,7 @@ func (w *workload) split(data []byte, dir string, fps int) error {
 			if first < 0 {
 				first = tc
 			}
-			last = tc
+			last = max(last, tc) // B-frames come after the later frames they reference
 		case mkv.KindClusterEnd:
 			frag := append(append([]byte{}, hdr.Raw...), ev.Raw...)
 			path := filepath.Join(dir, fmt.Sprintf("frag%03d.mkv", len(w.Fragments)))
@@ -134,11 +159,14 @@ func (w *workload) split(data []byte, dir string, fps int) error {
 		return fmt.Errorf("%s: no clusters", w.File)
 	}
 	frameStep := time.Second / time.Duration(fps)
-	w.Duration = time.Duration(last-first)*scale + frameStep
+	w.FrameStep = frameStep
+	// Whole frames: timecodes are rounded to the ms, frame times are not.
+	frames := (time.Duration(last-first)*scale + frameStep/2) / frameStep
+	w.Duration = (frames + 1) * frameStep
 	w.FragmentDuration = w.Duration / time.Duration(len(w.Fragments))
-	if w.FragmentDuration.Round(10*time.Millisecond) != w.Interval {
-		return fmt.Errorf("%s: %d fragments of %s; want %s fragments (one keyframe per sampling interval)",
-			w.File, len(w.Fragments), w.FragmentDuration, w.Interval)
+	if want := time.Duration(gop) * frameStep; w.FragmentDuration.Round(10*time.Millisecond) != want.Round(10*time.Millisecond) {
+		return fmt.Errorf("%s: %d fragments of %s; want fragments of %s (one per keyframe, every %d frames)",
+			w.File, len(w.Fragments), w.FragmentDuration, want, gop)
 	}
 	return nil
 }

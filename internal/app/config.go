@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kvsd/kvsd/internal/diskuse"
 )
 
 // DefaultListen is kvsd's port on loopback; --listen 0.0.0.0:4580 opens it to the network.
@@ -72,6 +74,12 @@ type Config struct {
 	// DenyPrivateDestinations also refuses notification destinations on loopback and private
 	// addresses; link-local and cloud metadata addresses are always refused.
 	DenyPrivateDestinations bool
+	// MaxDiskUsage is the media's disk budget ("500GB", "20MiB", "90%"; "" none): past it the
+	// oldest segments of all streams are evicted (internal/diskuse).
+	MaxDiskUsage string
+
+	// DiskCheckInterval is how often the disk budget is checked (default 1 s); not a flag.
+	DiskCheckInterval time.Duration
 
 	// RetentionInterval is how often expired fragments are removed (default 10 s); not a flag.
 	RetentionInterval time.Duration
@@ -156,6 +164,7 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	str(&c.CredentialsFile, "credentials-file", "", "AWS-style credentials file with more accepted key pairs")
 	str(&c.TLSCert, "tls-cert", "", "serve https with this PEM certificate `file` (with its chain); reloaded when it changes")
 	str(&c.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
+	str(&c.MaxDiskUsage, "max-disk-usage", "", "disk budget of the media, e.g. 500GB, 20MiB or 90% (of the data dir's file system): past it the oldest video of all streams is evicted (default: none)")
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "text", "text or json")
 	str(&c.S3Endpoint, "s3-endpoint", "", "send generated images to this S3-compatible endpoint, e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:7070 (default: the local folder <data-dir>/buckets)")
@@ -236,6 +245,9 @@ func (c Config) Validate() error {
 	}
 	if c.KeyFile != "" && (c.KMS || c.KMSEndpoint != "") {
 		errs = append(errs, errors.New("--key-file and --kms exclude each other: data keys are wrapped by one or the other"))
+	}
+	if _, err := diskuse.ParseSize(c.MaxDiskUsage); err != nil {
+		errs = append(errs, fmt.Errorf("--max-disk-usage %w", err))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q must be text or json", c.LogFormat))

@@ -102,3 +102,14 @@ func TestPublicURL(t *testing.T) {
 	require.Equal(t, "https://kvs.example.com", publicURL("https://kvs.example.com/", addr("0.0.0.0:4580"), false))
 	require.True(t, strings.HasPrefix(publicURL("", addr("[::1]:4580"), false), "http://[::1]:"))
 }
+
+func TestServeFlagMaxDiskUsage(t *testing.T) {
+	c, err := ParseServeFlags(nil, func(k string) string { return map[string]string{"KVSD_MAX_DISK_USAGE": "90%"}[k] })
+	require.NoError(t, err)
+	require.Equal(t, "90%", c.MaxDiskUsage)
+	c, err = ParseServeFlags([]string{"--max-disk-usage", "500GB"}, func(string) string { return "" })
+	require.NoError(t, err)
+	require.Equal(t, "500GB", c.MaxDiskUsage)
+	_, err = ParseServeFlags([]string{"--max-disk-usage", "lots"}, func(string) string { return "" })
+	require.ErrorContains(t, err, `--max-disk-usage "lots": want a size such as 500GB, 20MiB or 90%`)
+}

@@ -35,7 +35,9 @@ func TestImagesDeliveredToS3(t *testing.T) {
 	s3 := s3test.Start(t)
 	s3.CreateBucket(t, "images")
 	srv := kvstest.StartImages(t, t.TempDir(), s3)
-	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	// On a multiple of 2 s, so that the 400-ms samples fall at 0, 400 and 800 ms of each 1-s
+	// fragment (samples lie on the multiples of the interval on the stream's clock).
+	start := time.Now().Add(-time.Hour).Truncate(2 * time.Second)
 
 	srv.CreateStream(t, "tagged", 24)
 	srv.ConfigureImages(t, "tagged", kvstest.ImageConfig("s3://images/cams/tagged", 400, map[string]any{
@@ -55,7 +57,7 @@ func TestImagesDeliveredToS3(t *testing.T) {
 	require.Len(t, kvstest.Persisted(t, srv.PutMedia(t, "all", bytes.NewReader(media))), 3)
 
 	keys := s3.WaitKeys(t, "images", 12, 30*time.Second)
-	require.Len(t, keys, 12, "tagged: 2 fragments × 3 samples (0, 400, 800 ms); all: 3 fragments × 2 samples (0, 500 ms)")
+	require.Len(t, keys, 12, "tagged: 2 fragments × 3 samples (0, 400, 800 ms); all: 3 fragments × 2 samples (the multiples of 500 ms in each 1-s fragment)")
 	frags := map[string][]kvstest.FragmentInfo{"tagged": srv.ListFragments(t, "tagged"), "all": srv.ListFragments(t, "all")}
 	perFragment := map[string]int{}
 	for _, key := range keys {
@@ -98,7 +100,9 @@ func TestImagesDeliveredToS3(t *testing.T) {
 			format, w, h := imageSize(t, obj.Body)
 			require.Equal(t, []any{"png", 160, 120}, []any{format, w, h})
 		}
-		require.Zero(t, offset%100, key)
+		interval := map[string]int64{"tagged": 400, "all": 500}[k.stream]
+		require.Zero(t, k.ms%interval, "%s: on the multiples of the interval on the stream's clock", key)
+		require.True(t, offset >= 0 && offset < 1000, "%s: offset %d within the fragment", key, offset)
 		want := 25*idx + int(offset/40) // the frame on screen at the sample time
 		require.Equal(t, want%50, greyFrame(t, obj.Body), "%s: offset %d ms in fragment %d", key, offset, idx)
 	}
@@ -265,9 +269,10 @@ func TestImagesFromClustersCutMidGOP(t *testing.T) {
 	n := len(kvstest.Persisted(t, srv.PutMedia(t, "cut", bytes.NewReader(kvstest.GreyMediaCut(t, 3, start, 500)))))
 	frags := srv.ListFragments(t, "cut")
 	require.Len(t, frags, n)
+	// Samples at the multiples of 200 ms on the producer clock, across the fragments.
 	want := 0
 	for _, f := range frags {
-		for off := int64(0); off == 0 || off < f.Length; off += 200 {
+		for at := (f.Producer + 199) / 200 * 200; at < f.Producer+f.Length; at += 200 {
 			want++
 		}
 	}

@@ -17,7 +17,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kvsd/kvsd/internal/catalog/bolt"
+	"github.com/kvsd/kvsd/internal/diskuse"
 	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/fragstore/disk"
 	"github.com/kvsd/kvsd/internal/imagegen"
 	"github.com/kvsd/kvsd/internal/ingest"
 	"github.com/kvsd/kvsd/internal/kvsapi"
@@ -54,6 +56,8 @@ type Server struct {
 
 	catalog  *bolt.DB
 	atRest   *atRest // nil in a kvsd_plaintext build
+	media    *disk.Media
+	disk     *diskuse.Guard
 	ingest   *ingest.Manager
 	images   *imagegen.Generator
 	notifier *notify.Notifier

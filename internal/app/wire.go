@@ -22,6 +22,7 @@ import (
 	"github.com/kvsd/kvsd/internal/connlimit"
 	"github.com/kvsd/kvsd/internal/console"
 	"github.com/kvsd/kvsd/internal/diag"
+	"github.com/kvsd/kvsd/internal/diskuse"
 	"github.com/kvsd/kvsd/internal/egress"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
@@ -73,6 +74,9 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 		return built{}, err
 	}
 	streams.Destinations = s.notifier
+	if s.disk, err = newDiskGuard(cfg, s.Store, s.catalog, s.media.Usage, s.log, reg); err != nil {
+		return built{}, err
+	}
 	hub := playback.NewHub(liveBufferBytes)
 	s.newIngest(cfg, streams, hub, reg)
 	api := s.newAPI(cfg, streams, hub, keys, reg)
@@ -82,9 +86,32 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	return built{destination: destination, https: tlsCfg != nil, loops: []loop{
 		{"http", func(context.Context) error { return serveUntilShutdown(s.http, ln) }},
 		{"retention", sweeper.Run},
+		{"disk", s.disk.Run},
 		{"images", s.images.Run},
 		{"notify", s.notifier.Run},
 	}}, nil
+}
+
+// budgetBytes is --max-disk-usage in bytes, 0 for none.
+func budgetBytes(cfg Config) (int64, error) {
+	size, err := diskuse.ParseSize(cfg.MaxDiskUsage)
+	if err != nil {
+		return 0, err
+	}
+	return size.Limit(cfg.DataDir)
+}
+
+// newDiskGuard builds the disk budget's loop (it reports a full disk without a budget too).
+func newDiskGuard(cfg Config, store *fragstore.Store, db *bolt.DB, usage func() int64, log *slog.Logger, reg prometheus.Registerer) (*diskuse.Guard, error) {
+	limit, err := diskuse.ParseSize(cfg.MaxDiskUsage)
+	if err != nil {
+		return nil, err
+	}
+	if !limit.IsZero() {
+		log.Info("disk budget: the oldest video of all streams is evicted past it", "max_disk_usage", limit.String(), "keep_tag", diskuse.KeepTag)
+	}
+	return diskuse.New(diskuse.Config{Store: store, Catalog: db, Usage: usage, Dir: cfg.DataDir, Limit: limit,
+		Interval: cfg.DiskCheckInterval, Logger: log, Registerer: reg})
 }
 
 // serveUntilShutdown serves ln; Shutdown's ending of Serve is no failure.
@@ -104,7 +131,15 @@ func (s *Server) openStorage(ctx context.Context, cfg Config, env Env, reg prome
 	}
 	s.catalog = db
 	s.closers.push(db.Close)
-	dcfg := disk.Config{Dir: filepath.Join(cfg.DataDir, "media"), Logger: s.log}
+	limit, err := budgetBytes(cfg)
+	if err != nil {
+		return err
+	}
+	segSize := diskuse.SegmentSize(limit)
+	if segSize > disk.DefaultSegmentSize {
+		segSize = 0
+	}
+	dcfg := disk.Config{Dir: filepath.Join(cfg.DataDir, "media"), Logger: s.log, SegmentSize: segSize}
 	if mediaInClear || cfg.MediaInClear {
 		s.log.Warn("media is stored in clear: this kvsd was built with the kvsd_plaintext tag (benchmarks) or configured so by a test")
 	} else {
@@ -119,6 +154,7 @@ func (s *Server) openStorage(ctx context.Context, cfg Config, env Env, reg prome
 		return err
 	}
 	s.closers.push(media.Close) // a no-op once the store has closed it
+	s.media = media
 	store, err := fragstore.Open(fragstore.Config{Media: media, Index: db, Logger: s.log, Registerer: reg})
 	if err != nil {
 		return err
@@ -259,7 +295,7 @@ const MaxHeaderBytes = 64 << 10
 
 // diagSources are what doctor asks about each stream.
 func (s *Server) diagSources() []diag.Source {
-	return []diag.Source{s.ingest, s.images, s.notifier, storageDoctor{s.Store, s.atRest}}
+	return []diag.Source{s.ingest, s.disk, s.images, s.notifier, storageDoctor{s.Store, s.atRest}}
 }
 
 // newHTTP serves the API beside /healthz, /metrics and the web console.

@@ -86,6 +86,7 @@ func (s *Store) Write(ctx context.Context, k Key, header []byte, f *fragment.Fra
 		return nil, err
 	}
 	loc, err := s.media.Append(ctx, k, Record{Seq: f.Seq, Time: f.ServerTime, Meta: meta, Data: media})
+	s.noteWrite(err)
 	if err != nil {
 		return nil, fmt.Errorf("append media of fragment %d of %s: %w", f.Seq, k.Name, err)
 	}
@@ -156,6 +157,9 @@ func (s *Store) commit(batch []*Commit) {
 		puts[i] = c.put
 	}
 	err := s.index.PutFragments(ctx, puts)
+	if err != nil {
+		s.noteWrite(err) // the catalog's file may be what ran out of space
+	}
 	for i, c := range batch {
 		if err != nil && len(batch) > 1 {
 			c.err = s.index.PutFragments(ctx, puts[i:i+1])

@@ -10,6 +10,7 @@ type metrics struct {
 	appendSeconds prometheus.Histogram
 	bytes         prometheus.Counter
 	expired       prometheus.Counter
+	evicted       prometheus.Counter
 	commitSize    prometheus.Histogram
 }
 
@@ -22,10 +23,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			prometheus.ExponentialBuckets(0.001, 2, 13)),
 		bytes:   metric.Counter("kvsd_store_bytes_total", "Fragment media bytes stored."),
 		expired: metric.Counter("kvsd_store_fragments_expired_total", "Fragments removed by retention."),
+		evicted: metric.Counter("kvsd_store_fragments_evicted_total", "Fragments removed to keep the media within --max-disk-usage."),
 		commitSize: metric.Histogram("kvsd_store_commit_fragments", "Fragments per index commit (the group commit of all streams).",
 			prometheus.ExponentialBuckets(1, 2, 10)),
 	}
-	if err := metric.Register(reg, m.appendSeconds, m.bytes, m.expired, m.commitSize); err != nil {
+	if err := metric.Register(reg, m.appendSeconds, m.bytes, m.expired, m.evicted, m.commitSize); err != nil {
 		return nil, err
 	}
 	return m, nil

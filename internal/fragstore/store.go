@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -64,6 +65,9 @@ type Store struct {
 	closing   chan struct{} // closed by Close: the committer finishes the queue and stops
 	committed chan struct{} // closed when the committer has stopped
 	closeOnce sync.Once
+
+	fullMu    sync.Mutex
+	fullSince time.Time // zero unless the last media write ran out of space (evict.go)
 }
 
 // streamState serialises the writers of one stream. Write holds mu across its media step and

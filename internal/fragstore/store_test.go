@@ -284,6 +284,7 @@ func TestMetrics(t *testing.T) {
 	require.Equal(t, map[string]float64{
 		"kvsd_store_bytes_total":             float64(len(media(1)) + len(media(2)) + len(media(3))),
 		"kvsd_store_fragments_expired_total": 2,
+		"kvsd_store_fragments_evicted_total": 0,
 		"kvsd_store_append_seconds":          3, // observations
 		"kvsd_store_commit_fragments":        3, // one commit each: every Append waits for its own
 	}, got)

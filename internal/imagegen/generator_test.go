@@ -40,7 +40,8 @@ func TestDeliversTaggedFragments(t *testing.T) {
 	e.configure("cam", imageConfig("s3://images/some/path", 400, func(c *stream.ImageGenerationConfiguration) {
 		c.FormatConfig, c.WidthPixels = map[string]string{"JPEGQuality": q}, &w
 	}))
-	base := time.Now().Add(-time.Minute).Truncate(time.Second)
+	// Samples lie on the multiples of 400 ms on the producer clock: fragments starting on one.
+	base := time.UnixMilli(time.Now().Add(-time.Minute).UnixMilli() / 2000 * 2000)
 	frags := e.put("cam",
 		frag{start: base, tags: []mkv.SimpleTag{imageTag, {Name: fragment.TagImagePrefix, Value: "front"}, {Name: "zone", Value: "A"}}},
 		frag{start: base.Add(time.Second)}, // no tag: no images (AWS's rule)
@@ -103,7 +104,7 @@ func TestStreamTagServerTimelineAndPNG(t *testing.T) {
 		c.ImageSelectorType, c.Format = "SERVER_TIMESTAMP", "PNG"
 	}))
 	producer := time.Now().Add(-time.Hour).Truncate(time.Second)
-	server := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	server := time.UnixMilli(time.Now().Add(-time.Minute).UnixMilli() / 1000 * 1000) // on the 500-ms grid
 	f := e.put("cam", frag{start: producer, server: server})[0]
 	keys := e.objs.wait(t, 2)
 	require.Equal(t, []string{

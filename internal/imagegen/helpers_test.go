@@ -227,6 +227,9 @@ type fakeDecoders struct {
 	closed  int
 	refuse  map[string]error // codec → NewDecoder error
 	renders int
+	// gate, when set, holds every Render until it receives (or the gate is closed): a machine
+	// that renders only as fast as the test lets it.
+	gate chan struct{}
 }
 
 func (f *fakeDecoders) new(codecID string, _ []byte) (Decoder, error) {
@@ -251,6 +254,9 @@ func (f *fakeDecoders) counts() (made, closed, renders int) {
 type fakeDecoder struct{ f *fakeDecoders }
 
 func (d *fakeDecoder) Render(packets []imaging.Packet, at []time.Duration, spec imaging.Spec) []imaging.Result {
+	if d.f.gate != nil {
+		<-d.f.gate
+	}
 	d.f.mu.Lock()
 	d.f.renders++
 	d.f.mu.Unlock()

@@ -89,6 +89,9 @@ type Config struct {
 	// UntaggedWarnAfter is how many eligible-looking fragments in a row must arrive without
 	// the image tag before the server logs its one WARN for the stream; default 10.
 	UntaggedWarnAfter int
+	// LagWarn is the lag (oldest fragment waiting for images, on the server clock) past which a
+	// stream's falling behind is logged as a WARN and `kvsd doctor` warns; default 1 min.
+	LagWarn time.Duration
 
 	// OnDelivered, when set, runs after each image is stored (notifications' IMAGE_DELIVERED).
 	// It runs on a worker and should not block long.
@@ -114,6 +117,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PutTimeout <= 0 {
 		c.PutTimeout = 30 * time.Second
+	}
+	if c.LagWarn <= 0 {
+		c.LagWarn = time.Minute
 	}
 	if c.UntaggedWarnAfter <= 0 {
 		c.UntaggedWarnAfter = 10
@@ -150,6 +156,11 @@ func New(cfg Config) (*Generator, error) {
 	}
 	g := &Generator{cfg: cfg, log: cfg.Logger.With("component", "imagegen"), metrics: m,
 		render: make(gate, cfg.RenderWorkers), resumed: make(chan struct{}), tasks: map[fragstore.Key]*task{}}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(lagCollector{g}); err != nil {
+			return nil, err
+		}
+	}
 	g.cursors = &streamwork.Cursors{State: cfg.Catalog, Component: component, Encode: encodeCursor, Decode: decodeCursor}
 	// Transient delivery failures back off from RetryMin to RetryMax; other waits are chosen
 	// per failure (process).
@@ -163,7 +174,22 @@ func New(cfg Config) (*Generator, error) {
 
 // Wake tells the generator that stream k has a new fragment (or changed). It never blocks on
 // image work: ingest calls it after each PERSISTED ack.
-func (g *Generator) Wake(k fragstore.Key) { g.work.Wake(k) }
+func (g *Generator) Wake(k fragstore.Key) {
+	g.mu.Lock()
+	t := g.tasks[k]
+	g.mu.Unlock()
+	if t != nil {
+		// A caught-up stream has a new fragment, persisted about now: its lag counts from here
+		// even while it waits for a worker (its turn reads the fragment's own time).
+		now := g.cfg.Now()
+		t.mu.Lock()
+		if t.status.tracked && t.status.behindSince.IsZero() {
+			t.status.behindSince = now
+		}
+		t.mu.Unlock()
+	}
+	g.work.Wake(k)
+}
 
 // Ready is closed once Run has read every stream's cursor: a stream created after that starts
 // from its first fragment.

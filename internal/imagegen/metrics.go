@@ -12,6 +12,7 @@ type metrics struct {
 	delivered *prometheus.CounterVec // stream
 	failed    *prometheus.CounterVec // stream, code
 	queue     *prometheus.GaugeVec   // stream
+	expired   *prometheus.CounterVec // stream
 	render    prometheus.Histogram
 	decode    prometheus.Counter
 	encode    prometheus.Counter
@@ -29,7 +30,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		delivered: metric.CounterVec("kvsd_images_delivered_total", "Images stored at their destination.", "stream"),
 		failed: metric.CounterVec("kvsd_images_failed_total",
 			"Failed delivery attempts (code: the S3 error code) and images that could not be rendered (code MEDIA_ERROR).", "stream", "code"),
-		queue:  metric.GaugeVec("kvsd_images_queue_fragments", "Fragments of an enabled stream waiting for image generation (counted up to 65).", "stream"),
+		queue: metric.GaugeVec("kvsd_images_queue_fragments", "Fragments of an enabled stream waiting for image generation (counted up to 65).", "stream"),
+		expired: metric.CounterVec("kvsd_images_expired_fragments_total",
+			"Eligible fragments removed (retention or the disk budget) before their images were made.", "stream"),
 		render: metric.Histogram("kvsd_images_render_seconds", "Decode, scale and encode of one fragment's images.", buckets),
 		decode: metric.Counter("kvsd_images_decode_seconds_total", "Time spent decoding video for images (delivery and GetImages)."),
 		encode: metric.Counter("kvsd_images_encode_seconds_total", "Time spent scaling and encoding images (delivery and GetImages)."),
@@ -39,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			buckets),
 		getImages: metric.Histogram("kvsd_getimages_seconds", "One GetImages request.", buckets),
 	}
-	if err := metric.Register(reg, m.generated, m.delivered, m.failed, m.queue, m.render, m.decode, m.encode, m.put, m.latency, m.getImages); err != nil {
+	if err := metric.Register(reg, m.generated, m.delivered, m.failed, m.queue, m.expired, m.render, m.decode, m.encode, m.put, m.latency, m.getImages); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -56,5 +59,6 @@ func (m *metrics) forget(name string) {
 	m.generated.DeleteLabelValues(name)
 	m.delivered.DeleteLabelValues(name)
 	m.queue.DeleteLabelValues(name)
+	m.expired.DeleteLabelValues(name)
 	m.failed.DeletePartialMatch(prometheus.Labels{"stream": name})
 }

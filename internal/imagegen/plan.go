@@ -67,15 +67,25 @@ func timeline(c *stream.ImageGenerationConfiguration, f *fragment.Fragment) time
 	return f.ProducerTime
 }
 
-// sampleOffsets are the sample times within a fragment: 0, interval, 2·interval … while
-// before its end. Every eligible fragment gets at least the image at its start, even when it
-// is a single frame with no duration.
-func sampleOffsets(duration, interval time.Duration) []time.Duration {
-	out := []time.Duration{0}
+// sampleOffsets are the sample times within a fragment that starts at start (on the
+// configured clock) and lasts duration: the multiples of interval on that clock, as offsets
+// from the start, in [0, duration). Sampling follows the stream's timeline, not each
+// fragment's start, so images stay interval apart across fragment boundaries (kvssink's
+// 833-ms fragments at 200 ms give 5 images a second, not 6). A fragment shorter than the
+// interval may hold no multiple and get no image; a single frame (no duration) gets one only
+// when it lies on a multiple. GetImages keeps its own rule (from its StartTimestamp).
+func sampleOffsets(start time.Time, duration, interval time.Duration) []time.Duration {
 	if interval <= 0 {
-		return out
+		return []time.Duration{0}
 	}
-	for t := interval; t < duration; t += interval {
+	first := time.Duration(0)
+	if r := time.Duration(start.UnixNano() % int64(interval)); r > 0 {
+		first = interval - r
+	} else if r < 0 { // before 1970
+		first = -r
+	}
+	var out []time.Duration
+	for t := first; t < duration || (t == 0 && duration == 0); t += interval {
 		out = append(out, t)
 	}
 	return out

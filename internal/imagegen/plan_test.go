@@ -15,17 +15,57 @@ import (
 
 func TestSampleOffsets(t *testing.T) {
 	ms := time.Millisecond
+	at := func(msec int64) time.Time { return time.UnixMilli(1700000001000 + msec) } // on every grid below
 	for _, c := range []struct {
+		start         time.Time
 		dur, interval time.Duration
 		want          []time.Duration
 	}{
-		{1000 * ms, 1000 * ms, []time.Duration{0}},
-		{2500 * ms, 1000 * ms, []time.Duration{0, 1000 * ms, 2000 * ms}},
-		{1000 * ms, 200 * ms, []time.Duration{0, 200 * ms, 400 * ms, 600 * ms, 800 * ms}},
-		{1000 * ms, 3000 * ms, []time.Duration{0}},
-		{0, 200 * ms, []time.Duration{0}}, // a single frame still gets its image
+		{at(0), 1000 * ms, 1000 * ms, []time.Duration{0}},
+		{at(0), 2500 * ms, 1000 * ms, []time.Duration{0, 1000 * ms, 2000 * ms}},
+		{at(0), 1000 * ms, 200 * ms, []time.Duration{0, 200 * ms, 400 * ms, 600 * ms, 800 * ms}},
+		{at(0), 1000 * ms, 3000 * ms, []time.Duration{0}},
+		{at(0), 0, 200 * ms, []time.Duration{0}}, // a single frame on the grid gets its image
+		{at(50), 0, 200 * ms, nil},               // off the grid it does not
+		// Multiples of the interval on the clock, not offsets from the fragment's start.
+		{at(833), 833 * ms, 200 * ms, []time.Duration{167 * ms, 367 * ms, 567 * ms, 767 * ms}},
+		{at(1666), 834 * ms, 200 * ms, []time.Duration{134 * ms, 334 * ms, 534 * ms, 734 * ms}},
+		{at(833), 833 * ms, 3000 * ms, nil},
+		{at(2499), 833 * ms, 3000 * ms, []time.Duration{501 * ms}},
+		{at(3000), 833 * ms, 3000 * ms, []time.Duration{0}},
+		{at(0), 200 * ms, 200 * ms, []time.Duration{0}}, // the end belongs to the next fragment
+		{time.UnixMilli(-150), 100 * ms, 200 * ms, nil}, // before 1970: the next multiple, 0, is past its end
+		{time.UnixMilli(-250), 100 * ms, 200 * ms, []time.Duration{50 * ms}},
 	} {
-		require.Equal(t, c.want, sampleOffsets(c.dur, c.interval), "%s every %s", c.dur, c.interval)
+		require.Equal(t, c.want, sampleOffsets(c.start, c.dur, c.interval), "%s for %s every %s", c.start.UnixMilli(), c.dur, c.interval)
+	}
+}
+
+// TestSamplesEvenlySpacedAcrossKvssinkFragments: kvssink cuts a fragment at every keyframe,
+// 833 ms at GOP 25 and 30 fps (25 frames of 33.3 ms, on a millisecond clock 833 or 834 ms).
+// At 200 ms the stream gets 5 images a second, 200 ms apart everywhere (before, 6 a second
+// with two 33 ms apart at every boundary); at 3000 ms one image per 3 s.
+func TestSamplesEvenlySpacedAcrossKvssinkFragments(t *testing.T) {
+	origin := time.UnixMilli(1700000000000).Add(17 * time.Millisecond) // a camera's clock is on no grid
+	frameNs := int64(time.Second) / 30
+	for _, c := range []struct {
+		interval time.Duration
+		perMin   int
+	}{{200 * time.Millisecond, 300}, {3000 * time.Millisecond, 20}} {
+		var times []time.Time
+		for frag := range 72 { // 72 × 25 frames = 60 s
+			// Fragment times as kvsd stores them: the cluster timecode in ms.
+			start := origin.Add(time.Duration(int64(frag*25) * frameNs)).Truncate(time.Millisecond)
+			next := origin.Add(time.Duration(int64((frag+1)*25) * frameNs)).Truncate(time.Millisecond)
+			for _, off := range sampleOffsets(start, next.Sub(start), c.interval) {
+				times = append(times, start.Add(off))
+			}
+		}
+		require.InDelta(t, c.perMin, len(times), 1, "images per minute at %s", c.interval)
+		for i := 1; i < len(times); i++ {
+			require.Equal(t, c.interval, times[i].Sub(times[i-1]), "image %d at %s", i, c.interval)
+			require.Zero(t, times[i].UnixMilli()%c.interval.Milliseconds(), "on the grid")
+		}
 	}
 }
 

@@ -26,6 +26,24 @@ type status struct {
 	renderAt    time.Time
 	queued      int // fragments behind the cursor (up to queueProbe)
 	pending     int // rendered images not yet stored
+	noSample    noSample
+
+	tracked       bool      // enabled and worked on: its lag is exported
+	behindSince   time.Time // server time of the oldest fragment not yet handled; zero: caught up
+	lagWarned     bool      // the lag WARN was logged and the lag has not fallen back since
+	expired       uint64    // fragments removed before their images were made
+	expiredLogged bool
+}
+
+// noSample counts eligible fragments that held no sample time: shorter than the interval, they
+// fell between two multiples of it.
+type noSample struct {
+	count    uint64
+	number   string // the last one
+	duration time.Duration
+	start    time.Time
+	interval time.Duration
+	clock    string
 }
 
 // deliveryError is a failed upload as doctor reports it.
@@ -57,6 +75,14 @@ func (t *task) setFailing(e *deliveryError) {
 	if p := t.pending; p != nil && e != nil {
 		t.status.pending = len(p.images) - p.next
 	}
+}
+
+func (t *task) noteNoSample(f *fragment.Fragment, start time.Time, interval time.Duration, clock string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := &t.status.noSample
+	n.count++
+	n.number, n.duration, n.start, n.interval, n.clock = f.Number, f.Duration, start, interval, clock
 }
 
 func (t *task) setRenderError(err error, codec string, at time.Time) {
@@ -118,7 +144,7 @@ func (g *Generator) Diagnose(ctx context.Context, st *stream.Stream) diag.Report
 			e.RetryAt = g.work.Status(k).RetryAt
 			s.failing = &e
 		}
-		diagnoseTask(r, s, on)
+		g.diagnoseTask(r, s, on)
 	}
 	if !r.problems {
 		r.add(diag.OK, "IMAGES_OK", "images are being generated for this stream", "")
@@ -208,7 +234,23 @@ func (g *Generator) diagnoseFragments(ctx context.Context, r *report, st *stream
 }
 
 // diagnoseTask reports the generator's own view: deliveries, failures, backlog.
-func diagnoseTask(r *report, s status, on bool) {
+func (g *Generator) diagnoseTask(r *report, s status, on bool) {
+	if lag := s.lag(g.cfg.Now()); on && lag > 0 {
+		level := diag.Info
+		if lag > g.cfg.LagWarn {
+			level = diag.Warn
+		}
+		fix := ""
+		if level == diag.Warn {
+			fix = "more streams want images than this machine's cores can render: give kvsd more CPU, or fewer streams images, a longer SamplingInterval or smaller images; streams are served in turn, so every stream lags alike"
+		}
+		r.add(level, "IMAGES_LAG", fmt.Sprintf("image generation is %s behind this stream (its oldest fragment waiting arrived at %s; the warning threshold is %s)",
+			lag.Round(time.Second), s.behindSince.UTC().Format(time.RFC3339), g.cfg.LagWarn), fix)
+	}
+	if s.expired > 0 {
+		r.add(diag.Warn, "IMAGES_EXPIRED_UNMADE", fmt.Sprintf("%d fragments were removed (retention or the disk budget) before their images were made: image generation was too far behind", s.expired),
+			"give image generation more CPU (see IMAGES_LAG), or keep video longer (retention, --max-disk-usage)")
+	}
 	if e := s.failing; e != nil && on {
 		kind := "a transient error"
 		if e.Permanent {
@@ -227,6 +269,10 @@ func diagnoseTask(r *report, s status, on bool) {
 		default:
 			r.add(diag.Warn, "MEDIA_ERROR", fmt.Sprintf("the last image that could not be rendered failed at %s: %v", s.renderAt.UTC().Format(time.RFC3339), err), "")
 		}
+	}
+	if n := s.noSample; n.count > 0 {
+		r.add(diag.Info, "FRAGMENTS_WITHOUT_SAMPLE", fmt.Sprintf("%d eligible fragments since kvsd started got no image because no sample time fell in them: images are taken at the multiples of the %d ms SamplingInterval on the %s timeline, across fragment boundaries, and a fragment shorter than that may hold none (the last: fragment %s, %d ms long, from %s). Nothing is lost: the images stay SamplingInterval apart; a lower SamplingInterval gives more",
+			n.count, n.interval.Milliseconds(), n.clock, n.number, n.duration.Milliseconds(), n.start.UTC().Format("2006-01-02T15:04:05.000Z")), "")
 	}
 	msg := fmt.Sprintf("%d images delivered since kvsd started", s.delivered)
 	if s.delivered > 0 {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/internal/fragment"
+	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/imaging"
 	"github.com/kvsd/kvsd/internal/keys"
 	"github.com/kvsd/kvsd/internal/objstore"
@@ -64,6 +65,10 @@ func (g *Generator) process(ctx context.Context, t *task) streamwork.Outcome {
 		return g.retryAfterError(ctx, t, err)
 	}
 	g.setQueue(t, st, len(frags))
+	if len(frags) > 0 {
+		g.setBehind(t, frags[0])
+	}
+	g.checkExpired(ctx, t, frags)
 	n := min(len(frags), turnFragments)
 	more := len(frags) > n
 	// The cursor is recorded at the end of a turn that leaves nothing to do (caught up, or
@@ -83,12 +88,18 @@ func (g *Generator) process(ctx context.Context, t *task) streamwork.Outcome {
 		if retry := g.handle(ctx, t, st, f); retry != nil {
 			more = false
 			g.setQueue(t, st, len(frags)-i)
+			g.setBehind(t, f)
 			return *retry
 		}
 		t.cursor = f.Seq
 		t.unsaved++
 	}
 	g.setQueue(t, st, len(frags)-n)
+	if more {
+		g.setBehind(t, frags[n])
+	} else {
+		g.setBehind(t, nil)
+	}
 	if more {
 		return streamwork.More()
 	}
@@ -118,6 +129,9 @@ func (g *Generator) observe(ctx context.Context, t *task, st *stream.Stream) err
 		return nil
 	case t.enabled:
 		t.enabled, t.pending, t.failures = false, nil, 0
+		t.mu.Lock()
+		t.status.tracked, t.status.behindSince, t.status.lagWarned = false, time.Time{}, false
+		t.mu.Unlock()
 		t.setFailing(nil)
 		g.setQueue(t, st, 0)
 		if err := g.cursors.Delete(ctx, t.key); err != nil {
@@ -151,6 +165,10 @@ func (g *Generator) handle(ctx context.Context, t *task, st *stream.Stream, f *f
 		switch {
 		case ctx.Err() != nil:
 			return retryIn(0, ctx.Err()) // stopping: the engine does not count it
+		case errors.Is(err, fragstore.ErrNotFound):
+			// Removed (retention, the disk budget) between the listing and the read.
+			g.noteExpired(t, 1, "removed from the store while being read")
+			return nil
 		case errors.Is(err, imaging.ErrUnavailable) || errors.Is(err, keys.ErrKey):
 			// Not the media's fault: keep the fragment until a kvsd with the media package runs,
 			// or its key (key file, KMS) can be used again.
@@ -171,6 +189,14 @@ func (g *Generator) handle(ctx context.Context, t *task, st *stream.Stream, f *f
 // renderFragment decodes f and encodes the images of its sample times.
 func (g *Generator) renderFragment(ctx context.Context, t *task, st *stream.Stream, f *fragment.Fragment) (*pendingFragment, error) {
 	cfg := st.ImageGeneration
+	start := timeline(cfg, f)
+	interval := time.Duration(*cfg.SamplingInterval) * time.Millisecond
+	offsets := sampleOffsets(start, f.Duration, interval)
+	p := &pendingFragment{frag: f, meta: metadata(f)}
+	if len(offsets) == 0 {
+		t.noteNoSample(f, start, interval, cfg.ImageSelectorType)
+		return p, nil // nothing to decode: the stream's next sample time lies in a later fragment
+	}
 	v, err := loadVideo(ctx, g.cfg.Store, t.key, f, t.buf)
 	if err != nil {
 		return nil, err
@@ -183,8 +209,6 @@ func (g *Generator) renderFragment(ctx context.Context, t *task, st *stream.Stre
 	if err != nil {
 		return nil, err
 	}
-	interval := time.Duration(*cfg.SamplingInterval) * time.Millisecond
-	offsets := sampleOffsets(f.Duration, interval)
 	spec := configSpec(cfg)
 	if err := g.render.enter(ctx); err != nil {
 		return nil, err
@@ -195,8 +219,6 @@ func (g *Generator) renderFragment(ctx context.Context, t *task, st *stream.Stre
 	g.metrics.render.Observe(g.cfg.Now().Sub(began).Seconds())
 	g.metrics.observeRender(before, dec.Stats())
 
-	start := timeline(cfg, f)
-	p := &pendingFragment{frag: f, meta: metadata(f)}
 	var failed error
 	for _, r := range results {
 		switch {

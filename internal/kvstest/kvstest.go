@@ -49,6 +49,8 @@ type Options struct {
 	// TLS serves https with a certificate for 127.0.0.1 from a new CA (Server.CA), written to
 	// Config.TLSCert and Config.TLSKey.
 	TLS bool
+	// LogTo, when set, receives kvsd's log at INFO and above (text) instead of the test log.
+	LogTo io.Writer
 	// Configure, when set, adjusts the server configuration before start.
 	Configure func(*app.Config)
 }
@@ -83,6 +85,9 @@ func Start(t testing.TB, opts ...Options) *Server {
 		o.Configure(&cfg)
 	}
 	s.Config, s.env = cfg, app.Env{Getenv: func(k string) string { return env[k] }, Logger: testLogger(t)}
+	if o.LogTo != nil {
+		s.env.Logger = slog.New(slog.NewTextHandler(o.LogTo, nil))
+	}
 	srv, err := app.Start(cfg, s.env)
 	if err != nil {
 		t.Fatalf("start kvsd: %v", err)

@@ -115,8 +115,9 @@ var errClosed = errors.New("media: decoder is closed")
 // images (separate slices).
 //
 // Only needed packets are decoded: from the keyframe at or before each
-// sample's frame up to the last frame a sample in that GOP shows. A sample
-// on a keyframe decodes that keyframe alone. Each pass through a GOP starts
+// sample's frame up to the last frame a sample in that GOP shows, leaving
+// out H.264 pictures no other references (B-frames) that no sample shows.
+// A sample on a keyframe decodes that keyframe alone. Each pass through a GOP starts
 // from a flushed decoder, so gaps and earlier calls leave nothing behind.
 func (d *Decoder) Render(packets []imaging.Packet, at []time.Duration, spec imaging.Spec) []imaging.Result {
 	res := make([]imaging.Result, len(at))
@@ -192,6 +193,9 @@ func (d *Decoder) decodeOnce(packets []imaging.Packet, ps pass, pl plan, res []i
 	}
 	sent := 0
 	for i := ps.key; i <= ps.last; i++ {
+		if i != ps.key && len(pl.shows[i]) == 0 && disposable(d.codec, packets[i].Data, d.nalSize) {
+			continue // a B-frame no sample shows: nothing needs it
+		}
 		err := d.send(packets[i].Data, i)
 		if errors.Is(err, errAgain) {
 			// Not expected, as every send is followed by taking every

@@ -532,3 +532,28 @@ func TestParallelDecoders(t *testing.T) {
 		require.NoError(t, <-errs)
 	}
 }
+
+// TestSkipsUnneededBFrames: with B-frames (CABAC, 3 B-frames, no B-pyramid, so every B-frame
+// is a non-reference picture), samples on the P-frames decode only the keyframe and P-frames
+// up to them, and still show the right frames; a sample on a B-frame decodes it.
+func TestSkipsUnneededBFrames(t *testing.T) {
+	args := []string{"-f", "lavfi", "-i", greySource("320x240"), "-frames:v", fmt.Sprint(greyFrames),
+		"-c:v", "libx264", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-qp", "10",
+		"-bf", "3", "-b_strategy", "0", "-x264-params", "b-pyramid=none:b-adapt=0:open-gop=0"}
+	c := loadClip(t, args...)
+	d := c.newDecoder(t)
+	// Decode order I0 P4 B1 B2 B3 P8 B5 B6 B7 …: the P-frames of the first GOP.
+	var at []time.Duration
+	for f := 4; f < greyGOP; f += 4 {
+		at = append(at, time.Duration(f)*greyStep)
+	}
+	checkImages(t, d.Render(c.packets, at, imaging.Spec{}), at, imaging.Spec{}, 320, 240)
+	st := d.Stats()
+	require.Equal(t, 1+len(at), st.Decoded, "the keyframe and the P-frames; no B-frame")
+	require.Equal(t, greyFrames-st.Decoded, st.Skipped)
+
+	d = c.newDecoder(t)
+	at = []time.Duration{6 * greyStep} // B6, after P8 in decode order
+	checkImages(t, d.Render(c.packets, at, imaging.Spec{}), at, imaging.Spec{}, 320, 240)
+	require.Equal(t, 4, d.Stats().Decoded, "I0 P4 P8 B6")
+}

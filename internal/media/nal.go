@@ -42,3 +42,48 @@ func checkNALs(b []byte, n int) error {
 	}
 	return h26x.CheckAVCC(b, n)
 }
+
+// disposable reports whether an H.264 packet is a picture that no other picture references:
+// every slice has nal_ref_idc 0, as B-frames have unless the encoder keeps them as references
+// (x264's B-pyramid). A decode pass leaves such a packet out when no sample shows it: skipping
+// it changes no other picture (frame_num counts reference pictures only). H.265 is not judged:
+// a sub-layer non-reference picture may still be referenced by a higher temporal sub-layer.
+func disposable(codecID string, b []byte, nalSize int) bool {
+	if codecID != imaging.CodecH264 {
+		return false
+	}
+	vcl := false
+	check := func(nalu []byte) bool {
+		if t := h26x.H264Type(nalu); t >= 1 && t <= 5 {
+			if nalu[0]&0x60 != 0 {
+				return false
+			}
+			vcl = true
+		}
+		return true
+	}
+	if nalSize == 0 {
+		nalus, err := h26x.SplitAnnexB(b)
+		if err != nil {
+			return false
+		}
+		for _, n := range nalus {
+			if !check(n) {
+				return false
+			}
+		}
+		return vcl
+	}
+	for len(b) >= nalSize { // length-prefixed, walked without allocating
+		n := 0
+		for _, c := range b[:nalSize] {
+			n = n<<8 | int(c)
+		}
+		b = b[nalSize:]
+		if n <= 0 || n > len(b) || !check(b[:n]) {
+			return false
+		}
+		b = b[n:]
+	}
+	return vcl && len(b) == 0
+}

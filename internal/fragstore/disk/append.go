@@ -81,6 +81,7 @@ func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Recor
 		return fragstore.Location{}, fmt.Errorf("disk media: append to segment %d of %s: %w", sf.seg, k.Name, err)
 	}
 	sf.size = off + padded
+	m.used.Add(padded)
 	if rec.Time.Before(sf.minT) {
 		sf.minT = rec.Time
 	}
@@ -158,6 +159,7 @@ func (m *Media) startSegment(ctx context.Context, k fragstore.Key, sf *streamFil
 		return err
 	}
 	sf.cur, sf.seg, sf.size, sf.maxSeg, sf.dk = f, n, int64(len(b)), n, dk
+	m.used.Add(int64(len(b)))
 	sf.minT, sf.maxT = rec.Time, rec.Time
 	return nil
 }
@@ -234,6 +236,7 @@ func (m *Media) TruncateAfter(ctx context.Context, k fragstore.Key, loc fragstor
 	if err := f.Truncate(end); err != nil {
 		return 0, err
 	}
+	m.used.Add(end - fi.Size())
 	if err := datasync(f); err != nil {
 		return 0, err
 	}

@@ -83,7 +83,8 @@ type Media struct {
 
 	writeFlags int // open flags of segment files being written: oDSync, and oDirect if it works
 
-	closed atomic.Bool // read by writers that hold a streamFiles lock, so not under mu
+	closed atomic.Bool  // read by writers that hold a streamFiles lock, so not under mu
+	used   atomic.Int64 // bytes of all segment files: Usage
 
 	mu      sync.Mutex                     // guards streams; taken before any streamFiles.mu
 	streams map[fragstore.Key]*streamFiles // never shrinks: see fragstore's streamState
@@ -129,6 +130,9 @@ func Open(cfg Config) (*Media, error) {
 	if err := m.removeTemp(); err != nil {
 		_ = root.Close()
 		return nil, fmt.Errorf("disk media: %w", err)
+	}
+	for _, d := range m.streamDirs() {
+		m.used.Add(m.dirBytes(d))
 	}
 	m.writeFlags = oDSync
 	if !cfg.Buffered {
@@ -191,6 +195,37 @@ func (m *Media) removeTemp() error {
 		}
 	}
 	return nil
+}
+
+// Usage is the disk space of every segment file, kept up to date by every write and deletion
+// so that the disk budget (diskuse) reads it for free.
+func (m *Media) Usage() int64 { return m.used.Load() }
+
+// streamDirs lists the stream directories under the root.
+func (m *Media) streamDirs() []string {
+	dirs, _ := fs.ReadDir(m.root.FS(), ".")
+	var out []string
+	for _, d := range dirs {
+		if d.IsDir() && isStreamDir(d.Name()) {
+			out = append(out, d.Name())
+		}
+	}
+	return out
+}
+
+// dirBytes sums the sizes of the segment files in dir (0 when it is gone).
+func (m *Media) dirBytes(dir string) int64 {
+	files, _ := fs.ReadDir(m.root.FS(), dir)
+	var n int64
+	for _, f := range files {
+		if _, ok := parseSegName(f.Name()); !ok {
+			continue
+		}
+		if fi, err := f.Info(); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
 }
 
 // dirName is k's directory: "<createdMs>_<name>", shortened with a hash suffix when too long.
@@ -384,8 +419,15 @@ func (m *Media) DeleteSegment(ctx context.Context, k fragstore.Key, seg uint64) 
 	}
 	// No directory sync: a deletion lost to power failure is repeated by fragstore's recovery,
 	// which finds the segment unreferenced.
-	if err := m.root.Remove(m.segPath(k, seg)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	fi, serr := m.root.Lstat(m.segPath(k, seg))
+	if err := m.root.Remove(m.segPath(k, seg)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		return err
+	}
+	if serr == nil {
+		m.used.Add(-fi.Size())
 	}
 	return nil
 }
@@ -403,7 +445,13 @@ func (m *Media) DeleteStream(ctx context.Context, k fragstore.Key) error {
 	defer sf.mu.Unlock()
 	sf.closeCur()
 	sf.ready, sf.maxSeg = false, 0
-	return m.root.RemoveAll(sf.dir)
+	n := m.dirBytes(sf.dir)
+	if err := m.root.RemoveAll(sf.dir); err != nil {
+		m.used.Add(n - m.dirBytes(sf.dir))
+		return err
+	}
+	m.used.Add(-n)
+	return nil
 }
 
 // Retain removes the directories of streams not in keep. Entries not named like stream
@@ -426,9 +474,12 @@ func (m *Media) Retain(ctx context.Context, keep []fragstore.Key) ([]string, err
 			continue
 		}
 		m.forget(e.Name())
+		n := m.dirBytes(e.Name())
 		if err := m.root.RemoveAll(e.Name()); err != nil {
+			m.used.Add(n - m.dirBytes(e.Name()))
 			return removed, err
 		}
+		m.used.Add(-n)
 		removed = append(removed, e.Name())
 	}
 	return removed, nil

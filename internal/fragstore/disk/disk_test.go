@@ -237,3 +237,47 @@ func TestBadNames(t *testing.T) {
 		require.Error(t, err, "%q", name)
 	}
 }
+
+// TestUsageFollowsTheFiles: Usage, which the disk budget reads every second, is the sum of the
+// segment files' sizes after appends, deletions, truncation and a reopen.
+func TestUsageFollowsTheFiles(t *testing.T) {
+	dir := t.TempDir()
+	onDisk := func() int64 {
+		var n int64
+		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && strings.HasSuffix(p, ".seg") {
+				fi, _ := d.Info()
+				n += fi.Size()
+			}
+			return nil
+		})
+		return n
+	}
+	m := open(t, disk.Config{Dir: dir, SegmentSpan: time.Second})
+	other := fragstore.Key{Name: "other", CreatedMs: 1}
+	var locs []fragstore.Location
+	for i := uint64(1); i <= 6; i++ {
+		loc, err := m.Append(ctx, key, rec(i, 10000, base.Add(time.Duration(i)*400*time.Millisecond)))
+		require.NoError(t, err)
+		locs = append(locs, loc)
+		_, err = m.Append(ctx, other, rec(i, 5000, base))
+		require.NoError(t, err)
+	}
+	require.Positive(t, m.Usage())
+	require.Equal(t, onDisk(), m.Usage())
+	require.NoError(t, m.DeleteSegment(ctx, key, locs[0].Segment))
+	require.NoError(t, m.DeleteSegment(ctx, key, locs[0].Segment), "gone already: no change")
+	require.Equal(t, onDisk(), m.Usage())
+	_, err := m.TruncateAfter(ctx, key, locs[3])
+	require.NoError(t, err)
+	require.Equal(t, onDisk(), m.Usage())
+	require.NoError(t, m.Close())
+
+	m = open(t, disk.Config{Dir: dir})
+	require.Equal(t, onDisk(), m.Usage(), "counted again at open")
+	require.NoError(t, m.DeleteStream(ctx, other))
+	require.Equal(t, onDisk(), m.Usage())
+	_, err = m.Retain(ctx, nil)
+	require.NoError(t, err)
+	require.Zero(t, m.Usage())
+}
