@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -52,7 +53,8 @@ var _ catalog.Catalog = (*DB)(nil)
 // DB is the bbolt-backed catalog.Catalog: stream records (here), the fragment index
 // (fragments.go) and state (state.go). It is safe for concurrent use.
 type DB struct {
-	db *bbolt.DB
+	db     *bbolt.DB
+	epochs atomic.Uint64 // the last lease epoch granted (lease.go)
 }
 
 // Open opens or creates the catalog file at path.
