@@ -34,6 +34,14 @@ type Config struct {
 	// roles). Empty: images go to the local folder <data-dir>/buckets.
 	S3Endpoint  string
 	S3PathStyle bool // bucket in the URL path (most self-hosted S3 servers)
+	// Catalog, when set, is a PostgreSQL URL (postgres://user@host:port/db?…): streams, the
+	// fragment index and component state live there instead of <data-dir>/catalog.db
+	// (scale-out, in progress).
+	Catalog string
+	// Media, when set, is s3://bucket/prefix: fragment media goes to that bucket, on
+	// S3Endpoint (AWS S3 when empty) with the standard AWS credential chain, instead of
+	// <data-dir>/media (scale-out, in progress).
+	Media string
 	// SNSEndpoint, when set, publishes notifications for arn:aws:sns:… destinations to that
 	// SNS-compatible endpoint instead of AWS (credentials from AWS_ACCESS_KEY_ID …).
 	SNSEndpoint string
@@ -88,6 +96,9 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	pathStyle := getenv("KVSD_S3_PATH_STYLE")
 	fs.BoolVar(&c.S3PathStyle, "s3-path-style", pathStyle == "true" || pathStyle == "1",
 		"address buckets in the URL path (http://host/bucket/key), as most self-hosted S3 servers need (env KVSD_S3_PATH_STYLE)")
+	// Not through str: a catalog URL may hold a password, which --help must not print.
+	fs.StringVar(&c.Catalog, "catalog", "", "PostgreSQL URL of the catalog, e.g. postgres://kvsd@db.example/kvsd (default: the file <data-dir>/catalog.db) (env KVSD_CATALOG)")
+	str(&c.Media, "media", "", "where fragment media goes: s3://bucket/prefix on --s3-endpoint (AWS S3 when unset), credentials from the standard AWS chain (default: the folder <data-dir>/media)")
 	str(&c.SNSEndpoint, "sns-endpoint", "", "publish SNS notifications to this SNS-compatible endpoint, e.g. http://127.0.0.1:9911 (default: AWS SNS of the topic's region)")
 	// Not through str: its default would print the secret in --help.
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "key that signs notification webhooks: X-Kvsd-Signature: sha256=<HMAC-SHA256 of the body> (env KVSD_WEBHOOK_SECRET, preferred: flags show in ps)")
@@ -96,6 +107,9 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	}
 	if c.WebhookSecret == "" {
 		c.WebhookSecret = getenv("KVSD_WEBHOOK_SECRET")
+	}
+	if c.Catalog == "" {
+		c.Catalog = getenv("KVSD_CATALOG")
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -129,6 +143,16 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--s3-endpoint %q must be an http:// or https:// URL", c.S3Endpoint))
 		}
 	}
+	if c.Catalog != "" {
+		if u, err := url.Parse(c.Catalog); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			errs = append(errs, errors.New("--catalog must be a postgres:// or postgresql:// URL"))
+		}
+	}
+	if c.Media != "" {
+		if _, _, err := mediaBucket(c.Media); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.SNSEndpoint != "" {
 		if u, err := url.Parse(c.SNSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("--sns-endpoint %q must be an http:// or https:// URL", c.SNSEndpoint))
@@ -156,4 +180,13 @@ func publicURL(configured string, bound net.Addr, https bool) string {
 		scheme = "https://"
 	}
 	return scheme + net.JoinHostPort(host, port)
+}
+
+// mediaBucket splits --media s3://bucket/prefix.
+func mediaBucket(media string) (bucket, prefix string, err error) {
+	u, err := url.Parse(media)
+	if err != nil || u.Scheme != "s3" || u.Host == "" || u.RawQuery != "" || u.User != nil {
+		return "", "", fmt.Errorf("--media %q must be s3://bucket or s3://bucket/prefix", media)
+	}
+	return u.Host, strings.Trim(u.Path, "/"), nil
 }

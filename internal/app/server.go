@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/kvsd/kvsd/internal/catalog/bolt"
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/imagegen"
 	"github.com/kvsd/kvsd/internal/ingest"
@@ -51,7 +51,7 @@ type Server struct {
 	Addr  net.Addr
 	Store *fragstore.Store
 
-	catalog  *bolt.DB
+	catalog  catalog.Catalog
 	ingest   *ingest.Manager
 	images   *imagegen.Generator
 	notifier *notify.Notifier

@@ -10,18 +10,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/kvsd/kvsd/internal/catalog/bolt"
 	"github.com/kvsd/kvsd/internal/console"
 	"github.com/kvsd/kvsd/internal/diag"
 	"github.com/kvsd/kvsd/internal/fragstore"
-	"github.com/kvsd/kvsd/internal/fragstore/disk"
 	"github.com/kvsd/kvsd/internal/imagegen"
 	"github.com/kvsd/kvsd/internal/ingest"
 	"github.com/kvsd/kvsd/internal/kvsapi"
@@ -36,6 +33,7 @@ import (
 type built struct {
 	loops       []loop
 	destination string // where images go, in words
+	storage     string // where the catalog and the media live, in words
 	https       bool
 }
 
@@ -54,7 +52,8 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := s.openStorage(cfg, reg); err != nil {
+	storage, err := s.openStorage(ctx, cfg, env.Getenv, reg)
+	if err != nil {
 		return built{}, err
 	}
 	ln, err := s.listen(cfg, tlsCfg)
@@ -71,7 +70,7 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	api := s.newAPI(cfg, streams, hub, keys, reg)
 	s.http = s.newHTTP(ctx, api, console.New(console.Config{Region: cfg.Region}), reg)
 	sweeper := &retention.Sweeper{Store: s.Store, Catalog: s.catalog, Interval: cfg.RetentionInterval, Logger: s.log}
-	return built{destination: destination, https: tlsCfg != nil, loops: []loop{
+	return built{destination: destination, storage: storage, https: tlsCfg != nil, loops: []loop{
 		{"http", func(context.Context) error { return serveUntilShutdown(s.http, ln) }},
 		{"retention", sweeper.Run},
 		{"images", s.images.Run},
@@ -84,28 +83,6 @@ func serveUntilShutdown(srv *http.Server, ln net.Listener) error {
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	return nil
-}
-
-// openStorage opens the catalog, the media directory and the fragment store over both.
-func (s *Server) openStorage(cfg Config, reg prometheus.Registerer) error {
-	db, err := bolt.Open(filepath.Join(cfg.DataDir, "catalog.db"))
-	if err != nil {
-		return err
-	}
-	s.catalog = db
-	s.closers.push(db.Close)
-	media, err := disk.Open(disk.Config{Dir: filepath.Join(cfg.DataDir, "media"), Logger: s.log})
-	if err != nil {
-		return err
-	}
-	s.closers.push(media.Close) // a no-op once the store has closed it
-	store, err := fragstore.Open(fragstore.Config{Media: media, Index: db, Logger: s.log, Registerer: reg})
-	if err != nil {
-		return err
-	}
-	s.Store = store
-	s.closers.push(store.Close)
 	return nil
 }
 
@@ -225,7 +202,7 @@ func (s *Server) announce(cfg Config, env Env, b built) {
 	if host, _, _ := net.SplitHostPort(cfg.Listen); cfg.PublicURL == "" && net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
 		s.log.Warn("listening on all interfaces without --public-url: GetDataEndpoint answers a loopback URL that remote producers cannot reach", "url", s.URL)
 	}
-	s.log.Info("kvsd serving", "addr", s.Addr.String(), "url", s.URL, "console", s.URL+"/console/", "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir)
+	s.log.Info("kvsd serving", "addr", s.Addr.String(), "url", s.URL, "console", s.URL+"/console/", "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir, "storage", b.storage)
 	s.log.Info("images for s3:// destinations are " + b.destination)
 	fmt.Fprintf(env.Stdout, "kvsd: serving the KVS API on %s (region %s). Point clients at it, e.g.\n  /usr/bin/aws kinesisvideo list-streams --endpoint-url %s\n", s.URL, cfg.Region, s.URL)
 	if b.https {

@@ -1,0 +1,105 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kvsd/kvsd/internal/catalog"
+	"github.com/kvsd/kvsd/internal/catalog/bolt"
+	"github.com/kvsd/kvsd/internal/catalog/postgres"
+	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/fragstore/disk"
+	"github.com/kvsd/kvsd/internal/fragstore/s3media"
+)
+
+// openStorage opens the catalog (--catalog), the media (--media) and the fragment store over
+// both, and returns where each lives, in words.
+func (s *Server) openStorage(ctx context.Context, cfg Config, getenv func(string) string, reg prometheus.Registerer) (string, error) {
+	db, catalogAt, err := openCatalog(ctx, cfg, s.log)
+	if err != nil {
+		return "", err
+	}
+	s.catalog = db
+	s.closers.push(db.Close)
+	media, mediaAt, err := openMedia(ctx, cfg, getenv, s.log)
+	if err != nil {
+		return "", err
+	}
+	s.closers.push(media.Close) // a no-op once the store has closed it
+	store, err := fragstore.Open(fragstore.Config{Media: media, Index: db, Logger: s.log, Registerer: reg})
+	if err != nil {
+		return "", err
+	}
+	s.Store = store
+	s.closers.push(store.Close)
+	return "catalog " + catalogAt + ", media " + mediaAt, nil
+}
+
+// openCatalog opens the bbolt file in the data dir, or PostgreSQL when --catalog names it.
+func openCatalog(ctx context.Context, cfg Config, log *slog.Logger) (catalog.Catalog, string, error) {
+	if cfg.Catalog == "" {
+		path := filepath.Join(cfg.DataDir, "catalog.db")
+		db, err := bolt.Open(path)
+		return db, path, err
+	}
+	pc, err := pgxpool.ParseConfig(cfg.Catalog)
+	if err != nil {
+		return nil, "", fmt.Errorf("--catalog: %w", err)
+	}
+	// Described without the URL, which may hold a password.
+	at := fmt.Sprintf("postgres %s@%s:%d/%s", pc.ConnConfig.User, pc.ConnConfig.Host, pc.ConnConfig.Port, pc.ConnConfig.Database)
+	db, err := postgres.Open(ctx, postgres.Config{URL: cfg.Catalog, Logger: log})
+	if err != nil {
+		return nil, "", err
+	}
+	return db, at, nil
+}
+
+// openMedia opens <data-dir>/media, or the bucket --media names, on --s3-endpoint (AWS S3 when
+// unset) with the standard AWS credential chain.
+func openMedia(ctx context.Context, cfg Config, getenv func(string) string, log *slog.Logger) (fragstore.Media, string, error) {
+	if cfg.Media == "" {
+		dir := filepath.Join(cfg.DataDir, "media")
+		m, err := disk.Open(disk.Config{Dir: dir, Logger: log})
+		return m, dir, err
+	}
+	bucket, prefix, err := mediaBucket(cfg.Media)
+	if err != nil {
+		return nil, "", err
+	}
+	creds, region, err := s3Credentials(ctx, getenv)
+	if err != nil {
+		return nil, "", err
+	}
+	if region == "" {
+		region = cfg.Region
+	}
+	opts := s3.Options{
+		UsePathStyle: cfg.S3PathStyle, Region: region, Credentials: creds,
+		// The SDK's retries stay on: ingest does not retry a failed append, and a PUT repeated
+		// after a lost answer is recognised (s3media writes with If-None-Match).
+		// Checksums only where the API requires them, as for images: servers differ in
+		// which checksum headers they accept; records carry their own CRC-32C.
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+		HTTPClient:                 &http.Client{Timeout: time.Minute},
+	}
+	endpoint := "AWS S3"
+	if cfg.S3Endpoint != "" {
+		opts.BaseEndpoint, endpoint = aws.String(cfg.S3Endpoint), cfg.S3Endpoint
+	}
+	m, err := s3media.Open(s3media.Config{Client: s3.New(opts), Bucket: bucket, Prefix: prefix, Logger: log})
+	if err != nil {
+		return nil, "", err
+	}
+	return m, fmt.Sprintf("%s on %s (region %s)", cfg.Media, endpoint, region), nil
+}
