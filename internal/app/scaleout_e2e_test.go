@@ -95,3 +95,20 @@ func TestSingleNodeOnPostgresAndS3(t *testing.T) {
 	require.Equal(t, 200, status, string(body))
 	require.True(t, strings.Contains(string(body), `"DataRetentionInHours":24`), string(body))
 }
+
+// A missing bucket or an unreachable database stops kvsd at start, naming what is wrong,
+// rather than failing the first PutMedia.
+func TestScaledStartFailsFast(t *testing.T) {
+	s3 := s3test.Start(t) // no bucket
+	env := map[string]string{"KVSD_ACCESS_KEY_ID": kvstest.AccessKeyID, "KVSD_SECRET_ACCESS_KEY": kvstest.SecretAccessKey,
+		"AWS_ACCESS_KEY_ID": s3test.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s3test.SecretAccessKey}
+	cfg := app.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Region: "us-east-1", AccountID: app.DefaultAccountID,
+		LogLevel: "info", LogFormat: "text", Media: "s3://missing/site-a", S3Endpoint: s3.Endpoint, S3PathStyle: true}
+	_, err := app.Start(cfg, app.Env{Getenv: func(k string) string { return env[k] }})
+	require.ErrorContains(t, err, "--media s3://missing/site-a")
+	require.ErrorContains(t, err, "NoSuchBucket")
+
+	cfg.Media, cfg.Catalog = "", "postgres://postgres@127.0.0.1:1/kvsd?connect_timeout=5"
+	_, err = app.Start(cfg, app.Env{Getenv: func(k string) string { return env[k] }})
+	require.ErrorContains(t, err, "postgres catalog 127.0.0.1/kvsd")
+}

@@ -101,5 +101,8 @@ func openMedia(ctx context.Context, cfg Config, getenv func(string) string, log 
 	if err != nil {
 		return nil, "", err
 	}
+	if err := m.Check(ctx); err != nil {
+		return nil, "", fmt.Errorf("--media %s: %w", cfg.Media, err)
+	}
 	return m, fmt.Sprintf("%s on %s (region %s)", cfg.Media, endpoint, region), nil
 }

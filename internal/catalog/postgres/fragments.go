@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -211,6 +212,10 @@ func (d *DB) PutFragments(ctx context.Context, puts []catalog.Put) error {
 			}
 			segments[p.Location.Segment]++
 		}
+		// Header and segment rows in sorted order, as ExpireFragments takes them, so that the
+		// two never wait on each other's row locks in opposite orders.
+		slices.Sort(hids)
+		slices.Sort(segs)
 		for _, id := range hids {
 			// Stored bytes are never replaced. A header neither stored nor brought makes the
 			// proposed row's header NULL: a not-null violation that fails the batch.
@@ -457,21 +462,22 @@ func (d *DB) ExpireFragments(ctx context.Context, k catalog.Key, cutoffMs int64,
 		if err != nil || removed == 0 {
 			return err
 		}
-		for h, n := range hdrs {
-			if _, err := tx.Exec(ctx, `UPDATE fragment_headers SET refs = refs - $3 WHERE stream_id = $1 AND id = $2`, id, h, n); err != nil {
+		// Sorted, as PutFragments takes them (see there).
+		for _, h := range slices.Sorted(maps.Keys(hdrs)) {
+			if _, err := tx.Exec(ctx, `UPDATE fragment_headers SET refs = refs - $3 WHERE stream_id = $1 AND id = $2`, id, h, hdrs[h]); err != nil {
 				return err
 			}
 		}
-		for s, n := range segs {
-			if _, err := tx.Exec(ctx, `UPDATE fragment_segments SET refs = refs - $3 WHERE stream_id = $1 AND segment = $2`, id, s, n); err != nil {
+		for _, s := range slices.Sorted(maps.Keys(segs)) {
+			if _, err := tx.Exec(ctx, `UPDATE fragment_segments SET refs = refs - $3 WHERE stream_id = $1 AND segment = $2`, id, s, segs[s]); err != nil {
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM fragment_headers WHERE stream_id = $1 AND refs <= 0 AND id = ANY($2)`, id, mapKeys(hdrs)); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM fragment_headers WHERE stream_id = $1 AND refs <= 0 AND id = ANY($2)`, id, slices.Collect(maps.Keys(hdrs))); err != nil {
 			return err
 		}
 		rows, err = tx.Query(ctx, `DELETE FROM fragment_segments WHERE stream_id = $1 AND refs <= 0 AND segment = ANY($2)
-			RETURNING segment`, id, mapKeys(segs))
+			RETURNING segment`, id, slices.Collect(maps.Keys(segs)))
 		if err != nil {
 			return err
 		}
@@ -489,14 +495,6 @@ func (d *DB) ExpireFragments(ctx context.Context, k catalog.Key, cutoffMs int64,
 		return 0, nil, fmt.Errorf("expire fragments of %s: %w", k.Name, err)
 	}
 	return removed, freed, nil
-}
-
-func mapKeys[K comparable, V any](m map[K]V) []K {
-	out := make([]K, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // LiveSegments lists k's segments with a count above zero.

@@ -382,7 +382,8 @@ func (m *Media) remove(ctx context.Context, objs []object) (int64, error) {
 	return n, nil
 }
 
-// DeleteSegment deletes the segment's objects. Appends go on in a new segment afterwards.
+// DeleteSegment deletes the segment's objects. When it is the segment appends go to, the next
+// Append starts a new one.
 func (m *Media) DeleteSegment(ctx context.Context, k fragstore.Key, seg uint64) error {
 	if err := checkKey(k); err != nil {
 		return err
@@ -390,7 +391,9 @@ func (m *Media) DeleteSegment(ctx context.Context, k fragstore.Key, seg uint64) 
 	st := m.state(k)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.cur = 0
+	if st.cur == seg {
+		st.cur = 0
+	}
 	objs, err := m.list(ctx, k, segPrefix(seg))
 	if err == nil {
 		_, err = m.remove(ctx, objs)
@@ -531,6 +534,16 @@ func (m *Media) lockPrefix(pre string) (unlock func()) {
 			st.mu.Unlock()
 		}
 	}
+}
+
+// Check lists one key under the prefix, so that a missing bucket, a wrong endpoint or
+// refused credentials show at start rather than at the first fragment.
+func (m *Media) Check(ctx context.Context) error {
+	_, err := m.api.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(m.bucket), Prefix: aws.String(m.prefix), MaxKeys: aws.Int32(1)})
+	if err != nil {
+		return fmt.Errorf("s3 media: bucket %s: %w", m.bucket, err)
+	}
+	return nil
 }
 
 // Close makes later appends fail; there is nothing to release.
