@@ -1,5 +1,5 @@
-// Package catalog holds the contracts of kvsd's catalog: what an implementation (catalog/bolt
-// today, PostgreSQL with scale-out) provides, and the sentinel errors it answers with.
+// Package catalog holds the contracts of kvsd's catalog: what an implementation (catalog/bolt,
+// embedded; catalog/postgres, shared by the nodes of scale-out) provides, and the sentinel errors it answers with.
 // catalogtest is the one conformance suite every implementation passes (catalogtest.Run).
 //
 // The contracts, grouped by who uses them:
