@@ -2,9 +2,12 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/kvsd/kvsd/internal/catalog/postgres/pgtest"
 	"github.com/kvsd/kvsd/internal/kvstest"
 	"github.com/kvsd/kvsd/internal/objstore/s3test"
+	"github.com/kvsd/kvsd/internal/putmedia"
 )
 
 // startScaled runs kvsd on dataDir with its catalog in PostgreSQL and its media in versitygw,
@@ -86,8 +90,8 @@ func TestSingleNodeOnPostgresAndS3(t *testing.T) {
 	}
 	check(srv)
 
-	// Another node: an empty data dir, the same database and bucket (run one after the other:
-	// two nodes at once are not supported yet).
+	// Another node: an empty data dir, the same database and bucket (started after the first
+	// stopped: start-up recovery is not safe while another node writes).
 	srv.Stop(t)
 	other := startScaled(t, t.TempDir(), pgURL, s3)
 	check(other)
@@ -111,4 +115,63 @@ func TestScaledStartFailsFast(t *testing.T) {
 	cfg.Media, cfg.Catalog = "", "postgres://postgres@127.0.0.1:1/kvsd?connect_timeout=5"
 	_, err = app.Start(cfg, app.Env{Getenv: func(k string) string { return env[k] }})
 	require.ErrorContains(t, err, "postgres catalog 127.0.0.1/kvsd")
+}
+
+// Two nodes on one catalog and bucket, both started before anything is ingested (start-up
+// recovery is not safe while another node writes): while a PutMedia streams into one node, a
+// PutMedia of the same stream to the other is refused with ConnectionLimitExceeded, as a second
+// live connection is on AWS; once the first connection ended, the other node takes the stream,
+// and both nodes list every fragment.
+func TestSecondNodeWaitsForTheStream(t *testing.T) {
+	pgURL := pgtest.NewDatabase(t)
+	s3 := s3test.Start(t)
+	s3.CreateBucket(t, "kvsd-media")
+	a := startScaled(t, t.TempDir(), pgURL, s3)
+	b := startScaled(t, t.TempDir(), pgURL, s3)
+	a.CreateStream(t, "cam", 24)
+
+	start := time.Now().Add(-time.Minute).Truncate(time.Second)
+	header, frags := kvstest.Clusters(t, kvstest.TestPattern(t, 3, start))
+	pr, pw := io.Pipe()
+	acks := make(chan putmedia.Ack, 100)
+	putA := make(chan error, 1)
+	go func() {
+		putA <- a.PutMediaClient().Put(context.Background(), putmedia.Request{StreamName: "cam", Body: pr}, func(ack putmedia.Ack) { acks <- ack })
+	}()
+	_, err := pw.Write(slices.Concat(header, frags[0], frags[1]))
+	require.NoError(t, err)
+	require.Equal(t, "BUFFERING", (<-acks).EventType, "a streams")
+
+	_, err = putOnce(b, kvstest.TestPattern(t, 2, start.Add(10*time.Second)))
+	var apiErr *putmedia.APIError
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, 400, apiErr.Status)
+	require.Equal(t, "ConnectionLimitExceededException", apiErr.Code)
+
+	_, err = pw.Write(frags[2])
+	require.NoError(t, err)
+	require.NoError(t, pw.Close())
+	require.NoError(t, <-putA)
+	close(acks)
+	var persisted int
+	for ack := range acks {
+		if ack.EventType == "PERSISTED" {
+			persisted++
+		}
+	}
+	require.Equal(t, 3, persisted)
+
+	got, err := putOnce(b, kvstest.TestPattern(t, 2, start.Add(10*time.Second)))
+	require.NoError(t, err, "the stream is free once a's connection ended")
+	require.Len(t, kvstest.Persisted(t, got), 2)
+	for _, n := range []*kvstest.Server{a, b} {
+		require.Len(t, n.ListFragments(t, "cam"), 5)
+	}
+}
+
+func putOnce(srv *kvstest.Server, media []byte) ([]putmedia.Ack, error) {
+	var acks []putmedia.Ack
+	err := srv.PutMediaClient().Put(context.Background(), putmedia.Request{StreamName: "cam", Body: bytes.NewReader(media)},
+		func(a putmedia.Ack) { acks = append(acks, a) })
+	return acks, err
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -138,8 +139,15 @@ func (s *Server) newWorkers(ctx context.Context, cfg Config, env Env, reg promet
 // generator and the notifier, and every fragment goes to the live hub. A deleted stream's
 // sessions, buffers and data go too.
 func (s *Server) newIngest(cfg Config, streams *stream.Service, hub *playback.Hub, reg prometheus.Registerer) {
+	var leases ingest.Leases
+	if cfg.Catalog != "" {
+		// A shared catalog: other nodes may ingest the same streams, so each stream's
+		// commits are fenced by its lease. The embedded catalog needs none.
+		leases = s.catalog
+	}
 	s.ingest = ingest.NewManager(ingest.Config{
 		Streams: streams, Store: s.Store, Logger: s.log, Registerer: reg, SupersededGrace: cfg.IngestSupersededGrace,
+		Leases: leases, NodeID: nodeID(),
 		Publish: func(ev ingest.Event) {
 			hub.Publish(ev.Key, playback.Item{Fragment: ev.Fragment, Header: ev.Header, Media: ev.Media}, ev.Persisted)
 			if ev.Persisted {
@@ -208,4 +216,14 @@ func (s *Server) announce(cfg Config, env Env, b built) {
 	if b.https {
 		fmt.Fprintln(env.Stdout, "  adding --ca-bundle CA.pem (or AWS_CA_BUNDLE=CA.pem) when the certificate is self-signed or from a private CA")
 	}
+}
+
+// nodeID names this process as a lease holder: host, process id and a random part, so that a
+// restarted node is a new holder (its predecessor's grants are not its own).
+func nodeID() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "kvsd"
+	}
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), rand.Text()[:8])
 }

@@ -43,10 +43,11 @@ type Lease struct {
 	Expires time.Time
 }
 
-// Leases grant streams to writers, with fencing. The ingest path of a node takes a stream's
-// lease before it writes, renews it while the connection lives and names its epoch in every
-// index commit (Put.Epoch), so that a node that lost the stream (paused, partitioned, presumed
-// dead) can no longer commit: its late commits fail with ErrFenced and it sends no PERSISTED.
+// Leases grant streams to writers, with fencing. The ingest path of a node (ingest.Leases)
+// takes a stream's lease before it writes, renews it while it has connections of the stream
+// and names its epoch in every index commit (Put.Epoch, fragstore.Store.WriteFenced), so that a
+// node that lost the stream (paused, partitioned, presumed dead) can no longer commit: its late
+// commits fail with ErrFenced and it sends no PERSISTED.
 //
 // Contract:
 //   - Expiry is on the catalog's clock (PostgreSQL: now() + ttl), so node clocks never
@@ -55,8 +56,9 @@ type Lease struct {
 //   - AcquireLease grants when the stream has no lease, when its lease expired or was
 //     released, or when holder is the current holder; every grant has a new, higher epoch.
 //     Otherwise ErrLeaseHeld (wrapped, naming the holder).
-//   - RenewLease extends a grant whose epoch is still current, even past its expiry (nobody
-//     acquired meanwhile, so nobody else wrote); otherwise *FencedError.
+//   - RenewLease extends a grant whose epoch is still current and that was not released, even
+//     past its expiry (nobody acquired meanwhile, so nobody else wrote); otherwise
+//     *FencedError.
 //   - ReleaseLease ends a current grant at once (the next AcquireLease succeeds); releasing a
 //     lost grant is no error.
 //   - Index commits fence on Put.Epoch (see Index): a non-zero Epoch that is not the current

@@ -148,10 +148,12 @@ func testLeaseRelease(t *testing.T, c Fenced) {
 	ctx := context.Background()
 	a := acquire(t, c, ixKey.Name, "node-a", long)
 	require.NoError(t, c.ReleaseLease(ctx, a))
+	_, err := c.RenewLease(ctx, a, long)
+	require.ErrorIs(t, err, catalog.ErrFenced, "a released grant is not renewed")
 	b := acquire(t, c, ixKey.Name, "node-b", long) // at once, long before a's ttl
 	require.Greater(t, b.Epoch, a.Epoch)
 	require.NoError(t, c.ReleaseLease(ctx, a), "releasing a lost grant is no error")
-	_, err := c.AcquireLease(ctx, ixKey.Name, "node-c", long)
+	_, err = c.AcquireLease(ctx, ixKey.Name, "node-c", long)
 	require.ErrorIs(t, err, catalog.ErrLeaseHeld, "a stale release leaves the current grant alone")
 	requireFenced(t, c.PutFragments(ctx, []catalog.Put{fencedPut(1, a.Epoch)}), a.Epoch, b.Epoch)
 }

@@ -45,13 +45,13 @@ func (d *DB) AcquireLease(ctx context.Context, stream, holder string, ttl time.D
 	return l, nil
 }
 
-// RenewLease extends l while its epoch is current.
+// RenewLease extends l while its epoch is current and it was not released.
 func (d *DB) RenewLease(ctx context.Context, l catalog.Lease, ttl time.Duration) (catalog.Lease, error) {
 	if ttl <= 0 {
 		return catalog.Lease{}, fmt.Errorf("renew lease of %s: ttl %v is not positive", l.Stream, ttl)
 	}
 	err := d.pool.QueryRow(ctx, `UPDATE stream_leases SET expires_at = now() + $3::interval
-		WHERE stream = $1 AND epoch = $2 RETURNING expires_at`, l.Stream, int64(l.Epoch), ttl).Scan(&l.Expires)
+		WHERE stream = $1 AND epoch = $2 AND holder <> '' RETURNING expires_at`, l.Stream, int64(l.Epoch), ttl).Scan(&l.Expires)
 	if errors.Is(err, pgx.ErrNoRows) {
 		var cur int64
 		if err := d.pool.QueryRow(ctx, `SELECT epoch FROM stream_leases WHERE stream = $1`, l.Stream).Scan(&cur); err != nil && !errors.Is(err, pgx.ErrNoRows) {
