@@ -154,3 +154,52 @@ func TestLeaseLostFencesTheOldNode(t *testing.T) {
 	}
 	require.Equal(t, []uint64{1000, 9000, 11000}, got, "a's fragment 1, then b's; never a's fragment 2")
 }
+
+// eventually polls cond every 10 ms for up to 5 s: the renewer announces nothing, and what it
+// does shows only in the database.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 5 s: %s", what)
+		}
+	}
+}
+
+// The renewer: while a connection streams, its node's grant is extended every LeaseTTL/3 on
+// the database's clock; when another node has taken the stream the renewer lets the grant go,
+// so the node's next connection asks again and is refused.
+func TestLeaseRenewal(t *testing.T) {
+	a, b := newCluster(t)
+	a.m.cfg.LeaseTTL = 300 * time.Millisecond
+	sa, err := a.open(t)
+	require.NoError(t, err)
+	expires := func() (at time.Time, epoch int64) {
+		require.NoError(t, a.db.Pool().QueryRow(context.Background(),
+			`SELECT expires_at, epoch FROM stream_leases WHERE stream = $1`, testStreamName).Scan(&at, &epoch))
+		return at, epoch
+	}
+	first, _ := expires()
+	eventually(t, "a renewal", func() bool { at, _ := expires(); return at.After(first) })
+
+	// b takes the stream over (a's grant made to lapse on the database's clock); a's renewer
+	// finds its epoch fenced and drops the grant.
+	_, err = a.db.Pool().Exec(context.Background(), `UPDATE stream_leases SET expires_at = now() - interval '1 second'`)
+	require.NoError(t, err)
+	sb, err := b.open(t)
+	require.NoError(t, err)
+	eventually(t, "a's renewer dropping the grant", func() bool {
+		a.m.mu.Lock()
+		defer a.m.mu.Unlock()
+		return a.m.leases[testStreamName] == nil
+	})
+	_, err = a.open(t)
+	require.ErrorIs(t, err, catalog.ErrLeaseHeld)
+	_, epoch := expires()
+	require.Equal(t, int64(sb.lease.lease.Epoch), epoch)
+	sa.Close()
+	sb.Close()
+	var holder string
+	require.NoError(t, a.db.Pool().QueryRow(context.Background(), `SELECT holder FROM stream_leases WHERE stream = $1`, testStreamName).Scan(&holder))
+	require.Empty(t, holder, "b's grant was released when its session closed")
+}
