@@ -90,8 +90,7 @@ func TestSingleNodeOnPostgresAndS3(t *testing.T) {
 	}
 	check(srv)
 
-	// Another node: an empty data dir, the same database and bucket (started after the first
-	// stopped: start-up recovery is not safe while another node writes).
+	// Another node: an empty data dir, the same database and bucket.
 	srv.Stop(t)
 	other := startScaled(t, t.TempDir(), pgURL, s3)
 	check(other)
@@ -117,17 +116,16 @@ func TestScaledStartFailsFast(t *testing.T) {
 	require.ErrorContains(t, err, "postgres catalog 127.0.0.1/kvsd")
 }
 
-// Two nodes on one catalog and bucket, both started before anything is ingested (start-up
-// recovery is not safe while another node writes): while a PutMedia streams into one node, a
-// PutMedia of the same stream to the other is refused with ConnectionLimitExceeded, as a second
-// live connection is on AWS; once the first connection ended, the other node takes the stream,
-// and both nodes list every fragment.
+// Two nodes on one catalog and bucket, the second started while the first ingests (it repairs
+// nothing at start: the media is shared): while a PutMedia streams into one node, a PutMedia
+// of the same stream to the other is refused with ConnectionLimitExceeded, as a second live
+// connection is on AWS; once the first connection ended, the other node takes the stream, and
+// both nodes list every fragment.
 func TestSecondNodeWaitsForTheStream(t *testing.T) {
 	pgURL := pgtest.NewDatabase(t)
 	s3 := s3test.Start(t)
 	s3.CreateBucket(t, "kvsd-media")
 	a := startScaled(t, t.TempDir(), pgURL, s3)
-	b := startScaled(t, t.TempDir(), pgURL, s3)
 	a.CreateStream(t, "cam", 24)
 
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
@@ -141,6 +139,7 @@ func TestSecondNodeWaitsForTheStream(t *testing.T) {
 	_, err := pw.Write(slices.Concat(header, frags[0], frags[1]))
 	require.NoError(t, err)
 	require.Equal(t, "BUFFERING", (<-acks).EventType, "a streams")
+	b := startScaled(t, t.TempDir(), pgURL, s3)
 
 	_, err = putOnce(b, kvstest.TestPattern(t, 2, start.Add(10*time.Second)))
 	var apiErr *putmedia.APIError

@@ -35,7 +35,9 @@ func (s *Server) openStorage(ctx context.Context, cfg Config, getenv func(string
 		return "", err
 	}
 	s.closers.push(media.Close) // a no-op once the store has closed it
-	store, err := fragstore.Open(fragstore.Config{Media: media, Index: db, Logger: s.log, Registerer: reg})
+	// With both in shared engines other nodes may be writing: no start-up repair.
+	shared := cfg.Catalog != "" && cfg.Media != ""
+	store, err := fragstore.Open(fragstore.Config{Media: media, Index: db, Logger: s.log, Registerer: reg, Shared: shared})
 	if err != nil {
 		return "", err
 	}

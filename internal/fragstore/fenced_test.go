@@ -26,12 +26,17 @@ func openNode(t *testing.T, pgURL string, srv *s3test.Server) node {
 	db, err := postgres.Open(ctx, postgres.Config{URL: pgURL})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
-	m, err := s3media.Open(s3media.Config{Client: srv.Client(), Bucket: "media", Prefix: "kvsd"})
-	require.NoError(t, err)
-	s, err := fragstore.Open(fragstore.Config{Media: m, Index: db})
+	s, err := fragstore.Open(fragstore.Config{Media: newMedia(t, srv), Index: db})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	return node{db: db, s: s}
+}
+
+func newMedia(t *testing.T, srv *s3test.Server) *s3media.Media {
+	t.Helper()
+	m, err := s3media.Open(s3media.Config{Client: srv.Client(), Bucket: "media", Prefix: "kvsd"})
+	require.NoError(t, err)
+	return m
 }
 
 func (n node) write(t *testing.T, k fragstore.Key, epoch, seq uint64) *fragstore.Commit {
@@ -94,4 +99,35 @@ func TestFencedWrites(t *testing.T) {
 	// below it is refused before any media is written.
 	_, err = a.s.WriteFenced(ctx, key, la.Epoch, header, frag(key, 3), media(3))
 	require.ErrorContains(t, err, "is not after the last stored 3")
+}
+
+// A node starting while another writes: with Shared its store's Open deletes nothing, so a
+// fragment whose media is stored and whose commit is still to come survives; without it
+// (a single node's recovery) that media would be cut as never committed.
+func TestSharedOpenRepairsNothing(t *testing.T) {
+	pgURL := pgtest.NewDatabase(t)
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "media")
+	a := openNode(t, pgURL, srv)
+	a.write(t, key, 0, 1)
+	// Fragment 2's media is stored by the writing node, its commit not yet made.
+	m := newMedia(t, srv)
+	loc, err := m.Append(ctx, key, fragstore.Record{Seq: 2, Time: frag(key, 2).ServerTime, Meta: []byte("{}"), Data: media(2)})
+	require.NoError(t, err)
+
+	db, err := postgres.Open(ctx, postgres.Config{URL: pgURL})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	shared, err := fragstore.Open(fragstore.Config{Media: newMedia(t, srv), Index: db, Shared: true})
+	require.NoError(t, err)
+	require.NoError(t, shared.Close())
+	got, err := m.Read(ctx, key, loc)
+	require.NoError(t, err, "the other node's fragment in flight is still there")
+	require.True(t, bytes.Equal(media(2), got))
+
+	single, err := fragstore.Open(fragstore.Config{Media: newMedia(t, srv), Index: db})
+	require.NoError(t, err)
+	require.NoError(t, single.Close())
+	_, err = m.Read(ctx, key, loc)
+	require.ErrorIs(t, err, fragstore.ErrNotFound, "a single node's recovery removes media never committed")
 }
