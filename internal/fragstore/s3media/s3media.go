@@ -232,8 +232,12 @@ func (m *Media) put(ctx context.Context, key string, body []byte) error {
 		return fmt.Errorf("%w (and reading it back: %v)", ErrObjectExists, gerr)
 	}
 	if !bytes.Equal(stored, body) {
+		// Another writer's record under this key: a node that lost the stream, or two nodes
+		// writing one prefix. The index's fencing keeps it from being acknowledged twice.
+		m.log.Warn("refused to replace a stored object with other bytes", "key", key)
 		return fmt.Errorf("%w: %s", ErrObjectExists, key)
 	}
+	m.log.Debug("PUT repeated after a lost answer: the object holds these bytes already", "key", key)
 	return nil
 }
 
