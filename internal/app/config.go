@@ -37,6 +37,14 @@ type Config struct {
 	// roles). Empty: images go to the local folder <data-dir>/buckets.
 	S3Endpoint  string
 	S3PathStyle bool // bucket in the URL path (most self-hosted S3 servers)
+	// Catalog, when set, is a PostgreSQL URL (postgres://user@host:port/db?…): streams, the
+	// fragment index and component state live there instead of <data-dir>/catalog.db
+	// (scale-out, in progress).
+	Catalog string
+	// Media, when set, is s3://bucket/prefix: fragment media goes to that bucket, on
+	// S3Endpoint (AWS S3 when empty) with the standard AWS credential chain, instead of
+	// <data-dir>/media (scale-out, in progress).
+	Media string
 	// SNSEndpoint, when set, publishes notifications for arn:aws:sns:… destinations to that
 	// SNS-compatible endpoint instead of AWS (credentials from AWS_ACCESS_KEY_ID …).
 	SNSEndpoint string
@@ -183,6 +191,9 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	fs.BoolVar(&c.KMS, "kms", useKMS == "true" || useKMS == "1", "wrap the data keys of stored media with AWS KMS instead of a key file (credentials from the AWS chain) (env KVSD_KMS)")
 	str(&c.KMSEndpoint, "kms-endpoint", "", "use this KMS-compatible endpoint, e.g. http://127.0.0.1:8080; implies --kms (default: AWS KMS of the region)")
 	str(&c.KMSKey, "kms-key", "alias/aws/kinesisvideo", "with --kms: the KMS key (id, ARN or alias) of streams created without KmsKeyId")
+	// Not through str: a catalog URL may hold a password, which --help must not print.
+	fs.StringVar(&c.Catalog, "catalog", "", "PostgreSQL URL of the catalog, e.g. postgres://kvsd@db.example/kvsd (default: the file <data-dir>/catalog.db) (env KVSD_CATALOG)")
+	str(&c.Media, "media", "", "where fragment media goes: s3://bucket/prefix on --s3-endpoint (AWS S3 when unset), credentials from the standard AWS chain (default: the folder <data-dir>/media)")
 	str(&c.SNSEndpoint, "sns-endpoint", "", "publish SNS notifications to this SNS-compatible endpoint, e.g. http://127.0.0.1:9911 (default: AWS SNS of the topic's region)")
 	// Not through str: its default would print the secret in --help.
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "key that signs notification webhooks: X-Kvsd-Signature: sha256=<HMAC-SHA256 of the body> (env KVSD_WEBHOOK_SECRET, preferred: flags show in ps)")
@@ -191,6 +202,9 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	}
 	if c.WebhookSecret == "" {
 		c.WebhookSecret = getenv("KVSD_WEBHOOK_SECRET")
+	}
+	if c.Catalog == "" {
+		c.Catalog = getenv("KVSD_CATALOG")
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -227,6 +241,16 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--s3-endpoint %q must be an http:// or https:// URL", c.S3Endpoint))
 		}
 	}
+	if c.Catalog != "" {
+		if u, err := url.Parse(c.Catalog); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			errs = append(errs, errors.New("--catalog must be a postgres:// or postgresql:// URL"))
+		}
+	}
+	if c.Media != "" {
+		if _, _, err := mediaBucket(c.Media); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.SNSEndpoint != "" {
 		if u, err := url.Parse(c.SNSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("--sns-endpoint %q must be an http:// or https:// URL", c.SNSEndpoint))
@@ -248,6 +272,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := diskuse.ParseSize(c.MaxDiskUsage); err != nil {
 		errs = append(errs, fmt.Errorf("--max-disk-usage %w", err))
+	}
+	if c.MaxDiskUsage != "" && c.Media != "" {
+		errs = append(errs, errors.New("--max-disk-usage budgets media on disk; with --media s3://… the bucket holds it (use S3 lifecycle rules or retention)"))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q must be text or json", c.LogFormat))
@@ -271,4 +298,13 @@ func publicURL(configured string, bound net.Addr, https bool) string {
 		scheme = "https://"
 	}
 	return scheme + net.JoinHostPort(host, port)
+}
+
+// mediaBucket splits --media s3://bucket/prefix.
+func mediaBucket(media string) (bucket, prefix string, err error) {
+	u, err := url.Parse(media)
+	if err != nil || u.Scheme != "s3" || u.Host == "" || u.RawQuery != "" || u.User != nil {
+		return "", "", fmt.Errorf("--media %q must be s3://bucket or s3://bucket/prefix", media)
+	}
+	return u.Host, strings.Trim(u.Path, "/"), nil
 }

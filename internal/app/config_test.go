@@ -113,3 +113,25 @@ func TestServeFlagMaxDiskUsage(t *testing.T) {
 	_, err = ParseServeFlags([]string{"--max-disk-usage", "lots"}, func(string) string { return "" })
 	require.ErrorContains(t, err, `--max-disk-usage "lots": want a size such as 500GB, 20MiB or 90%`)
 }
+
+func TestServeFlagsCatalogAndMedia(t *testing.T) {
+	env := map[string]string{"KVSD_CATALOG": "postgres://kvsd:secret@db.example/kvsd", "KVSD_MEDIA": "s3://media/site-a/"}
+	c, err := ParseServeFlags(nil, func(k string) string { return env[k] })
+	require.NoError(t, err)
+	require.Equal(t, "postgres://kvsd:secret@db.example/kvsd", c.Catalog)
+	require.Equal(t, "s3://media/site-a/", c.Media)
+	bucket, prefix, err := mediaBucket(c.Media)
+	require.NoError(t, err)
+	require.Equal(t, "media", bucket)
+	require.Equal(t, "site-a", prefix)
+
+	c, err = ParseServeFlags([]string{"--catalog", "postgresql://db/kvsd", "--media", "s3://media"}, func(k string) string { return env[k] })
+	require.NoError(t, err)
+	require.Equal(t, "postgresql://db/kvsd", c.Catalog, "a flag wins over its variable")
+	require.Equal(t, "s3://media", c.Media)
+
+	_, err = ParseServeFlags([]string{"--catalog", "mysql://db/kvsd", "--media", "/var/media"}, func(string) string { return "" })
+	require.ErrorContains(t, err, "--catalog must be a postgres:// or postgresql:// URL")
+	require.ErrorContains(t, err, `--media "/var/media" must be s3://bucket or s3://bucket/prefix`)
+	require.NotContains(t, err.Error(), "mysql://", "a catalog URL may hold a password: errors do not repeat it")
+}

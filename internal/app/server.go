@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/kvsd/kvsd/internal/catalog/bolt"
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/diskuse"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
@@ -54,7 +54,7 @@ type Server struct {
 	Addr  net.Addr
 	Store *fragstore.Store
 
-	catalog  *bolt.DB
+	catalog  catalog.Catalog
 	atRest   *atRest // nil in a kvsd_plaintext build
 	media    *disk.Media
 	disk     *diskuse.Guard

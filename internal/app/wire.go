@@ -3,6 +3,7 @@ package app
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -11,21 +12,19 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kvsd/kvsd/internal/awsapi"
-	"github.com/kvsd/kvsd/internal/catalog/bolt"
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/connlimit"
 	"github.com/kvsd/kvsd/internal/console"
 	"github.com/kvsd/kvsd/internal/diag"
 	"github.com/kvsd/kvsd/internal/diskuse"
 	"github.com/kvsd/kvsd/internal/egress"
 	"github.com/kvsd/kvsd/internal/fragstore"
-	"github.com/kvsd/kvsd/internal/fragstore/disk"
 	"github.com/kvsd/kvsd/internal/imagegen"
 	"github.com/kvsd/kvsd/internal/ingest"
 	"github.com/kvsd/kvsd/internal/kvsapi"
@@ -40,6 +39,7 @@ import (
 type built struct {
 	loops       []loop
 	destination string // where images go, in words
+	storage     string // where the catalog and the media live, in words
 	https       bool
 }
 
@@ -58,7 +58,8 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := s.openStorage(ctx, cfg, env, reg); err != nil {
+	storage, err := s.openStorage(ctx, cfg, env.Getenv, reg)
+	if err != nil {
 		return built{}, err
 	}
 	ln, err := s.listen(cfg, tlsCfg, reg)
@@ -74,8 +75,12 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 		return built{}, err
 	}
 	streams.Destinations = s.notifier
-	if s.disk, err = newDiskGuard(cfg, s.Store, s.catalog, s.media.Usage, s.log, reg); err != nil {
-		return built{}, err
+	var loops []loop
+	if s.media != nil { // the disk budget and the full-disk watch are of media on disk
+		if s.disk, err = newDiskGuard(cfg, s.Store, s.catalog, s.media.Usage, s.log, reg); err != nil {
+			return built{}, err
+		}
+		loops = append(loops, loop{"disk", s.disk.Run})
 	}
 	hub := playback.NewHub(liveBufferBytes)
 	s.newIngest(cfg, streams, hub, reg)
@@ -83,13 +88,12 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	s.api = api
 	s.http = s.newHTTP(ctx, cfg, api, console.New(console.Config{Region: cfg.Region}), reg)
 	sweeper := &retention.Sweeper{Store: s.Store, Catalog: s.catalog, Interval: cfg.RetentionInterval, Logger: s.log}
-	return built{destination: destination, https: tlsCfg != nil, loops: []loop{
+	return built{destination: destination, storage: storage, https: tlsCfg != nil, loops: append([]loop{
 		{"http", func(context.Context) error { return serveUntilShutdown(s.http, ln) }},
 		{"retention", sweeper.Run},
-		{"disk", s.disk.Run},
 		{"images", s.images.Run},
 		{"notify", s.notifier.Run},
-	}}, nil
+	}, loops...)}, nil
 }
 
 // budgetBytes is --max-disk-usage in bytes, 0 for none.
@@ -102,7 +106,7 @@ func budgetBytes(cfg Config) (int64, error) {
 }
 
 // newDiskGuard builds the disk budget's loop (it reports a full disk without a budget too).
-func newDiskGuard(cfg Config, store *fragstore.Store, db *bolt.DB, usage func() int64, log *slog.Logger, reg prometheus.Registerer) (*diskuse.Guard, error) {
+func newDiskGuard(cfg Config, store *fragstore.Store, db catalog.Catalog, usage func() int64, log *slog.Logger, reg prometheus.Registerer) (*diskuse.Guard, error) {
 	limit, err := diskuse.ParseSize(cfg.MaxDiskUsage)
 	if err != nil {
 		return nil, err
@@ -119,48 +123,6 @@ func serveUntilShutdown(srv *http.Server, ln net.Listener) error {
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	return nil
-}
-
-// openStorage opens the catalog, the media directory (encrypting with the key file or KMS)
-// and the fragment store over both.
-func (s *Server) openStorage(ctx context.Context, cfg Config, env Env, reg prometheus.Registerer) error {
-	db, err := bolt.Open(filepath.Join(cfg.DataDir, "catalog.db"))
-	if err != nil {
-		return err
-	}
-	s.catalog = db
-	s.closers.push(db.Close)
-	limit, err := budgetBytes(cfg)
-	if err != nil {
-		return err
-	}
-	segSize := diskuse.SegmentSize(limit)
-	if segSize > disk.DefaultSegmentSize {
-		segSize = 0
-	}
-	dcfg := disk.Config{Dir: filepath.Join(cfg.DataDir, "media"), Logger: s.log, SegmentSize: segSize}
-	if mediaInClear || cfg.MediaInClear {
-		s.log.Warn("media is stored in clear: this kvsd was built with the kvsd_plaintext tag (benchmarks) or configured so by a test")
-	} else {
-		if s.atRest, err = newAtRest(ctx, cfg, env.Getenv, db); err != nil {
-			return err
-		}
-		dcfg.Keys = s.atRest.ring
-		s.log.Info("media is encrypted at rest", "keys", s.atRest.kek.Describe())
-	}
-	media, err := disk.Open(dcfg)
-	if err != nil {
-		return err
-	}
-	s.closers.push(media.Close) // a no-op once the store has closed it
-	s.media = media
-	store, err := fragstore.Open(fragstore.Config{Media: media, Index: db, Logger: s.log, Registerer: reg})
-	if err != nil {
-		return err
-	}
-	s.Store = store
-	s.closers.push(store.Close)
 	return nil
 }
 
@@ -243,9 +205,16 @@ func (s *Server) newWorkers(ctx context.Context, cfg Config, env Env, reg promet
 // generator and the notifier, and every fragment goes to the live hub. A deleted stream's
 // sessions, buffers and data go too.
 func (s *Server) newIngest(cfg Config, streams *stream.Service, hub *playback.Hub, reg prometheus.Registerer) {
+	var leases ingest.Leases
+	if cfg.Catalog != "" {
+		// A shared catalog: other nodes may ingest the same streams, so each stream's
+		// commits are fenced by its lease. The embedded catalog needs none.
+		leases = s.catalog
+	}
 	s.ingest = ingest.NewManager(ingest.Config{
 		Streams: streams, Store: s.Store, Logger: s.log, Registerer: reg, SupersededGrace: cfg.IngestSupersededGrace,
 		MaxClockSkew: cfg.MaxClockSkew,
+		Leases:       leases, NodeID: nodeID(),
 		Publish: func(ev ingest.Event) {
 			hub.Publish(ev.Key, playback.Item{Fragment: ev.Fragment, Header: ev.Header, Media: ev.Media}, ev.Persisted)
 			if ev.Persisted {
@@ -295,7 +264,11 @@ const MaxHeaderBytes = 64 << 10
 
 // diagSources are what doctor asks about each stream.
 func (s *Server) diagSources() []diag.Source {
-	return []diag.Source{s.ingest, s.disk, s.images, s.notifier, storageDoctor{s.Store, s.atRest}}
+	sources := []diag.Source{s.ingest}
+	if s.disk != nil {
+		sources = append(sources, s.disk)
+	}
+	return append(sources, s.images, s.notifier, storageDoctor{s.Store, s.atRest})
 }
 
 // newHTTP serves the API beside /healthz, /metrics and the web console.
@@ -325,10 +298,20 @@ func (s *Server) announce(cfg Config, env Env, b built) {
 	if host, _, _ := net.SplitHostPort(cfg.Listen); cfg.PublicURL == "" && net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
 		s.log.Warn("listening on all interfaces without --public-url: GetDataEndpoint answers a loopback URL that remote producers cannot reach", "url", s.URL)
 	}
-	s.log.Info("kvsd serving", "addr", s.Addr.String(), "url", s.URL, "console", s.URL+"/console/", "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir)
+	s.log.Info("kvsd serving", "addr", s.Addr.String(), "url", s.URL, "console", s.URL+"/console/", "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir, "storage", b.storage)
 	s.log.Info("images for s3:// destinations are " + b.destination)
 	fmt.Fprintf(env.Stdout, "kvsd: serving the KVS API on %s (region %s). Point clients at it, e.g.\n  /usr/bin/aws kinesisvideo list-streams --endpoint-url %s\n", s.URL, cfg.Region, s.URL)
 	if b.https {
 		fmt.Fprintln(env.Stdout, "  adding --ca-bundle CA.pem (or AWS_CA_BUNDLE=CA.pem) when the certificate is self-signed or from a private CA")
 	}
+}
+
+// nodeID names this process as a lease holder: host, process id and a random part, so that a
+// restarted node is a new holder (its predecessor's grants are not its own).
+func nodeID() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "kvsd"
+	}
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), rand.Text()[:8])
 }

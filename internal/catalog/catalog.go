@@ -1,5 +1,5 @@
-// Package catalog holds the contracts of kvsd's catalog: what an implementation (catalog/bolt
-// today, PostgreSQL with scale-out) provides, and the sentinel errors it answers with.
+// Package catalog holds the contracts of kvsd's catalog: what an implementation (catalog/bolt,
+// embedded; catalog/postgres, shared by the nodes of scale-out) provides, and the sentinel errors it answers with.
 // catalogtest is the one conformance suite every implementation passes (catalogtest.Run).
 //
 // The contracts, grouped by who uses them:
@@ -11,6 +11,8 @@
 //   - Index: the fragment index (index.go); fragstore is its user. Answers ErrFragmentNotFound.
 //   - State: small durable records of background components (state.go); streamwork's cursors
 //     and notify's outbox. Answers ErrNoState.
+//   - Leases: per-stream write leases with epochs that fence index commits (lease.go), for
+//     catalogs shared by several kvsd nodes. Answers ErrLeaseHeld and ErrFenced.
 //
 // Domain packages declare the narrow interfaces they use (notify.Streams, retention's catalog)
 // and depend on this package, never on an implementation: layering_test.go checks that.
@@ -26,6 +28,7 @@ type Catalog interface {
 	Streams
 	Index
 	State
+	Leases
 	// Close releases the catalog.
 	Close() error
 }

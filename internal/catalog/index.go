@@ -51,6 +51,9 @@ type Put struct {
 	Fragment *fragment.Fragment
 	Location Location
 	Header   []byte
+	// Epoch, when not 0, fences the commit: it must be the current epoch of Key.Name's lease
+	// (Leases), else the PutFragments fails with *FencedError. 0 commits unfenced.
+	Epoch uint64
 }
 
 // Index is the fragment index: every stored fragment's entry and Location, the stream's MKV
@@ -67,6 +70,8 @@ type Put struct {
 //     store it). The header is stored under f.HeaderID unless one is stored already; a Put
 //     naming a HeaderID the index does not hold, with no header bytes, fails. A Put of a Seq
 //     that is stored fails.
+//   - Puts with an Epoch are fenced in the same transaction (Leases): one stale Epoch fails
+//     the whole PutFragments with *FencedError.
 //   - Fragments come back as fresh values, times in UTC, Tags nil when there are none, each
 //     with its Location set.
 //   - LastFragment keeps the highest Seq ever put, with its Location, even after it expired:

@@ -17,7 +17,7 @@ var domain = []string{
 }
 
 // implementations are the catalog implementations the domain packages must not reach.
-var implementations = []string{module + "internal/catalog/bolt", "go.etcd.io/bbolt"}
+var implementations = []string{module + "internal/catalog/bolt", "go.etcd.io/bbolt", module + "internal/catalog/postgres", "github.com/jackc/pgx/v5"}
 
 // TestDomainPackagesDoNotDependOnAnImplementation walks each domain package's imports, its
 // tests' excluded, through the module's packages. It reads the sources itself (go/build, not

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/fragment"
 )
 
@@ -64,6 +65,15 @@ func (s *Store) Append(ctx context.Context, k Key, header []byte, f *fragment.Fr
 // Media is synced before its entry is queued, so a committed entry never points at bytes a
 // crash could lose; media written but never committed is cut away at the next Open.
 func (s *Store) Write(ctx context.Context, k Key, header []byte, f *fragment.Fragment, media []byte) (*Commit, error) {
+	return s.WriteFenced(ctx, k, 0, header, f, media)
+}
+
+// WriteFenced is Write with the index commit fenced by epoch (catalog.Put.Epoch), the epoch of
+// the stream's lease when several nodes share the catalog; 0 is Write. Once another node has
+// acquired the stream, the Commit fails with an error wrapping catalog.ErrFenced (entries of
+// other streams in the same group commit are not held back), and the stream's next Write reads
+// its last sequence from the index again, since the other node has been writing.
+func (s *Store) WriteFenced(ctx context.Context, k Key, epoch uint64, header []byte, f *fragment.Fragment, media []byte) (*Commit, error) {
 	start := time.Now()
 	if err := checkAppend(k, header, f, media); err != nil {
 		return nil, err
@@ -92,7 +102,7 @@ func (s *Store) Write(ctx context.Context, k Key, header []byte, f *fragment.Fra
 	}
 	f.Size = int64(len(media))
 	st.lastSeq = f.Seq
-	c := &Commit{put: Put{Key: k, Fragment: f, Location: loc, Header: header}, st: st, start: start, done: make(chan struct{})}
+	c := &Commit{put: Put{Key: k, Fragment: f, Location: loc, Header: header, Epoch: epoch}, st: st, start: start, done: make(chan struct{})}
 	if err := s.enqueue(c); err != nil {
 		// The media record stays behind unindexed: harmless (never read), and cut away or
 		// deleted with its segment by the next Open.
@@ -173,6 +183,9 @@ func (s *Store) commit(batch []*Commit) {
 			s.metrics.appendSeconds.Observe(time.Since(c.start).Seconds())
 		}
 		c.st.mu.Lock()
+		if errors.Is(c.err, catalog.ErrFenced) {
+			c.st.loaded = false // another node wrote the stream meanwhile
+		}
 		if c.st.pending--; c.st.pending == 0 {
 			c.st.idle.Broadcast()
 		}

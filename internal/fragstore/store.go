@@ -43,6 +43,11 @@ type Config struct {
 	Index      Index                 // fragment index: the catalog
 	Logger     *slog.Logger          // nil: discard
 	Registerer prometheus.Registerer // nil: metrics are kept but not registered
+	// Shared says other processes write the same Media and Index (kvsd nodes on one catalog
+	// and bucket). Open then repairs nothing: media the Index does not reference may be
+	// another node's fragment between its media write and its commit. What crashes leave
+	// behind stays (unreferenced, never read) until a cluster-wide clean-up collects it.
+	Shared bool
 }
 
 // Store keeps fragment media and the fragment index.
@@ -104,7 +109,9 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s := &Store{media: cfg.Media, index: cfg.Index, log: log, metrics: m, streams: map[Key]*streamState{},
 		queue: make([]*Commit, 0, commitQueue), wake: make(chan struct{}, 1), closing: make(chan struct{}), committed: make(chan struct{})}
-	if err := s.repair(context.Background()); err != nil {
+	if cfg.Shared {
+		log.Info("fragment media is shared with other nodes: start-up recovery skipped, unreferenced media is left in place")
+	} else if err := s.repair(context.Background()); err != nil {
 		return nil, fmt.Errorf("fragstore recovery: %w", err)
 	}
 	go s.commitLoop()

@@ -4,7 +4,9 @@
 // reference). It takes an io.Reader and emits Ack values; kvsapi does the HTTP.
 //
 // A Manager admits the sessions; the newest of a stream takes over from the one before (the
-// last connection wins), and a body without a header continues the stream's document.
+// last connection wins), and a body without a header continues the stream's document. With a
+// catalog shared by several nodes (Config.Leases) a stream is ingested by one node at a time,
+// and its commits are fenced by the node's lease (lease.go).
 // Session.Run starts two goroutines and stops both before it returns: a parser that reads the
 // body, and a writer that writes fragments' media to the store one at a time (or skips those
 // kept for 0 hours), so fragment N is fsynced while N+1 arrives. Each fragment's index
@@ -44,6 +46,8 @@ type Streams interface {
 // the next fragment's media while this one's entry commits.
 type Store interface {
 	Write(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) (*fragstore.Commit, error)
+	// WriteFenced is Write whose commit is fenced by a lease epoch (Config.Leases).
+	WriteFenced(ctx context.Context, k fragstore.Key, epoch uint64, header []byte, f *fragment.Fragment, media []byte) (*fragstore.Commit, error)
 	LastSeq(ctx context.Context, k fragstore.Key) (uint64, error)
 	// Fragment and Header give a continuation after a restart the header it plays with.
 	Fragment(ctx context.Context, k fragstore.Key, seq uint64) (*fragment.Fragment, error)
@@ -97,6 +101,13 @@ type Config struct {
 	// timeline. 0: no check.
 	MaxClockSkew time.Duration
 
+	// Leases, when set, makes the Manager take each stream's lease before its sessions write
+	// and fence their commits with its epoch (lease.go): for catalogs shared by several nodes.
+	// Nil: no leases, as a single node needs none.
+	Leases   Leases
+	NodeID   string        // the holder name of this node's leases
+	LeaseTTL time.Duration // default DefaultLeaseTTL
+
 	// Now is the wall clock for fragment times, numbers and the connection age; idle timing
 	// always uses real timers. Default time.Now.
 	Now        func() time.Time
@@ -121,6 +132,7 @@ func (c Config) withDefaults() Config {
 	def(&c.IdleTimeout, 30*time.Second)
 	def(&c.IdleAckInterval, 3*time.Second)
 	def(&c.SupersededGrace, 10*time.Second)
+	def(&c.LeaseTTL, DefaultLeaseTTL)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -157,7 +169,10 @@ type Manager struct {
 
 	mu       sync.Mutex
 	streams  map[string]*streamState // by stream name
+	leases   map[string]*streamLease // by stream name: this node's grants (lease.go)
 	problems problems
+
+	leaseMu sync.Mutex // serialises lease acquisitions (leaseFor)
 }
 
 // streamState is what the Manager keeps of a stream across its connections.
@@ -180,7 +195,7 @@ type held struct {
 // NewManager builds a Manager; it does no I/O.
 func NewManager(cfg Config) *Manager {
 	cfg = cfg.withDefaults()
-	return &Manager{cfg: cfg, metrics: newMetrics(cfg.Registerer), streams: map[string]*streamState{}}
+	return &Manager{cfg: cfg, metrics: newMetrics(cfg.Registerer), streams: map[string]*streamState{}, leases: map[string]*streamLease{}}
 }
 
 // Open validates req, resolves its stream and admits the connection; a connection of the stream
@@ -217,6 +232,12 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Session, error) {
 	}
 	s.frag.nextSeq = func() (uint64, bool) { return m.nextSeq(s) }
 	s.frag.onHeader = func(d *document) { m.noteHeader(s, d) }
+	if m.cfg.Leases != nil {
+		// Last: nothing after it fails, so the session certainly releases what it takes.
+		if s.lease, err = m.leaseFor(ctx, st.Name); err != nil {
+			return nil, err
+		}
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -337,27 +358,29 @@ func (m *Manager) dropHeld(s *Session) *held {
 }
 
 // release frees s's place. A fragment it left unfinished is held for a continuation, unless a
-// newer connection that does not continue the stream took over.
-func (m *Manager) release(s *Session, h *held) (dropped *held) {
+// newer connection that does not continue the stream took over. The stream's lease is
+// returned when s was its last user, for the caller to end outside m.mu (endLease).
+func (m *Manager) release(s *Session, h *held) (dropped *held, lease *streamLease) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ss := s.state
 	if !ss.sessions[s] {
-		return nil
+		return nil, nil
 	}
 	delete(ss.sessions, s)
 	m.metrics.sessions.Dec()
+	lease = m.dropLease(s.lease)
 	if ss.newest == s {
 		ss.newest = nil
 	}
 	if h == nil {
-		return nil
+		return nil, lease
 	}
 	if n := ss.newest; n != nil && !n.resuming {
-		return h
+		return h, lease
 	}
 	ss.held = h
-	return nil
+	return nil, lease
 }
 
 // EndStream ends the sessions of a deleted stream with ERROR 4008 and waits until they have

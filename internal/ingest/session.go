@@ -45,7 +45,8 @@ type Session struct {
 	rd          *mkv.Reader // the parser's; read by Run once the parser has stopped
 
 	state *streamState
-	prev  *Session // the connection this one superseded: its fragments are stored first
+	lease *streamLease // the stream's grant on this node (Config.Leases); nil without leases
+	prev  *Session     // the connection this one superseded: its fragments are stored first
 	// The stream as the writer last read it, and Streams' change count before that read
 	// (current). Only the writer goroutine uses them.
 	seen        *stream.Stream
@@ -85,7 +86,11 @@ func (s *Session) Close() { s.release(nil) }
 // release tells the Manager the session has stopped, handing it the fragment left in flight.
 func (s *Session) release(h *held) {
 	s.relOnce.Do(func() {
-		s.dropped = s.m.release(s, h)
+		var lease *streamLease
+		s.dropped, lease = s.m.release(s, h)
+		if lease != nil {
+			s.m.endLease(lease)
+		}
 		s.kept = h != nil && s.dropped == nil
 		close(s.released)
 	})
@@ -306,7 +311,12 @@ func (s *Session) store(ctx context.Context, c *complete) (*fragstore.Commit, er
 	case st.RetentionHours == 0:
 		return nil, nil
 	}
-	commit, err := s.m.cfg.Store.Write(ctx, s.key, c.doc.raw, c.frag, c.media)
+	var commit *fragstore.Commit
+	if s.lease == nil {
+		commit, err = s.m.cfg.Store.Write(ctx, s.key, c.doc.raw, c.frag, c.media)
+	} else {
+		commit, err = s.m.cfg.Store.WriteFenced(ctx, s.key, s.lease.lease.Epoch, c.doc.raw, c.frag, c.media)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("persist fragment", "fragment", c.frag.Number, "err", err)

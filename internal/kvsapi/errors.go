@@ -7,6 +7,7 @@ import (
 
 	"github.com/kvsd/kvsd/internal/awsapi"
 	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/imagegen"
 	"github.com/kvsd/kvsd/internal/keys"
 	"github.com/kvsd/kvsd/internal/playback"
@@ -31,6 +32,8 @@ var errorTable = []struct {
 	{stream.ErrInvalidARN, "InvalidResourceFormatException", http.StatusBadRequest},
 	{stream.ErrInvalidArgument, awsapi.CodeInvalidArgument, http.StatusBadRequest},
 	{playback.ErrConnectionLimit, "ConnectionLimitExceededException", http.StatusBadRequest},
+	// PutMedia for a stream another kvsd node is ingesting (scale-out): one writer per stream.
+	{catalog.ErrLeaseHeld, "ConnectionLimitExceededException", http.StatusBadRequest},
 	// Playback GETs with an expired or altered SessionToken: 403, as KVS answers them.
 	{playback.ErrSessionExpired, "NotAuthorizedException", http.StatusForbidden},
 	{playback.ErrSessionInvalid, "NotAuthorizedException", http.StatusForbidden},

@@ -24,11 +24,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/kvsd/kvsd/internal/catalog"
+	"github.com/kvsd/kvsd/internal/catalog/streamrec"
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
@@ -51,7 +53,8 @@ var _ catalog.Catalog = (*DB)(nil)
 // DB is the bbolt-backed catalog.Catalog: stream records (here), the fragment index
 // (fragments.go) and state (state.go). It is safe for concurrent use.
 type DB struct {
-	db *bbolt.DB
+	db     *bbolt.DB
+	epochs atomic.Uint64 // the last lease epoch granted (lease.go)
 }
 
 // Open opens or creates the catalog file at path.
@@ -116,7 +119,7 @@ func load(b *bbolt.Bucket, name string) (*stream.Stream, error) {
 	if v == nil {
 		return nil, notFound(name)
 	}
-	return decodeStream(v)
+	return streamrec.Decode(v)
 }
 
 // CreateStream stores s; ErrInUse if the name is taken. It moves s's creation time past the
@@ -136,7 +139,7 @@ func (d *DB) CreateStream(ctx context.Context, s *stream.Stream) error {
 		if err := noteCreated(tx, s); err != nil {
 			return err
 		}
-		v, err := encodeStream(s)
+		v, err := streamrec.Encode(s)
 		if err != nil {
 			return err
 		}
@@ -200,7 +203,7 @@ func (d *DB) ListStreams(ctx context.Context, prefix, startAfter string, limit i
 			if bytes.Equal(k, after) {
 				continue
 			}
-			s, err := decodeStream(v)
+			s, err := streamrec.Decode(v)
 			if err != nil {
 				return err
 			}
@@ -235,7 +238,7 @@ func (d *DB) UpdateStream(ctx context.Context, name string, fn func(*stream.Stre
 			// The key is the name; a rename here would leave the record under the old key.
 			return fmt.Errorf("update stream %s: fn renamed it to %s; streams cannot be renamed", name, s.Name)
 		}
-		v, err := encodeStream(s)
+		v, err := streamrec.Encode(s)
 		if err != nil {
 			return err
 		}

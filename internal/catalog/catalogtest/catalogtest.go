@@ -1,7 +1,8 @@
 // Package catalogtest is the conformance suite for catalog implementations (catalog.Catalog):
-// Run runs it all; TestStore, TestIndex and TestState are its parts. Every catalog (bbolt now,
-// PostgreSQL later) runs Run, so the suite checks behaviour through the interfaces only and never
-// looks at how a catalog lays out its data.
+// Run runs it all; TestStore, TestIndex and TestState are its parts. Every catalog (bbolt,
+// PostgreSQL) runs Run, so the suite checks behaviour through the interfaces only and never
+// looks at how a catalog lays out its data. TestLeases is the lease and fencing suite of
+// catalogs shared between processes (PostgreSQL); the embedded one's leases are trivial.
 package catalogtest
 
 import (

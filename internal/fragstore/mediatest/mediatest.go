@@ -1,5 +1,5 @@
 // Package mediatest is the conformance suite for fragstore.Media implementations. Every media
-// backend (disk now, S3 later) runs TestMedia; it checks behaviour through the interface only.
+// backend (disk, s3media) runs TestMedia; it checks behaviour through the interface only.
 package mediatest
 
 import (

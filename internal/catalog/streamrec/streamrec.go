@@ -1,4 +1,8 @@
-package bolt
+// Package streamrec is the stored form of a stream record: versioned JSON, mapped field by
+// field from stream.Stream. Every catalog implementation stores streams in this one shape (the
+// bbolt file's streams bucket, PostgreSQL's streams table), so docs/format/catalog.md
+// describes it once and a record moves between them unchanged.
+package streamrec
 
 import (
 	"encoding/json"
@@ -57,7 +61,8 @@ type notificationDestRecord struct {
 	URI string `json:"uri"`
 }
 
-func encodeStream(s *stream.Stream) ([]byte, error) {
+// Encode returns the record of s.
+func Encode(s *stream.Stream) ([]byte, error) {
 	r := streamRecord{
 		V:              recordVersion,
 		Name:           s.Name,
@@ -95,9 +100,9 @@ func encodeStream(s *stream.Stream) ([]byte, error) {
 	return json.Marshal(&r)
 }
 
-// decodeStream builds a fresh Stream from a record; nothing it returns aliases v, which bbolt
-// only keeps valid for the life of the transaction.
-func decodeStream(v []byte) (*stream.Stream, error) {
+// Decode builds a fresh Stream from a record; nothing it returns aliases v (bbolt keeps it
+// valid only for the life of its transaction).
+func Decode(v []byte) (*stream.Stream, error) {
 	var r streamRecord
 	if err := json.Unmarshal(v, &r); err != nil {
 		return nil, fmt.Errorf("decode stream record: %w", err)
