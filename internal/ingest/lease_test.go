@@ -203,3 +203,59 @@ func TestLeaseRenewal(t *testing.T) {
 	require.NoError(t, a.db.Pool().QueryRow(context.Background(), `SELECT holder FROM stream_leases WHERE stream = $1`, testStreamName).Scan(&holder))
 	require.Empty(t, holder, "b's grant was released when its session closed")
 }
+
+// The holder silent for a while: a connection that stops sending (its producer vanished
+// without closing it) stops its node renewing the stream's lease, so that another node's
+// connection takes the stream once the lease lapsed; the silent connection's next fragment is
+// then fenced (ERROR 5001, no PERSISTED). A connection that keeps sending keeps its stream.
+func TestLeaseSilentHolderLetsGo(t *testing.T) {
+	a, b := newCluster(t)
+	a.m.cfg.LeaseTTL, a.m.cfg.HolderSilence = 300*time.Millisecond, 200*time.Millisecond
+	sa, err := a.open(t)
+	require.NoError(t, err)
+	la := run(t, sa)
+	la.write(cat(header(1, 1), gop(1000, 2), gop(3000, 2))) // fragment 1 complete, 2 open
+	var acks []Ack
+	for len(acks) < 3 || acks[len(acks)-1].EventType != EventPersisted {
+		acks = append(acks, la.next())
+	}
+
+	// While a keeps sending, b is refused, even long past a's ttl: a's grant is renewed.
+	expires := func() (at time.Time) {
+		require.NoError(t, a.db.Pool().QueryRow(context.Background(),
+			`SELECT expires_at FROM stream_leases WHERE stream = $1`, testStreamName).Scan(&at))
+		return at
+	}
+	first, rel := expires(), int16(100)
+	eventually(t, "a's grant renewed past twice its ttl while it sends", func() bool {
+		la.write(block(1, rel, 100)) // a frame every poll (10 ms)
+		rel += 10
+		_, err := b.open(t)
+		require.ErrorIs(t, err, catalog.ErrLeaseHeld)
+		return expires().After(first.Add(2 * a.m.cfg.LeaseTTL))
+	})
+
+	// a goes silent: within silence + ttl (+ the renewer's tick and the poll) b gets it.
+	var sb *Session
+	eventually(t, "b taking the silent holder's stream", func() bool {
+		s, err := b.open(t)
+		if err != nil {
+			require.ErrorIs(t, err, catalog.ErrLeaseHeld)
+			return false
+		}
+		sb = s
+		return true
+	})
+	lb := run(t, sb)
+	lb.write(cat(header(2, 1), gop(9000, 2), gop(11000, 2)))
+
+	// a speaks again: fragment 2 completes and its commit is refused.
+	la.write(gop(5000, 2))
+	tail := la.untilError()
+	require.Equal(t, errArchival, tail[len(tail)-1].ErrorID)
+	for _, ack := range tail {
+		require.NotEqual(t, EventPersisted, ack.EventType)
+	}
+	require.NoError(t, lb.pw.Close())
+	require.NoError(t, lb.wait())
+}

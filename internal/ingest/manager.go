@@ -107,6 +107,12 @@ type Config struct {
 	Leases   Leases
 	NodeID   string        // the holder name of this node's leases
 	LeaseTTL time.Duration // default DefaultLeaseTTL
+	// HolderSilence is how long a node's connections of a stream may all stay silent (no
+	// body byte, and the node not itself holding the reading back) before the node stops
+	// renewing the stream's lease (default DefaultHolderSilence): a producer that vanished
+	// without closing its connection must not keep its stream from the connection it opens
+	// elsewhere. See lease.go.
+	HolderSilence time.Duration
 
 	// Now is the wall clock for fragment times, numbers and the connection age; idle timing
 	// always uses real timers. Default time.Now.
@@ -133,6 +139,7 @@ func (c Config) withDefaults() Config {
 	def(&c.IdleAckInterval, 3*time.Second)
 	def(&c.SupersededGrace, 10*time.Second)
 	def(&c.LeaseTTL, DefaultLeaseTTL)
+	def(&c.HolderSilence, DefaultHolderSilence)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

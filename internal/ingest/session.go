@@ -107,7 +107,7 @@ func (s *Session) Run(ctx context.Context, body io.Reader, emit func(Ack) error)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	in := &meter{r: body}
+	in := &meter{r: body, lease: s.lease}
 	in.touch()
 	s.rd = mkv.NewReader(in, mkv.Limits{MaxClusterSize: s.m.cfg.MaxFragmentSize})
 	events, stop := make(chan input), make(chan struct{})
@@ -227,9 +227,10 @@ func (s *Session) parse(ctx context.Context, in *meter, out chan<- input, stop <
 // meter records when body bytes last arrived (for IDLE) and whether reading failed (4000, as
 // opposed to malformed content).
 type meter struct {
-	r    io.Reader
-	last atomic.Int64 // UnixNano of the last byte read
-	err  error        // the first error other than io.EOF; parser goroutine only
+	r     io.Reader
+	last  atomic.Int64 // UnixNano of the last byte read
+	lease *streamLease // told of every byte (the holder's silence); nil without leases
+	err   error        // the first error other than io.EOF; parser goroutine only
 }
 
 func (m *meter) Read(p []byte) (int, error) {
@@ -243,7 +244,11 @@ func (m *meter) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (m *meter) touch() { m.last.Store(time.Now().UnixNano()) }
+func (m *meter) touch() {
+	now := time.Now()
+	m.last.Store(now.UnixNano())
+	m.lease.touch(now)
+}
 
 func (m *meter) lastByte() time.Time { return time.Unix(0, m.last.Load()) }
 
@@ -622,6 +627,9 @@ func (l *loop) idle() error {
 		since = l.resumed
 	}
 	quiet := time.Since(since)
+	if !l.reading {
+		l.s.lease.touch(time.Now()) // the pause is ours: the producer is not silent
+	}
 	if l.reading && quiet >= cfg.IdleTimeout {
 		return errIdle
 	}
