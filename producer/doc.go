@@ -14,7 +14,8 @@
 //
 // Failures are handled as the SDK handles them: on a dropped connection, a
 // connection that stops acknowledging, or a retriable ERROR ack (4000,
-// 4003, 5000, 5001, unknown ids) Run reconnects with backoff and resends
+// 4003, 5000, 5001, unknown ids) or ConnectionLimitExceeded (at most a second
+// apart: the stream frees within seconds) Run reconnects with backoff and resends
 // from the first fragment not persisted, so the stream may hold a fragment
 // twice (KVS does the same); a non-retriable ERROR skips that fragment and
 // reports it. Connections are renewed at a fragment boundary before the

@@ -55,6 +55,10 @@ type session struct {
 	conns   int64
 }
 
+// connLimitRetryMax caps the backoff after ConnectionLimitExceeded, so that the producer is
+// back within a second of the stream freeing (a kvsd cluster's lease expiry after a node died).
+const connLimitRetryMax = time.Second
+
 // loop connects, and reconnects with backoff, until the buffer is done or
 // ctx ends. It returns only fatal errors.
 func (s *session) loop(ctx context.Context) error {
@@ -94,7 +98,13 @@ func (s *session) loop(ctx context.Context) error {
 		if progressed {
 			delay = cfg.RetryMin
 		}
-		if sleepCtx(ctx, delay) != nil {
+		wait := delay
+		if ae, ok := errors.AsType[*putmedia.APIError](err); ok && ae.Code == "ConnectionLimitExceededException" {
+			// The stream's previous connection is still open, or a kvsd cluster node that
+			// died still holds its lease: it frees within seconds, and asking is cheap.
+			wait = min(delay, connLimitRetryMax)
+		}
+		if sleepCtx(ctx, wait) != nil {
 			return nil
 		}
 		delay = min(2*delay, cfg.RetryMax)
