@@ -22,6 +22,7 @@ import (
 
 	"github.com/kvsd/kvsd/internal/catalog/postgres/pgtest"
 	"github.com/kvsd/kvsd/internal/kvstest"
+	"github.com/kvsd/kvsd/internal/logtest"
 	"github.com/kvsd/kvsd/internal/objstore/s3test"
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
@@ -52,6 +53,13 @@ func (n *clusterNode) server() *kvstest.Server { return kvstest.Attach(n.url) }
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
+	return startClusterWith(t, func(u string) string { return u })
+}
+
+// startClusterWith is startCluster with the nodes' --catalog URL made by catalogURL from the
+// test database's.
+func startClusterWith(t *testing.T, catalogURL func(string) string) *cluster {
+	t.Helper()
 	c := &cluster{bin: buildKVSD(t), pgURL: pgtest.NewDatabase(t), s3: s3test.Start(t)}
 	c.s3.CreateBucket(t, "kvsd-media")
 	var addrs []string
@@ -60,7 +68,7 @@ func startCluster(t *testing.T) *cluster {
 	}
 	c.fd = kvstest.StartFrontDoor(t, addrs...)
 	for _, addr := range addrs {
-		p := startProcess(t, c.bin, t.TempDir(), []string{"--listen", addr, "--catalog", c.pgURL,
+		p := startProcess(t, c.bin, t.TempDir(), []string{"--listen", addr, "--catalog", catalogURL(c.pgURL),
 			"--media", "s3://kvsd-media/site-a", "--s3-endpoint", c.s3.Endpoint, "--s3-path-style", "--public-url", c.fd.URL},
 			[]string{"AWS_ACCESS_KEY_ID=" + s3test.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretAccessKey})
 		require.Equal(t, c.fd.URL, p.url, "GetDataEndpoint answers the front door")
@@ -153,25 +161,14 @@ func requireNoOverlap(t *testing.T, srv *kvstest.Server, stream string) []kvstes
 func TestClusterKillOwnerDuringKvsdPut(t *testing.T) {
 	c := startCluster(t)
 	path, _ := kvstest.H264File(t, "12")
-	put := exec.Command(c.bin, "put", "--stream", "cam", "--endpoint-url", c.fd.URL, "--fragment-duration", "500ms", "--quiet", path)
-	dir := t.TempDir()
-	put.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+kvstest.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+kvstest.SecretAccessKey,
-		"AWS_SESSION_TOKEN=", "AWS_REGION="+kvstest.Region, "AWS_PROFILE=", "AWS_ENDPOINT_URL=",
-		"AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
-	var out bytes.Buffer
-	put.Stdout, put.Stderr = &out, &out
-	require.NoError(t, put.Start())
-	exited := make(chan struct{})
-	var putErr error
-	go func() { putErr = put.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = put.Process.Kill(); <-exited })
+	put := c.startPut(t, path)
 
 	// A few fragments persisted; the owner is known.
 	var owner *clusterNode
 	require.Eventually(t, func() bool {
 		owner = c.owner(t, "cam")
 		return owner != nil && len(c.front().ListFragments(t, "cam")) >= 3
-	}, 20*time.Second, 50*time.Millisecond, "kvsd put persists fragments\n%s", &out)
+	}, 20*time.Second, 50*time.Millisecond, "kvsd put persists fragments\n%s", put.out)
 	survivor := c.others(owner)[0].server()
 	// Everything listed now was acknowledged or is about to be: it must survive the kill.
 	before := survivor.ListFragments(t, "cam")
@@ -184,21 +181,13 @@ func TestClusterKillOwnerDuringKvsdPut(t *testing.T) {
 	killed := time.Now()
 
 	require.Eventually(t, func() bool { return len(survivor.ListFragments(t, "cam")) > len(before) }, 3*leaseTTL, 50*time.Millisecond,
-		"a fragment persisted after the kill\n%s", &out)
+		"a fragment persisted after the kill\n%s", put.out)
 	failover := time.Since(killed)
 	t.Logf("first fragment persisted on another node %v after kill -9 of the owner", failover.Round(10*time.Millisecond))
 	require.Less(t, failover, leaseTTL+4*time.Second, "failover within the lease expiry and a bit")
 
-	select {
-	case <-exited:
-		require.NoError(t, putErr, "%s", &out)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("kvsd put did not finish\n%s", &out)
-	}
-	m := regexp.MustCompile(`cam: (\d+) of (\d+) fragments persisted`).FindStringSubmatch(out.String())
-	require.NotNil(t, m, out.String())
-	require.Equal(t, m[1], m[2], "every fragment persisted\n%s", &out)
-	require.Contains(t, out.String(), "ConnectionLimitExceededException", "the producer met the dead node's lease and waited it out")
+	put.requireAllPersisted(t)
+	require.Contains(t, put.out.String(), "ConnectionLimitExceededException", "the producer met the dead node's lease and waited it out")
 
 	for _, n := range c.others(owner) {
 		srv := n.server()
@@ -208,6 +197,43 @@ func TestClusterKillOwnerDuringKvsdPut(t *testing.T) {
 		}
 		requireNoOverlapOfDistinct(t, srv)
 	}
+}
+
+// putRun is `kvsd put` (the binary) streaming a file in real time through the front door.
+type putRun struct {
+	out    *logtest.Buffer
+	exited chan struct{}
+	err    error
+}
+
+func (c *cluster) startPut(t *testing.T, path string) *putRun {
+	t.Helper()
+	cmd := exec.Command(c.bin, "put", "--stream", "cam", "--endpoint-url", c.fd.URL, "--fragment-duration", "500ms", "--quiet", path)
+	dir := t.TempDir()
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+kvstest.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+kvstest.SecretAccessKey,
+		"AWS_SESSION_TOKEN=", "AWS_REGION="+kvstest.Region, "AWS_PROFILE=", "AWS_ENDPOINT_URL=",
+		"AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
+	r := &putRun{out: &logtest.Buffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = r.out, r.out
+	require.NoError(t, cmd.Start())
+	go func() { r.err = cmd.Wait(); close(r.exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-r.exited })
+	return r
+}
+
+// requireAllPersisted waits for kvsd put to end and checks that it says every fragment was
+// persisted.
+func (r *putRun) requireAllPersisted(t *testing.T) {
+	t.Helper()
+	select {
+	case <-r.exited:
+		require.NoError(t, r.err, "%s", r.out)
+	case <-time.After(90 * time.Second):
+		t.Fatalf("kvsd put did not finish\n%s", r.out)
+	}
+	m := regexp.MustCompile(`cam: (\d+) of (\d+) fragments persisted`).FindStringSubmatch(r.out.String())
+	require.NotNil(t, m, r.out.String())
+	require.Equal(t, m[1], m[2], "every fragment persisted\n%s", r.out)
 }
 
 // requireNoOverlapOfDistinct: after a failover the producer may resend the fragments it had
