@@ -24,6 +24,7 @@ import (
 	"github.com/kvsd/kvsd/internal/ingest"
 	"github.com/kvsd/kvsd/internal/kvsapi"
 	"github.com/kvsd/kvsd/internal/notify"
+	"github.com/kvsd/kvsd/internal/orphans"
 )
 
 // Env is what the server takes from its surroundings; tests pass their own.
@@ -59,6 +60,7 @@ type Server struct {
 	media    *disk.Media
 	disk     *diskuse.Guard
 	ingest   *ingest.Manager
+	orphans  *orphans.Sweeper // with the catalog and the media both shared; nil otherwise
 	images   *imagegen.Generator
 	notifier *notify.Notifier
 	api      *kvsapi.Handler

@@ -20,6 +20,7 @@ import (
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
 	"github.com/kvsd/kvsd/internal/fragstore/s3media"
+	"github.com/kvsd/kvsd/internal/orphans"
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
@@ -53,6 +54,11 @@ func (s *Server) openStorage(ctx context.Context, cfg Config, getenv func(string
 	}
 	s.Store = store
 	s.closers.push(store.Close)
+	if sm, ok := media.(*s3media.Media); ok && shared {
+		// Objects a node wrote but never committed (killed in between, or fenced): one node
+		// of the cluster at a time deletes them (package orphans).
+		s.orphans = orphans.New(orphans.Config{Streams: db, Index: db, Media: sm, Leases: db, Holder: nodeID(), Logger: s.log})
+	}
 	return "catalog " + catalogAt + ", media " + mediaAt, nil
 }
 

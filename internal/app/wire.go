@@ -82,6 +82,9 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 		}
 		loops = append(loops, loop{"disk", s.disk.Run})
 	}
+	if s.orphans != nil {
+		loops = append(loops, loop{"orphans", s.orphans.Run})
+	}
 	hub := playback.NewHub(liveBufferBytes)
 	s.newIngest(cfg, streams, hub, reg)
 	api := s.newAPI(cfg, streams, hub, keys, reg)

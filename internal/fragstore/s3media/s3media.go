@@ -294,6 +294,45 @@ type object struct {
 	key      string
 	seg, seq uint64
 	size     int64
+	modified time.Time
+}
+
+// Record is one stored record object, as Records lists it.
+type Record struct {
+	Key          string
+	Segment, Seq uint64
+	Size         int64
+	Modified     time.Time // S3's Last-Modified: when the object was written
+}
+
+// Records lists k's record objects in (segment, seq) order, for the clean-up of objects no
+// index entry names (package orphans).
+func (m *Media) Records(ctx context.Context, k fragstore.Key) ([]Record, error) {
+	if err := checkKey(k); err != nil {
+		return nil, err
+	}
+	objs, err := m.list(ctx, k, "")
+	if err != nil {
+		return nil, fmt.Errorf("s3 media: list %s: %w", k.Name, err)
+	}
+	out := make([]Record, len(objs))
+	for i, o := range objs {
+		out[i] = Record{Key: o.key, Segment: o.seg, Seq: o.seq, Size: o.size, Modified: o.modified}
+	}
+	return out, nil
+}
+
+// DeleteRecords deletes the record objects named, and returns their bytes.
+func (m *Media) DeleteRecords(ctx context.Context, recs []Record) (int64, error) {
+	objs := make([]object, len(recs))
+	for i, r := range recs {
+		objs[i] = object{key: r.Key, seg: r.Segment, seq: r.Seq, size: r.Size}
+	}
+	n, err := m.remove(ctx, objs)
+	if err != nil {
+		return n, fmt.Errorf("s3 media: delete records: %w", err)
+	}
+	return n, nil
 }
 
 // list lists the record objects under k's prefix plus sub ("" or a segment prefix), in key
@@ -316,7 +355,7 @@ func (m *Media) listPrefix(ctx context.Context, pre, sub string) ([]object, erro
 			if !ok {
 				continue // not kvsd's
 			}
-			out = append(out, object{key: key, seg: seg, seq: seq, size: aws.ToInt64(o.Size)})
+			out = append(out, object{key: key, seg: seg, seq: seq, size: aws.ToInt64(o.Size), modified: aws.ToTime(o.LastModified)})
 		}
 	}
 	return out, nil
