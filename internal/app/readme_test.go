@@ -82,7 +82,7 @@ var readmeSteps = []readmeStep{
 		require.NoError(t, err, "the pair kvsd serve --tls-cert/--tls-key loads")
 	}},
 	{prefix: "kvsd serve --tls-cert", skip: tlsSkip},
-	{prefix: "kvsd serve --catalog postgres://", skip: "needs PostgreSQL and an S3 server at fixed example addresses; TestSingleNodeOnPostgresAndS3 runs kvsd configured so"},
+	{prefix: "KVSD_CATALOG=postgres://", skip: "a cluster node: needs PostgreSQL and an S3 server at fixed example addresses; the TestCluster… tests run three nodes configured so behind the front door"},
 	{prefix: "E=https://127.0.0.1:4580", skip: tlsSkip},
 	{prefix: "aws --ca-bundle cert.pem", skip: tlsSkip},
 	{prefix: "export AWS_CA_BUNDLE", skip: tlsSkip},
