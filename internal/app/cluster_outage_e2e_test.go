@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"bytes"
-	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -43,6 +42,27 @@ func TestClusterDatabaseOutage(t *testing.T) {
 	testOutage(t, c, relay.cut, func() { relay.restore(t) })
 }
 
+// PostgreSQL that stops answering without closing its connections (a hung server, a network
+// black hole): the commit in flight is given up after fragstore's commit timeout (10 s), so the
+// fragment gets ERROR 5001 while the database still hangs, instead of its ack waiting for TCP to
+// give up; the producer resends, and everything is stored once the database answers again.
+func TestClusterDatabaseHangs(t *testing.T) {
+	relay := startRelay(t, "127.0.0.1:5432")
+	c := startClusterWith(t, func(pgURL string) string {
+		u, err := url.Parse(pgURL)
+		require.NoError(t, err)
+		u.Host = relay.addr
+		return u.String()
+	})
+	var frozen time.Time
+	testOutage(t, c, func() { frozen = time.Now(); relay.freeze() }, func() {
+		held := time.Since(frozen)
+		t.Logf("ERROR 5001 %v after the database hung", held.Round(10*time.Millisecond))
+		require.Less(t, held, 30*time.Second, "acks held up to the commit timeout and a bit (without it: until TCP gives up, minutes)")
+		relay.thaw()
+	})
+}
+
 func testOutage(t *testing.T, c *cluster, stop, resume func()) {
 	path, data := kvstest.H264File(t, "12")
 	put := c.startPut(t, path)
@@ -79,11 +99,13 @@ type relay struct {
 	mu           sync.Mutex
 	ln           net.Listener
 	conns        map[net.Conn]bool
+	thawed       chan struct{} // closed unless frozen: forwarding waits on it
 	wg           sync.WaitGroup
 }
 
 func startRelay(t *testing.T, target string) *relay {
-	r := &relay{target: target, conns: map[net.Conn]bool{}}
+	r := &relay{target: target, conns: map[net.Conn]bool{}, thawed: make(chan struct{})}
+	close(r.thawed)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	r.addr = ln.Addr().String()
@@ -110,18 +132,55 @@ func (r *relay) serve(ln net.Listener) {
 			r.mu.Lock()
 			r.conns[in], r.conns[out] = true, true
 			r.mu.Unlock()
-			pipe := func(dst, src net.Conn) {
-				_, _ = io.Copy(dst, src)
-				dst.Close()
-				src.Close()
-			}
-			r.wg.Go(func() { pipe(out, in) })
-			r.wg.Go(func() { pipe(in, out) })
+			r.wg.Go(func() { r.pipe(out, in) })
+			r.wg.Go(func() { r.pipe(in, out) })
 		}
 	})
 }
 
+// pipe forwards src to dst, holding what it read while the relay is frozen.
+func (r *relay) pipe(dst, src net.Conn) {
+	defer src.Close()
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			r.mu.Lock()
+			thawed := r.thawed
+			r.mu.Unlock()
+			<-thawed
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// freeze stops forwarding, keeping every connection open and accepting new ones: the server
+// seems to hang.
+func (r *relay) freeze() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.thawed = make(chan struct{})
+}
+
+// thaw forwards again, what was held first.
+func (r *relay) thaw() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-r.thawed:
+	default:
+		close(r.thawed)
+	}
+}
+
 func (r *relay) cut() {
+	r.thaw()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ln != nil {

@@ -158,10 +158,19 @@ func (s *Store) commitLoop() {
 	}
 }
 
+// commitTimeout bounds one group commit, its retries entry by entry included. A commit that
+// timed out may still have been applied: the fragment then gets ERROR 5001 though stored, and
+// the producer's resend stores it twice, as on AWS after a lost ack.
+const commitTimeout = 10 * time.Second
+
 // commit stores batch's entries in one transaction. If that fails, each entry is tried on its
 // own, so that one bad entry fails only its own fragment.
 func (s *Store) commit(batch []*Commit) {
-	ctx := context.Background() // shared by many writers: none of their contexts may cancel it
+	// Shared by many writers: none of their contexts may cancel it. Bounded, so that a database
+	// that stopped answering without closing its connections fails the fragments (ERROR 5001:
+	// the producer resends) instead of holding their acks until TCP gives up, minutes later.
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
 	puts := make([]Put, len(batch))
 	for i, c := range batch {
 		puts[i] = c.put
@@ -171,7 +180,7 @@ func (s *Store) commit(batch []*Commit) {
 		s.noteWrite(err) // the catalog's file may be what ran out of space
 	}
 	for i, c := range batch {
-		if err != nil && len(batch) > 1 {
+		if err != nil && len(batch) > 1 && ctx.Err() == nil {
 			c.err = s.index.PutFragments(ctx, puts[i:i+1])
 		} else {
 			c.err = err
