@@ -21,7 +21,7 @@ import (
 // through the front door) reconnects and resends, the nodes carry on by themselves once the
 // store is back, and no frame of the source is lost.
 func TestClusterObjectStoreOutage(t *testing.T) {
-	c := startCluster(t)
+	c := startProcCluster(t)
 	testOutage(t, c, c.s3.Stop, func() { c.s3.Resume(t) })
 }
 
@@ -32,7 +32,7 @@ func TestClusterObjectStoreOutage(t *testing.T) {
 // producer resends, nothing is lost, and the nodes recover by themselves.
 func TestClusterDatabaseOutage(t *testing.T) {
 	relay := startRelay(t, "127.0.0.1:5432")
-	c := startClusterWith(t, func(pgURL string) string {
+	c := startProcClusterWith(t, func(pgURL string) string {
 		u, err := url.Parse(pgURL)
 		require.NoError(t, err)
 		require.Equal(t, "127.0.0.1:5432", u.Host, "the test database is on the machine's server")
@@ -48,7 +48,7 @@ func TestClusterDatabaseOutage(t *testing.T) {
 // give up; the producer resends, and everything is stored once the database answers again.
 func TestClusterDatabaseHangs(t *testing.T) {
 	relay := startRelay(t, "127.0.0.1:5432")
-	c := startClusterWith(t, func(pgURL string) string {
+	c := startProcClusterWith(t, func(pgURL string) string {
 		u, err := url.Parse(pgURL)
 		require.NoError(t, err)
 		u.Host = relay.addr
@@ -63,7 +63,7 @@ func TestClusterDatabaseHangs(t *testing.T) {
 	})
 }
 
-func testOutage(t *testing.T, c *cluster, stop, resume func()) {
+func testOutage(t *testing.T, c *procCluster, stop, resume func()) {
 	path, data := kvstest.H264File(t, "12")
 	put := c.startPut(t, path)
 	require.Eventually(t, func() bool { return len(c.front().ListFragments(t, "cam")) >= 3 }, 20*time.Second, 50*time.Millisecond,

@@ -31,10 +31,10 @@ import (
 // keeps its streams.
 const leaseTTL = 5 * time.Second
 
-// cluster is three kvsd processes as the README's deployment runs them: the same --catalog (a
+// procCluster is three kvsd processes as the README's deployment runs them: the same --catalog (a
 // fresh PostgreSQL database), the same --media (a versitygw bucket), --public-url set to the
 // front door (deploy/haproxy.cfg in HAProxy) in front of them.
-type cluster struct {
+type procCluster struct {
 	bin   string
 	pgURL string
 	s3    *s3test.Server
@@ -51,16 +51,16 @@ type clusterNode struct {
 
 func (n *clusterNode) server() *kvstest.Server { return kvstest.Attach(n.url) }
 
-func startCluster(t *testing.T) *cluster {
+func startProcCluster(t *testing.T) *procCluster {
 	t.Helper()
-	return startClusterWith(t, func(u string) string { return u })
+	return startProcClusterWith(t, func(u string) string { return u })
 }
 
-// startClusterWith is startCluster with the nodes' --catalog URL made by catalogURL from the
+// startProcClusterWith is startProcCluster with the nodes' --catalog URL made by catalogURL from the
 // test database's.
-func startClusterWith(t *testing.T, catalogURL func(string) string) *cluster {
+func startProcClusterWith(t *testing.T, catalogURL func(string) string) *procCluster {
 	t.Helper()
-	c := &cluster{bin: buildKVSD(t), pgURL: pgtest.NewDatabase(t), s3: s3test.Start(t)}
+	c := &procCluster{bin: buildKVSD(t), pgURL: pgtest.NewDatabase(t), s3: s3test.Start(t)}
 	c.s3.CreateBucket(t, "kvsd-media")
 	var addrs []string
 	for range 3 {
@@ -83,10 +83,10 @@ func startClusterWith(t *testing.T, catalogURL func(string) string) *cluster {
 	return c
 }
 
-func (c *cluster) front() *kvstest.Server { return kvstest.Attach(c.fd.URL) }
+func (c *procCluster) front() *kvstest.Server { return kvstest.Attach(c.fd.URL) }
 
 // owner is the node holding the stream's live lease (its holder name carries the pid), or nil.
-func (c *cluster) owner(t *testing.T, stream string) *clusterNode {
+func (c *procCluster) owner(t *testing.T, stream string) *clusterNode {
 	t.Helper()
 	conn, err := pgx.Connect(context.Background(), c.pgURL)
 	require.NoError(t, err)
@@ -111,7 +111,7 @@ func (c *cluster) owner(t *testing.T, stream string) *clusterNode {
 }
 
 // others are the nodes but n.
-func (c *cluster) others(n *clusterNode) []*clusterNode {
+func (c *procCluster) others(n *clusterNode) []*clusterNode {
 	var out []*clusterNode
 	for _, o := range c.nodes {
 		if o != n {
@@ -159,7 +159,7 @@ func requireNoOverlap(t *testing.T, srv *kvstest.Server, stream string) []kvstes
 // seconds; every fragment persisted before the kill is listed and byte-identical on every
 // surviving node, and `kvsd put` ends with everything persisted.
 func TestClusterKillOwnerDuringKvsdPut(t *testing.T) {
-	c := startCluster(t)
+	c := startProcCluster(t)
 	path, _ := kvstest.H264File(t, "12")
 	put := c.startPut(t, path)
 
@@ -206,7 +206,7 @@ type putRun struct {
 	err    error
 }
 
-func (c *cluster) startPut(t *testing.T, path string) *putRun {
+func (c *procCluster) startPut(t *testing.T, path string) *putRun {
 	t.Helper()
 	cmd := exec.Command(c.bin, "put", "--stream", "cam", "--endpoint-url", c.fd.URL, "--fragment-duration", "500ms", "--quiet", path)
 	dir := t.TempDir()
@@ -257,7 +257,7 @@ func requireNoOverlapOfDistinct(t *testing.T, srv *kvstest.Server) {
 // a new PutMedia through the front door is acknowledged PERSISTED within the lease expiry and
 // a bit (ConnectionLimitExceeded until then).
 func TestClusterKillOwnerDuringPutMedia(t *testing.T) {
-	c := startCluster(t)
+	c := startProcCluster(t)
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	header, frags := kvstest.Clusters(t, kvstest.TestPattern(t, 10, start))
 	client := c.front().PutMediaClient()
@@ -325,7 +325,7 @@ func TestClusterKillOwnerDuringPutMedia(t *testing.T) {
 // instead; nothing is acknowledged twice, and the index holds no fragment of the stale node
 // after the takeover, and no overlap.
 func TestClusterStoppedOwnerIsFenced(t *testing.T) {
-	c := startCluster(t)
+	c := startProcCluster(t)
 	a, b := c.nodes[0], c.nodes[1]
 	start := time.Now().Add(-time.Minute).Truncate(time.Second)
 	header, frags := kvstest.Clusters(t, kvstest.TestPattern(t, 8, start))
