@@ -77,15 +77,33 @@ func (s *Service) Clip(ctx context.Context, in ClipInput) (*ClipAnswer, error) {
 		}
 		return a.secs.ReadAppend(ctx, i, buf)
 	}
-	// Both passes read the fragments through a readAhead, the first one here, the second in
-	// WriteTo unless the media is sent from the files.
 	a.n = len(frags)
-	a.ahead = startReadAhead(a.n, a.read)
-	a.clip, err = media.PlanClip(len(frags), func(i int, _ []byte) (MuxFragment, error) {
-		b, err := a.ahead.Fragment(i)
+	frag := func(i int, _ []byte) (MuxFragment, error) {
+		if a.ahead != nil {
+			b, err := a.ahead.Fragment(i)
+			return muxFragment(sess, frags[i], b), err
+		}
+		// The first pass from frame tables: the media is read (and decrypted) once, when sent.
+		if ft, ok := a.secs.Frames(i); ok {
+			mf := muxFragment(sess, frags[i], nil)
+			mf.Frames, mf.Size = ft, frags[i].Size
+			return mf, nil
+		}
+		b, err := a.read(i, nil) // a record from before frame tables
 		return muxFragment(sess, frags[i], b), err
-	})
-	a.ahead.Stop()
+	}
+	err = ErrClipNeedsMedia
+	if a.secs != nil && !a.secs.Verbatim() {
+		// Encrypted media: its clear frame tables lay the clip out.
+		a.clip, err = media.PlanClip(a.n, frag)
+	}
+	if errors.Is(err, ErrClipNeedsMedia) {
+		// Both passes read the fragments through a readAhead, the first one here, the second
+		// in WriteTo unless the media is sent from the files.
+		a.ahead = startReadAhead(a.n, a.read)
+		a.clip, err = media.PlanClip(a.n, frag)
+		a.ahead.Stop()
+	}
 	if err != nil {
 		_ = a.Close()
 		return nil, err
