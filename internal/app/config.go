@@ -270,6 +270,12 @@ func (c Config) Validate() error {
 	if c.KeyFile != "" && (c.KMS || c.KMSEndpoint != "") {
 		errs = append(errs, errors.New("--key-file and --kms exclude each other: data keys are wrapped by one or the other"))
 	}
+	if c.Catalog != "" && c.Media != "" && !c.MediaInClear && c.KeyFile == "" && !c.keyConfig().useKMS() {
+		// A key file made in each node's data dir would wrap each node's media with its own key:
+		// the other nodes could not read it.
+		errs = append(errs, errors.New("--catalog with --media encrypts the shared media: give every node the same key file "+
+			"(--key-file; make one with `head -c 32 /dev/urandom | base64 > kvsd.key`) or use --kms"))
+	}
 	if _, err := diskuse.ParseSize(c.MaxDiskUsage); err != nil {
 		errs = append(errs, fmt.Errorf("--max-disk-usage %w", err))
 	}
