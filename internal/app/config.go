@@ -91,6 +91,9 @@ type Config struct {
 
 	// RetentionInterval is how often expired fragments are removed (default 10 s); not a flag.
 	RetentionInterval time.Duration
+	// ClusterPoll is how often a node of a cluster (--catalog postgres://…) polls for other
+	// nodes' changes behind the catalog's notifications (default 2 s); not a flag.
+	ClusterPoll time.Duration
 	// GetMediaIdleClose ends a caught-up GetMedia after this long without a new fragment
 	// (default 30 s); not a flag.
 	GetMediaIdleClose time.Duration

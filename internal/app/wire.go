@@ -19,6 +19,7 @@ import (
 
 	"github.com/kvsd/kvsd/internal/awsapi"
 	"github.com/kvsd/kvsd/internal/catalog"
+	"github.com/kvsd/kvsd/internal/catalog/postgres"
 	"github.com/kvsd/kvsd/internal/connlimit"
 	"github.com/kvsd/kvsd/internal/console"
 	"github.com/kvsd/kvsd/internal/diag"
@@ -87,6 +88,9 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	api := s.newAPI(cfg, streams, hub, keys, reg)
 	s.api = api
 	s.http = s.newHTTP(ctx, cfg, api, console.New(console.Config{Region: cfg.Region}), reg)
+	if db, ok := s.catalog.(*postgres.DB); ok {
+		loops = append(loops, loop{"cluster", newClusterWatch(db, streams, hub, cfg.ClusterPoll, s.log, reg).Run})
+	}
 	sweeper := &retention.Sweeper{Store: s.Store, Catalog: s.catalog, Interval: cfg.RetentionInterval, Logger: s.log}
 	return built{destination: destination, storage: storage, https: tlsCfg != nil, loops: append([]loop{
 		{"http", func(context.Context) error { return serveUntilShutdown(s.http, ln) }},
