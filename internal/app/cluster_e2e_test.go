@@ -172,3 +172,17 @@ func variantURI(t *testing.T, body []byte) string {
 	require.True(t, ok, "%s", body)
 	return mv.Variants[0].URI
 }
+
+// TestRetentionSweepsOncePerCluster: of two nodes on one catalog, one sweeps retention (the
+// holder of the cluster:retention lease); /metrics says which.
+func TestRetentionSweepsOncePerCluster(t *testing.T) {
+	pgURL := pgtest.NewDatabase(t)
+	s3 := s3test.Start(t)
+	s3.CreateBucket(t, "kvsd-media")
+	fast := func(c *app.Config) { c.RetentionInterval = 20 * time.Millisecond }
+	a := startScaledWith(t, t.TempDir(), pgURL, s3, fast)
+	b := startScaledWith(t, t.TempDir(), pgURL, s3, fast)
+	sweeps := func(srv *kvstest.Server) float64 { return metricSum(t, srv.URL, "kvsd_retention_sweeps_total") }
+	require.Eventually(t, func() bool { return sweeps(a)+sweeps(b) >= 10 }, 10*time.Second, 10*time.Millisecond)
+	require.True(t, sweeps(a) == 0 || sweeps(b) == 0, "a swept %v times, b %v", sweeps(a), sweeps(b))
+}

@@ -57,6 +57,7 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	if err != nil {
 		return built{}, err
 	}
+	s.node = nodeID()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	storage, err := s.openStorage(ctx, cfg, env.Getenv, reg)
@@ -92,6 +93,12 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 		loops = append(loops, loop{"cluster", newClusterWatch(db, streams, hub, cfg.ClusterPoll, s.log, reg).Run})
 	}
 	sweeper := &retention.Sweeper{Store: s.Store, Catalog: s.catalog, Interval: cfg.RetentionInterval, Logger: s.log}
+	if cfg.Catalog != "" { // nodes sharing the catalog: one of them sweeps
+		sweeper.Leases, sweeper.Holder = s.catalog, s.node
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kvsd_retention_sweeps_total",
+		Help: "Retention sweeps this node made (in a cluster, only the node holding the cluster:retention lease sweeps)."},
+		func() float64 { return float64(sweeper.Sweeps()) }))
 	return built{destination: destination, storage: storage, https: tlsCfg != nil, loops: append([]loop{
 		{"http", func(context.Context) error { return serveUntilShutdown(s.http, ln) }},
 		{"retention", sweeper.Run},
@@ -218,7 +225,7 @@ func (s *Server) newIngest(cfg Config, streams *stream.Service, hub *playback.Hu
 	s.ingest = ingest.NewManager(ingest.Config{
 		Streams: streams, Store: s.Store, Logger: s.log, Registerer: reg, SupersededGrace: cfg.IngestSupersededGrace,
 		MaxClockSkew: cfg.MaxClockSkew,
-		Leases:       leases, NodeID: nodeID(),
+		Leases:       leases, NodeID: s.node,
 		Publish: func(ev ingest.Event) {
 			hub.Publish(ev.Key, playback.Item{Fragment: ev.Fragment, Header: ev.Header, Media: ev.Media}, ev.Persisted)
 			if ev.Persisted {
