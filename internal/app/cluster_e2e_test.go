@@ -186,3 +186,32 @@ func TestRetentionSweepsOncePerCluster(t *testing.T) {
 	require.Eventually(t, func() bool { return sweeps(a)+sweeps(b) >= 10 }, 10*time.Second, 10*time.Millisecond)
 	require.True(t, sweeps(a) == 0 || sweeps(b) == 0, "a swept %v times, b %v", sweeps(a), sweeps(b))
 }
+
+// TestLiveOnlyStreamFromAnyNode: a stream without retention lives only in the memory of the
+// node ingesting it; a live GetMedia through another node is proxied to that node (named, with
+// its --node-url, in the stream's lease) and gets every fragment, the client's signature
+// verified by the owner as sent.
+func TestLiveOnlyStreamFromAnyNode(t *testing.T) {
+	a, b := startCluster(t)
+	a.CreateStream(t, "cam", 0)
+	header, frags := kvstest.Clusters(t, kvstest.TestPattern(t, 4, time.Now().Add(-2*time.Second).Truncate(time.Second)))
+	f := startFeed(t, a, "cam", header)
+	_, err := f.pw.Write(slices.Concat(frags[0], frags[1]))
+	require.NoError(t, err)
+	for a := range f.acks { // the session holds the stream's lease once it acknowledged
+		if a.EventType == "RECEIVED" {
+			break
+		}
+	}
+
+	resp := b.Open(t, "getMedia", map[string]any{"StreamName": "cam", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	next := liveChunks(t, resp.Body)
+	for i := 1; i < 3; i++ {
+		_, err := f.pw.Write(frags[i+1]) // completes fragment i
+		require.NoError(t, err)
+		c := next(5 * time.Second)
+		require.Equal(t, frags[i], c.media, "fragment %d byte for byte, from a's live buffer", i)
+	}
+}

@@ -29,6 +29,10 @@ type Config struct {
 	Region          string
 	AccountID       string
 	PublicURL       string
+	// NodeURL is how the other nodes of a cluster reach this one directly (not through the
+	// front door): GetMedia of a stream without retention is proxied to the node ingesting it.
+	// "" is the listen URL.
+	NodeURL string
 	CredentialsFile string
 	LogLevel        string
 	LogFormat       string
@@ -172,6 +176,7 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	str(&c.Region, "region", "us-east-1", "the region clients sign for and ARNs carry")
 	str(&c.AccountID, "account-id", DefaultAccountID, "12-digit account id in ARNs and image keys")
 	str(&c.PublicURL, "public-url", "", "base URL GetDataEndpoint returns (default: http://<listen address>, https:// with --tls-cert)")
+	str(&c.NodeURL, "node-url", "", "base URL the other nodes of a cluster (--catalog) reach this node on, bypassing the front door (default: http://<listen address>, https:// with --tls-cert)")
 	str(&c.CredentialsFile, "credentials-file", "", "AWS-style credentials file with more accepted key pairs")
 	str(&c.TLSCert, "tls-cert", "", "serve https with this PEM certificate `file` (with its chain); reloaded when it changes")
 	str(&c.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
@@ -235,6 +240,9 @@ func (c Config) Validate() error {
 	}
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		errs = append(errs, fmt.Errorf("--public-url %q must start with http:// or https://", c.PublicURL))
+	}
+	if u, err := url.Parse(c.NodeURL); c.NodeURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(c.NodeURL, " \t")) {
+		errs = append(errs, fmt.Errorf("--node-url %q must be an http:// or https:// URL", c.NodeURL))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together: set both to serve https, or neither"))
