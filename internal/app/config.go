@@ -29,10 +29,6 @@ type Config struct {
 	Region          string
 	AccountID       string
 	PublicURL       string
-	// NodeURL is how the other nodes of a cluster reach this one directly (not through the
-	// front door): GetMedia of a stream without retention is proxied to the node ingesting it.
-	// "" is the listen URL.
-	NodeURL string
 	CredentialsFile string
 	LogLevel        string
 	LogFormat       string
@@ -49,6 +45,10 @@ type Config struct {
 	// S3Endpoint (AWS S3 when empty) with the standard AWS credential chain, instead of
 	// <data-dir>/media (scale-out, in progress).
 	Media string
+	// NodeURL is how the other nodes of a cluster reach this one directly (not through the
+	// front door): GetMedia of a stream without retention is proxied to the node ingesting it.
+	// "" is the listen URL.
+	NodeURL string
 	// SNSEndpoint, when set, publishes notifications for arn:aws:sns:… destinations to that
 	// SNS-compatible endpoint instead of AWS (credentials from AWS_ACCESS_KEY_ID …).
 	SNSEndpoint string
