@@ -107,3 +107,21 @@ func FuzzParseFragmentPayload(f *testing.F) {
 		}
 	})
 }
+
+// LeaseHolder names the live holder of a lease, and nobody once it was released or expired.
+func TestLeaseHolder(t *testing.T) {
+	db := open(t, pgtest.NewDatabase(t))
+	ctx := context.Background()
+	h, err := db.LeaseHolder(ctx, "cam")
+	require.NoError(t, err)
+	require.Empty(t, h, "never taken")
+	l, err := db.AcquireLease(ctx, "cam", "node-a http://10.0.0.5:4580", time.Minute)
+	require.NoError(t, err)
+	h, err = db.LeaseHolder(ctx, "cam")
+	require.NoError(t, err)
+	require.Equal(t, "node-a http://10.0.0.5:4580", h)
+	require.NoError(t, db.ReleaseLease(ctx, l))
+	h, err = db.LeaseHolder(ctx, "cam")
+	require.NoError(t, err)
+	require.Empty(t, h, "released")
+}

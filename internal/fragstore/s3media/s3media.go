@@ -17,6 +17,10 @@
 // means nothing in an object store). Objects are written with If-None-Match: * so that no
 // write ever replaces a stored object: a repeated PUT of the same bytes (a retry whose first
 // answer was lost) is accepted, different bytes under the same key are refused.
+//
+// With Config.Keys (as kvsd runs) every object's media is sealed with its stream's data key
+// (AES-256-GCM), the wrapped data key in the object's header, as the disk media seals its
+// records: any node given the same key file or KMS reads any node's objects.
 package s3media
 
 import (
