@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsd/kvsd/internal/app"
+	"github.com/kvsd/kvsd/internal/catalog/postgres"
 	"github.com/kvsd/kvsd/internal/catalog/postgres/pgtest"
 	"github.com/kvsd/kvsd/internal/kvstest"
 	"github.com/kvsd/kvsd/internal/mkv"
@@ -214,4 +215,23 @@ func TestLiveOnlyStreamFromAnyNode(t *testing.T) {
 		c := next(5 * time.Second)
 		require.Equal(t, frags[i], c.media, "fragment %d byte for byte, from a's live buffer", i)
 	}
+}
+
+// A stream without retention whose ingesting node does not answer (its lease still live, the
+// node gone) fails a GetMedia through another node with an AWS-shaped error, not a hang.
+func TestLiveOnlyStreamOwnerGone(t *testing.T) {
+	pgURL := pgtest.NewDatabase(t)
+	s3 := s3test.Start(t)
+	s3.CreateBucket(t, "kvsd-media")
+	b := startScaled(t, t.TempDir(), pgURL, s3)
+	b.CreateStream(t, "cam", 0)
+	db, err := postgres.Open(context.Background(), postgres.Config{URL: pgURL})
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.AcquireLease(context.Background(), "cam", "gone/1/ABCDEFGH http://127.0.0.1:1", time.Minute)
+	require.NoError(t, err)
+
+	status, _, body := b.Call(t, "getMedia", map[string]any{"StreamName": "cam", "StartSelector": map[string]any{"StartSelectorType": "NOW"}})
+	require.Equal(t, 500, status, string(body))
+	require.Contains(t, string(body), "InternalFailure")
 }
