@@ -83,6 +83,7 @@ var readmeSteps = []readmeStep{
 		require.NoError(t, err, "the pair kvsd serve --tls-cert/--tls-key loads")
 	}},
 	{prefix: "kvsd serve --tls-cert", skip: tlsSkip},
+	{prefix: "head -c 32 /dev/urandom | base64 > /etc/kvsd/cluster.key", skip: "writes /etc; the cluster tests (TestNoFrameBytesInTheBucket) give their nodes one key file of this format"},
 	{prefix: "kvsd serve --catalog postgres://", skip: "needs PostgreSQL and an S3 server at fixed example addresses; TestSingleNodeOnPostgresAndS3 runs kvsd configured so"},
 	{prefix: "E=https://127.0.0.1:4580", skip: tlsSkip},
 	{prefix: "aws --ca-bundle cert.pem", skip: tlsSkip},

@@ -59,6 +59,7 @@ type Server struct {
 	media    *disk.Media
 	disk     *diskuse.Guard
 	ingest   *ingest.Manager
+	node     string // this process as a lease holder (nodeID)
 	images   *imagegen.Generator
 	notifier *notify.Notifier
 	api      *kvsapi.Handler
