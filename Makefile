@@ -61,6 +61,7 @@ fuzz:
 	# Minimizing a new input of this target (8 KiB seeds, mostly zero fill) takes minutes: cap it.
 	$(GO) test -run='^$$' -fuzz=FuzzScanSegment -fuzzminimizetime=10x -fuzztime=$(FUZZTIME) ./internal/fragstore/disk
 	$(GO) test -run='^$$' -fuzz=FuzzKeyFile -fuzztime=$(FUZZTIME) ./internal/keys
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeFrames$$' -fuzztime=$(FUZZTIME) ./internal/fragstore
 
 ## bench: the benchmark programs (tables in the README); each takes a few minutes
 bench: setup

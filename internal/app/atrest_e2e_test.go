@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,10 +16,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsd/kvsd/internal/app"
+	"github.com/kvsd/kvsd/internal/catalog/postgres/pgtest"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
+	kvskeys "github.com/kvsd/kvsd/internal/keys"
 	"github.com/kvsd/kvsd/internal/keys/kmstest"
 	"github.com/kvsd/kvsd/internal/kvstest"
 	"github.com/kvsd/kvsd/internal/mkv"
+	"github.com/kvsd/kvsd/internal/objstore/s3test"
 )
 
 // runLen is the length of the producer's byte runs searched for in the data dir.
@@ -271,4 +275,72 @@ func TestMissingKeyFile(t *testing.T) {
 	status, _, out := srv.Call(t, "getMediaForFragmentList", map[string]any{"StreamName": "cam", "Fragments": numbers})
 	require.Equal(t, 200, status, string(out))
 	require.Len(t, parseChunks(t, out), len(numbers))
+}
+
+// TestNoFrameBytesInTheBucket: with the media in S3, no object in the bucket (nor any file of
+// the object store's or of the node's data dir) holds any 64-byte run of the producer's frames,
+// while another node given the cluster's key file serves every fragment byte for byte. A node
+// with another key file cannot open them: GetMediaForFragmentList ends with KVS's
+// KMS_KEY_NOT_FOUND for the fragment, as on disk, and nothing is lost.
+func TestNoFrameBytesInTheBucket(t *testing.T) {
+	pgURL := pgtest.NewDatabase(t)
+	s3 := s3test.Start(t)
+	s3.CreateBucket(t, "kvsd-media")
+	dataDir := t.TempDir()
+	srv := startScaled(t, dataDir, pgURL, s3)
+	srv.CreateStream(t, "cam", 24)
+	media := kvstest.TestPattern(t, 5, time.Now().Add(-time.Minute).Truncate(time.Second))
+	_, frames, err := mkv.ReadFrames(media, mkv.Limits{})
+	require.NoError(t, err)
+	var payloads [][]byte
+	for _, f := range frames {
+		payloads = append(payloads, f.Data)
+	}
+	runs := indexFrames(payloads)
+	numbers := kvstest.Persisted(t, srv.PutMedia(t, "cam", bytes.NewReader(media)))
+	require.Len(t, numbers, 5)
+	srv.Stop(t)
+
+	objects := s3.Keys(t, "kvsd-media")
+	require.Len(t, objects, 5)
+	// The scan reads the objects through S3, and the store's files as they lie on its disk.
+	scan := t.TempDir()
+	for i, k := range objects {
+		require.NoError(t, os.WriteFile(filepath.Join(scan, fmt.Sprint(i)), s3.Get(t, "kvsd-media", k).Body, 0o600))
+	}
+	for _, dir := range []string{scan, s3.Dir, dataDir} {
+		path, at := runs.find(t, dir)
+		require.Empty(t, path, "a run of the producer's frames at offset %d", at)
+	}
+
+	_, frags := kvstest.Clusters(t, media)
+	other := startScaled(t, t.TempDir(), pgURL, s3)
+	status, _, out := other.Call(t, "getMediaForFragmentList", map[string]any{"StreamName": "cam", "Fragments": numbers})
+	require.Equal(t, 200, status, string(out))
+	chunks := parseChunks(t, out)
+	require.Len(t, chunks, len(frags))
+	for i, c := range chunks {
+		require.Equal(t, frags[i], c.media, "fragment %d", i)
+	}
+
+	stranger := startScaledWith(t, t.TempDir(), pgURL, s3, func(c *app.Config) {
+		c.KeyFile = filepath.Join(t.TempDir(), "other.key")
+		_, err := kvskeys.LoadFile(c.KeyFile, true)
+		require.NoError(t, err)
+	})
+	status, _, out = stranger.Call(t, "getMediaForFragmentList", map[string]any{"StreamName": "cam", "Fragments": numbers[:1]})
+	require.Equal(t, 200, status)
+	require.Contains(t, string(out), "KMS_KEY_NOT_FOUND", "the stream ends with KVS's error for the fragment")
+	require.Len(t, s3.Keys(t, "kvsd-media"), 5, "nothing was removed")
+}
+
+// TestScaledNodeNeedsTheClusterKey: a node of a cluster (--catalog with --media) does not
+// make a key file of its own, which would wrap its media with a key the other nodes lack.
+func TestScaledNodeNeedsTheClusterKey(t *testing.T) {
+	cfg := app.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Region: kvstest.Region, AccountID: app.DefaultAccountID,
+		LogLevel: "info", LogFormat: "text", Catalog: "postgres://postgres@127.0.0.1/none", Media: "s3://b/p"}
+	_, err := app.Start(cfg, app.Env{Getenv: func(string) string { return "" }})
+	require.ErrorContains(t, err, "--key-file")
+	_, err = os.Stat(filepath.Join(cfg.DataDir, "kvsd.key"))
+	require.ErrorIs(t, err, os.ErrNotExist)
 }

@@ -45,6 +45,10 @@ type Config struct {
 	// S3Endpoint (AWS S3 when empty) with the standard AWS credential chain, instead of
 	// <data-dir>/media (scale-out, in progress).
 	Media string
+	// NodeURL is how the other nodes of a cluster reach this one directly (not through the
+	// front door): GetMedia of a stream without retention is proxied to the node ingesting it.
+	// "" is the listen URL.
+	NodeURL string
 	// SNSEndpoint, when set, publishes notifications for arn:aws:sns:… destinations to that
 	// SNS-compatible endpoint instead of AWS (credentials from AWS_ACCESS_KEY_ID …).
 	SNSEndpoint string
@@ -91,6 +95,9 @@ type Config struct {
 
 	// RetentionInterval is how often expired fragments are removed (default 10 s); not a flag.
 	RetentionInterval time.Duration
+	// ClusterPoll is how often a node of a cluster (--catalog postgres://…) polls for other
+	// nodes' changes behind the catalog's notifications (default 2 s); not a flag.
+	ClusterPoll time.Duration
 	// GetMediaIdleClose ends a caught-up GetMedia after this long without a new fragment
 	// (default 30 s); not a flag.
 	GetMediaIdleClose time.Duration
@@ -169,6 +176,7 @@ func ParseServeFlags(args []string, getenv func(string) string) (Config, error) 
 	str(&c.Region, "region", "us-east-1", "the region clients sign for and ARNs carry")
 	str(&c.AccountID, "account-id", DefaultAccountID, "12-digit account id in ARNs and image keys")
 	str(&c.PublicURL, "public-url", "", "base URL GetDataEndpoint returns (default: http://<listen address>, https:// with --tls-cert)")
+	str(&c.NodeURL, "node-url", "", "base URL the other nodes of a cluster (--catalog) reach this node on, bypassing the front door (default: http://<listen address>, https:// with --tls-cert)")
 	str(&c.CredentialsFile, "credentials-file", "", "AWS-style credentials file with more accepted key pairs")
 	str(&c.TLSCert, "tls-cert", "", "serve https with this PEM certificate `file` (with its chain); reloaded when it changes")
 	str(&c.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
@@ -233,6 +241,9 @@ func (c Config) Validate() error {
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		errs = append(errs, fmt.Errorf("--public-url %q must start with http:// or https://", c.PublicURL))
 	}
+	if u, err := url.Parse(c.NodeURL); c.NodeURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(c.NodeURL, " \t")) {
+		errs = append(errs, fmt.Errorf("--node-url %q must be an http:// or https:// URL", c.NodeURL))
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together: set both to serve https, or neither"))
 	}
@@ -269,6 +280,12 @@ func (c Config) Validate() error {
 	}
 	if c.KeyFile != "" && (c.KMS || c.KMSEndpoint != "") {
 		errs = append(errs, errors.New("--key-file and --kms exclude each other: data keys are wrapped by one or the other"))
+	}
+	if c.Catalog != "" && c.Media != "" && !c.MediaInClear && c.KeyFile == "" && !c.keyConfig().useKMS() {
+		// A key file made in each node's data dir would wrap each node's media with its own key:
+		// the other nodes could not read it.
+		errs = append(errs, errors.New("--catalog with --media encrypts the shared media: give every node the same key file "+
+			"(--key-file; make one with `head -c 32 /dev/urandom | base64 > kvsd.key`) or use --kms"))
 	}
 	if _, err := diskuse.ParseSize(c.MaxDiskUsage); err != nil {
 		errs = append(errs, fmt.Errorf("--max-disk-usage %w", err))

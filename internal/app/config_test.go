@@ -116,6 +116,9 @@ func TestServeFlagMaxDiskUsage(t *testing.T) {
 
 func TestServeFlagsCatalogAndMedia(t *testing.T) {
 	env := map[string]string{"KVSD_CATALOG": "postgres://kvsd:secret@db.example/kvsd", "KVSD_MEDIA": "s3://media/site-a/"}
+	_, err := ParseServeFlags(nil, func(k string) string { return env[k] })
+	require.ErrorContains(t, err, "give every node the same key file (--key-file", "no key file of its own for a cluster's media")
+	env["KVSD_KEY_FILE"] = "/etc/kvsd/cluster.key"
 	c, err := ParseServeFlags(nil, func(k string) string { return env[k] })
 	require.NoError(t, err)
 	require.Equal(t, "postgres://kvsd:secret@db.example/kvsd", c.Catalog)
@@ -134,4 +137,17 @@ func TestServeFlagsCatalogAndMedia(t *testing.T) {
 	require.ErrorContains(t, err, "--catalog must be a postgres:// or postgresql:// URL")
 	require.ErrorContains(t, err, `--media "/var/media" must be s3://bucket or s3://bucket/prefix`)
 	require.NotContains(t, err.Error(), "mysql://", "a catalog URL may hold a password: errors do not repeat it")
+}
+
+func TestServeFlagNodeURL(t *testing.T) {
+	c, err := ParseServeFlags([]string{"--node-url", "http://10.0.0.5:4580"}, func(string) string { return "" })
+	require.NoError(t, err)
+	require.Equal(t, "http://10.0.0.5:4580", c.NodeURL)
+	c, err = ParseServeFlags(nil, func(k string) string { return map[string]string{"KVSD_NODE_URL": "https://node-2.internal:4580"}[k] })
+	require.NoError(t, err)
+	require.Equal(t, "https://node-2.internal:4580", c.NodeURL)
+	_, err = ParseServeFlags([]string{"--node-url", "10.0.0.5:4580"}, func(string) string { return "" })
+	require.ErrorContains(t, err, "--node-url")
+	require.Equal(t, "http://10.0.0.5:4580", nodeURLOf(nodeID("http://10.0.0.5:4580")), "a lease holder names its node's URL")
+	require.Empty(t, nodeURLOf("host/1/abcd"), "a holder of an older kvsd names none")
 }

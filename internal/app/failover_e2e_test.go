@@ -69,7 +69,8 @@ func startProcClusterWith(t *testing.T, catalogURL func(string) string) *procClu
 	c.fd = kvstest.StartFrontDoor(t, addrs...)
 	for _, addr := range addrs {
 		p := startProcess(t, c.bin, t.TempDir(), []string{"--listen", addr, "--catalog", catalogURL(c.pgURL),
-			"--media", "s3://kvsd-media/site-a", "--s3-endpoint", c.s3.Endpoint, "--s3-path-style", "--public-url", c.fd.URL},
+			"--media", "s3://kvsd-media/site-a", "--s3-endpoint", c.s3.Endpoint, "--s3-path-style", "--public-url", c.fd.URL,
+			"--key-file", clusterKeyFile(t, c.s3), "--max-conns-per-client", "0"},
 			[]string{"AWS_ACCESS_KEY_ID=" + s3test.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretAccessKey})
 		require.Equal(t, c.fd.URL, p.url, "GetDataEndpoint answers the front door")
 		c.nodes = append(c.nodes, &clusterNode{p: p, addr: addr, url: "http://" + addr})
@@ -97,7 +98,8 @@ func (c *procCluster) owner(t *testing.T, stream string) *clusterNode {
 		return nil
 	}
 	require.NoError(t, err)
-	parts := strings.Split(holder, "/") // host/pid/random
+	id, _, _ := strings.Cut(holder, " ") // host/pid/random, then the node's URL
+	parts := strings.Split(id, "/")
 	require.Len(t, parts, 3, holder)
 	pid, err := strconv.Atoi(parts[1])
 	require.NoError(t, err)

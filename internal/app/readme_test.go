@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -82,7 +83,8 @@ var readmeSteps = []readmeStep{
 		require.NoError(t, err, "the pair kvsd serve --tls-cert/--tls-key loads")
 	}},
 	{prefix: "kvsd serve --tls-cert", skip: tlsSkip},
-	{prefix: "KVSD_CATALOG=postgres://", skip: "a cluster node: needs PostgreSQL and an S3 server at fixed example addresses; the TestCluster… tests run three nodes configured so behind the front door"},
+	{prefix: "head -c 32 /dev/urandom | base64 > /etc/kvsd/cluster.key", skip: "writes /etc; the cluster tests (TestNoFrameBytesInTheBucket) give their nodes one key file of this format"},
+	{prefix: "kvsd serve --catalog postgres://", skip: "needs PostgreSQL and an S3 server at fixed example addresses; TestSingleNodeOnPostgresAndS3 runs kvsd configured so"},
 	{prefix: "E=https://127.0.0.1:4580", skip: tlsSkip},
 	{prefix: "aws --ca-bundle cert.pem", skip: tlsSkip},
 	{prefix: "export AWS_CA_BUNDLE", skip: tlsSkip},
@@ -196,8 +198,10 @@ var readmeSteps = []readmeStep{
 		require.Equal(t, "s3://images/cam-1", aws.ToString(cfg.DestinationConfig.Uri))
 	}},
 	{prefix: "aws kinesisvideo tag-stream --stream-name cam-1 --tags kvsd:ImageGeneration=ALL_FRAGMENTS", check: func(t *testing.T, r *readme, _ string) {
-		// What the user wants: images of the next fragment, untagged, in the local folder.
-		r.put(t, "--fast", "clip.mkv")
+		// What the user wants: images of the next fragment, untagged, in the local folder. The
+		// 2-s clip starts on a multiple of the 3-s sampling interval, where images are taken.
+		start := time.Now().Add(3 * time.Second).Truncate(3 * time.Second)
+		r.put(t, "--fast", "--start-time", strconv.FormatInt(start.Unix(), 10), "clip.mkv")
 		dir := filepath.Join(r.srv.Config.DataDir, "buckets", "images", "cam-1")
 		require.Eventually(t, func() bool {
 			jpgs, _ := filepath.Glob(filepath.Join(dir, "111122223333_cam-1_*.jpg"))

@@ -1,6 +1,8 @@
 package app
 
 import (
+	"errors"
+
 	"github.com/kvsd/kvsd/internal/playback"
 	"github.com/kvsd/kvsd/internal/remux"
 )
@@ -42,6 +44,9 @@ func (r remuxMedia) PlanClip(n int, frag func(i int, buf []byte) (playback.MuxFr
 		f, err := frag(i, buf)
 		return remux.Fragment(f), err
 	})
+	if errors.Is(err, remux.ErrNeedsMedia) {
+		return nil, playback.ErrClipNeedsMedia
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kvsd/kvsd/internal/app"
 	"github.com/kvsd/kvsd/internal/catalog/postgres/pgtest"
+	kvskeys "github.com/kvsd/kvsd/internal/keys"
 	"github.com/kvsd/kvsd/internal/kvstest"
 	"github.com/kvsd/kvsd/internal/objstore/s3test"
 	"github.com/kvsd/kvsd/internal/putmedia"
@@ -23,16 +25,45 @@ import (
 
 // startScaled runs kvsd on dataDir with its catalog in PostgreSQL and its media in versitygw,
 // as `kvsd serve --catalog postgres://… --media s3://kvsd-media/site-a --s3-endpoint …
-// --s3-path-style` does.
+// --s3-path-style --key-file …` does, with the key file of the cluster (clusterKeyFile).
 func startScaled(t *testing.T, dataDir, pgURL string, s3 *s3test.Server) *kvstest.Server {
 	t.Helper()
+	return startScaledWith(t, dataDir, pgURL, s3, nil)
+}
+
+// startScaledWith is startScaled with more configuration.
+func startScaledWith(t *testing.T, dataDir, pgURL string, s3 *s3test.Server, configure func(c *app.Config)) *kvstest.Server {
+	t.Helper()
+	keyFile := clusterKeyFile(t, s3)
 	return kvstest.Start(t, kvstest.Options{
 		DataDir: dataDir,
 		Env:     map[string]string{"AWS_ACCESS_KEY_ID": s3test.AccessKeyID, "AWS_SECRET_ACCESS_KEY": s3test.SecretAccessKey},
 		Configure: func(c *app.Config) {
 			c.Catalog, c.Media, c.S3Endpoint, c.S3PathStyle = pgURL, "s3://kvsd-media/site-a", s3.Endpoint, true
+			c.KeyFile = keyFile
+			if configure != nil {
+				configure(c)
+			}
 		},
 	})
+}
+
+// clusterKeyFiles holds the key file of each object store's cluster: every node of a cluster
+// wraps its data keys with the same one.
+var clusterKeyFiles sync.Map // *s3test.Server → path
+
+func clusterKeyFile(t *testing.T, s3 *s3test.Server) string {
+	t.Helper()
+	if p, ok := clusterKeyFiles.Load(s3); ok {
+		return p.(string)
+	}
+	p := filepath.Join(t.TempDir(), "cluster.key")
+	_, err := kvskeys.LoadFile(p, true) // made as kvsd makes its default one
+	require.NoError(t, err)
+	if prev, loaded := clusterKeyFiles.LoadOrStore(s3, p); loaded {
+		return prev.(string)
+	}
+	return p
 }
 
 // TestSingleNodeOnPostgresAndS3: PutMedia into a kvsd whose catalog is PostgreSQL and whose

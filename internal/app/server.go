@@ -20,11 +20,11 @@ import (
 	"github.com/kvsd/kvsd/internal/diskuse"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
+	"github.com/kvsd/kvsd/internal/fragstore/s3media"
 	"github.com/kvsd/kvsd/internal/imagegen"
 	"github.com/kvsd/kvsd/internal/ingest"
 	"github.com/kvsd/kvsd/internal/kvsapi"
 	"github.com/kvsd/kvsd/internal/notify"
-	"github.com/kvsd/kvsd/internal/orphans"
 )
 
 // Env is what the server takes from its surroundings; tests pass their own.
@@ -60,7 +60,8 @@ type Server struct {
 	media    *disk.Media
 	disk     *diskuse.Guard
 	ingest   *ingest.Manager
-	orphans  *orphans.Sweeper // with the catalog and the media both shared; nil otherwise
+	bucket   *s3media.Media // the media, when it and the catalog are shared by a cluster; nil otherwise
+	node     string         // this process as a lease holder (nodeID)
 	images   *imagegen.Generator
 	notifier *notify.Notifier
 	api      *kvsapi.Handler

@@ -20,12 +20,11 @@ import (
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/fragstore/disk"
 	"github.com/kvsd/kvsd/internal/fragstore/s3media"
-	"github.com/kvsd/kvsd/internal/orphans"
-	"github.com/kvsd/kvsd/internal/stream"
+	"github.com/kvsd/kvsd/internal/keys"
 )
 
-// openStorage opens the catalog (--catalog), the media (--media; on disk encrypted with the key
-// file or KMS, and cut in segments the disk budget can evict) and the fragment store over both,
+// openStorage opens the catalog (--catalog), the media (--media, or on disk cut in segments the
+// disk budget can evict; either encrypted with the key file or KMS) and the fragment store over both,
 // and returns where each lives, in words.
 func (s *Server) openStorage(ctx context.Context, cfg Config, getenv func(string) string, reg prometheus.Registerer) (string, error) {
 	db, catalogAt, err := openCatalog(ctx, cfg, s.log)
@@ -34,15 +33,23 @@ func (s *Server) openStorage(ctx context.Context, cfg Config, getenv func(string
 	}
 	s.catalog = db
 	s.closers.push(db.Close)
+	if mediaInClear || cfg.MediaInClear {
+		s.log.Warn("media is stored in clear: this kvsd was built with the kvsd_plaintext tag (benchmarks) or configured so by a test")
+	} else {
+		if s.atRest, err = newAtRest(ctx, cfg, getenv, db); err != nil {
+			return "", err
+		}
+		s.log.Info("media is encrypted at rest", "keys", s.atRest.kek.Describe())
+	}
 	var media fragstore.Media
 	var mediaAt string
 	if cfg.Media == "" {
-		dm, err := s.openDisk(ctx, cfg, getenv, db)
+		dm, err := s.openDisk(cfg)
 		if err != nil {
 			return "", err
 		}
 		media, mediaAt, s.media = dm, filepath.Join(cfg.DataDir, "media"), dm
-	} else if media, mediaAt, err = openS3Media(ctx, cfg, getenv, s.log); err != nil {
+	} else if media, mediaAt, err = openS3Media(ctx, cfg, getenv, s.log, s.ring()); err != nil {
 		return "", err
 	}
 	s.closers.push(media.Close) // a no-op once the store has closed it
@@ -55,16 +62,14 @@ func (s *Server) openStorage(ctx context.Context, cfg Config, getenv func(string
 	s.Store = store
 	s.closers.push(store.Close)
 	if sm, ok := media.(*s3media.Media); ok && shared {
-		// Objects a node wrote but never committed (killed in between, or fenced): one node
-		// of the cluster at a time deletes them (package orphans).
-		s.orphans = orphans.New(orphans.Config{Streams: db, Index: db, Media: sm, Leases: db, Holder: nodeID(), Logger: s.log})
+		s.bucket = sm
 	}
 	return "catalog " + catalogAt + ", media " + mediaAt, nil
 }
 
 // openDisk opens <data-dir>/media, its records sealed with the streams' data keys unless this
 // kvsd stores media in clear (benchmarks, tests), in segments small enough for the disk budget.
-func (s *Server) openDisk(ctx context.Context, cfg Config, getenv func(string) string, streams stream.Store) (*disk.Media, error) {
+func (s *Server) openDisk(cfg Config) (*disk.Media, error) {
 	limit, err := budgetBytes(cfg)
 	if err != nil {
 		return nil, err
@@ -74,16 +79,18 @@ func (s *Server) openDisk(ctx context.Context, cfg Config, getenv func(string) s
 		segSize = 0
 	}
 	dcfg := disk.Config{Dir: filepath.Join(cfg.DataDir, "media"), Logger: s.log, SegmentSize: segSize}
-	if mediaInClear || cfg.MediaInClear {
-		s.log.Warn("media is stored in clear: this kvsd was built with the kvsd_plaintext tag (benchmarks) or configured so by a test")
-	} else {
-		if s.atRest, err = newAtRest(ctx, cfg, getenv, streams); err != nil {
-			return nil, err
-		}
-		dcfg.Keys = s.atRest.ring
-		s.log.Info("media is encrypted at rest", "keys", s.atRest.kek.Describe())
+	if r := s.ring(); r != nil {
+		dcfg.Keys = r
 	}
 	return disk.Open(dcfg)
+}
+
+// ring is the data key ring of the media, nil when media is stored in clear.
+func (s *Server) ring() *keys.Ring {
+	if s.atRest == nil {
+		return nil
+	}
+	return s.atRest.ring
 }
 
 // openCatalog opens the bbolt file in the data dir, or PostgreSQL when --catalog names it.
@@ -108,7 +115,7 @@ func openCatalog(ctx context.Context, cfg Config, log *slog.Logger) (catalog.Cat
 
 // openS3Media opens the bucket --media names, on --s3-endpoint (AWS S3 when unset) with the
 // standard AWS credential chain.
-func openS3Media(ctx context.Context, cfg Config, getenv func(string) string, log *slog.Logger) (fragstore.Media, string, error) {
+func openS3Media(ctx context.Context, cfg Config, getenv func(string) string, log *slog.Logger, ring *keys.Ring) (fragstore.Media, string, error) {
 	bucket, prefix, err := mediaBucket(cfg.Media)
 	if err != nil {
 		return nil, "", err
@@ -134,7 +141,11 @@ func openS3Media(ctx context.Context, cfg Config, getenv func(string) string, lo
 	if cfg.S3Endpoint != "" {
 		opts.BaseEndpoint, endpoint = aws.String(cfg.S3Endpoint), cfg.S3Endpoint
 	}
-	m, err := s3media.Open(s3media.Config{Client: s3.New(opts), Bucket: bucket, Prefix: prefix, Logger: log})
+	mcfg := s3media.Config{Client: s3.New(opts), Bucket: bucket, Prefix: prefix, Logger: log}
+	if ring != nil {
+		mcfg.Keys = ring
+	}
+	m, err := s3media.Open(mcfg)
 	if err != nil {
 		return nil, "", err
 	}

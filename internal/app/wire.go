@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/kvsd/kvsd/internal/awsapi"
 	"github.com/kvsd/kvsd/internal/catalog"
+	"github.com/kvsd/kvsd/internal/catalog/postgres"
 	"github.com/kvsd/kvsd/internal/connlimit"
 	"github.com/kvsd/kvsd/internal/console"
 	"github.com/kvsd/kvsd/internal/diag"
@@ -29,6 +31,7 @@ import (
 	"github.com/kvsd/kvsd/internal/ingest"
 	"github.com/kvsd/kvsd/internal/kvsapi"
 	"github.com/kvsd/kvsd/internal/notify"
+	"github.com/kvsd/kvsd/internal/orphans"
 	"github.com/kvsd/kvsd/internal/playback"
 	"github.com/kvsd/kvsd/internal/retention"
 	"github.com/kvsd/kvsd/internal/sigv4"
@@ -66,6 +69,7 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	if err != nil {
 		return built{}, err
 	}
+	s.node = nodeID(publicURL(cfg.NodeURL, ln.Addr(), tlsCfg != nil))
 	streams := &stream.Service{Store: s.catalog, Region: cfg.Region, AccountID: cfg.AccountID, PublicURL: s.URL}
 	if s.atRest != nil {
 		streams.DefaultKmsKeyID, streams.CheckKmsKey = s.atRest.defaultKmsKeyID(), s.atRest.checkKmsKey
@@ -82,15 +86,27 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 		}
 		loops = append(loops, loop{"disk", s.disk.Run})
 	}
-	if s.orphans != nil {
-		loops = append(loops, loop{"orphans", s.orphans.Run})
+	if s.bucket != nil {
+		// Objects a node wrote but never committed (killed in between, or fenced): one node
+		// of the cluster at a time deletes them.
+		sweep := orphans.New(orphans.Config{Streams: s.catalog, Index: s.catalog, Media: s.bucket, Leases: s.catalog, Holder: s.node, Logger: s.log})
+		loops = append(loops, loop{"orphans", sweep.Run})
 	}
 	hub := playback.NewHub(liveBufferBytes)
 	s.newIngest(cfg, streams, hub, reg)
 	api := s.newAPI(cfg, streams, hub, keys, reg)
 	s.api = api
 	s.http = s.newHTTP(ctx, cfg, api, console.New(console.Config{Region: cfg.Region}), reg)
+	if db, ok := s.catalog.(*postgres.DB); ok {
+		loops = append(loops, loop{"cluster", newClusterWatch(db, streams, hub, cfg.ClusterPoll, s.log, reg).Run})
+	}
 	sweeper := &retention.Sweeper{Store: s.Store, Catalog: s.catalog, Interval: cfg.RetentionInterval, Logger: s.log}
+	if cfg.Catalog != "" { // nodes sharing the catalog: one of them sweeps
+		sweeper.Leases, sweeper.Holder = s.catalog, s.node
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "kvsd_retention_sweeps_total",
+		Help: "Retention sweeps this node made (in a cluster, only the node holding the cluster:retention lease sweeps)."},
+		func() float64 { return float64(sweeper.Sweeps()) }))
 	return built{destination: destination, storage: storage, https: tlsCfg != nil, loops: append([]loop{
 		{"http", func(context.Context) error { return serveUntilShutdown(s.http, ln) }},
 		{"retention", sweeper.Run},
@@ -217,7 +233,7 @@ func (s *Server) newIngest(cfg Config, streams *stream.Service, hub *playback.Hu
 	s.ingest = ingest.NewManager(ingest.Config{
 		Streams: streams, Store: s.Store, Logger: s.log, Registerer: reg, SupersededGrace: cfg.IngestSupersededGrace,
 		MaxClockSkew: cfg.MaxClockSkew,
-		Leases:       leases, NodeID: nodeID(),
+		Leases:       leases, NodeID: s.node,
 		Publish: func(ev ingest.Event) {
 			hub.Publish(ev.Key, playback.Item{Fragment: ev.Fragment, Header: ev.Header, Media: ev.Media}, ev.Persisted)
 			if ev.Persisted {
@@ -243,8 +259,13 @@ func (s *Server) newIngest(cfg Config, streams *stream.Service, hub *playback.Hu
 
 // newAPI builds the KVS API (control plane, PutMedia, playback, status).
 func (s *Server) newAPI(cfg Config, streams *stream.Service, hub *playback.Hub, keys keyring, reg *prometheus.Registry) *kvsapi.Handler {
+	var liveOwner func(*http.Request, stream.Ref) func(http.ResponseWriter, *http.Request) error
+	if db, ok := s.catalog.(*postgres.DB); ok {
+		liveOwner = newLiveOwners(db, streams, s.node, s.log).owner
+	}
 	api := kvsapi.New(kvsapi.Config{
-		Streams: streams,
+		LiveOwner: liveOwner,
+		Streams:   streams,
 		Playback: &playback.Service{Streams: streams, Store: s.Store, Hub: hub, IdleClose: cfg.GetMediaIdleClose, Now: cfg.Now,
 			Tokens: playback.NewTokens(playback.SessionKey(keys.secrets())), Muxer: muxer{}},
 		PublicURL: s.URL,
@@ -301,6 +322,9 @@ func (s *Server) announce(cfg Config, env Env, b built) {
 	if host, _, _ := net.SplitHostPort(cfg.Listen); cfg.PublicURL == "" && net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
 		s.log.Warn("listening on all interfaces without --public-url: GetDataEndpoint answers a loopback URL that remote producers cannot reach", "url", s.URL)
 	}
+	if host, _, _ := net.SplitHostPort(cfg.Listen); cfg.Catalog != "" && cfg.NodeURL == "" && net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
+		s.log.Warn("listening on all interfaces without --node-url: other nodes proxy GetMedia of streams without retention to a loopback URL; set --node-url to this node's address", "node", s.node)
+	}
 	s.log.Info("kvsd serving", "addr", s.Addr.String(), "url", s.URL, "console", s.URL+"/console/", "region", cfg.Region, "account", cfg.AccountID, "data_dir", cfg.DataDir, "storage", b.storage)
 	s.log.Info("images for s3:// destinations are " + b.destination)
 	fmt.Fprintf(env.Stdout, "kvsd: serving the KVS API on %s (region %s). Point clients at it, e.g.\n  /usr/bin/aws kinesisvideo list-streams --endpoint-url %s\n", s.URL, cfg.Region, s.URL)
@@ -310,11 +334,21 @@ func (s *Server) announce(cfg Config, env Env, b built) {
 }
 
 // nodeID names this process as a lease holder: host, process id and a random part, so that a
-// restarted node is a new holder (its predecessor's grants are not its own).
-func nodeID() string {
+// restarted node is a new holder (its predecessor's grants are not its own), then the URL the
+// other nodes reach it on (--node-url), so that a lease row says where its holder serves.
+func nodeID(nodeURL string) string {
 	host, err := os.Hostname()
 	if err != nil {
 		host = "kvsd"
 	}
-	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), rand.Text()[:8])
+	return fmt.Sprintf("%s/%d/%s %s", host, os.Getpid(), rand.Text()[:8], nodeURL)
+}
+
+// nodeURLOf is the URL in a holder written by nodeID, "" if it has none.
+func nodeURLOf(holder string) string {
+	_, u, ok := strings.Cut(holder, " ")
+	if !ok || (!strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://")) {
+		return ""
+	}
+	return u
 }

@@ -91,7 +91,7 @@ func (s *Store) WriteFenced(ctx context.Context, k Key, epoch uint64, header []b
 	if f.Seq <= st.lastSeq {
 		return nil, fmt.Errorf("append to %s: sequence %d is not after the last stored %d", k.Name, f.Seq, st.lastSeq)
 	}
-	meta, err := encodeMeta(f, int64(len(media)), header)
+	meta, err := encodeMeta(f, int64(len(media)), header, encodeFrames(media))
 	if err != nil {
 		return nil, err
 	}

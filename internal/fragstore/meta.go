@@ -28,6 +28,7 @@ type recordMeta struct {
 	HeaderID   string    `json:"headerId"`
 	Header     []byte    `json:"header"` // base64 (encoding/json's []byte)
 	Tags       []metaTag `json:"tags,omitempty"`
+	Frames     []byte    `json:"frames,omitempty"` // the frame table (frames.go), base64
 }
 
 type metaTag struct {
@@ -35,11 +36,12 @@ type metaTag struct {
 	Value string `json:"value"`
 }
 
-func encodeMeta(f *fragment.Fragment, size int64, header []byte) ([]byte, error) {
+func encodeMeta(f *fragment.Fragment, size int64, header, frames []byte) ([]byte, error) {
 	m := recordMeta{
 		V: metaVersion, Number: f.Number, Timecode: f.Timecode,
 		ProducerMs: f.ProducerTime.UnixMilli(), ServerMs: f.ServerTime.UnixMilli(),
 		DurationMs: f.Duration.Milliseconds(), Size: size, HeaderID: f.HeaderID, Header: header,
+		Frames: frames,
 	}
 	for _, t := range f.Tags {
 		m.Tags = append(m.Tags, metaTag(t))

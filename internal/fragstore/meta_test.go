@@ -18,7 +18,7 @@ func TestMetaRoundTrip(t *testing.T) {
 		Duration: 2 * time.Second, Size: 3, HeaderID: "h",
 		Tags: []mkv.SimpleTag{{Name: fragment.TagNotification, Value: "v"}},
 	}
-	b, err := encodeMeta(f, 3, []byte("hdr"))
+	b, err := encodeMeta(f, 3, []byte("hdr"), nil)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"v":1,"number":"91700000000123000000000000000000000000000000042","timecode":1700000000013,`+
 		`"producerMs":1700000000013,"serverMs":1700000000626,"durationMs":2000,"size":3,"headerId":"h",`+

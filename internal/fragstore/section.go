@@ -2,11 +2,13 @@ package fragstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 
 	"github.com/kvsd/kvsd/internal/fragment"
+	"github.com/kvsd/kvsd/internal/mkv"
 )
 
 // ErrNoSections is Sections' answer when the media backend keeps no files (an object store).
@@ -45,6 +47,9 @@ type sectionMedia interface {
 	// opened it) after checking its record's checksums or decrypting it. On error dst is
 	// returned as it was.
 	ReadSection(ctx context.Context, f *os.File, loc Location, dst []byte) ([]byte, error)
+	// ReadMetaSection returns the record's meta (Record.Meta) at loc, read from f, after
+	// checking its checksum, without reading the media.
+	ReadMetaSection(f *os.File, loc Location) ([]byte, error)
 }
 
 // Sections opens the files holding frags' media; ErrNoSections when the backend has none.
@@ -94,6 +99,25 @@ func (ss *Sections) ReadAppend(ctx context.Context, i int, dst []byte) ([]byte, 
 		return dst, ss.store.noteRead(ss.key, ss.numbers[i], fmt.Errorf("media of fragment %s: %w", ss.numbers[i], err))
 	}
 	return out, nil
+}
+
+// Frames returns the i-th fragment's frame table (where each frame lies in its media and when
+// it plays) from its record's meta, without reading the media; ok false when the record has
+// none (written before tables were) or it does not check out: the media must then be read.
+func (ss *Sections) Frames(i int) ([]mkv.FramePlace, bool) {
+	meta, err := ss.media.ReadMetaSection(ss.in[i], ss.locs[i])
+	if err != nil {
+		return nil, false
+	}
+	var m struct {
+		Size   int64  `json:"size"`
+		Frames []byte `json:"frames"`
+	}
+	if json.Unmarshal(meta, &m) != nil || len(m.Frames) == 0 || m.Size != ss.locs[i].Length {
+		return nil, false
+	}
+	frames, err := decodeFrames(m.Frames, m.Size)
+	return frames, err == nil
 }
 
 // Close closes the files.

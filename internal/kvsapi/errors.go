@@ -6,8 +6,8 @@ import (
 	"net/http"
 
 	"github.com/kvsd/kvsd/internal/awsapi"
-	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/catalog"
+	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/imagegen"
 	"github.com/kvsd/kvsd/internal/keys"
 	"github.com/kvsd/kvsd/internal/playback"

@@ -1,6 +1,8 @@
 package kvsapi
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 
 	"github.com/kvsd/kvsd/internal/awsapi"
@@ -34,6 +36,15 @@ func (h *Handler) getMedia(w http.ResponseWriter, r *http.Request) {
 	if in.StartSelector == nil {
 		h.fail(w, r, awsapi.InvalidArgument("StartSelector is required"))
 		return
+	}
+	if h.liveOwner != nil {
+		if proxy := h.liveOwner(r, in.ref()); proxy != nil {
+			r.Body = io.NopCloser(bytes.NewReader(body)) // as signed, for the owner to verify
+			if err := proxy(w, r); err != nil {
+				h.fail(w, r, err)
+			}
+			return
+		}
 	}
 	sel := playback.StartSelector{Type: in.StartSelector.StartSelectorType,
 		AfterFragmentNumber: in.StartSelector.AfterFragmentNumber, ContinuationToken: in.StartSelector.ContinuationToken}

@@ -36,6 +36,7 @@ type Handler struct {
 	mux        *http.ServeMux
 	ops        map[string]bool // every operation name served, for bounded metric labels
 	chain      http.Handler
+	liveOwner  func(r *http.Request, ref stream.Ref) func(w http.ResponseWriter, r *http.Request) error
 }
 
 // Config wires the handler's dependencies; a nil Registerer disables metrics registration.
@@ -55,6 +56,11 @@ type Config struct {
 	// WriteTimeout ends a response whose client accepts less than 256 KiB within it (a client
 	// that stopped reading a GetMedia stream, a playlist, acks). 0: 30 s.
 	WriteTimeout time.Duration
+	// LiveOwner, when set, is asked about each authenticated GetMedia: it returns a proxy to
+	// the node that serves the stream when this one cannot (a stream without retention is only
+	// in the memory of the node ingesting it), or nil to serve it here. A proxy's error, before
+	// any response, is answered as the API's errors are.
+	LiveOwner func(r *http.Request, ref stream.Ref) (proxy func(w http.ResponseWriter, r *http.Request) error)
 }
 
 // opFunc handles one JSON operation: body in, response value (or nil for {}) out.
@@ -76,7 +82,7 @@ func New(cfg Config) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{streams: cfg.Streams, playback: cfg.Playback, images: cfg.Images, status: cfg.Status, auth: cfg.Auth, publicURL: cfg.PublicURL, log: log, bodyRead: cmp.Or(cfg.BodyReadTimeout, 10*time.Second), writeStall: cmp.Or(cfg.WriteTimeout, 30*time.Second), metrics: newMetrics(cfg.Registry),
+	h := &Handler{streams: cfg.Streams, playback: cfg.Playback, images: cfg.Images, status: cfg.Status, auth: cfg.Auth, publicURL: cfg.PublicURL, log: log, bodyRead: cmp.Or(cfg.BodyReadTimeout, 10*time.Second), writeStall: cmp.Or(cfg.WriteTimeout, 30*time.Second), metrics: newMetrics(cfg.Registry), liveOwner: cfg.LiveOwner,
 		mux: http.NewServeMux(), ops: map[string]bool{}}
 	h.chain = h.observe(h.cors(h.authenticate(h.mux)))
 	for name, fn := range h.controlPlane() {

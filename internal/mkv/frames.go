@@ -19,6 +19,15 @@ type Frame struct {
 	Data []byte
 }
 
+// FramePlace is a Frame by where it lies in its fragment's media instead of its bytes: Offset
+// and Size bytes from the start of the media ClusterFrames read (a stored frame table).
+type FramePlace struct {
+	Track        uint64
+	Timecode     int64
+	Keyframe     bool
+	Offset, Size int64
+}
+
 // Block header lacing bits (Matroska: 00 none, 01 Xiph, 11 EBML, 10 fixed).
 const flagLacing = 0x06
 

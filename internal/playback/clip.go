@@ -68,16 +68,42 @@ func (s *Service) Clip(ctx context.Context, in ClipInput) (*ClipAnswer, error) {
 		return nil, err
 	}
 	sess := &Session{Kind: kind}
-	a.clip, err = media.PlanClip(len(frags), func(i int, buf []byte) (MuxFragment, error) {
-		if a.secs == nil {
-			return s.muxInput(ctx, sess, k, frags[i], buf)
-		}
+	a.read = func(i int, buf []byte) ([]byte, error) {
 		if err := ctx.Err(); err != nil {
-			return MuxFragment{}, err
+			return buf, err
 		}
-		b, err := a.secs.ReadAppend(ctx, i, buf[:0])
+		if a.secs == nil {
+			return s.Store.MediaAppend(ctx, k, frags[i], buf)
+		}
+		return a.secs.ReadAppend(ctx, i, buf)
+	}
+	a.n = len(frags)
+	frag := func(i int, _ []byte) (MuxFragment, error) {
+		if a.ahead != nil {
+			b, err := a.ahead.Fragment(i)
+			return muxFragment(sess, frags[i], b), err
+		}
+		// The first pass from frame tables: the media is read (and decrypted) once, when sent.
+		if ft, ok := a.secs.Frames(i); ok {
+			mf := muxFragment(sess, frags[i], nil)
+			mf.Frames, mf.Size = ft, frags[i].Size
+			return mf, nil
+		}
+		b, err := a.read(i, nil) // a record from before frame tables
 		return muxFragment(sess, frags[i], b), err
-	})
+	}
+	err = ErrClipNeedsMedia
+	if a.secs != nil && !a.secs.Verbatim() {
+		// Encrypted media: its clear frame tables lay the clip out.
+		a.clip, err = media.PlanClip(a.n, frag)
+	}
+	if errors.Is(err, ErrClipNeedsMedia) {
+		// Both passes read the fragments through a readAhead, the first one here, the second
+		// in WriteTo unless the media is sent from the files.
+		a.ahead = startReadAhead(a.n, a.read)
+		a.clip, err = media.PlanClip(a.n, frag)
+		a.ahead.Stop()
+	}
 	if err != nil {
 		_ = a.Close()
 		return nil, err
@@ -99,13 +125,18 @@ type ClipAnswer struct {
 	// than 4 bytes).
 	FromFiles bool
 
-	clip Clip
-	secs *fragstore.Sections // nil: the media backend keeps no files
+	clip  Clip
+	secs  *fragstore.Sections // nil: the media backend keeps no files
+	n     int                 // fragments
+	read  func(i int, buf []byte) ([]byte, error)
+	ahead *readAhead // the pass under way
 }
 
 // WriteTo writes the MP4 to w.
 func (a *ClipAnswer) WriteTo(w io.Writer) (int64, error) {
 	if !a.FromFiles {
+		a.ahead = startReadAhead(a.n, a.read)
+		defer a.ahead.Stop()
 		return a.clip.Send(w, nil)
 	}
 	return a.clip.Send(w, func(i int, w io.Writer) (int64, error) {

@@ -63,7 +63,29 @@ func (h *Hub) Publish(k fragstore.Key, it Item, persisted bool) {
 	l.wake = make(chan struct{})
 }
 
-// Wait returns a channel closed at the next Publish for k.
+// Wake wakes k's waiters without a fragment: another node committed one, which readers find
+// in the store. Streams nobody waits on are left alone.
+func (h *Hub) Wake(k fragstore.Key) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if l := h.streams[k]; l != nil {
+		close(l.wake)
+		l.wake = make(chan struct{})
+	}
+}
+
+// WakeAll wakes every waiter, so that each looks at the store again: notifications of other
+// nodes' fragments may have been missed.
+func (h *Hub) WakeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, l := range h.streams {
+		close(l.wake)
+		l.wake = make(chan struct{})
+	}
+}
+
+// Wait returns a channel closed at the next Publish (or Wake) for k.
 func (h *Hub) Wait(k fragstore.Key) <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()

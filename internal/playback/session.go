@@ -9,6 +9,7 @@ import (
 
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/mkv"
 	"github.com/kvsd/kvsd/internal/stream"
 )
 
@@ -107,7 +108,15 @@ type MuxFragment struct {
 	Timecode int64
 	Start    time.Duration
 	Duration time.Duration
+	// Frames and Size, with Media nil, are the fragment's stored frame table and media size:
+	// PlanClip may lay out the clip from them, or answer ErrClipNeedsMedia.
+	Frames []mkv.FramePlace
+	Size   int64
 }
+
+// ErrClipNeedsMedia is PlanClip's answer to frame tables when the clip needs the frames' bytes
+// in its first pass (remux.ErrNeedsMedia).
+var ErrClipNeedsMedia = errors.New("the clip needs the frames' bytes, not their places")
 
 // Muxer opens a stream header for muxing; app wires internal/remux behind it.
 type Muxer interface {

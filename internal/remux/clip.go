@@ -1,6 +1,8 @@
 package remux
 
 import (
+	"github.com/kvsd/kvsd/internal/h26x"
+
 	"bufio"
 	"encoding/binary"
 	"errors"
@@ -44,6 +46,9 @@ type Clip struct {
 	// verbatim: each part is the fragment's media; else tracks say what Send writes.
 	verbatim bool
 	tracks   []*clipTrack
+	// tabled: fragments were planned from frame tables, so Send checks each video frame of
+	// the media it reads (as the first pass does when it parses the media).
+	tabled bool
 }
 
 // Size is the bytes of the MP4.
@@ -80,11 +85,24 @@ func (m *Media) planClip(n int, frag func(i int, buf []byte) (Fragment, error), 
 			return nil, fmt.Errorf("remux: clip fragment %d: %w", i, err)
 		}
 		buf = f.Media
-		p, err := m.parse(f)
+		var p *parsed
+		size := int64(len(f.Media))
+		if f.Media == nil && f.Frames != nil {
+			// A frame table serves only where the mdat is the stored media: rewritten payloads
+			// need the frames' bytes for their sizes.
+			if !c.verbatim {
+				return nil, ErrNeedsMedia
+			}
+			p, err = m.parseTable(f)
+			size = f.Size
+			c.tabled = true
+		} else {
+			p, err = m.parse(f)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("remux: clip fragment %d: %w", i, err)
 		}
-		if err := c.add(i, p, f.Media); err != nil {
+		if err := c.add(i, p, f.Media, size); err != nil {
 			return nil, fmt.Errorf("remux: clip fragment %d: %w", i, err)
 		}
 	}
@@ -158,6 +176,11 @@ func (s *sender) part(i int, size int64) error {
 		if int64(len(f.Media)) != size {
 			return fmt.Errorf("changed between passes: %d bytes of media, not %d", len(f.Media), size)
 		}
+		if s.c.tabled {
+			if err := s.checkVideo(i, f.Media); err != nil {
+				return err
+			}
+		}
 		_, err := s.w.Write(f.Media)
 		return err
 	}
@@ -188,12 +211,35 @@ func (s *sender) part(i int, size int64) error {
 	return nil
 }
 
+// ErrNeedsMedia is PlanClip's answer to frame tables where the clip needs the frames' bytes
+// in its first pass (payloads rewritten): the caller plans again with the media.
+var ErrNeedsMedia = errors.New("remux: clip: the frames' bytes are needed, not their places")
+
+// checkVideo checks fragment i's video frames in its media as the first pass checks parsed
+// ones (NAL unit lengths that add up), before any of it is sent.
+func (s *sender) checkVideo(i int, media []byte) error {
+	for t, ct := range s.c.tracks {
+		if ct.index != 0 {
+			continue
+		}
+		for ; s.cursor[t] < len(ct.samples) && ct.at[s.cursor[t]].frag == i; s.cursor[t]++ {
+			j := s.cursor[t]
+			b := media[ct.at[j].pos : ct.at[j].pos+int64(ct.samples[j].PayloadSize)]
+			if err := h26x.CheckAVCC(b, s.c.m.video.lengthSize); err != nil {
+				return fmt.Errorf("track %d (%v): frame %d: %w: %w", ct.index+1, s.c.m.video.codec, j, ErrInvalidFrame, err)
+			}
+		}
+	}
+	return nil
+}
+
 // errClipTooBig: the clip's MP4 has 32-bit offsets and durations.
 var errClipTooBig = errors.New("clip too big for a 32-bit MP4")
 
 // clip collects the sample tables of the first pass.
 type clip struct {
 	m        *Media
+	tabled   bool  // some fragment was planned from its frame table: Send checks its frames
 	zero     int64 // ns: fragment 0's first frame
 	tracks   [2]clipTrack
 	media    []int64 // bytes of each fragment's media
@@ -225,7 +271,7 @@ const (
 	maxMoovFixed     = 64 << 10
 )
 
-func (c *clip) add(i int, p *parsed, media []byte) error {
+func (c *clip) add(i int, p *parsed, media []byte, size int64) error {
 	if i == 0 {
 		c.zero = p.first
 	}
@@ -234,8 +280,8 @@ func (c *clip) add(i int, p *parsed, media []byte) error {
 			return fmt.Errorf("track %d: %w", ti+1, err)
 		}
 	}
-	c.media = append(c.media, int64(len(media)))
-	c.bytes += int64(len(media)) // at least every payload of the fragment, unless rewritten
+	c.media = append(c.media, size)
+	c.bytes += size // at least every payload of the fragment, unless rewritten
 	if c.bytes+c.count*maxMoovPerSample+maxMoovFixed > math.MaxUint32 {
 		return fmt.Errorf("%d bytes of media: %w", c.bytes, errClipTooBig)
 	}
@@ -278,11 +324,17 @@ func (c *clip) addTrack(i, ti int, fs []frame, p *parsed, media []byte) error {
 			return fmt.Errorf("frame %d is presented %d ticks from its decode time: %w", k, off, ErrInvalidFrame)
 		}
 		size := len(fs[k].data)
+		if fs[k].placed {
+			size = int(fs[k].size)
+		}
 		if ti == 0 && c.m.video.lengthSize != 4 {
 			size = avccSize(fs[k].data, c.m.video.lengthSize)
 			c.bytes += int64(size)
 		}
 		pos, ok := offsetIn(media, fs[k].data)
+		if fs[k].placed {
+			pos, ok = fs[k].pos, true
+		}
 		c.verbatim = c.verbatim && ok
 		slab[k] = pmp4.Sample{
 			Duration:        uint32(t.dur),
@@ -313,7 +365,7 @@ func (c *clip) layout(frag func(i int, buf []byte) (Fragment, error)) (*Clip, er
 	if err != nil {
 		return nil, err
 	}
-	out := &Clip{m: c.m, frag: frag, verbatim: c.verbatim, parts: make([]int64, len(c.media))}
+	out := &Clip{m: c.m, frag: frag, verbatim: c.verbatim, tabled: c.tabled, parts: make([]int64, len(c.media))}
 	for ti := range c.tracks {
 		if len(c.tracks[ti].samples) > 0 {
 			out.tracks = append(out.tracks, &c.tracks[ti])

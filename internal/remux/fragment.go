@@ -16,6 +16,10 @@ type Fragment struct {
 	Timecode int64         // the Cluster Timecode in TimecodeScale ticks (fragment.Fragment.Timecode)
 	Start    time.Duration // where that Timecode sits on the output timeline (e.g. producer time since the Unix epoch)
 	Duration time.Duration // fragment.Fragment.Duration: gives the last sample its duration
+	// Frames, when Media is nil, is the fragment's stored frame table, Size its media's bytes: a
+	// clip's first pass can lay out the MP4 from them without the media (PlanClip).
+	Frames []mkv.FramePlace
+	Size   int64
 }
 
 // A frame's output time = Start + (frame timecode - Timecode) * TimecodeScale.
@@ -26,6 +30,10 @@ type frame struct {
 	dts  int64 // the k-th smallest pts of the track's frames for the k-th frame (package doc)
 	key  bool
 	data []byte // as stored, aliasing the fragment's bytes
+	// placed: data is nil, and the frame is size bytes at pos of the fragment's media (a
+	// frame table's entry).
+	placed    bool
+	pos, size int64
 }
 
 // parsed is a fragment's frames of video (0) and audio (1) in decode order.
@@ -61,6 +69,32 @@ func (m *Media) parse(f Fragment) (*parsed, error) {
 		p.tracks[i] = append(p.tracks[i], frame{pts: ns, dts: ns, key: fr.Keyframe, data: fr.Data})
 	}
 	if f.Duration > 0 && len(frames) > 0 {
+		p.end, p.hasEnd = addInt(p.first, int64(f.Duration))
+	}
+	decodeTimes(p.tracks[0])
+	return p, nil
+}
+
+// parseTable is parse from the fragment's frame table: where the frames lie instead of their
+// bytes, which the clip reads in its second pass.
+func (m *Media) parseTable(f Fragment) (*parsed, error) {
+	p := &parsed{first: math.MaxInt64}
+	for _, fr := range f.Frames {
+		ns, ok := m.outTime(f, fr.Timecode)
+		if !ok {
+			return nil, fmt.Errorf("track %d: frame timecode %d with fragment timecode %d and start %v is outside the timeline: %w", fr.Track, fr.Timecode, f.Timecode, f.Start, ErrInvalidFrame)
+		}
+		p.first = min(p.first, ns)
+		i, err := m.trackIndex(fr.Track)
+		if err != nil {
+			continue
+		}
+		if fr.Size == 0 {
+			return nil, fmt.Errorf("track %d: empty frame at timecode %d: %w", fr.Track, fr.Timecode, ErrInvalidFrame)
+		}
+		p.tracks[i] = append(p.tracks[i], frame{pts: ns, dts: ns, key: fr.Keyframe, placed: true, pos: fr.Offset, size: fr.Size})
+	}
+	if f.Duration > 0 && len(f.Frames) > 0 {
 		p.end, p.hasEnd = addInt(p.first, int64(f.Duration))
 	}
 	decodeTimes(p.tracks[0])

@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
+	kvscatalog "github.com/kvsd/kvsd/internal/catalog"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/stream"
 )
@@ -22,6 +24,18 @@ type catalog interface {
 	GetStream(ctx context.Context, name string) (*stream.Stream, error)
 }
 
+// Leases are the catalog's leases (catalog.Leases), which nodes sharing a catalog use to
+// agree on one sweeper.
+type Leases interface {
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (kvscatalog.Lease, error)
+	RenewLease(ctx context.Context, l kvscatalog.Lease, ttl time.Duration) (kvscatalog.Lease, error)
+	ReleaseLease(ctx context.Context, l kvscatalog.Lease) error
+}
+
+// LeaseName is the lease row of the cluster's sweeper: stream names cannot hold a colon, so
+// it never meets a stream's lease.
+const LeaseName = "cluster:retention"
+
 // Sweeper expires fragments; Interval bounds how late a fragment disappears after its expiry.
 type Sweeper struct {
 	Store    store
@@ -29,7 +43,17 @@ type Sweeper struct {
 	Interval time.Duration // default 10 s
 	Now      func() time.Time
 	Logger   *slog.Logger
+	// Leases, when set, make the sweeper one of a cluster's: it sweeps only while it holds
+	// the LeaseName lease (as Holder), renewed at every sweep, so that one node sweeps;
+	// when that node dies its lease expires (3 intervals) and another takes it.
+	Leases Leases
+	Holder string
+
+	sweeps atomic.Int64
 }
+
+// Sweeps counts the sweeps this sweeper made.
+func (s *Sweeper) Sweeps() int64 { return s.sweeps.Load() }
 
 // Run sweeps every Interval until ctx ends.
 func (s *Sweeper) Run(ctx context.Context) error {
@@ -39,15 +63,61 @@ func (s *Sweeper) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var held *kvscatalog.Lease
+	defer func() {
+		if held != nil { // hand over at once rather than at expiry
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = s.Leases.ReleaseLease(rctx, *held)
+		}
+	}()
 	for {
-		if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log().Error("retention sweep failed", "err", err)
+		var mine bool
+		if s.Leases == nil {
+			mine = true
+		} else {
+			held, mine = s.lease(ctx, held, 3*interval)
+		}
+		if mine {
+			if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log().Error("retention sweep failed", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// lease renews the held lease or acquires it, and says whether this node may sweep now: it
+// holds a grant whose ttl, counted from before the request, has not run out.
+func (s *Sweeper) lease(ctx context.Context, held *kvscatalog.Lease, ttl time.Duration) (*kvscatalog.Lease, bool) {
+	var l kvscatalog.Lease
+	var err error
+	if held != nil {
+		if l, err = s.Leases.RenewLease(ctx, *held, ttl); err == nil {
+			return &l, true
+		}
+		if !errors.Is(err, kvscatalog.ErrFenced) {
+			s.log().Warn("retention: renewing the sweeper's lease", "err", err)
+			return held, false // renewed next time, if still ours; no sweep on an unconfirmed grant
+		}
+		s.log().Info("retention: another node took over the sweeps")
+	}
+	l, err = s.Leases.AcquireLease(ctx, LeaseName, s.Holder, ttl)
+	switch {
+	case err == nil:
+		s.log().Info("retention: this node sweeps for the cluster", "epoch", l.Epoch)
+		return &l, true
+	case errors.Is(err, kvscatalog.ErrLeaseHeld):
+		return nil, false // another node sweeps
+	default:
+		if ctx.Err() == nil {
+			s.log().Warn("retention: taking the sweeper's lease", "err", err)
+		}
+		return nil, false
 	}
 }
 
@@ -61,6 +131,7 @@ func (s *Sweeper) Sweep(ctx context.Context) error {
 	if s.Now != nil {
 		now = s.Now()
 	}
+	s.sweeps.Add(1)
 	var errs []error
 	for _, k := range keys {
 		st, err := s.Catalog.GetStream(ctx, k.Name)

@@ -67,11 +67,14 @@ type Service struct {
 }
 
 // Changes counts the changes to streams made through the service (create, update, delete),
-// each counted once the catalog has it. A reader that caches a stream (a PutMedia session, per
-// fragment) reads it again only when Changes moved since it read it. Changes made by another
-// process are not counted: a catalog shared between nodes must feed this from its own change
-// notifications.
+// each counted once the catalog has it, and those NoteChange reports. A reader that caches a
+// stream (a PutMedia session, per fragment) reads it again only when Changes moved since it
+// read it.
 func (s *Service) Changes() uint64 { return s.changes.Load() }
+
+// NoteChange counts a change made by another process sharing the catalog (another kvsd node),
+// or one that may have been: readers of cached streams read them again.
+func (s *Service) NoteChange() { s.changes.Add(1) }
 
 func (s *Service) now() time.Time {
 	if s.Now != nil {

@@ -185,6 +185,9 @@ func (d *DB) PutFragments(ctx context.Context, puts []catalog.Put) error {
 			WHERE s.last_seq < EXCLUDED.last_seq`,
 			k.Name, k.CreatedMs, int64(last.Fragment.Seq), int64(last.Location.Segment), last.Location.Offset, last.Location.Length)
 		checks = append(checks, execOK)
+		// Delivered at commit, to the listeners of every node (live readers elsewhere).
+		b.Queue(`SELECT pg_notify($1, $2)`, FragmentsChannel, fragmentPayload(k, last.Fragment.Seq))
+		checks = append(checks, execOK)
 
 		headers := map[string]*headerRefs{}
 		var hids []string

@@ -75,3 +75,17 @@ func (d *DB) ReleaseLease(ctx context.Context, l catalog.Lease) error {
 	}
 	return nil
 }
+
+// LeaseHolder returns the holder of name's live lease, "" when nobody holds it (never taken,
+// released or expired).
+func (d *DB) LeaseHolder(ctx context.Context, name string) (string, error) {
+	var holder string
+	err := d.pool.QueryRow(ctx, `SELECT holder FROM stream_leases WHERE stream = $1 AND expires_at > now()`, name).Scan(&holder)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("lease holder of %s: %w", name, err)
+	}
+	return holder, nil
+}

@@ -66,7 +66,7 @@ func (d *DB) CreateStream(ctx context.Context, s *stream.Stream) error {
 			}
 			return fmt.Errorf("create stream %s: %w", s.Name, err)
 		}
-		return nil
+		return notifyStream(ctx, tx, s.Name)
 	})
 }
 
@@ -141,8 +141,10 @@ func (d *DB) UpdateStream(ctx context.Context, name string, fn func(*stream.Stre
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE streams SET record = $2 WHERE name = $1`, name, string(rec))
-		return err
+		if _, err = tx.Exec(ctx, `UPDATE streams SET record = $2 WHERE name = $1`, name, string(rec)); err != nil {
+			return err
+		}
+		return notifyStream(ctx, tx, name)
 	})
 	if err != nil {
 		return nil, err
@@ -163,7 +165,9 @@ func (d *DB) DeleteStream(ctx context.Context, name string, check func(*stream.S
 				return errRollback{err}
 			}
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM streams WHERE name = $1`, name)
-		return err
+		if _, err = tx.Exec(ctx, `DELETE FROM streams WHERE name = $1`, name); err != nil {
+			return err
+		}
+		return notifyStream(ctx, tx, name)
 	})
 }

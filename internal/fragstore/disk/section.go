@@ -34,3 +34,31 @@ func (m *Media) ReadSection(ctx context.Context, f *os.File, loc fragstore.Locat
 	}
 	return out, nil
 }
+
+// ReadMetaSection returns the meta of the record at loc, read from f (loc's segment as
+// OpenSegment opened it) after checking its checksum, without reading the media: the meta
+// lies in clear after the data field.
+func (m *Media) ReadMetaSection(f *os.File, loc fragstore.Location) ([]byte, error) {
+	if err := checkLoc(loc.Offset, loc.Length); err != nil {
+		return nil, err
+	}
+	var hb [recHeaderLen]byte
+	if err := readFull(f, hb[:], loc.Offset-recHeaderLen); err != nil {
+		return nil, fmt.Errorf("segment %d: %w", loc.Segment, err)
+	}
+	h, err := decodeRecHeader(hb[:])
+	if err != nil {
+		return nil, fmt.Errorf("segment %d: %w", loc.Segment, err)
+	}
+	if h.dataLen != loc.Length {
+		return nil, corrupt("record holds %d bytes of data, location says %d", h.dataLen, loc.Length)
+	}
+	meta := make([]byte, h.metaLen)
+	if err := readFull(f, meta, loc.Offset+h.stored()); err != nil {
+		return nil, fmt.Errorf("segment %d: %w", loc.Segment, err)
+	}
+	if crc(meta) != h.metaCRC {
+		return nil, corrupt("meta checksum mismatch in record %d", h.seq)
+	}
+	return meta, nil
+}

@@ -17,11 +17,16 @@
 // means nothing in an object store). Objects are written with If-None-Match: * so that no
 // write ever replaces a stored object: a repeated PUT of the same bytes (a retry whose first
 // answer was lost) is accepted, different bytes under the same key are refused.
+//
+// With Config.Keys (as kvsd runs) every object's media is sealed with its stream's data key
+// (AES-256-GCM), the wrapped data key in the object's header, as the disk media seals its
+// records: any node given the same key file or KMS reads any node's objects.
 package s3media
 
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -43,6 +48,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/kvsd/kvsd/internal/fragstore"
+	"github.com/kvsd/kvsd/internal/keys"
 )
 
 // DefaultSegmentSpan is Config.SegmentSpan's default, the disk media's.
@@ -76,6 +82,16 @@ type Config struct {
 	Prefix      string        // key prefix, without leading or trailing slash; "" for the bucket's root
 	SegmentSpan time.Duration // 0: DefaultSegmentSpan
 	Logger      *slog.Logger  // nil: discard
+	// Keys seals new records with each stream's data key (keys.Ring), and opens version 2
+	// objects. nil writes records in clear (version 1): tests and benchmarks compare the two.
+	Keys Keys
+}
+
+// Keys hands out data keys (keys.Ring): a stream's current one for new records, and the one
+// an object header names for reading it.
+type Keys interface {
+	DataKey(ctx context.Context, k fragstore.Key) (*keys.DataKey, error)
+	Open(ctx context.Context, w keys.Wrapped) (cipher.AEAD, error)
 }
 
 // Media is the S3 fragstore.Media. It is safe for concurrent use.
@@ -85,6 +101,7 @@ type Media struct {
 	prefix string // "" or ending in "/"
 	span   time.Duration
 	log    *slog.Logger
+	keys   Keys // nil: records in clear
 	closed atomic.Bool
 
 	mu      sync.Mutex
@@ -106,7 +123,7 @@ func Open(cfg Config) (*Media, error) {
 	if cfg.Client == nil || cfg.Bucket == "" {
 		return nil, errors.New("s3 media: Config.Client and Config.Bucket are required")
 	}
-	m := &Media{api: cfg.Client, bucket: cfg.Bucket, span: cfg.SegmentSpan, log: cfg.Logger, streams: map[fragstore.Key]*streamState{}}
+	m := &Media{api: cfg.Client, bucket: cfg.Bucket, span: cfg.SegmentSpan, log: cfg.Logger, keys: cfg.Keys, streams: map[fragstore.Key]*streamState{}}
 	if p := strings.Trim(cfg.Prefix, "/"); p != "" {
 		m.prefix = p + "/"
 	}
@@ -185,6 +202,13 @@ func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Recor
 	if len(rec.Meta) > maxMeta || int64(len(rec.Data)) > 1<<32-1 {
 		return fragstore.Location{}, fmt.Errorf("s3 media: record %d of %s is too large", rec.Seq, k.Name)
 	}
+	var dk *keys.DataKey
+	if m.keys != nil {
+		var err error
+		if dk, err = m.keys.DataKey(ctx, k); err != nil {
+			return fragstore.Location{}, fmt.Errorf("s3 media: data key of %s: %w", k.Name, err)
+		}
+	}
 	st := m.state(k)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -203,7 +227,11 @@ func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Recor
 		st.maxSeg = st.cur
 		st.count, st.minT, st.maxT = 0, rec.Time, rec.Time
 	}
-	if err := m.put(ctx, m.objectKey(k, st.cur, rec.Seq), encodeObject(k, st.cur, rec)); err != nil {
+	body, err := encodeObject(k, st.cur, rec, dk)
+	if err != nil {
+		return fragstore.Location{}, fmt.Errorf("s3 media: record %d of %s: %w", rec.Seq, k.Name, err)
+	}
+	if err := m.put(ctx, m.objectKey(k, st.cur, rec.Seq), body); err != nil {
 		return fragstore.Location{}, fmt.Errorf("s3 media: record %d of %s: %w", rec.Seq, k.Name, err)
 	}
 	st.count++
@@ -258,8 +286,8 @@ func (m *Media) get(ctx context.Context, key, rng string) ([]byte, error) {
 	return io.ReadAll(out.Body)
 }
 
-// Read fetches the record's header and data in one ranged GET (the meta is left behind) and
-// checks them against loc.
+// Read fetches the record's header and data in one ranged GET (most of the meta is left
+// behind), checks them against loc and opens the seal.
 func (m *Media) Read(ctx context.Context, k fragstore.Key, loc fragstore.Location) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -270,8 +298,9 @@ func (m *Media) Read(ctx context.Context, k fragstore.Key, loc fragstore.Locatio
 	if loc.Length <= 0 || loc.Offset <= 0 || loc.Length > 1<<32-1 {
 		return nil, fmt.Errorf("s3 media: %+v of %s is not a location of this media", loc, k.Name)
 	}
-	hl := headerLen(k)
-	b, err := m.get(ctx, m.objectKey(k, loc.Segment, uint64(loc.Offset)), fmt.Sprintf("bytes=0-%d", hl+loc.Length-1))
+	// The header's length depends on the wrapped data key it holds: ask for the longest
+	// header and the sealed data; what comes of the meta beyond them is ignored.
+	b, err := m.get(ctx, m.objectKey(k, loc.Segment, uint64(loc.Offset)), fmt.Sprintf("bytes=0-%d", headerLen(k)+maxKeyFields+loc.Length+sealOverhead-1))
 	if err != nil {
 		return nil, fmt.Errorf("s3 media: fragment %d in segment %d of %s: %w", loc.Offset, loc.Segment, k.Name, err)
 	}
@@ -279,14 +308,19 @@ func (m *Media) Read(ctx context.Context, k fragstore.Key, loc fragstore.Locatio
 	if err != nil {
 		return nil, err
 	}
-	if h.dataLen != loc.Length || int64(len(b)) != hl+loc.Length {
-		return nil, fmt.Errorf("s3 media: fragment %d of %s holds %d bytes, not the %d its location says", loc.Offset, k.Name, h.dataLen, loc.Length)
+	if h.dataLen != loc.Length || int64(len(b)) < h.len+h.stored() {
+		return nil, fmt.Errorf("%w: fragment %d of %s holds %d bytes, not the %d its location says", fragstore.ErrCorrupt, loc.Offset, k.Name, h.dataLen, loc.Length)
 	}
-	data := b[hl:]
-	if crc(data) != h.dataCRC {
-		return nil, fmt.Errorf("%w: fragment %d in segment %d of %s: data checksum", fragstore.ErrCorrupt, loc.Offset, loc.Segment, k.Name)
+	var aead cipher.AEAD
+	if h.key != nil {
+		if m.keys == nil {
+			return nil, errNoKeys
+		}
+		if aead, err = m.keys.Open(ctx, *h.key); err != nil {
+			return nil, fmt.Errorf("s3 media: data key of fragment %d of %s: %w", loc.Offset, k.Name, err)
+		}
 	}
-	return data, nil
+	return openData(k, loc, h, b[h.len:h.len+h.stored()], aead)
 }
 
 // object is one listed record object.
@@ -485,9 +519,10 @@ func (m *Media) verify(ctx context.Context, k fragstore.Key, loc fragstore.Locat
 	if err != nil {
 		return err
 	}
-	hl := headerLen(k)
-	if h.dataLen != loc.Length || int64(len(b)) != hl+h.dataLen+h.metaLen ||
-		crc(b[hl:hl+h.dataLen]) != h.dataCRC || crc(b[hl+h.dataLen:]) != h.metaCRC {
+	// The CRCs, not the seal: a check that needs no key, as recovery on disk.
+	end := h.len + h.stored()
+	if h.dataLen != loc.Length || int64(len(b)) != end+h.metaLen ||
+		crc(b[h.len:end]) != h.dataCRC || crc(b[end:]) != h.metaCRC {
 		return fmt.Errorf("%w: fragment %d in segment %d of %s fails its checks", fragstore.ErrCorrupt, loc.Offset, loc.Segment, k.Name)
 	}
 	return nil

@@ -1,0 +1,80 @@
+package playback
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// readAhead reads fragments 0..n-1 of a clip on worker goroutines, a few ahead of the one being
+// used, and hands them over in order: the checksums and the decryption (AES-GCM) of the next
+// fragments then run on other cores while the current one is parsed or written to the client,
+// and an object store's latency is paid once for several fragments. At most `slots` fragment
+// buffers exist at once, so memory stays flat in the clip's length.
+type readAhead struct {
+	read    func(i int, buf []byte) ([]byte, error)
+	results []chan readResult // one per fragment, buffered
+	free    chan []byte       // buffers to read into; a slot is taken while a fragment is out
+	out     []byte            // the media Fragment gave out last
+	next    atomic.Int64      // the next fragment a worker takes
+	done    chan struct{}
+	wg      sync.WaitGroup
+	close   sync.Once
+}
+
+type readResult struct {
+	media []byte
+	err   error
+}
+
+// startReadAhead starts reading n fragments through read, which must be safe to call from
+// several goroutines at once. Stop must be called.
+func startReadAhead(n int, read func(i int, buf []byte) ([]byte, error)) *readAhead {
+	workers := min(runtime.GOMAXPROCS(0), 4, n)
+	slots := workers + 2 // the one in use, the one being handed over, one per worker
+	r := &readAhead{read: read, results: make([]chan readResult, n), free: make(chan []byte, slots), done: make(chan struct{})}
+	for i := range r.results {
+		r.results[i] = make(chan readResult, 1)
+	}
+	for range slots - 1 { // the first Fragment call hands in the last slot's buffer (nil)
+		r.free <- nil
+	}
+	r.wg.Add(workers)
+	for range workers {
+		go r.work()
+	}
+	return r
+}
+
+func (r *readAhead) work() {
+	defer r.wg.Done()
+	for {
+		var buf []byte
+		select {
+		case buf = <-r.free:
+		case <-r.done:
+			return
+		}
+		i := int(r.next.Add(1) - 1)
+		if i >= len(r.results) {
+			return
+		}
+		media, err := r.read(i, buf[:0])
+		r.results[i] <- readResult{media, err}
+	}
+}
+
+// Fragment returns fragment i's media, once read; calls must ask for 0, 1, 2 … in order. The
+// media of the previous call is read into again from then on: the caller is done with it.
+func (r *readAhead) Fragment(i int) ([]byte, error) {
+	r.free <- r.out // never blocks: a slot is free for the buffer given out last
+	res := <-r.results[i]
+	r.out = res.media
+	return res.media, res.err
+}
+
+// Stop ends the workers and waits for them; the buffers they hold are dropped.
+func (r *readAhead) Stop() {
+	r.close.Do(func() { close(r.done) })
+	r.wg.Wait()
+}
