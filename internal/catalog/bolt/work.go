@@ -114,6 +114,8 @@ func (d *DB) ListWork(ctx context.Context) ([]catalog.WorkClaim, error) {
 			out = append(out, catalog.WorkClaim{Kind: k[0], Key: k[1], Holder: r.holder, Epoch: r.epoch, Expires: r.expires})
 		}
 	}
-	slices.SortFunc(out, func(a, b catalog.WorkClaim) int { return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Key, b.Key)) })
+	slices.SortFunc(out, func(a, b catalog.WorkClaim) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Key, b.Key))
+	})
 	return out, ctx.Err()
 }
