@@ -91,7 +91,8 @@ func (d *DB) ReleaseWork(ctx context.Context, c catalog.WorkClaim) error {
 }
 
 // SaveStateFenced saves under c. The claims' lock is held across the check and the commit, so
-// no grant slips between them.
+// no grant slips between them; the commit is its own (a Batch would wait for callers that wait
+// for the lock).
 func (d *DB) SaveStateFenced(ctx context.Context, c catalog.WorkClaim, component, key string, value []byte) error {
 	w := &d.work
 	w.mu.Lock()
@@ -99,7 +100,10 @@ func (d *DB) SaveStateFenced(ctx context.Context, c catalog.WorkClaim, component
 	if r := w.current(c.Kind, c.Key); r.epoch != c.Epoch {
 		return fenced(c, r.epoch)
 	}
-	return d.SaveState(ctx, component, key, value)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return d.db.Update(putState(component, key, value))
 }
 
 // ListWork lists the live claims. Stream leases of this catalog are not tracked (lease.go).
