@@ -33,7 +33,7 @@ func openShared(t *testing.T) *bolt.DB {
 type node struct {
 	name   string
 	e      *streamwork.Engine
-	cursor map[streamwork.Key]uint64 // worker-owned per stream (one turn at a time)
+	cursor map[streamwork.Key]uint64 // per stream, in memory between turns
 	mu     sync.Mutex
 }
 
@@ -66,9 +66,13 @@ func TestSharedWorkIsDoneOnceAcrossNodes(t *testing.T) {
 						if err != nil {
 							return streamwork.Retry(err)
 						}
+						n.mu.Lock()
 						n.cursor[s.Key] = seq
+						n.mu.Unlock()
 					}
+					n.mu.Lock()
 					next := n.cursor[s.Key] + 1
+					n.mu.Unlock()
 					if next > total {
 						return streamwork.Done()
 					}
@@ -76,7 +80,9 @@ func TestSharedWorkIsDoneOnceAcrossNodes(t *testing.T) {
 					if err := cursors.Save(ctx, s.Key, next); err != nil {
 						return streamwork.Retry(err)
 					}
+					n.mu.Lock()
 					n.cursor[s.Key] = next
+					n.mu.Unlock()
 					mu.Lock()
 					done[s.Key] = append(done[s.Key], next)
 					byNode[name]++
