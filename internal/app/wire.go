@@ -33,6 +33,7 @@ import (
 	"github.com/kvsd/kvsd/internal/retention"
 	"github.com/kvsd/kvsd/internal/sigv4"
 	"github.com/kvsd/kvsd/internal/stream"
+	"github.com/kvsd/kvsd/internal/streamwork"
 )
 
 // built is what build hands back to Start: the loops to run and what announce tells.
@@ -70,6 +71,7 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 	if s.atRest != nil {
 		streams.DefaultKmsKeyID, streams.CheckKmsKey = s.atRest.defaultKmsKeyID(), s.atRest.checkKmsKey
 	}
+	s.node = nodeID()
 	destination, err := s.newWorkers(ctx, cfg, env, reg)
 	if err != nil {
 		return built{}, err
@@ -169,6 +171,10 @@ func connectionRefusal(cfg Config) func(reason string) []byte {
 	}
 }
 
+// workClaimTTL is how long a node's claim on a stream's image or notification work lasts
+// without renewal: the stream lease's ttl, so a dead node's ingest and work move on together.
+const workClaimTTL = ingest.DefaultLeaseTTL
+
 // newWorkers builds the notifier and the image generator, and says where images go.
 func (s *Server) newWorkers(ctx context.Context, cfg Config, env Env, reg prometheus.Registerer) (string, error) {
 	snsCreds, _, credErr := s3Credentials(ctx, env.Getenv) // the standard AWS chain, as for S3
@@ -176,8 +182,14 @@ func (s *Server) newWorkers(ctx context.Context, cfg Config, env Env, reg promet
 		s.log.Warn("SNS notifications: no AWS credential chain, using AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY only", "err", credErr)
 		snsCreds = notify.EnvCredentials(env.Getenv)
 	}
+	var cluster *streamwork.Cluster
+	if cfg.Catalog != "" {
+		// A shared catalog: the nodes share the streams' image and notification work, each
+		// stream's held by one node at a time, passed on within the claim's ttl if it dies.
+		cluster = &streamwork.Cluster{Claims: s.catalog, Holder: s.node, TTL: workClaimTTL}
+	}
 	var err error
-	s.notifier, err = notify.New(notify.Config{Streams: s.catalog, Fragments: s.Store, State: s.catalog,
+	s.notifier, err = notify.New(notify.Config{Streams: s.catalog, Fragments: s.Store, State: s.catalog, Cluster: cluster,
 		SNSEndpoint: cfg.SNSEndpoint, AWSCredentials: snsCreds,
 		WebhookSecret:  []byte(cfg.WebhookSecret),
 		WebhookSecrets: func(name string) []byte { return []byte(env.Getenv(notify.SecretEnv(name))) },
@@ -191,7 +203,7 @@ func (s *Server) newWorkers(ctx context.Context, cfg Config, env Env, reg promet
 		return "", err
 	}
 	s.images, err = imagegen.New(imagegen.Config{Catalog: s.catalog, Store: s.Store, Objects: objects, NewDecoder: newDecoder,
-		AccountID: cfg.AccountID, Destination: "images are " + destination, RetryMax: cfg.ImageRetryMax,
+		AccountID: cfg.AccountID, Destination: "images are " + destination, RetryMax: cfg.ImageRetryMax, Cluster: cluster,
 		Logger: s.log, Registerer: reg,
 		OnDelivered: func(ctx context.Context, st *stream.Stream, d imagegen.Delivered) {
 			if err := s.notifier.ImageDelivered(ctx, st, d.URI, d.ImageTime, d.FragmentNumber); err != nil {
@@ -214,7 +226,7 @@ func (s *Server) newIngest(cfg Config, streams *stream.Service, hub *playback.Hu
 	s.ingest = ingest.NewManager(ingest.Config{
 		Streams: streams, Store: s.Store, Logger: s.log, Registerer: reg, SupersededGrace: cfg.IngestSupersededGrace,
 		MaxClockSkew: cfg.MaxClockSkew,
-		Leases:       leases, NodeID: nodeID(),
+		Leases:       leases, NodeID: s.node,
 		Publish: func(ev ingest.Event) {
 			hub.Publish(ev.Key, playback.Item{Fragment: ev.Fragment, Header: ev.Header, Media: ev.Media}, ev.Persisted)
 			if ev.Persisted {

@@ -145,8 +145,8 @@ func New(cfg Config) (*Engine, error) {
 		if cfg.Cursors != nil {
 			cfg.Cursors.shared = sh
 		}
-		if e.cfg.Resync <= 0 {
-			e.cfg.Resync = 2 * sh.cfg.TTL
+		if e.cfg.Resync <= 0 || e.cfg.Resync > sh.cfg.TTL {
+			e.cfg.Resync = sh.cfg.TTL
 		}
 	}
 	return e, nil
