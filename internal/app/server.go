@@ -55,7 +55,7 @@ type Server struct {
 	Store *fragstore.Store
 
 	catalog  catalog.Catalog
-	node     string // this process's holder name in leases and work claims (nodeID)
+	node     string  // this process's holder name in leases and work claims (nodeID)
 	atRest   *atRest // nil in a kvsd_plaintext build
 	media    *disk.Media
 	disk     *diskuse.Guard
