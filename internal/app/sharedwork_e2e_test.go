@@ -66,6 +66,17 @@ func TestImagesSharedAcrossNodes(t *testing.T) {
 	}
 	require.Equal(t, float64(12), generated(), "each image made once in the cluster")
 
+	// The doctor and /metrics of either node show the cluster: both nodes, who holds the
+	// stream's work, and image work caught up (the cursor is saved before the claim goes).
+	require.Eventually(t, func() bool {
+		return metricSum(t, n2.URL, "kvsd_cluster_work_lag_fragments", `kind="imagegen"`, `stream="cam"`) == 0 &&
+			metricSum(t, n2.URL, "kvsd_cluster_nodes") == 2
+	}, 10*time.Second, 50*time.Millisecond)
+	doctor, _ := kvstest.Doctor(t, n2.URL, "cam")
+	for _, want := range []string{"2 node(s) in the cluster", "WORK_HOLDERS", "ingest: ", "images: ", "IMAGEGEN_LAG", "caught up"} {
+		require.Contains(t, doctor, want, doctor)
+	}
+
 	// n1 stops with a batch's images possibly not made: n2, which ingested none of it, takes
 	// the stream's image work over (n1 released its claim; its resync finds the stream).
 	before := metricSum(t, n2.URL, "kvsd_images_generated_total")

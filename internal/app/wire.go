@@ -77,7 +77,17 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 		return built{}, err
 	}
 	streams.Destinations = s.notifier
+	if cfg.Catalog != "" {
+		s.cluster = &clusterStatus{claims: s.catalog, log: s.log, store: s.Store, node: s.node, work: []clusterWork{
+			{"imagegen", "images", s.images.Cursors()}, {"notify", "notifications", s.notifier.Cursors()}}}
+		if err := reg.Register(s.cluster); err != nil {
+			return built{}, err
+		}
+	}
 	var loops []loop
+	if s.cluster != nil {
+		loops = append(loops, loop{"cluster", s.cluster.announce})
+	}
 	if s.media != nil { // the disk budget and the full-disk watch are of media on disk
 		if s.disk, err = newDiskGuard(cfg, s.Store, s.catalog, s.media.Usage, s.log, reg); err != nil {
 			return built{}, err
@@ -280,7 +290,11 @@ func (s *Server) diagSources() []diag.Source {
 	if s.disk != nil {
 		sources = append(sources, s.disk)
 	}
-	return append(sources, s.images, s.notifier, storageDoctor{s.Store, s.atRest})
+	sources = append(sources, s.images, s.notifier, storageDoctor{s.Store, s.atRest})
+	if s.cluster != nil {
+		sources = append(sources, s.cluster)
+	}
+	return sources
 }
 
 // newHTTP serves the API beside /healthz, /metrics and the web console.

@@ -282,3 +282,6 @@ func (g *Generator) turn(ctx context.Context, s streamwork.Stream) streamwork.Ou
 // Claims reports the streams whose image work this node holds, for status pages; nil on a
 // single node.
 func (g *Generator) Claims() *streamwork.Shared { return g.shared }
+
+// Cursors are the streams' durable image cursors, for status pages (a cluster's lag).
+func (g *Generator) Cursors() *streamwork.Cursors { return g.cursors }

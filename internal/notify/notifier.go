@@ -434,3 +434,6 @@ func (n *Notifier) deliver(ctx context.Context, st *streamState, uri string, ev 
 	n.mu.Unlock()
 	return nil
 }
+
+// Cursors are the streams' durable notification cursors, for status pages (a cluster's lag).
+func (n *Notifier) Cursors() *streamwork.Cursors { return n.cursors }
