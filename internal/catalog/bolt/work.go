@@ -50,7 +50,7 @@ func (d *DB) ClaimWork(ctx context.Context, kind, key, holder string, ttl time.D
 	return catalog.WorkClaim{Kind: kind, Key: key, Holder: holder, Epoch: r.epoch, Expires: r.expires}, nil
 }
 
-// current returns the epoch of (kind, key); 0 when it was never claimed. w.mu is held.
+// current returns the row of (kind, key); a zero row (epoch 0) when it was never claimed. w.mu is held.
 func (w *workClaims) current(kind, key string) *workRow {
 	if r := w.rows[[2]string{kind, key}]; r != nil {
 		return r
