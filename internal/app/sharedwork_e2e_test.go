@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -154,4 +155,41 @@ func TestNotificationsSharedAcrossNodes(t *testing.T) {
 			require.Equal(t, ids[0], id, "a redelivered event keeps its id")
 		}
 	}
+}
+
+// TestImageWorkMovesOnWhenItsNodeIsKilled: two kvsd processes on one database and bucket. A
+// backlog of images is being made by the node that ingested it when that node is killed
+// (SIGKILL: its claim is neither released nor renewed): the other node takes the stream's image
+// work over once the claim expires and makes every image that is missing.
+func TestImageWorkMovesOnWhenItsNodeIsKilled(t *testing.T) {
+	pgURL := pgtest.NewDatabase(t)
+	s3 := s3test.Start(t)
+	s3.CreateBucket(t, "kvsd-media")
+	s3.CreateBucket(t, "images")
+	bin := buildKVSD(t)
+	args := []string{"--catalog", pgURL, "--media", "s3://kvsd-media/site-a", "--s3-endpoint", s3.Endpoint, "--s3-path-style"}
+	env := []string{"AWS_ACCESS_KEY_ID=" + s3test.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretAccessKey}
+	p1 := startProcess(t, bin, t.TempDir(), args, env)
+	p2 := startProcess(t, bin, t.TempDir(), args, env)
+	n1 := p1.server()
+	n1.CreateStream(t, "cam", 24)
+	n1.TagStream(t, "cam", map[string]string{"kvsd:ImageGeneration": "ALL_FRAGMENTS"})
+	n1.ConfigureImages(t, "cam", kvstest.ImageConfig("s3://images/cam", 500, nil))
+
+	const seconds = 20
+	media := kvstest.GreyMedia(t, seconds, time.Now().Add(-time.Hour).Truncate(2*time.Second))
+	require.Len(t, kvstest.Persisted(t, n1.PutMedia(t, "cam", bytes.NewReader(media))), seconds)
+	// p1, woken by its own ingest, holds the stream's image work (as p2 sees the catalog; node
+	// ids hold the process id) when it is killed.
+	p2.waitMetric(t, "kvsd_cluster_work_held", []string{`kind="imagegen"`, fmt.Sprintf(`/%d/`, p1.cmd.Process.Pid)},
+		func(v float64) bool { return v == 1 }, "p1 holds the image work")
+	p1.kill()
+	made := len(s3.Keys(t, "images"))
+	t.Logf("p1 killed with %d of %d images made", made, 2*seconds)
+
+	keys := s3.WaitKeys(t, "images", 2*seconds, 40*time.Second)
+	require.Len(t, keys, 2*seconds, "every fragment's images, once p2 took over")
+	require.Less(t, made, 2*seconds, "p1 was killed with images left to make")
+	p2.waitMetric(t, "kvsd_images_generated_total", nil, func(v float64) bool { return v >= float64(2*seconds-made) }, "p2 made the rest")
+	p2.waitMetric(t, "kvsd_cluster_work_lag_fragments", []string{`kind="imagegen"`, `stream="cam"`}, func(v float64) bool { return v == 0 }, "caught up")
 }
