@@ -193,3 +193,75 @@ func TestImageWorkMovesOnWhenItsNodeIsKilled(t *testing.T) {
 	p2.waitMetric(t, "kvsd_images_generated_total", nil, func(v float64) bool { return v >= float64(2*seconds-made) }, "p2 made the rest")
 	p2.waitMetric(t, "kvsd_cluster_work_lag_fragments", []string{`kind="imagegen"`, `stream="cam"`}, func(v float64) bool { return v == 0 }, "caught up")
 }
+
+// TestNotificationWorkMovesOnWhenItsNodeIsKilled: two kvsd processes, one webhook that holds
+// its first request unanswered. The node sending it is killed (SIGKILL) while it waits for the
+// answer; the other node takes the stream's notification work over once the claim expires and
+// sends every event from the last acknowledged one: the unanswered event again, with the same
+// EventId (at least once), then the rest.
+func TestNotificationWorkMovesOnWhenItsNodeIsKilled(t *testing.T) {
+	pgURL := pgtest.NewDatabase(t)
+	s3 := s3test.Start(t)
+	s3.CreateBucket(t, "kvsd-media")
+	var mu sync.Mutex
+	events := map[string][]string{} // fragment number → event ids received
+	first, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var m struct{ FragmentNumber, EventId string }
+		if json.Unmarshal(body, &m) != nil {
+			http.Error(w, "bad json", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		events[m.FragmentNumber] = append(events[m.FragmentNumber], m.EventId)
+		mu.Unlock()
+		isFirst := false
+		once.Do(func() { isFirst = true; close(first) })
+		if isFirst {
+			<-release // the sender dies waiting
+			http.Error(w, "gone", http.StatusServiceUnavailable)
+		}
+	}))
+	defer hook.Close()
+	defer close(release)
+
+	bin := buildKVSD(t)
+	args := []string{"--catalog", pgURL, "--media", "s3://kvsd-media/site-a", "--s3-endpoint", s3.Endpoint, "--s3-path-style"}
+	env := []string{"AWS_ACCESS_KEY_ID=" + s3test.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretAccessKey}
+	procs := []*process{startProcess(t, bin, t.TempDir(), args, env), startProcess(t, bin, t.TempDir(), args, env)}
+	n1 := procs[0].server()
+	n1.CreateStream(t, "cam", 24)
+	_, err := n1.KinesisVideo().UpdateNotificationConfiguration(context.Background(), &kinesisvideo.UpdateNotificationConfigurationInput{
+		StreamName: aws.String("cam"), NotificationConfiguration: &types.NotificationConfiguration{Status: types.ConfigurationStatusEnabled,
+			DestinationConfig: &types.NotificationDestinationConfig{Uri: aws.String(hook.URL + "/events")}}})
+	require.NoError(t, err)
+	tag := []mkv.SimpleTag{{Name: "AWS_KINESISVIDEO_NOTIFICATION"}}
+	body := kvstest.WithTags(t, kvstest.TestPattern(t, 6, time.Now().Add(-time.Hour).Truncate(time.Second)),
+		[][]mkv.SimpleTag{tag, tag, tag, tag, tag, tag})
+	numbers := kvstest.Persisted(t, n1.PutMedia(t, "cam", bytes.NewReader(body)))
+	require.Len(t, numbers, 6)
+
+	<-first
+	// Whichever node sends holds the stream's notify claim (node ids hold the process id).
+	sender, other := procs[0], procs[1]
+	if metricSum(t, other.url, "kvsd_cluster_work_held", `kind="notify"`, fmt.Sprintf(`/%d/`, other.cmd.Process.Pid)) == 1 {
+		sender, other = other, sender
+	}
+	require.Equal(t, float64(1), metricSum(t, other.url, "kvsd_cluster_work_held", `kind="notify"`, fmt.Sprintf(`/%d/`, sender.cmd.Process.Pid)),
+		"the sender holds the claim")
+	sender.kill()
+
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(events) == 6 }, 40*time.Second, 50*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, events[numbers[0]], 2, "the unanswered event is sent again")
+	for _, n := range numbers {
+		ids := events[n]
+		require.NotEmpty(t, ids, "fragment %s's event", n)
+		for _, id := range ids {
+			require.Equal(t, ids[0], id, "a redelivered event keeps its id")
+		}
+	}
+}
