@@ -171,10 +171,18 @@ func (e *Engine) Status(k Key) Status {
 
 // Run works until ctx ends and returns nil once every goroutine it started has stopped.
 func (e *Engine) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
+	// Shared claims are renewed until the workers have stopped (their last cursor saves are
+	// under the claims), then released.
+	claimsCtx, stopClaims := context.WithCancel(context.WithoutCancel(ctx))
+	var claims sync.WaitGroup
 	if r, ok := e.claims.(interface{ Run(context.Context) }); ok {
-		wg.Go(func() { r.Run(ctx) }) // renews and, at the end, releases the claims
+		claims.Go(func() { r.Run(claimsCtx) })
 	}
+	defer func() {
+		stopClaims()
+		claims.Wait()
+	}()
+	var wg sync.WaitGroup
 	for range e.cfg.Workers {
 		wg.Go(func() { e.work(ctx) })
 	}
