@@ -56,12 +56,13 @@ type Server struct {
 	Store *fragstore.Store
 
 	catalog  catalog.Catalog
-	atRest   *atRest // nil in a kvsd_plaintext build
+	node     string         // this process's holder name in leases and work claims (nodeID)
+	cluster  *clusterStatus // the cluster in doctor and /metrics; nil without --catalog
+	atRest   *atRest        // nil in a kvsd_plaintext build
 	media    *disk.Media
 	disk     *diskuse.Guard
 	ingest   *ingest.Manager
 	bucket   *s3media.Media // the media, when it and the catalog are shared by a cluster; nil otherwise
-	node     string         // this process as a lease holder (nodeID)
 	images   *imagegen.Generator
 	notifier *notify.Notifier
 	api      *kvsapi.Handler

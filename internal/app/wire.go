@@ -36,6 +36,7 @@ import (
 	"github.com/kvsd/kvsd/internal/retention"
 	"github.com/kvsd/kvsd/internal/sigv4"
 	"github.com/kvsd/kvsd/internal/stream"
+	"github.com/kvsd/kvsd/internal/streamwork"
 )
 
 // built is what build hands back to Start: the loops to run and what announce tells.
@@ -79,7 +80,17 @@ func (s *Server) build(ctx context.Context, cfg Config, env Env) (built, error) 
 		return built{}, err
 	}
 	streams.Destinations = s.notifier
+	if cfg.Catalog != "" {
+		s.cluster = &clusterStatus{claims: s.catalog, log: s.log, store: s.Store, node: s.node, work: []clusterWork{
+			{"imagegen", "images", s.images.Cursors()}, {"notify", "notifications", s.notifier.Cursors()}}}
+		if err := reg.Register(s.cluster); err != nil {
+			return built{}, err
+		}
+	}
 	var loops []loop
+	if s.cluster != nil {
+		loops = append(loops, loop{"cluster", s.cluster.announce})
+	}
 	if s.media != nil { // the disk budget and the full-disk watch are of media on disk
 		if s.disk, err = newDiskGuard(cfg, s.Store, s.catalog, s.media.Usage, s.log, reg); err != nil {
 			return built{}, err
@@ -188,6 +199,10 @@ func connectionRefusal(cfg Config) func(reason string) []byte {
 	}
 }
 
+// workClaimTTL is how long a node's claim on a stream's image or notification work lasts
+// without renewal: the stream lease's ttl, so a dead node's ingest and work move on together.
+const workClaimTTL = ingest.DefaultLeaseTTL
+
 // newWorkers builds the notifier and the image generator, and says where images go.
 func (s *Server) newWorkers(ctx context.Context, cfg Config, env Env, reg prometheus.Registerer) (string, error) {
 	snsCreds, _, credErr := s3Credentials(ctx, env.Getenv) // the standard AWS chain, as for S3
@@ -195,8 +210,14 @@ func (s *Server) newWorkers(ctx context.Context, cfg Config, env Env, reg promet
 		s.log.Warn("SNS notifications: no AWS credential chain, using AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY only", "err", credErr)
 		snsCreds = notify.EnvCredentials(env.Getenv)
 	}
+	var cluster *streamwork.Cluster
+	if cfg.Catalog != "" {
+		// A shared catalog: the nodes share the streams' image and notification work, each
+		// stream's held by one node at a time, passed on within the claim's ttl if it dies.
+		cluster = &streamwork.Cluster{Claims: s.catalog, Holder: s.node, TTL: workClaimTTL}
+	}
 	var err error
-	s.notifier, err = notify.New(notify.Config{Streams: s.catalog, Fragments: s.Store, State: s.catalog,
+	s.notifier, err = notify.New(notify.Config{Streams: s.catalog, Fragments: s.Store, State: s.catalog, Cluster: cluster,
 		SNSEndpoint: cfg.SNSEndpoint, AWSCredentials: snsCreds,
 		WebhookSecret:  []byte(cfg.WebhookSecret),
 		WebhookSecrets: func(name string) []byte { return []byte(env.Getenv(notify.SecretEnv(name))) },
@@ -210,7 +231,7 @@ func (s *Server) newWorkers(ctx context.Context, cfg Config, env Env, reg promet
 		return "", err
 	}
 	s.images, err = imagegen.New(imagegen.Config{Catalog: s.catalog, Store: s.Store, Objects: objects, NewDecoder: newDecoder,
-		AccountID: cfg.AccountID, Destination: "images are " + destination, RetryMax: cfg.ImageRetryMax,
+		AccountID: cfg.AccountID, Destination: "images are " + destination, RetryMax: cfg.ImageRetryMax, Cluster: cluster,
 		Logger: s.log, Registerer: reg,
 		OnDelivered: func(ctx context.Context, st *stream.Stream, d imagegen.Delivered) {
 			if err := s.notifier.ImageDelivered(ctx, st, d.URI, d.ImageTime, d.FragmentNumber); err != nil {
@@ -292,7 +313,11 @@ func (s *Server) diagSources() []diag.Source {
 	if s.disk != nil {
 		sources = append(sources, s.disk)
 	}
-	return append(sources, s.images, s.notifier, storageDoctor{s.Store, s.atRest})
+	sources = append(sources, s.images, s.notifier, storageDoctor{s.Store, s.atRest})
+	if s.cluster != nil {
+		sources = append(sources, s.cluster)
+	}
+	return sources
 }
 
 // newHTTP serves the API beside /healthz, /metrics and the web console.

@@ -13,6 +13,8 @@
 //     and notify's outbox. Answers ErrNoState.
 //   - Leases: per-stream write leases with epochs that fence index commits (lease.go), for
 //     catalogs shared by several kvsd nodes. Answers ErrLeaseHeld and ErrFenced.
+//   - WorkClaims: per-stream claims on background work (image generation, notifications)
+//     whose epochs fence the work's cursor writes (work.go); streamwork.Shared is the user.
 //
 // Domain packages declare the narrow interfaces they use (notify.Streams, retention's catalog)
 // and depend on this package, never on an implementation: layering_test.go checks that.
@@ -29,6 +31,7 @@ type Catalog interface {
 	Index
 	State
 	Leases
+	WorkClaims
 	// Close releases the catalog.
 	Close() error
 }

@@ -112,8 +112,27 @@ func (g *Generator) resumeStream(ctx context.Context, st *stream.Stream, had boo
 		return err
 	}
 	t.cursor = last
-	if on {
+	if on && g.shared == nil {
 		return g.saveCursor(ctx, t)
+	}
+	// In a cluster the cursor moves only under the stream's claim: the first turn records it
+	// (observe, after reload finds none).
+	return nil
+}
+
+// reload reads t's cursor again at the start of a fresh claim: the node that held the stream
+// before may have moved it. A stream without one is not enabled as far as the catalog knows;
+// observe records the cursor kept in memory if it is.
+func (g *Generator) reload(ctx context.Context, t *task) error {
+	seq, ok, err := g.cursors.Load(ctx, t.key)
+	if err != nil {
+		return err
+	}
+	t.pending, t.unsaved = nil, 0
+	if ok {
+		t.cursor, t.enabled, t.known = seq, true, true
+	} else {
+		t.enabled = false
 	}
 	return nil
 }

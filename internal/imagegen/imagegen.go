@@ -93,6 +93,11 @@ type Config struct {
 	// stream's falling behind is logged as a WARN and `kvsd doctor` warns; default 1 min.
 	LagWarn time.Duration
 
+	// Cluster, when set, shares the streams' image work with the other nodes on the same
+	// catalog (kvsd serve --catalog): a stream's images are made by the node that holds its
+	// claim, and its cursor moves only under that claim. nil: this process does all of it.
+	Cluster *streamwork.Cluster
+
 	// OnDelivered, when set, runs after each image is stored (notifications' IMAGE_DELIVERED).
 	// It runs on a worker and should not block long.
 	OnDelivered func(ctx context.Context, st *stream.Stream, d Delivered)
@@ -141,6 +146,7 @@ type Generator struct {
 	render  gate
 	work    *streamwork.Engine  // schedules the streams' turns (process)
 	cursors *streamwork.Cursors // the streams' durable cursors (cursor.go)
+	shared  *streamwork.Shared  // the cluster's claims; nil on a single node
 	resumed chan struct{}       // closed once Run resumed every stream
 
 	mu    sync.Mutex
@@ -164,8 +170,13 @@ func New(cfg Config) (*Generator, error) {
 	g.cursors = &streamwork.Cursors{State: cfg.Catalog, Component: component, Encode: encodeCursor, Decode: decodeCursor}
 	// Transient delivery failures back off from RetryMin to RetryMax; other waits are chosen
 	// per failure (process).
+	var claims streamwork.Claimer
+	if cfg.Cluster != nil {
+		g.shared = streamwork.NewShared(*cfg.Cluster, component, cfg.Now, g.log)
+		claims = g.shared
+	}
 	g.work, err = streamwork.New(streamwork.Config{Process: g.turn, Workers: cfg.Workers,
-		MinBackoff: cfg.RetryMin, MaxBackoff: cfg.RetryMax, Cursors: g.cursors, Now: cfg.Now, Logger: g.log})
+		MinBackoff: cfg.RetryMin, MaxBackoff: cfg.RetryMax, Cursors: g.cursors, Claims: claims, Now: cfg.Now, Logger: g.log})
 	if err != nil {
 		return nil, err
 	}
@@ -258,5 +269,19 @@ func (g *Generator) taskFor(k fragstore.Key) *task {
 
 // turn is the engine's Process: one turn of work on a stream.
 func (g *Generator) turn(ctx context.Context, s streamwork.Stream) streamwork.Outcome {
-	return g.process(ctx, g.taskFor(s.Key))
+	t := g.taskFor(s.Key)
+	if s.Fresh {
+		// Another node may have worked on the stream since this one's last turn.
+		if err := g.reload(ctx, t); err != nil {
+			return g.retryAfterError(ctx, t, err)
+		}
+	}
+	return g.process(ctx, t)
 }
+
+// Claims reports the streams whose image work this node holds, for status pages; nil on a
+// single node.
+func (g *Generator) Claims() *streamwork.Shared { return g.shared }
+
+// Cursors are the streams' durable image cursors, for status pages (a cluster's lag).
+func (g *Generator) Cursors() *streamwork.Cursors { return g.cursors }

@@ -82,6 +82,11 @@ type Config struct {
 	ResyncInterval time.Duration // every stream with a cursor is re-checked this often [30 s]
 
 	Now func() time.Time // the one clock of timestamps, retry times and idle connections [time.Now]
+
+	// Cluster, when set, shares the streams' notification work with the other nodes on the
+	// same catalog (kvsd serve --catalog): a stream's events are sent by the node that holds
+	// its claim, and its cursor moves only under that claim. nil: this process sends all.
+	Cluster *streamwork.Cluster
 }
 
 // Notifier delivers the events of every stream. Create it with New, run it with Run.
@@ -92,6 +97,7 @@ type Notifier struct {
 	dests   *destinations
 	work    *streamwork.Engine  // schedules the streams' turns (turn)
 	cursors *streamwork.Cursors // per stream, the last fragment handled (outbox.go)
+	shared  *streamwork.Shared  // the cluster's claims; nil on a single node
 
 	mu          sync.Mutex
 	streams     map[fragstore.Key]*streamState
@@ -181,9 +187,14 @@ func New(cfg Config) (*Notifier, error) {
 // for; failures back off from MinBackoff doubling to MaxBackoff.
 func (n *Notifier) newEngine() (*streamwork.Engine, error) {
 	n.cursors = &streamwork.Cursors{State: n.cfg.State, Component: cursorComponent}
+	var claims streamwork.Claimer
+	if n.cfg.Cluster != nil {
+		n.shared = streamwork.NewShared(*n.cfg.Cluster, cursorComponent, n.cfg.Now, n.log)
+		claims = n.shared
+	}
 	return streamwork.New(streamwork.Config{Process: n.turn, Workers: n.cfg.Workers,
 		MinBackoff: n.cfg.MinBackoff, MaxBackoff: n.cfg.MaxBackoff, Cursors: n.cursors, Resync: n.cfg.ResyncInterval,
-		Now: n.cfg.Now, Logger: n.log})
+		Claims: claims, Now: n.cfg.Now, Logger: n.log})
 }
 
 func setDefault[T int | time.Duration](v *T, d T) {
@@ -209,7 +220,9 @@ func (n *Notifier) Run(ctx context.Context) error {
 	wg.Go(func() { n.upkeep(ctx) })
 	err := n.work.Run(ctx)
 	wg.Wait()
-	n.saveCursors()
+	if n.shared == nil {
+		n.saveCursors() // in a cluster, each turn saved its cursor before its claim went
+	}
 	n.dests.closeAll()
 	return err
 }
@@ -261,7 +274,15 @@ func (n *Notifier) turn(ctx context.Context, s streamwork.Stream) streamwork.Out
 	wakeSeq := st.wakeSeq
 	st.wakeSeq = 0
 	n.mu.Unlock()
-	more, err := n.process(ctx, st, wakeSeq)
+	var more bool
+	err := n.reload(ctx, st, s.Fresh)
+	if err == nil {
+		more, err = n.process(ctx, st, wakeSeq)
+	}
+	if err == nil && !more && n.shared != nil && st.hasCursor && st.cursor != st.saved {
+		// The claim is released after this turn: the next holder starts from the saved cursor.
+		err = n.saveCursor(ctx, st)
+	}
 	var pending int
 	if err != nil && ctx.Err() == nil {
 		pending = n.countPending(ctx, st)
@@ -413,3 +434,6 @@ func (n *Notifier) deliver(ctx context.Context, st *streamState, uri string, ev 
 	n.mu.Unlock()
 	return nil
 }
+
+// Cursors are the streams' durable notification cursors, for status pages (a cluster's lag).
+func (n *Notifier) Cursors() *streamwork.Cursors { return n.cursors }

@@ -67,6 +67,50 @@ func (n *Notifier) saveCursor(ctx context.Context, st *streamState) error {
 	return nil
 }
 
+// reload reads st's cursor and recorded images again at the start of a fresh claim: in a
+// cluster, the node that held the stream before may have sent events and moved the cursor,
+// and image events are recorded by whichever node made the images.
+func (n *Notifier) reload(ctx context.Context, st *streamState, fresh bool) error {
+	if !fresh {
+		return nil
+	}
+	st.cursorLoaded = false
+	prefix := streamwork.StateKey(st.key) + "/"
+	keys, err := n.cfg.State.StateKeys(ctx, outboxComponent)
+	if err != nil {
+		return fmt.Errorf("read the notification outbox: %w", err)
+	}
+	var images []imageEntry
+	for _, key := range keys {
+		rest, ok := strings.CutPrefix(key, prefix)
+		if !ok {
+			continue
+		}
+		seqText, _, _ := strings.Cut(rest, "/")
+		seq, err := strconv.ParseUint(seqText, 10, 64)
+		if err != nil {
+			continue
+		}
+		b, err := n.cfg.State.LoadState(ctx, outboxComponent, key)
+		if errors.Is(err, catalog.ErrNoState) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read the notification outbox: %w", err)
+		}
+		var rec imageRecord
+		if err := json.Unmarshal(b, &rec); err != nil {
+			continue // loadOutbox warns about it
+		}
+		rec.StreamName = st.key.Name
+		images = append(images, imageEntry{key: key, seq: seq, rec: rec})
+	}
+	n.mu.Lock()
+	st.images = images // in key order, as StateKeys lists them
+	n.mu.Unlock()
+	return nil
+}
+
 // saveCursors writes the cursors that moved over untagged fragments only, once the workers
 // have stopped.
 func (n *Notifier) saveCursors() {

@@ -22,6 +22,8 @@ type Cursors struct {
 	// Encode and Decode write and read a cursor's value; nil: decimal text.
 	Encode func(seq uint64) []byte
 	Decode func(b []byte) (uint64, error)
+
+	shared *Shared // set by New when the engine's claims are shared: Save is fenced by the claim
 }
 
 // StateKey names a stream incarnation in the state store: creation ms first, so a re-created
@@ -72,11 +74,15 @@ func (e *DamagedError) Error() string {
 
 func (e *DamagedError) Unwrap() error { return e.Err }
 
-// Save durably records seq as k's cursor.
+// Save durably records seq as k's cursor; with Shared claims, only under k's claim.
 func (c *Cursors) Save(ctx context.Context, k Key, seq uint64) error {
 	b := []byte(strconv.FormatUint(seq, 10))
 	if c.Encode != nil {
 		b = c.Encode(seq)
+	}
+	if c.shared != nil {
+		// Refused (catalog.ErrFenced) unless this node holds k's work claim.
+		return c.shared.saveFenced(ctx, k, c.Component, StateKey(k), b)
 	}
 	return c.State.SaveState(ctx, c.Component, StateKey(k), b)
 }

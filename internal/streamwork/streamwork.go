@@ -11,7 +11,7 @@
 //     work is done; Run wakes every stream that has one, so work resumes after a restart.
 //
 // Which worker may hold a stream is a Claimer's decision: Local is the single-node one, in
-// memory; a cluster can put a lease row behind the same interface.
+// memory; Shared adds a per-stream claim in the catalog, shared by the nodes of a cluster.
 package streamwork
 
 import (
@@ -32,6 +32,10 @@ type Key = fragstore.Key
 type Stream struct {
 	Key      Key
 	Failures int
+	// Fresh is true when this node did not hold the stream's work for its previous turn here
+	// (Shared claims): another node may have moved the work and its cursor since, so what
+	// Process keeps in memory about the stream must be read again. Always false with Local.
+	Fresh bool
 }
 
 // Outcome is how a turn of Process ended; make one with Done, More, Retry, RetryIn or Drop.
@@ -135,6 +139,16 @@ func New(cfg Config) (*Engine, error) {
 	if e.claims == nil {
 		e.claims = NewLocal(cfg.Now)
 	}
+	if sh, ok := e.claims.(*Shared); ok {
+		// The cursors move only under the stream's claim, and a stream left by a dead node
+		// is found by the resync of the others.
+		if cfg.Cursors != nil {
+			cfg.Cursors.shared = sh
+		}
+		if e.cfg.Resync <= 0 || e.cfg.Resync > sh.cfg.TTL {
+			e.cfg.Resync = sh.cfg.TTL
+		}
+	}
 	return e, nil
 }
 
@@ -157,6 +171,17 @@ func (e *Engine) Status(k Key) Status {
 
 // Run works until ctx ends and returns nil once every goroutine it started has stopped.
 func (e *Engine) Run(ctx context.Context) error {
+	// Shared claims are renewed until the workers have stopped (their last cursor saves are
+	// under the claims), then released.
+	claimsCtx, stopClaims := context.WithCancel(context.WithoutCancel(ctx))
+	var claims sync.WaitGroup
+	if r, ok := e.claims.(interface{ Run(context.Context) }); ok {
+		claims.Go(func() { r.Run(claimsCtx) })
+	}
+	defer func() {
+		stopClaims()
+		claims.Wait()
+	}()
 	var wg sync.WaitGroup
 	for range e.cfg.Workers {
 		wg.Go(func() { e.work(ctx) })
@@ -174,7 +199,11 @@ func (e *Engine) work(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		out := e.cfg.Process(ctx, Stream{Key: k, Failures: e.Status(k).Failures})
+		fresh := false
+		if f, ok := e.claims.(interface{ Fresh(Key) bool }); ok {
+			fresh = f.Fresh(k)
+		}
+		out := e.cfg.Process(ctx, Stream{Key: k, Failures: e.Status(k).Failures, Fresh: fresh})
 		e.finish(ctx, k, out)
 	}
 }

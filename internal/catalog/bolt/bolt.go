@@ -55,6 +55,7 @@ var _ catalog.Catalog = (*DB)(nil)
 type DB struct {
 	db     *bbolt.DB
 	epochs atomic.Uint64 // the last lease epoch granted (lease.go)
+	work   workClaims    // work claims, in memory (work.go)
 }
 
 // Open opens or creates the catalog file at path.

@@ -43,7 +43,11 @@ func (d *DB) SaveState(ctx context.Context, component, key string, value []byte)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return d.db.Batch(func(tx *bbolt.Tx) error {
+	return d.db.Batch(putState(component, key, value))
+}
+
+func putState(component, key string, value []byte) func(tx *bbolt.Tx) error {
+	return func(tx *bbolt.Tx) error {
 		root, err := tx.CreateBucketIfNotExists(bucketState)
 		if err != nil {
 			return err
@@ -53,7 +57,7 @@ func (d *DB) SaveState(ctx context.Context, component, key string, value []byte)
 			return err
 		}
 		return b.Put([]byte(key), value)
-	})
+	}
 }
 
 // DeleteState removes component/key; a missing key is not an error.
