@@ -39,7 +39,11 @@ func metricSum(t *testing.T, url, name string, labels ...string) float64 {
 	sc := bufio.NewScanner(resp.Body)
 lines:
 	for sc.Scan() {
-		series, value, ok := strings.Cut(sc.Text(), " ")
+		// The value follows the last space: label values may hold spaces (node ids do).
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		ok := i > 0
+		series, value := line[:max(i, 0)], line[i+1:]
 		if !ok || (series != name && !strings.HasPrefix(series, name+"{")) {
 			continue
 		}
