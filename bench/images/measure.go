@@ -147,8 +147,8 @@ func mediaLoop(wl *workload, spec imaging.Spec, dir string) (measurement, error)
 			for _, p := range packets {
 				start = min(start, p.PTS)
 			}
-			if end < 0 { // the last fragment: its frames
-				end = start + time.Duration(len(packets))*wl.FrameStep
+			if end < 0 { // the last fragment: its frames, in whole ms as ingest measures a duration
+				end = start + (time.Duration(len(packets)) * wl.FrameStep).Truncate(time.Millisecond)
 			}
 			for t := (start + wl.Interval - 1) / wl.Interval * wl.Interval; t < end; t += wl.Interval {
 				at = append(at, t)
