@@ -51,7 +51,16 @@ func TestDescribeFragments(t *testing.T) {
 	require.Positive(t, out.Fragments[1].FragmentSizeInBytes)
 	require.InDelta(t, float64(start.UnixMilli())/1000, out.Fragments[1].ProducerTimestamp, 0.001)
 
-	other := listed[0].Number[:len(listed[0].Number)-1] + "9"
+	// A number of this stream that it does not hold: the first one's, with another last digit.
+	var other string
+	for d := '0'; d <= '9' && other == ""; d++ {
+		other = listed[0].Number[:len(listed[0].Number)-1] + string(d)
+		for _, f := range listed {
+			if f.Number == other {
+				other = ""
+			}
+		}
+	}
 	status, _, body = srv.Call(t, "kvsdDescribeFragments", map[string]any{"StreamName": "cam", "FragmentNumbers": []string{other}})
 	require.Equal(t, 404, status, string(body))
 	require.Contains(t, string(body), "ResourceNotFoundException")

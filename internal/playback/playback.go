@@ -150,21 +150,9 @@ func resolveListQuery(in ListInput) (Selector, fragstore.Cursor, error) {
 // FragmentList validates a GetMediaForFragmentList request completely (so errors are proper
 // API errors before any byte is sent) and returns the function that streams the chunks.
 func (s *Service) FragmentList(ctx context.Context, ref stream.Ref, numbers []string) (func(w io.Writer) error, error) {
-	if len(numbers) < 1 || len(numbers) > MaxFragmentsList {
-		return nil, stream.Invalid("Fragments must list 1-%d fragment numbers, got %d", MaxFragmentsList, len(numbers))
-	}
-	st, err := s.Streams.Describe(ctx, ref)
+	k, frags, err := s.numbered(ctx, ref, "Fragments", numbers)
 	if err != nil {
 		return nil, err
-	}
-	k := fragstore.KeyOf(st)
-	frags := make([]*fragment.Fragment, 0, len(numbers))
-	for _, n := range numbers {
-		f, err := s.lookup(ctx, st, k, n)
-		if err != nil {
-			return nil, err
-		}
-		frags = append(frags, f)
 	}
 	return func(w io.Writer) error {
 		headers := headerCache{}
@@ -192,23 +180,30 @@ func (s *Service) FragmentList(ctx context.Context, ref stream.Ref, numbers []st
 // DescribeFragments returns the index entries (tags included) of the numbered fragments of a
 // stream, in the order asked; an unknown number is ResourceNotFound, as in FragmentList.
 func (s *Service) DescribeFragments(ctx context.Context, ref stream.Ref, numbers []string) ([]*fragment.Fragment, error) {
+	_, frags, err := s.numbered(ctx, ref, "FragmentNumbers", numbers)
+	return frags, err
+}
+
+// numbered resolves the fragment numbers a request lists in its field, in order: 1 to
+// MaxFragmentsList of them, each the stream's.
+func (s *Service) numbered(ctx context.Context, ref stream.Ref, field string, numbers []string) (fragstore.Key, []*fragment.Fragment, error) {
 	if len(numbers) < 1 || len(numbers) > MaxFragmentsList {
-		return nil, stream.Invalid("FragmentNumbers must list 1-%d fragment numbers, got %d", MaxFragmentsList, len(numbers))
+		return fragstore.Key{}, nil, stream.Invalid("%s must list 1-%d fragment numbers, got %d", field, MaxFragmentsList, len(numbers))
 	}
 	st, err := s.Streams.Describe(ctx, ref)
 	if err != nil {
-		return nil, err
+		return fragstore.Key{}, nil, err
 	}
 	k := fragstore.KeyOf(st)
 	frags := make([]*fragment.Fragment, 0, len(numbers))
 	for _, n := range numbers {
 		f, err := s.lookup(ctx, st, k, n)
 		if err != nil {
-			return nil, err
+			return k, nil, err
 		}
 		frags = append(frags, f)
 	}
-	return frags, nil
+	return k, frags, nil
 }
 
 // lookup resolves a fragment number of stream st; unknown numbers are ResourceNotFound.
