@@ -62,6 +62,10 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzScanSegment -fuzzminimizetime=10x -fuzztime=$(FUZZTIME) ./internal/fragstore/disk
 	$(GO) test -run='^$$' -fuzz=FuzzKeyFile -fuzztime=$(FUZZTIME) ./internal/keys
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeFrames$$' -fuzztime=$(FUZZTIME) ./internal/fragstore
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeTags$$' -fuzztime=$(FUZZTIME) ./internal/catalog/postgres
+	$(GO) test -run='^$$' -fuzz='^FuzzParseFragmentPayload$$' -fuzztime=$(FUZZTIME) ./internal/catalog/postgres
+	$(GO) test -run='^$$' -fuzz='^FuzzParseSize$$' -fuzztime=$(FUZZTIME) ./internal/diskuse
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeHeader$$' -fuzztime=$(FUZZTIME) ./internal/fragstore/s3media
 
 ## bench: the benchmark programs (tables in the README); each takes a few minutes
 bench: setup
