@@ -201,18 +201,22 @@ function useDebounced(value, ms) {
 function useTags(api, name, number) {
   const cache = useRef(new Map());
   const rested = useDebounced(number, 150);
-  const [, redraw] = useState(0);
+  const [tries, redraw] = useState(0);
   useEffect(() => { cache.current = new Map(); }, [name]);
   useEffect(() => {
     if (!rested || cache.current.has(rested)) return;
-    let live = true;
+    let live = true, retry;
     cache.current.set(rested, undefined);
     api.send('kvsdDescribeFragments', { StreamName: name, FragmentNumbers: [rested] }).then(out => {
       cache.current.set(rested, out.Fragments[0].Tags || []);
       if (live) redraw(n => n + 1);
-    }, () => cache.current.delete(rested));
-    return () => { live = false; };
-  }, [api, name, rested]);
+    }, () => {
+      // A failed answer is asked again a second later while the pointer still rests there.
+      cache.current.delete(rested);
+      if (live) retry = setTimeout(() => redraw(n => n + 1), 1000);
+    });
+    return () => { live = false; clearTimeout(retry); };
+  }, [api, name, rested, tries]);
   return number ? cache.current.get(number) : undefined;
 }
 

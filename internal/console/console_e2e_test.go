@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kvsd/kvsd/internal/browsertest"
@@ -175,7 +176,13 @@ func TestConsoleDesktop(t *testing.T) {
 	p.Click(`a[href="#/streams/cam"]`)
 	videoAdvances(t, p, "live")
 
-	// A pause in the camera's stream is a gap on the timeline.
+	// A pause in the camera's stream is a gap on the timeline. The camera runs 6 s of video
+	// first, so that the range selected below (5 s to 1 s before the gap) holds video.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		frags := srv.ListFragments(t, "cam")
+		last := frags[len(frags)-1]
+		assert.GreaterOrEqual(c, last.Producer+last.Length-frags[0].Producer, int64(6000))
+	}, 20*time.Second, 100*time.Millisecond, "6 s of video before the pause")
 	stopping := time.Now()
 	stop()
 	stopped := time.Now()
