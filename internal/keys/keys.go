@@ -13,9 +13,11 @@
 package keys
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -247,4 +249,34 @@ func NewAEAD(key []byte) (cipher.AEAD, error) {
 		return nil, err
 	}
 	return cipher.NewGCM(b)
+}
+
+// Limits of a stored Wrapped's fields, as the media formats bound them.
+const (
+	MaxKeyIDLen   = 2048 // KVS's KmsKeyId limit
+	MaxWrappedLen = 4096 // KMS ciphertext blobs are under 200 bytes
+)
+
+// DecodeWrapped reads a data key in the form the media formats store it (docs/format): source
+// (1 byte), key id length (2, big-endian), key id, blob length (2), blob. It returns the key and
+// the bytes it took from b; ok is false when b is cut short or a length passes its limit.
+func DecodeWrapped(b []byte) (w Wrapped, n int, ok bool) {
+	if len(b) < 3 {
+		return Wrapped{}, 0, false
+	}
+	w.Source = Source(b[0])
+	idLen := int(binary.BigEndian.Uint16(b[1:]))
+	at := 3
+	if idLen > MaxKeyIDLen || at+idLen+2 > len(b) {
+		return Wrapped{}, 0, false
+	}
+	w.KeyID = string(b[at : at+idLen])
+	at += idLen
+	wLen := int(binary.BigEndian.Uint16(b[at:]))
+	at += 2
+	if wLen > MaxWrappedLen || at+wLen > len(b) {
+		return Wrapped{}, 0, false
+	}
+	w.Blob = bytes.Clone(b[at : at+wLen])
+	return w, at + wLen, true
 }

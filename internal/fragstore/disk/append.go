@@ -118,7 +118,7 @@ func (m *Media) startSegment(ctx context.Context, k fragstore.Key, sf *streamFil
 		if dk, err = m.keys.DataKey(ctx, k); err != nil {
 			return err
 		}
-		if len(dk.Wrapped.KeyID) > maxKeyIDLen || len(dk.Wrapped.Blob) > maxWrappedLen {
+		if len(dk.Wrapped.KeyID) > keys.MaxKeyIDLen || len(dk.Wrapped.Blob) > keys.MaxWrappedLen {
 			return fmt.Errorf("wrapped data key (key id %d bytes, %d bytes wrapped) exceeds what a segment header holds", len(dk.Wrapped.KeyID), len(dk.Wrapped.Blob))
 		}
 	}

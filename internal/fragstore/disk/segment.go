@@ -56,11 +56,9 @@ const (
 	tagLen       = 16
 	sealOverhead = nonceLen + tagLen // a version 3 record's data beyond the media
 
-	maxNameLen    = math.MaxUint16
-	maxDataLen    = math.MaxUint32 - sealOverhead
-	maxMetaLen    = 16 << 20 // far above any real meta; bounds what a scan would allocate
-	maxKeyIDLen   = 2048     // KVS's KmsKeyId limit
-	maxWrappedLen = 4096     // KMS ciphertext blobs are under 200 bytes
+	maxNameLen = math.MaxUint16
+	maxDataLen = math.MaxUint32 - sealOverhead
+	maxMetaLen = 16 << 20 // far above any real meta; bounds what a scan would allocate
 )
 
 var (
@@ -132,7 +130,7 @@ func readSegmentHeader(r io.ReaderAt) (SegmentInfo, error) {
 	n := int(binary.BigEndian.Uint16(fixed[6:]))
 	size := segHeaderFixed + n + 4
 	if fixed[4] == versionEncrypted {
-		size += 1 + 2 + maxKeyIDLen + 2 + maxWrappedLen // at most; the fields say how much
+		size += 1 + 2 + keys.MaxKeyIDLen + 2 + keys.MaxWrappedLen // at most; the fields say how much
 	}
 	b := make([]byte, size)
 	got, err := r.ReadAt(b, 0)
@@ -147,11 +145,14 @@ func readSegmentHeader(r io.ReaderAt) (SegmentInfo, error) {
 	}
 	end := segHeaderFixed + n
 	if info.Version == versionEncrypted {
-		wk, next, err := decodeWrapped(b, end)
-		if err != nil {
-			return SegmentInfo{}, err
+		if end > len(b) {
+			return SegmentInfo{}, corrupt("segment header cut short")
 		}
-		info.DataKey, end = &wk, next
+		wk, n, ok := keys.DecodeWrapped(b[end:])
+		if !ok {
+			return SegmentInfo{}, corrupt("segment header cut short")
+		}
+		info.DataKey, end = &wk, end+n
 	}
 	if end+4 > len(b) {
 		return SegmentInfo{}, corrupt("segment header cut short")
@@ -161,30 +162,6 @@ func readSegmentHeader(r io.ReaderAt) (SegmentInfo, error) {
 	}
 	info.Size = info.recordEnd(int64(end + 4))
 	return info, nil
-}
-
-// decodeWrapped reads a version 3 header's data key fields from b[at:]; the CRC after them is
-// checked by the caller.
-func decodeWrapped(b []byte, at int) (keys.Wrapped, int, error) {
-	cut := corrupt("segment header cut short")
-	if at+3 > len(b) {
-		return keys.Wrapped{}, 0, cut
-	}
-	w := keys.Wrapped{Source: keys.Source(b[at])}
-	idLen := int(binary.BigEndian.Uint16(b[at+1:]))
-	at += 3
-	if idLen > maxKeyIDLen || at+idLen+2 > len(b) {
-		return keys.Wrapped{}, 0, cut
-	}
-	w.KeyID = string(b[at : at+idLen])
-	at += idLen
-	wLen := int(binary.BigEndian.Uint16(b[at:]))
-	at += 2
-	if wLen > maxWrappedLen || at+wLen > len(b) {
-		return keys.Wrapped{}, 0, cut
-	}
-	w.Blob = bytes.Clone(b[at : at+wLen])
-	return w, at + wLen, nil
 }
 
 // recHeader is a decoded record header.

@@ -1,7 +1,6 @@
 package s3media
 
 import (
-	"bytes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
@@ -38,11 +37,9 @@ const (
 	tagLen       = 16
 	sealOverhead = nonceLen + tagLen
 
-	maxKeyIDLen   = 2048 // KVS's KmsKeyId limit
-	maxWrappedLen = 4096 // KMS ciphertext blobs are under 200 bytes
 	// maxKeyFields bounds a version 2 header's data key fields: a read asks for that much
 	// beyond a version 1 header, so that one ranged GET holds the header whatever its key.
-	maxKeyFields = 1 + 2 + maxKeyIDLen + 2 + maxWrappedLen
+	maxKeyFields = 1 + 2 + keys.MaxKeyIDLen + 2 + keys.MaxWrappedLen
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -76,7 +73,7 @@ func encodeObject(k fragstore.Key, seg uint64, rec fragstore.Record, dk *keys.Da
 	version := byte(versionClear)
 	stored := int64(len(rec.Data))
 	if dk != nil {
-		if len(dk.Wrapped.KeyID) > maxKeyIDLen || len(dk.Wrapped.Blob) > maxWrappedLen {
+		if len(dk.Wrapped.KeyID) > keys.MaxKeyIDLen || len(dk.Wrapped.Blob) > keys.MaxWrappedLen {
 			return nil, fmt.Errorf("wrapped data key of %s is too large to store", k.Name)
 		}
 		w, version, stored = &dk.Wrapped, versionEncrypted, stored+sealOverhead
@@ -155,11 +152,14 @@ func decodeHeader(k fragstore.Key, loc fragstore.Location, b []byte) (objHeader,
 	}
 	at := fixedHeader + n
 	if h.version == versionEncrypted {
-		w, next, ok := decodeWrapped(b, at)
+		if at > len(b) {
+			return bad("header cut short")
+		}
+		w, n, ok := keys.DecodeWrapped(b[at:])
 		if !ok {
 			return bad("header cut short")
 		}
-		h.key, at = &w, next
+		h.key, at = &w, at+n
 	}
 	if at+4 > len(b) || crc(b[:at]) != binary.BigEndian.Uint32(b[at:]) {
 		return bad("header checksum")
@@ -173,28 +173,6 @@ func decodeHeader(k fragstore.Key, loc fragstore.Location, b []byte) (objHeader,
 		return bad(fmt.Sprintf("meta length %d", h.metaLen))
 	}
 	return h, nil
-}
-
-// decodeWrapped reads a version 2 header's data key fields from b[at:].
-func decodeWrapped(b []byte, at int) (keys.Wrapped, int, bool) {
-	if at+3 > len(b) {
-		return keys.Wrapped{}, 0, false
-	}
-	w := keys.Wrapped{Source: keys.Source(b[at])}
-	idLen := int(binary.BigEndian.Uint16(b[at+1:]))
-	at += 3
-	if idLen > maxKeyIDLen || at+idLen+2 > len(b) {
-		return keys.Wrapped{}, 0, false
-	}
-	w.KeyID = string(b[at : at+idLen])
-	at += idLen
-	wLen := int(binary.BigEndian.Uint16(b[at:]))
-	at += 2
-	if wLen > maxWrappedLen || at+wLen > len(b) {
-		return keys.Wrapped{}, 0, false
-	}
-	w.Blob = bytes.Clone(b[at : at+wLen])
-	return w, at + wLen, true
 }
 
 // errNoKeys: an encrypted object read by a Media opened without Config.Keys.
