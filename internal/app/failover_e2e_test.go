@@ -64,7 +64,7 @@ func startProcClusterWith(t *testing.T, catalogURL func(string) string) *procClu
 	c.s3.CreateBucket(t, "kvsd-media")
 	var addrs []string
 	for range 3 {
-		addrs = append(addrs, unusedAddr(t))
+		addrs = append(addrs, kvstest.FreeAddr(t))
 	}
 	c.fd = kvstest.StartFrontDoor(t, addrs...)
 	for _, addr := range addrs {

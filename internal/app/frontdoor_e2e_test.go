@@ -26,7 +26,7 @@ func TestFrontDoorCutsAHungNode(t *testing.T) {
 	a := startProcess(t, bin, t.TempDir(), nil, nil)
 	u, err := url.Parse(a.url)
 	require.NoError(t, err)
-	bAddr := unusedAddr(t)
+	bAddr := kvstest.FreeAddr(t)
 	fd := kvstest.StartFrontDoor(t, u.Host, bAddr)
 
 	// b is not running yet: a connection through the front door goes to a (one that b refuses
@@ -76,13 +76,4 @@ func TestFrontDoorCutsAHungNode(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 200, status)
 	}
-}
-
-// unusedAddr is a loopback address with a port nothing listens on now (for a node started later).
-func unusedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -39,7 +39,7 @@ func StartFrontDoor(t testing.TB, backends ...string) *FrontDoor {
 		}
 		t.Skip(msg)
 	}
-	addr := freeAddr(t)
+	addr := FreeAddr(t)
 	cfg, err := frontDoorConfig(addr, backends)
 	if err != nil {
 		t.Fatal(err)
@@ -128,8 +128,9 @@ func frontDoorConfig(addr string, backends []string) (string, error) {
 	return strings.Join(out, "\n"), nil
 }
 
-// freeAddr is a loopback address with a port nothing listens on now.
-func freeAddr(t testing.TB) string {
+// FreeAddr is a loopback address with a port nothing listens on now (for the front door, or
+// a node started later).
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
