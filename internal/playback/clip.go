@@ -94,10 +94,16 @@ func (s *Service) Clip(ctx context.Context, in ClipInput) (*ClipAnswer, error) {
 	}
 	err = ErrClipNeedsMedia
 	if a.secs != nil && !a.secs.Verbatim() {
-		// Encrypted media: its clear frame tables lay the clip out.
+		// Encrypted media: its clear frame tables lay the clip out, while the second pass's
+		// read-ahead starts decrypting the first fragments on the other cores.
+		a.send = startReadAhead(a.n, a.read)
 		a.clip, err = media.PlanClip(a.n, frag)
 	}
 	if errors.Is(err, ErrClipNeedsMedia) {
+		if a.send != nil {
+			a.send.Stop()
+			a.send = nil
+		}
 		// Both passes read the fragments through a readAhead, the first one here, the second
 		// in WriteTo unless the media is sent from the files.
 		a.ahead = startReadAhead(a.n, a.read)
@@ -130,13 +136,17 @@ type ClipAnswer struct {
 	n     int                 // fragments
 	read  func(i int, buf []byte) ([]byte, error)
 	ahead *readAhead // the pass under way
+	send  *readAhead // the second pass's, when started early
 }
 
 // WriteTo writes the MP4 to w.
 func (a *ClipAnswer) WriteTo(w io.Writer) (int64, error) {
 	if !a.FromFiles {
-		a.ahead = startReadAhead(a.n, a.read)
-		defer a.ahead.Stop()
+		if a.send == nil {
+			a.send = startReadAhead(a.n, a.read)
+		}
+		a.ahead = a.send
+		defer a.send.Stop()
 		return a.clip.Send(w, nil)
 	}
 	return a.clip.Send(w, func(i int, w io.Writer) (int64, error) {
@@ -152,8 +162,11 @@ func (a *ClipAnswer) WriteTo(w io.Writer) (int64, error) {
 	})
 }
 
-// Close releases the segment files the answer holds open.
+// Close stops reading ahead and releases the segment files the answer holds open.
 func (a *ClipAnswer) Close() error {
+	if a.send != nil {
+		a.send.Stop()
+	}
 	if a.secs == nil {
 		return nil
 	}

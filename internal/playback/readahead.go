@@ -9,8 +9,8 @@ import (
 // readAhead reads fragments 0..n-1 of a clip on worker goroutines, a few ahead of the one being
 // used, and hands them over in order: the checksums and the decryption (AES-GCM) of the next
 // fragments then run on other cores while the current one is parsed or written to the client,
-// and an object store's latency is paid once for several fragments. At most `slots` fragment
-// buffers exist at once, so memory stays flat in the clip's length.
+// and an object store's latency is paid once for several fragments. At most readAheadSlots
+// fragment buffers exist at once, so memory stays flat in the clip's length.
 type readAhead struct {
 	read    func(i int, buf []byte) ([]byte, error)
 	results []chan readResult // one per fragment, buffered
@@ -22,6 +22,11 @@ type readAhead struct {
 	close   sync.Once
 }
 
+// readAheadSlots is how many fragments' buffers a readAhead uses (the one in use included):
+// enough for every worker to have one, and for a stock of fragments decrypted while a clip's
+// first pass lays it out, before the first byte goes out (about 4 MB of 1080p).
+const readAheadSlots = 8
+
 type readResult struct {
 	media []byte
 	err   error
@@ -31,7 +36,7 @@ type readResult struct {
 // several goroutines at once. Stop must be called.
 func startReadAhead(n int, read func(i int, buf []byte) ([]byte, error)) *readAhead {
 	workers := min(runtime.GOMAXPROCS(0), 4, n)
-	slots := workers + 2 // the one in use, the one being handed over, one per worker
+	slots := readAheadSlots
 	r := &readAhead{read: read, results: make([]chan readResult, n), free: make(chan []byte, slots), done: make(chan struct{})}
 	for i := range r.results {
 		r.results[i] = make(chan readResult, 1)

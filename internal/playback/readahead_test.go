@@ -45,7 +45,7 @@ func TestReadAheadOrderErrorsAndBound(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, fmt.Sprintf("fragment %d", i), string(b))
 	}
-	require.LessOrEqual(t, most.Load(), int64(6), "read at most a few fragments ahead")
+	require.LessOrEqual(t, most.Load(), int64(readAheadSlots), "read at most a few fragments ahead")
 }
 
 // Stopping early (the client went away after a few fragments) ends every worker, including
