@@ -226,7 +226,7 @@ func TestIdleAcksAndTimeout(t *testing.T) {
 	require.GreaterOrEqual(t, idle, 3)
 }
 
-// gatedStore holds every Write until the test lets it go, to observe backpressure. It
+// gatedStore holds every WritePrepared until the test lets it go, to observe backpressure. It
 // persists through the real store.
 type gatedStore struct {
 	Store
@@ -243,16 +243,17 @@ func newGatedEnv(t *testing.T, cfg Config) (*testEnv, *gatedStore) {
 	return e, gated
 }
 
-func (g *gatedStore) Write(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) (*fragstore.Commit, error) {
+func (g *gatedStore) WritePrepared(ctx context.Context, p *fragstore.Prepared, epoch uint64) (*fragstore.Commit, error) {
 	g.mu.Lock()
 	g.entered++
 	g.mu.Unlock()
 	select {
 	case <-g.gate:
 	case <-ctx.Done():
+		p.Release()
 		return nil, ctx.Err()
 	}
-	return g.Store.Write(ctx, k, header, f, media)
+	return g.Store.WritePrepared(ctx, p, epoch)
 }
 
 // While fragments wait for the disk the session keeps receiving up to maxWriting+maxBacklog of
