@@ -74,10 +74,65 @@ func (s *Store) Write(ctx context.Context, k Key, header []byte, f *fragment.Fra
 // other streams in the same group commit are not held back), and the stream's next Write reads
 // its last sequence from the index again, since the other node has been writing.
 func (s *Store) WriteFenced(ctx context.Context, k Key, epoch uint64, header []byte, f *fragment.Fragment, media []byte) (*Commit, error) {
-	start := time.Now()
+	p, err := s.Prepare(ctx, k, header, f, media)
+	if err != nil {
+		return nil, err
+	}
+	return s.WritePrepared(ctx, p, epoch)
+}
+
+// Prepared is a fragment made ready for its write by Prepare: its self-description encoded
+// and, where the Media can (disk), its record sealed and checksummed in the buffer it is
+// written from. WritePrepared writes it; Release drops one that will not be written.
+type Prepared struct {
+	k      Key
+	header []byte
+	f      *fragment.Fragment
+	media  []byte
+	meta   []byte
+	rec    PreparedRecord // nil: the Media appends plain Records
+}
+
+// Release frees a Prepared that will not be written. Releasing one that was written, or
+// twice, is harmless.
+func (p *Prepared) Release() {
+	if p.rec != nil {
+		p.rec.Release()
+		p.rec = nil
+	}
+}
+
+// Prepare does the CPU work of Write ahead of it (the frame table, the meta, the encryption
+// and checksums of the record) without taking the stream's turn, so that a writer prepares
+// a stream's next fragment while the previous one's media is being written. It reads f and
+// media: the caller must not change them until the Prepared is written or released.
+func (s *Store) Prepare(ctx context.Context, k Key, header []byte, f *fragment.Fragment, media []byte) (*Prepared, error) {
 	if err := checkAppend(k, header, f, media); err != nil {
 		return nil, err
 	}
+	meta, err := encodeMeta(f, int64(len(media)), header, encodeFrames(media))
+	if err != nil {
+		return nil, err
+	}
+	p := &Prepared{k: k, header: header, f: f, media: media, meta: meta}
+	if pm, ok := s.media.(Preparer); ok {
+		if p.rec, err = pm.Prepare(ctx, k, p.record()); err != nil {
+			return nil, fmt.Errorf("prepare media of fragment %d of %s: %w", f.Seq, k.Name, err)
+		}
+	}
+	return p, nil
+}
+
+func (p *Prepared) record() Record {
+	return Record{Seq: p.f.Seq, Time: p.f.ServerTime, Meta: p.meta, Data: p.media}
+}
+
+// WritePrepared is WriteFenced of a fragment Prepare made (epoch 0: Write). It consumes p:
+// p is released whatever the outcome.
+func (s *Store) WritePrepared(ctx context.Context, p *Prepared, epoch uint64) (*Commit, error) {
+	defer p.Release()
+	start := time.Now()
+	k, f := p.k, p.f
 	st := s.state(k)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -91,25 +146,29 @@ func (s *Store) WriteFenced(ctx context.Context, k Key, epoch uint64, header []b
 	if f.Seq <= st.lastSeq {
 		return nil, fmt.Errorf("append to %s: sequence %d is not after the last stored %d", k.Name, f.Seq, st.lastSeq)
 	}
-	meta, err := encodeMeta(f, int64(len(media)), header, encodeFrames(media))
-	if err != nil {
-		return nil, err
+	var loc Location
+	var err error
+	if p.rec != nil {
+		rec := p.rec
+		p.rec = nil // AppendPrepared releases it
+		loc, err = s.media.(Preparer).AppendPrepared(ctx, k, rec)
+	} else {
+		loc, err = s.media.Append(ctx, k, p.record())
 	}
-	loc, err := s.media.Append(ctx, k, Record{Seq: f.Seq, Time: f.ServerTime, Meta: meta, Data: media})
 	s.noteWrite(err)
 	if err != nil {
 		return nil, fmt.Errorf("append media of fragment %d of %s: %w", f.Seq, k.Name, err)
 	}
-	f.Size = int64(len(media))
+	f.Size = int64(len(p.media))
 	st.lastSeq = f.Seq
-	c := &Commit{put: Put{Key: k, Fragment: f, Location: loc, Header: header, Epoch: epoch}, st: st, start: start, done: make(chan struct{})}
+	c := &Commit{put: Put{Key: k, Fragment: f, Location: loc, Header: p.header, Epoch: epoch}, st: st, start: start, done: make(chan struct{})}
 	if err := s.enqueue(c); err != nil {
 		// The media record stays behind unindexed: harmless (never read), and cut away or
 		// deleted with its segment by the next Open.
 		return nil, err
 	}
 	st.pending++ // under st.mu, so the committer's decrement comes after it
-	s.metrics.bytes.Add(float64(len(media)))
+	s.metrics.bytes.Add(float64(len(p.media)))
 	return c, nil
 }
 

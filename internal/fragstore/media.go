@@ -59,3 +59,22 @@ type Media interface {
 	// Close releases open files. Appends fail afterwards.
 	Close() error
 }
+
+// Preparer is a Media that can do the CPU work of an Append (encryption, checksums, the copy
+// into its write buffer) before the Append, outside the serialisation of the Key's appends, so
+// that a writer prepares a stream's next record while the previous one's write is in flight.
+// The record stored is the one Append would have stored.
+type Preparer interface {
+	// Prepare assembles rec for AppendPrepared. It may run concurrently with anything,
+	// an Append of the same Key included. rec.Data and rec.Meta must not change until the
+	// record is appended or released.
+	Prepare(ctx context.Context, k Key, rec Record) (PreparedRecord, error)
+	// AppendPrepared is Append of a record Prepare made for k; it releases p, whatever the
+	// outcome. If what Prepare assumed no longer holds (the segment it would go to took
+	// another data key), it prepares the record again first.
+	AppendPrepared(ctx context.Context, k Key, p PreparedRecord) (Location, error)
+}
+
+// PreparedRecord is a record Preparer.Prepare made. Release frees its buffers when it will
+// not be appended; releasing twice is harmless.
+type PreparedRecord interface{ Release() }

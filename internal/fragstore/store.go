@@ -11,7 +11,9 @@
 //
 // Writes are pipelined: Write makes a fragment's media durable and queues its index entry; one
 // committer goroutine commits everything queued, from every stream, in one index transaction
-// (group commit), while the writers go on with their next fragments' media. See append.go.
+// (group commit), while the writers go on with their next fragments' media. Before that,
+// Prepare does a fragment's CPU work (meta, encryption) ahead of its Write, so that a writer
+// seals its next fragment while the previous one's media is being written. See append.go.
 //
 // Files by facet: append.go (write path, group commit), list.go (time and sequence reads, cursors),
 // expire.go (retention and deletion), recover.go (start-up repair), meta.go (the record

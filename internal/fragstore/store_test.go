@@ -3,6 +3,7 @@ package fragstore_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -340,4 +341,36 @@ func TestSegmentsDescribeThemselves(t *testing.T) {
 func TestOpenNeedsBackends(t *testing.T) {
 	_, err := fragstore.Open(fragstore.Config{})
 	require.Error(t, err)
+}
+
+// Fragments prepared ahead of their writes (as ingest prepares the next while one is written)
+// are stored as Write stores them; one released unwritten leaves nothing behind, and one
+// cannot be written twice.
+func TestPreparedAhead(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		t.Run(fmt.Sprintf("plain=%v", plain), func(t *testing.T) {
+			e := openEnvWith(t, t.TempDir(), plain)
+			var ps []*fragstore.Prepared
+			for seq := uint64(1); seq <= 3; seq++ {
+				p, err := e.s.Prepare(ctx, key, header, frag(key, seq), media(seq))
+				require.NoError(t, err)
+				ps = append(ps, p)
+			}
+			ps[2].Release()
+			for _, p := range ps[:2] {
+				c, err := e.s.WritePrepared(ctx, p, 0)
+				require.NoError(t, err)
+				require.NoError(t, c.Wait(ctx))
+			}
+			_, err := e.s.WritePrepared(ctx, ps[1], 0)
+			require.Error(t, err)
+			e.check(key, span(1, 2))
+
+			e = e.reopen()
+			e.check(key, span(1, 2))
+			require.NotContains(t, e.logs.String(), "unindexed", "recovery found nothing to cut")
+			e.append(key, 3)
+			e.check(key, span(1, 3))
+		})
+	}
 }

@@ -152,7 +152,8 @@ func TestErrorAcks(t *testing.T) {
 // The only error injected through a fake store: it cannot be provoked on a healthy disk.
 type failingStore struct{ Store }
 
-func (failingStore) Write(context.Context, fragstore.Key, []byte, *fragment.Fragment, []byte) (*fragstore.Commit, error) {
+func (failingStore) WritePrepared(_ context.Context, p *fragstore.Prepared, _ uint64) (*fragstore.Commit, error) {
+	p.Release()
 	return nil, errors.New("disk full")
 }
 

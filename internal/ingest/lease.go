@@ -16,10 +16,11 @@ import (
 // A node holds one grant per stream, shared by the stream's sessions on the node (between
 // them the last connection wins, as without leases), taken when the first of them opens and
 // renewed every LeaseTTL/3 until the last of them ends, then released. Every fragment of
-// those sessions commits under the grant's epoch (fragstore.Store.WriteFenced): once another
-// node has taken the stream (this node paused or cut off past its lease), the commit fails and
-// the session ends with ERROR 5001 without acknowledging the fragment. A connection for a
-// stream another node holds is refused with catalog.ErrLeaseHeld (ConnectionLimitExceeded).
+// those sessions commits under the grant's epoch (the epoch of fragstore.Store.WritePrepared):
+// once another node has taken the stream (this node paused or cut off past its lease), the
+// commit fails and the session ends with ERROR 5001 without acknowledging the fragment. A
+// connection for a stream another node holds is refused with catalog.ErrLeaseHeld
+// (ConnectionLimitExceeded).
 //
 // The holder silent for a while: the grant is renewed only while the stream is active on the
 // node, that is while a body byte of one of its connections arrived within HolderSilence, or

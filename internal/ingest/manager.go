@@ -42,12 +42,14 @@ type Streams interface {
 }
 
 // Store is the part of the fragment store ingest writes to; *fragstore.Store implements it.
-// Write makes the media durable and returns with the index entry queued: the session writes
-// the next fragment's media while this one's entry commits.
+// Prepare does a fragment's CPU work (meta, encryption), WritePrepared makes its media durable
+// and returns with the index entry queued: the session prepares the next fragment while this
+// one's media is written, and writes the next one's media while this one's entry commits.
 type Store interface {
-	Write(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) (*fragstore.Commit, error)
-	// WriteFenced is Write whose commit is fenced by a lease epoch (Config.Leases).
-	WriteFenced(ctx context.Context, k fragstore.Key, epoch uint64, header []byte, f *fragment.Fragment, media []byte) (*fragstore.Commit, error)
+	Prepare(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) (*fragstore.Prepared, error)
+	// WritePrepared writes p (and releases it) with its commit fenced by a lease epoch
+	// (Config.Leases); 0: not fenced.
+	WritePrepared(ctx context.Context, p *fragstore.Prepared, epoch uint64) (*fragstore.Commit, error)
 	LastSeq(ctx context.Context, k fragstore.Key) (uint64, error)
 	// Fragment and Header give a continuation after a restart the header it plays with.
 	Fragment(ctx context.Context, k fragstore.Key, seq uint64) (*fragment.Fragment, error)

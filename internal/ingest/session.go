@@ -284,29 +284,55 @@ func (w written) ready() <-chan struct{} {
 
 var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
+// prepared is a fragment taken from the writer's work, prepared for its write (err: why not).
+type prepared struct {
+	c   *complete
+	p   *fragstore.Prepared
+	err error
+}
+
+// write stores the fragments handed to the writer, in order. A second goroutine prepares each
+// one (meta, encryption, checksums: CPU only) while the one before it is being written, so
+// that a stream's sealing and its durable writes overlap instead of taking turns.
 func (s *Session) write(ctx context.Context, w *writer) {
+	next := make(chan prepared) // unbuffered: the preparer works one fragment ahead, no more
+	go s.prepare(ctx, w.work, next)
 	failed := false
-	for c := range w.work {
+	for r := range next {
 		start := time.Now()
 		var commit *fragstore.Commit
 		var err error
 		if failed {
 			// A fragment after a failed one must not be persisted: the producer resends from
 			// the failed one. The session ends with the first failure; this one is never acked.
-			err = failf(errArchival, c.frag, "not stored after an earlier fragment failed")
+			err = failf(errArchival, r.c.frag, "not stored after an earlier fragment failed")
 		} else {
-			commit, err = s.store(ctx, c)
+			commit, err = s.store(ctx, &r)
+		}
+		if r.p != nil {
+			r.p.Release() // not written (store consumed it otherwise)
 		}
 		failed = failed || err != nil
-		w.done <- written{c: c, start: start, commit: commit, err: err}
+		w.done <- written{c: r.c, start: start, commit: commit, err: err}
 	}
 }
 
-// store writes one fragment's media and queues its index entry, unless the stream is gone (a
-// stream deleted, or deleted and created again, must not receive this session's fragments) or
-// keeps no data: retention is read per fragment, so a change applies from the next one. It
-// returns a nil Commit for a fragment not kept.
-func (s *Session) store(ctx context.Context, c *complete) (*fragstore.Commit, error) {
+// prepare prepares the fragments of work in order and hands them to the writer. It returns,
+// closing out, once work is closed and the writer took everything.
+func (s *Session) prepare(ctx context.Context, work <-chan *complete, out chan<- prepared) {
+	defer close(out)
+	for c := range work {
+		p, err := s.m.cfg.Store.Prepare(ctx, s.key, c.doc.raw, c.frag, c.media)
+		out <- prepared{c: c, p: p, err: err}
+	}
+}
+
+// store writes one prepared fragment's media and queues its index entry, unless the stream is
+// gone (a stream deleted, or deleted and created again, must not receive this session's
+// fragments) or keeps no data: retention is read per fragment, so a change applies from the
+// next one. It returns a nil Commit for a fragment not kept. It consumes r.p when it writes it.
+func (s *Session) store(ctx context.Context, r *prepared) (*fragstore.Commit, error) {
+	c := r.c
 	st, err := s.current(ctx)
 	switch {
 	case errors.Is(err, stream.ErrNotFound) || err == nil && fragstore.KeyOf(st) != s.key:
@@ -317,10 +343,14 @@ func (s *Session) store(ctx context.Context, c *complete) (*fragstore.Commit, er
 		return nil, nil
 	}
 	var commit *fragstore.Commit
-	if s.lease == nil {
-		commit, err = s.m.cfg.Store.Write(ctx, s.key, c.doc.raw, c.frag, c.media)
-	} else {
-		commit, err = s.m.cfg.Store.WriteFenced(ctx, s.key, s.lease.lease.Epoch, c.doc.raw, c.frag, c.media)
+	if err = r.err; err == nil {
+		var epoch uint64 // 0: not fenced
+		if s.lease != nil {
+			epoch = s.lease.lease.Epoch
+		}
+		p := r.p
+		r.p = nil
+		commit, err = s.m.cfg.Store.WritePrepared(ctx, p, epoch)
 	}
 	if err != nil {
 		if ctx.Err() == nil {

@@ -226,13 +226,14 @@ func TestIdleAcksAndTimeout(t *testing.T) {
 	require.GreaterOrEqual(t, idle, 3)
 }
 
-// gatedStore holds every Write until the test lets it go, to observe backpressure. It
+// gatedStore holds every WritePrepared until the test lets it go, to observe backpressure. It
 // persists through the real store.
 type gatedStore struct {
 	Store
-	gate    chan struct{}
-	mu      sync.Mutex
-	entered int
+	gate     chan struct{}
+	mu       sync.Mutex
+	entered  int // WritePrepared calls
+	prepared int // Prepare calls
 }
 
 // newGatedEnv is newEnv whose writes wait for the gatedStore's gate.
@@ -243,16 +244,24 @@ func newGatedEnv(t *testing.T, cfg Config) (*testEnv, *gatedStore) {
 	return e, gated
 }
 
-func (g *gatedStore) Write(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) (*fragstore.Commit, error) {
+func (g *gatedStore) Prepare(ctx context.Context, k fragstore.Key, header []byte, f *fragment.Fragment, media []byte) (*fragstore.Prepared, error) {
+	g.mu.Lock()
+	g.prepared++
+	g.mu.Unlock()
+	return g.Store.Prepare(ctx, k, header, f, media)
+}
+
+func (g *gatedStore) WritePrepared(ctx context.Context, p *fragstore.Prepared, epoch uint64) (*fragstore.Commit, error) {
 	g.mu.Lock()
 	g.entered++
 	g.mu.Unlock()
 	select {
 	case <-g.gate:
 	case <-ctx.Done():
+		p.Release()
 		return nil, ctx.Err()
 	}
-	return g.Store.Write(ctx, k, header, f, media)
+	return g.Store.WritePrepared(ctx, p, epoch)
 }
 
 // While fragments wait for the disk the session keeps receiving up to maxWriting+maxBacklog of
@@ -302,6 +311,30 @@ func TestBackpressure(t *testing.T) {
 		require.NoError(t, l.wait())
 		frags, _ := e.stored(st)
 		require.Len(t, frags, n)
+	})
+}
+
+// While a fragment's media is being written the writer prepares (seals) the next one, so that
+// the two overlap, and only that one: the rest wait unprepared.
+func TestPreparesAheadOfTheWrite(t *testing.T) {
+	requireNoLeak(t)
+	synctest.Test(t, func(t *testing.T) {
+		e, gated := newGatedEnv(t, Config{})
+		st := e.createStream(testStreamName, 24)
+		l := e.start(Request{})
+		// Three fragments complete; the fourth when the body ends.
+		require.NoError(t, <-l.send(cat(header(1, 1), gop(1000, 2), gop(3000, 2), gop(5000, 2), gop(7000, 2))))
+		synctest.Wait()
+		gated.mu.Lock()
+		entered, prepared := gated.entered, gated.prepared
+		gated.mu.Unlock()
+		require.Equal(t, 1, entered, "writes started")
+		require.Equal(t, 2, prepared, "fragments prepared")
+		close(gated.gate)
+		require.NoError(t, l.pw.Close())
+		require.NoError(t, l.wait())
+		frags, _ := e.stored(st)
+		require.Len(t, frags, 4)
 	})
 }
 

@@ -22,29 +22,122 @@ import (
 // whose copy and writeback cost more CPU than anything else on the ingest path, and the write
 // returns once durable, without a separate fdatasync. Readers read the file normally.
 func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Record) (fragstore.Location, error) {
-	if err := ctx.Err(); err != nil {
+	p, err := m.Prepare(ctx, k, rec)
+	if err != nil {
 		return fragstore.Location{}, err
 	}
+	return m.AppendPrepared(ctx, k, p)
+}
+
+var _ fragstore.Preparer = (*Media)(nil)
+
+// prepared is a record assembled in its stage ahead of its Append: header, data (sealed, or
+// copied in clear), meta and fill, exactly the bytes Append writes, unless the data key
+// changed in between (sealed with another key than the segment's), which AppendPrepared
+// catches and repairs by sealing again.
+type prepared struct {
+	k      fragstore.Key
+	rec    fragstore.Record
+	h      recHeader
+	buf    *stage
+	padded int64
+	sealed bool          // the data field and the header are final for dk
+	dk     *keys.DataKey // the key the data was sealed with; nil in clear
+}
+
+// Release returns the stage to the pool.
+func (p *prepared) Release() {
+	if p.buf != nil {
+		putStage(p.buf)
+		p.buf = nil
+	}
+}
+
+// Prepare assembles rec in a stage without taking the stream's lock, so that it may run while
+// the stream's previous record is being written: the seal, the CRCs and the copies are most of
+// an Append's CPU. It seals with the data key of the stream's newest segment, which the record
+// will almost always get; the first record a stream writes in this process is sealed by
+// AppendPrepared, once its segment has its key.
+func (m *Media) Prepare(ctx context.Context, k fragstore.Key, rec fragstore.Record) (fragstore.PreparedRecord, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if int64(len(rec.Data)) > maxDataLen || len(rec.Meta) > maxMetaLen {
-		return fragstore.Location{}, fmt.Errorf("disk media: record of %d+%d bytes is too large", len(rec.Data), len(rec.Meta))
+		return nil, fmt.Errorf("disk media: record of %d+%d bytes is too large", len(rec.Data), len(rec.Meta))
+	}
+	sf, err := m.files(k)
+	if err != nil {
+		return nil, err
+	}
+	p := &prepared{k: k, rec: rec}
+	p.h = recHeader{version: versionClear, seq: rec.Seq, dataLen: int64(len(rec.Data)), metaLen: int64(len(rec.Meta)), metaCRC: crc(rec.Meta)}
+	if m.keys != nil {
+		p.h.version = versionEncrypted // every segment this Media starts is, so cur is too
+	}
+	stored := int(p.h.stored())
+	total := recHeaderLen + stored + len(rec.Meta)
+	p.padded = alignUp(int64(total))
+	p.buf = getStage(int(p.padded))
+	b := p.buf.b[:p.padded]
+	copy(b[recHeaderLen+stored:], rec.Meta)
+	clear(b[total:])
+	if m.keys == nil {
+		copy(b[recHeaderLen:], rec.Data)
+		p.finish(nil)
+	} else if dk := sf.lastKey.Load(); dk != nil {
+		if err := p.seal(dk); err != nil {
+			p.Release()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// seal encrypts the record's data into the stage with dk and completes the header.
+func (p *prepared) seal(dk *keys.DataKey) error {
+	data := p.buf.b[recHeaderLen : recHeaderLen+p.h.stored()]
+	// Sealed straight into the stage: encryption replaces the copy a record in clear needs.
+	nonce := data[:nonceLen]
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	dk.AEAD.Seal(data[nonceLen:nonceLen], nonce, p.rec.Data, recordAAD(p.k, p.rec.Seq))
+	p.finish(dk)
+	return nil
+}
+
+// finish checksums the data field in the stage and encodes the header before it.
+func (p *prepared) finish(dk *keys.DataKey) {
+	b := p.buf.b
+	p.h.dataCRC = crc(b[recHeaderLen : recHeaderLen+p.h.stored()])
+	p.h.encode(b)
+	p.sealed, p.dk = true, dk
+}
+
+// AppendPrepared is Append of a record Prepare made: under the stream's lock only the segment
+// choice, the write and the bookkeeping remain. The record is sealed again when the segment it
+// goes to has another data key than the one Prepare used (a new segment after the stream's key
+// was renewed), so every record is sealed with the key its segment header names.
+func (m *Media) AppendPrepared(ctx context.Context, k fragstore.Key, pr fragstore.PreparedRecord) (fragstore.Location, error) {
+	p, ok := pr.(*prepared)
+	if !ok || p.buf == nil || p.k != k {
+		return fragstore.Location{}, fmt.Errorf("disk media: append to %s: not a pending record this Media prepared for it", k.Name)
+	}
+	defer p.Release()
+	if err := ctx.Err(); err != nil {
+		return fragstore.Location{}, err
 	}
 	sf, err := m.files(k)
 	if err != nil {
 		return fragstore.Location{}, err
 	}
+	rec := p.rec
 	sf.mu.Lock()
 	defer sf.mu.Unlock()
 	if m.closed.Load() {
 		return fragstore.Location{}, errClosed
 	}
-	h := recHeader{version: versionClear, seq: rec.Seq, dataLen: int64(len(rec.Data)), metaLen: int64(len(rec.Meta)), metaCRC: crc(rec.Meta)}
-	if m.keys != nil {
-		h.version = versionEncrypted // every segment this Media starts is, so cur is too
-	}
-	stored := int(h.stored())
-	total := recHeaderLen + stored + len(rec.Meta)
-	padded := alignUp(int64(total))
-	if sf.cur != nil && m.mustRoll(sf, rec, padded) {
+	if sf.cur != nil && m.mustRoll(sf, rec, p.padded) {
 		sf.closeCur()
 	}
 	if sf.cur == nil {
@@ -52,27 +145,13 @@ func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Recor
 			return fragstore.Location{}, fmt.Errorf("disk media: new segment for %s: %w", k.Name, err)
 		}
 	}
-	off := sf.size
-	buf := getStage(int(padded))
-	b := buf.b[:padded]
-	data := b[recHeaderLen : recHeaderLen+stored]
-	if sf.dk != nil {
-		// Sealed straight into the stage: encryption replaces the copy a record in clear needs.
-		nonce := data[:nonceLen]
-		if _, err := rand.Read(nonce); err != nil {
-			putStage(buf)
+	if !p.sealed || p.dk != sf.dk {
+		if err := p.seal(sf.dk); err != nil {
 			return fragstore.Location{}, err
 		}
-		sf.dk.AEAD.Seal(data[nonceLen:nonceLen], nonce, rec.Data, recordAAD(k, rec.Seq))
-	} else {
-		copy(data, rec.Data)
 	}
-	h.dataCRC = crc(data)
-	h.encode(b)
-	copy(b[recHeaderLen+stored:], rec.Meta)
-	clear(b[total:])
-	_, err = sf.cur.WriteAt(b, off) // O_DSYNC: durable when it returns
-	putStage(buf)
+	off := sf.size
+	_, err = sf.cur.WriteAt(p.buf.b[:p.padded], off) // O_DSYNC: durable when it returns
 	if err != nil {
 		// Put the file back to its last good size and stop appending to it: whatever reached
 		// the disk of this record is garbage no index will point at.
@@ -80,8 +159,8 @@ func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Recor
 		sf.closeCur()
 		return fragstore.Location{}, fmt.Errorf("disk media: append to segment %d of %s: %w", sf.seg, k.Name, err)
 	}
-	sf.size = off + padded
-	m.used.Add(padded)
+	sf.size = off + p.padded
+	m.used.Add(p.padded)
 	if rec.Time.Before(sf.minT) {
 		sf.minT = rec.Time
 	}
@@ -159,6 +238,9 @@ func (m *Media) startSegment(ctx context.Context, k fragstore.Key, sf *streamFil
 		return err
 	}
 	sf.cur, sf.seg, sf.size, sf.maxSeg, sf.dk = f, n, int64(len(b)), n, dk
+	if dk != nil {
+		sf.lastKey.Store(dk)
+	}
 	m.used.Add(int64(len(b)))
 	sf.minT, sf.maxT = rec.Time, rec.Time
 	return nil

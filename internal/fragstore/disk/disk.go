@@ -103,6 +103,10 @@ type streamFiles struct {
 	size   int64         // cur's size: where the next record goes
 	minT   time.Time
 	maxT   time.Time
+
+	// lastKey is the data key of the newest segment started: Prepare seals with it without
+	// taking mu, which every write holds.
+	lastKey atomic.Pointer[keys.DataKey]
 }
 
 // Open opens (creating it if needed) the media root and deletes temporary files a crash left.
