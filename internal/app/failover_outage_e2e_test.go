@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kvsd/kvsd/internal/catalog/postgres/pgtest"
 	"github.com/kvsd/kvsd/internal/kvstest"
 	"github.com/kvsd/kvsd/internal/mkv"
 )
@@ -23,6 +24,31 @@ import (
 func TestClusterObjectStoreOutage(t *testing.T) {
 	c := startProcCluster(t)
 	testOutage(t, c, c.s3.Stop, func() { c.s3.Resume(t) })
+}
+
+// The object store hung (versitygw stopped with SIGSTOP: connections accepted, nothing
+// answered): the PUT in flight is given up after its timeout (10 s), so the fragment gets ERROR
+// 5001 while the store still hangs instead of its ack waiting for TCP; the producer resends, and
+// everything is stored once the store answers again.
+func TestClusterObjectStoreHangs(t *testing.T) {
+	c := startProcCluster(t)
+	var frozen time.Time
+	testOutage(t, c, func() { frozen = time.Now(); c.s3.Freeze(t) }, func() {
+		held := time.Since(frozen)
+		t.Logf("ERROR 5001 %v after the object store hung", held.Round(10*time.Millisecond))
+		require.Less(t, held, 30*time.Second, "acks held up to the PUT timeout and a bit (without it: until TCP gives up, minutes)")
+		c.s3.Thaw(t)
+	})
+}
+
+// PostgreSQL itself stopped mid-ingest and started again (`pg_ctl stop -m fast`, as an
+// administrator's restart; a server of the test's own, since other tests use the machine's):
+// ERROR 5001 for the fragment whose commit failed, the producer resends, nothing is lost, and
+// the nodes reconnect by themselves.
+func TestClusterDatabaseRestart(t *testing.T) {
+	pg := pgtest.StartServer(t)
+	c := startProcClusterWith(t, func(string) string { return pg.URL })
+	testOutage(t, c, func() { pg.Stop(t) }, func() { pg.Start(t) })
 }
 
 // PostgreSQL stopped mid-ingest, as the nodes see it: every connection to it cut and new ones

@@ -247,6 +247,10 @@ func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Recor
 // put stores body under key unless an object is there (If-None-Match: *). When one is, it
 // is read back: the same bytes are a write that already happened, other bytes ErrObjectExists.
 func (m *Media) put(ctx context.Context, key string, body []byte) error {
+	// A store that accepts the connection and never answers (hung, or a black hole) would hold
+	// the fragment's ack, and the stream, until TCP gives up: minutes.
+	ctx, cancel := context.WithTimeout(ctx, putTimeout)
+	defer cancel()
 	_, err := m.api.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(m.bucket), Key: aws.String(key), Body: bytes.NewReader(body),
 		ContentLength: aws.Int64(int64(len(body))), ContentType: aws.String("application/octet-stream"),
@@ -268,6 +272,11 @@ func (m *Media) put(ctx context.Context, key string, body []byte) error {
 	m.log.Debug("PUT repeated after a lost answer: the object holds these bytes already", "key", key)
 	return nil
 }
+
+// putTimeout bounds one record's PUT, the SDK's retries included, as fragstore's commit
+// timeout bounds its index commit: past it the fragment is answered ERROR 5001 and the
+// producer resends.
+const putTimeout = 10 * time.Second
 
 // get reads key, or the range given ("" for all); ErrNotFound when there is no such object.
 func (m *Media) get(ctx context.Context, key, rng string) ([]byte, error) {
