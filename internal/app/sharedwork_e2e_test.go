@@ -176,7 +176,8 @@ func TestImageWorkMovesOnWhenItsNodeIsKilled(t *testing.T) {
 	n1.TagStream(t, "cam", map[string]string{"kvsd:ImageGeneration": "ALL_FRAGMENTS"})
 	n1.ConfigureImages(t, "cam", kvstest.ImageConfig("s3://images/cam", 500, nil))
 
-	const seconds = 20
+	// A backlog long enough that the node working on it is killed before its end.
+	const seconds = 60
 	media := kvstest.GreyMedia(t, seconds, time.Now().Add(-time.Hour).Truncate(2*time.Second))
 	require.Len(t, kvstest.Persisted(t, n1.PutMedia(t, "cam", bytes.NewReader(media))), seconds)
 	// Whichever node holds the stream's image work (both hear of the fragments; node ids hold
@@ -190,8 +191,11 @@ func TestImageWorkMovesOnWhenItsNodeIsKilled(t *testing.T) {
 		worker, other = p2, p1
 	}
 	worker.kill()
+	killed := time.Now()
 	made := len(s3.Keys(t, "images"))
 	t.Logf("the working node killed with %d of %d images made", made, 2*seconds)
+	require.Eventually(t, func() bool { return holds(other) == 1 }, 30*time.Second, 20*time.Millisecond, "the other node takes the work")
+	t.Logf("the other node took the image work %v after the kill (claims expire %v after their last renewal)", time.Since(killed).Round(10*time.Millisecond), leaseTTL)
 
 	keys := s3.WaitKeys(t, "images", 2*seconds, 40*time.Second)
 	require.Len(t, keys, 2*seconds, "every fragment's images, once p2 took over")

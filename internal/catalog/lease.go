@@ -10,6 +10,22 @@ import (
 // ErrLeaseHeld is AcquireLease's answer while another holder's lease on the stream is live.
 var ErrLeaseHeld = errors.New("stream lease is held by another node")
 
+// HeldError is ErrLeaseHeld naming the holder and how long its grant has left on the
+// catalog's clock, as read right after the refusal: a node that wants the stream or the work
+// next tries again when it ends (a dead holder's grant is not renewed), not at a fixed interval.
+type HeldError struct {
+	What   string // "stream cam", "imagegen work of …"
+	Holder string
+	Left   time.Duration
+}
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("%v: %s is held by %s for %v more", ErrLeaseHeld, e.What, e.Holder, e.Left.Round(time.Millisecond))
+}
+
+// Is makes errors.Is(err, ErrLeaseHeld) true.
+func (e *HeldError) Is(target error) bool { return target == ErrLeaseHeld }
+
 // ErrFenced is the answer to a write or renewal under a lease epoch that is no longer the
 // stream's current one: another holder acquired the stream since. The writer has lost the
 // stream and must not acknowledge anything more of it. *FencedError carries the details.

@@ -27,9 +27,15 @@ type Cluster struct {
 	// to the others within it. Claims are renewed every TTL/3. Default 5 s.
 	TTL time.Duration
 	// Recheck is how soon a stream whose work another node holds is tried again, which is
-	// how work left by a dead node (or a wake lost to the holder's turn) is picked up. Default TTL.
+	// how work left by a dead node (or a wake lost to the holder's turn) is picked up: at the
+	// latest when the holder's claim ends if it is not renewed (the catalog says when), else
+	// after Recheck. Default TTL.
 	Recheck time.Duration
 }
+
+// recheckSlack is how long after a holder's claim ends it is tried again: the expiry is on the
+// catalog's clock, read a round trip ago.
+const recheckSlack = 100 * time.Millisecond
 
 // Shared is the Claimer of a node in a cluster: a stream is claimed from this process's due
 // streams (a Local) and then from the catalog, per (kind, stream), so that one node at a time
@@ -95,11 +101,15 @@ func (s *Shared) Claim(ctx context.Context) (Key, error) {
 			s.local.Release(k, time.Time{})
 			return Key{}, ctx.Err()
 		}
-		if !errors.Is(err, catalog.ErrLeaseHeld) {
+		wait := s.cfg.Recheck
+		if held, ok := errors.AsType[*catalog.HeldError](err); ok {
+			// Right after the grant ends: a dead holder's work moves on within the TTL.
+			wait = min(wait, held.Left+recheckSlack)
+		} else if !errors.Is(err, catalog.ErrLeaseHeld) {
 			s.log.Warn("claiming stream work; trying again later", "kind", s.kind, "stream", k.Name, "err", err)
 		}
 		s.forget(context.WithoutCancel(ctx), k)
-		s.local.Release(k, s.now().Add(s.cfg.Recheck))
+		s.local.Release(k, s.now().Add(wait))
 	}
 }
 

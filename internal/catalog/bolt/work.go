@@ -3,7 +3,6 @@ package bolt
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -42,7 +41,7 @@ func (d *DB) ClaimWork(ctx context.Context, kind, key, holder string, ttl time.D
 	now := time.Now()
 	r := w.rows[[2]string{kind, key}]
 	if r != nil && r.holder != "" && r.holder != holder && now.Before(r.expires) {
-		return catalog.WorkClaim{}, fmt.Errorf("%w: %s work of %s is held by %s", catalog.ErrLeaseHeld, kind, key, r.holder)
+		return catalog.WorkClaim{}, &catalog.HeldError{What: kind + " work of " + key, Holder: r.holder, Left: r.expires.Sub(now)}
 	}
 	w.epochs++
 	r = &workRow{holder: holder, epoch: w.epochs, expires: now.Add(ttl)}

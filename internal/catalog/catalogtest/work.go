@@ -2,6 +2,7 @@ package catalogtest
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -61,6 +62,10 @@ func testWorkOneWins(t *testing.T, c Claimed) {
 	}
 	require.ErrorIs(t, errs[loser], catalog.ErrLeaseHeld)
 	require.ErrorContains(t, errs[loser], wins[winner].Holder, "the error names the holder")
+	held, ok := errors.AsType[*catalog.HeldError](errs[loser])
+	require.True(t, ok, "the refusal says how long the grant has left: %v", errs[loser])
+	require.Equal(t, wins[winner].Holder, held.Holder)
+	require.True(t, held.Left > 0 && held.Left <= long, "%v left of a %v grant", held.Left, long)
 	require.NoError(t, c.SaveStateFenced(ctx, wins[winner], "imagegen", workKey, []byte("5")))
 	require.Equal(t, "5", loadState(t, c))
 

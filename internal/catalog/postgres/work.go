@@ -29,11 +29,14 @@ func (d *DB) ClaimWork(ctx context.Context, kind, key, holder string, ttl time.D
 		WHERE w.expires_at <= now() OR w.holder = EXCLUDED.holder
 		RETURNING epoch, expires_at`, kind, key, holder, ttl).Scan(&epoch, &c.Expires)
 	if errors.Is(err, pgx.ErrNoRows) {
-		var cur string
-		if err := d.pool.QueryRow(ctx, `SELECT holder FROM work_claims WHERE kind = $1 AND key = $2`, kind, key).Scan(&cur); err != nil {
+		held := &catalog.HeldError{What: kind + " work of " + key}
+		var left float64
+		if err := d.pool.QueryRow(ctx, `SELECT holder, GREATEST(EXTRACT(EPOCH FROM expires_at - now()), 0)::float8
+			FROM work_claims WHERE kind = $1 AND key = $2`, kind, key).Scan(&held.Holder, &left); err != nil {
 			return catalog.WorkClaim{}, fmt.Errorf("%w: %s work of %s", catalog.ErrLeaseHeld, kind, key)
 		}
-		return catalog.WorkClaim{}, fmt.Errorf("%w: %s work of %s is held by %s", catalog.ErrLeaseHeld, kind, key, cur)
+		held.Left = time.Duration(left * float64(time.Second))
+		return catalog.WorkClaim{}, held
 	}
 	if err != nil {
 		return catalog.WorkClaim{}, fmt.Errorf("claim %s work of %s: %w", kind, key, err)
