@@ -37,7 +37,7 @@ func (b *bench) startCluster(ctx context.Context, name string, n int) (*cluster,
 	}
 	c.fd = fd
 	for i, addr := range addrs {
-		nd := b.in.scaledNode(fmt.Sprintf("%s-%d", name, i+1), addr, fd.URL)
+		nd := b.in.scaledNode(fmt.Sprintf("%s-%d", name, i+1), name, addr, fd.URL)
 		if err := nd.start(b.bin); err != nil {
 			c.stop()
 			return nil, err

@@ -169,10 +169,12 @@ func kvsdEnv() []string {
 }
 
 // scaledNode prepares (does not start) a kvsd on the shared catalog and media: the README's
-// cluster command line. publicURL "" leaves GetDataEndpoint at the node's own address.
-func (in *infra) scaledNode(name, addr, publicURL string) *node {
+// cluster command line. Nodes of one cluster share site, the media's prefix (every node
+// reads every node's objects there). publicURL "" leaves GetDataEndpoint at the node's own
+// address.
+func (in *infra) scaledNode(name, site, addr, publicURL string) *node {
 	args := []string{"serve", "--listen", addr, "--data-dir", filepath.Join(in.work, "data-"+name), "--region", kvsdproc.Region,
-		"--log-level", "warn", "--max-conns-per-client", "0", "--catalog", in.pgURL, "--media", "s3://" + bucket + "/" + name,
+		"--log-level", "warn", "--max-conns-per-client", "0", "--catalog", in.pgURL, "--media", "s3://" + bucket + "/" + site,
 		"--s3-endpoint", in.s3.Endpoint, "--s3-path-style", "--key-file", in.keyFile}
 	if publicURL != "" {
 		args = append(args, "--public-url", publicURL)

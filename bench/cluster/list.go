@@ -201,7 +201,7 @@ func (b *bench) list(ctx context.Context, c *cluster) error {
 	want := int(listWindow / listInterval)
 	var calls, windows []time.Duration
 	w := b.clusterWatch(c)
-	var cpu0 cpuSnap
+	cpu0 := snapCPU(w)
 	for i := range b.cfg.listWarmup + b.cfg.listWindows {
 		from := firstMs + rng.Int64N(span)
 		got, cs, err := c.front.listRange(ctx, listStream, from, from+listWindow.Milliseconds())
@@ -221,9 +221,6 @@ func (b *bench) list(ctx context.Context, c *cluster) error {
 		}
 		calls = append(calls, cs...)
 		windows = append(windows, sum)
-	}
-	if b.cfg.listWarmup == 0 {
-		cpu0 = snapCPU(w) // only the last window's end; warm-up 0 is for toy runs
 	}
 	cpu := cpu0.to(snapCPU(w))
 	dc, dw := report.NewDist(calls), report.NewDist(windows)

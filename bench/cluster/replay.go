@@ -108,7 +108,7 @@ func (b *bench) replay(ctx context.Context) error {
 	defer base.Stop()
 	var nodes [2]*node
 	for i, mk := range []func(string) *node{
-		func(addr string) *node { return b.in.scaledNode("replay-scaled", addr, "") },
+		func(addr string) *node { return b.in.scaledNode("replay-scaled", "replay", addr, "") },
 		func(addr string) *node { return b.in.embeddedNode("replay-embedded", addr) },
 	} {
 		addr, err := b.in.freeAddr()
