@@ -69,7 +69,8 @@ func (c *cluster) pids() []int {
 
 func (b *bench) clusterWatch(c *cluster) watch {
 	return func() map[string][]int {
-		return map[string][]int{grpKvsd: c.pids(), grpVersitygw: {b.in.s3.PID()}, grpPostgres: postgresPIDs(b.in.dbName)}
+		return map[string][]int{grpKvsd: c.pids(), grpVersitygw: {b.in.s3.PID()}, grpPostgres: postgresPIDs(b.in.dbName),
+			grpHAProxy: haproxyPIDs(b.work)}
 	}
 }
 
@@ -201,10 +202,10 @@ func (b *bench) cameras(ctx context.Context) error {
 	t.Write(b.out)
 	m := &report.Table{Head: []string{"during the run", "cores", "CPU ms per MB"}}
 	for _, g := range []struct{ name, group string }{{fmt.Sprintf("kvsd (%s together)", report.Plural(b.cfg.nodes, "node")), grpKvsd},
-		{"versitygw", grpVersitygw}, {"PostgreSQL", grpPostgres}, {"this program (the cameras)", grpSelf}} {
+		{"versitygw", grpVersitygw}, {"PostgreSQL", grpPostgres}, {"HAProxy (the front door)", grpHAProxy}, {"this program (the cameras)", grpSelf}} {
 		m.Add(g.name, report.Cores(cpu.groups[g.group]), cpu.msPerMB(g.group, bytes))
 	}
-	m.Add("other (kernel outside processes, HAProxy, other processes)", report.Cores(cpu.other), "")
+	m.Add("other (kernel outside processes, other processes)", report.Cores(cpu.other), "")
 	m.Add("fragments without PERSISTED / failed sessions / ERROR acks", fmt.Sprintf("%d / %d / %d", missing, failed, errAcks), "")
 	m.Write(b.out)
 	fmt.Fprintf(b.out, "%d cameras, one PutMedia session each to the front door (HAProxy with deploy/haproxy.cfg) in front of %s "+

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kvsd/kvsd/bench/internal/child"
 	"github.com/kvsd/kvsd/bench/internal/machine"
+	"github.com/kvsd/kvsd/internal/kvstest"
 )
 
 // The process groups whose CPU the report shows.
@@ -17,6 +18,7 @@ const (
 	grpBaseline  = "baseline"
 	grpVersitygw = "versitygw"
 	grpPostgres  = "postgres"
+	grpHAProxy   = "haproxy"
 	grpSelf      = "load" // this program: the producers
 )
 
@@ -91,7 +93,7 @@ func (u cpuUse) msPerMB(group string, bytes int64) string {
 func (u cpuUse) merge(o cpuUse) cpuUse {
 	w1, w2 := u.wall.Seconds(), o.wall.Seconds()
 	m := cpuUse{wall: u.wall + o.wall, groups: map[string]float64{}}
-	for _, g := range []string{grpKvsd, grpBaseline, grpVersitygw, grpPostgres, grpSelf} {
+	for _, g := range []string{grpKvsd, grpBaseline, grpVersitygw, grpPostgres, grpHAProxy, grpSelf} {
 		m.groups[g] = (u.groups[g]*w1 + o.groups[g]*w2) / (w1 + w2)
 	}
 	m.other = (u.other*w1 + o.other*w2) / (w1 + w2)
@@ -102,6 +104,24 @@ func (u cpuUse) merge(o cpuUse) cpuUse {
 // (their process title names the database) and the server's WAL writer, checkpointer and
 // background writer, which every database shares.
 func postgresPIDs(db string) []int {
+	return pidsWhere(func(title string) bool {
+		return strings.HasPrefix(title, "postgres: ") && (strings.Contains(title, " "+db+" ") ||
+			strings.HasSuffix(title, ": walwriter") || strings.HasSuffix(title, ": checkpointer") ||
+			strings.HasSuffix(title, ": background writer"))
+	})
+}
+
+// haproxyPIDs are the HAProxy processes whose configuration lies under dir (this run's front
+// doors; kvstest.FrontDoor does not tell its pid).
+func haproxyPIDs(dir string) []int {
+	return pidsWhere(func(cmdline string) bool {
+		return strings.HasPrefix(cmdline, kvstest.HAProxy+" ") && strings.Contains(cmdline, dir)
+	})
+}
+
+// pidsWhere lists the processes whose command line (arguments joined by spaces; a process
+// title as the process set it) matches.
+func pidsWhere(match func(string) bool) []int {
 	ents, _ := os.ReadDir("/proc")
 	var out []int
 	for _, e := range ents {
@@ -113,12 +133,8 @@ func postgresPIDs(db string) []int {
 		if err != nil {
 			continue
 		}
-		title := strings.TrimRight(string(b), "\x00 ")
-		if !strings.HasPrefix(title, "postgres: ") {
-			continue
-		}
-		if strings.Contains(title, " "+db+" ") || strings.HasSuffix(title, ": walwriter") ||
-			strings.HasSuffix(title, ": checkpointer") || strings.HasSuffix(title, ": background writer") {
+		cmdline := strings.TrimRight(strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " "), " ")
+		if match(cmdline) {
 			out = append(out, pid)
 		}
 	}

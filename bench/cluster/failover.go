@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -232,22 +233,35 @@ func (b *bench) failover(ctx context.Context) error {
 			tcs[i] = tc.UnixMilli()
 		}
 		sort.Slice(tcs, func(i, j int) bool { return tcs[i] < tcs[j] })
-		listed, _, err := c.front.listRange(ctx, pl.name, tcs[0]-1000, tcs[len(tcs)-1]+1000)
+		frags, _, err := c.front.listRange(ctx, pl.name, tcs[0]-1000, tcs[len(tcs)-1]+1000)
 		if err != nil {
 			return fmt.Errorf("list %s: %w", pl.name, err)
 		}
-		have := map[int64]bool{}
-		for _, ms := range listed {
-			have[ms] = true
+		have := map[int64]string{}
+		for _, f := range frags {
+			have[f.ms] = f.number
 		}
+		var numbers []string
 		for _, ms := range tcs {
 			acked++
-			if !have[ms] {
+			num, ok := have[ms]
+			if !ok {
 				lost++
 				if firstLost == "" {
-					firstLost = fmt.Sprintf("%s at %s", pl.name, time.UnixMilli(ms).UTC().Format(time.RFC3339Nano))
+					firstLost = fmt.Sprintf("%s at %s: not listed", pl.name, time.UnixMilli(ms).UTC().Format(time.RFC3339Nano))
 				}
+				continue
 			}
+			numbers = append(numbers, num)
+		}
+		// Listed is not enough: the media must be there too.
+		missing, err := c.front.missingMedia(ctx, pl.name, numbers)
+		if err != nil {
+			return fmt.Errorf("read back %s: %w", pl.name, err)
+		}
+		lost += len(missing)
+		if len(missing) > 0 && firstLost == "" {
+			firstLost = fmt.Sprintf("%s fragment %s: listed, but GetMediaForFragmentList does not return it", pl.name, missing[0])
 		}
 	}
 
@@ -261,7 +275,7 @@ func (b *bench) failover(ctx context.Context) error {
 	s.Add("p99", report.MS(d.Pct(99)), fmt.Sprintf("≤ lease expiry + 2 s = %s", limit))
 	s.Add("max", report.MS(d.Max()), "")
 	s.Add(fmt.Sprintf("streams with no PERSISTED elsewhere within %s", leaseTTL+30*time.Second), timeouts, "0")
-	s.Add("fragments acknowledged PERSISTED / of them not listed afterwards", fmt.Sprintf("%d / %d", acked, lost), "0 not listed")
+	s.Add("fragments acknowledged PERSISTED / of them not listed or not readable afterwards", fmt.Sprintf("%d / %d", acked, lost), "0 lost")
 	s.Add("fragments unconfirmed when the producers stopped", pending, "")
 	s.Add("result", "", report.Verdict(ok))
 	s.Write(b.out)
@@ -273,13 +287,34 @@ func (b *bench) failover(ctx context.Context) error {
 		"that arrives on a connection opened after the kill; the node is then started again on the same address and every "+
 		"stream must persist again before the next round. The lease expires %s after the dead node's last renewal. At the "+
 		"end every fragment any producer saw PERSISTED is looked up by its producer timestamp in ListFragments through the "+
-		"front door.\n\n", report.Plural(n, "producer"), report.Plural(b.cfg.nodes, "kvsd node"), leaseTTL)
+		"front door, and read back with GetMediaForFragmentList (50 at a time): the answer must carry each one's fragment number.\n\n", report.Plural(n, "producer"), report.Plural(b.cfg.nodes, "kvsd node"), leaseTTL)
 	if firstLost != "" {
-		fmt.Fprintf(b.out, "- errors: %d acknowledged fragments are not listed; first: %s\n\n", lost, firstLost)
+		fmt.Fprintf(b.out, "- errors: %d acknowledged fragments lost; first: %s\n\n", lost, firstLost)
 	}
 	b.results = append(b.results, report.Result{What: fmt.Sprintf("failover (%d streams, %s): p99 kill → PERSISTED elsewhere ≤ %s, none lost",
 		n, report.Plural(kills, "kill"), limit), Value: fmt.Sprintf("%s, %d lost", report.MS(d.Pct(99)), lost), OK: ok, Other: -1})
-	b.logf("failover: p50 %s p99 %s max %s over %d samples; %d of %d acknowledged fragments not listed",
+	b.logf("failover: p50 %s p99 %s max %s over %d samples; %d of %d acknowledged fragments lost",
 		report.MS(d.Pct(50)), report.MS(d.Pct(99)), report.MS(d.Max()), len(d), lost, acked)
 	return nil
+}
+
+// missingMedia reads the fragments back with GetMediaForFragmentList, 50 at a time, and
+// returns those whose number the answer lacks (each fragment's chunk carries its number in
+// its tags).
+func (k *kvsd) missingMedia(ctx context.Context, stream string, numbers []string) ([]string, error) {
+	var missing []string
+	for len(numbers) > 0 {
+		batch := numbers[:min(50, len(numbers))]
+		numbers = numbers[len(batch):]
+		body, _, err := k.call(ctx, "getMediaForFragmentList", map[string]any{"StreamName": stream, "Fragments": batch})
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range batch {
+			if !bytes.Contains(body, []byte(n)) {
+				missing = append(missing, n)
+			}
+		}
+	}
+	return missing, nil
 }

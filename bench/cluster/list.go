@@ -146,9 +146,15 @@ type listPage struct {
 	NextToken *string
 }
 
-// listRange lists [fromMs, toMs] of a stream by producer time, following NextToken: each
-// fragment's producer time in ms, and the time of each call.
-func (k *kvsd) listRange(ctx context.Context, stream string, fromMs, toMs int64) ([]int64, []time.Duration, error) {
+// listed is one fragment of a ListFragments answer.
+type listed struct {
+	ms     int64 // producer time
+	number string
+}
+
+// listRange lists [fromMs, toMs] of a stream by producer time, following NextToken: the
+// fragments, and the time of each call.
+func (k *kvsd) listRange(ctx context.Context, stream string, fromMs, toMs int64) ([]listed, []time.Duration, error) {
 	in := map[string]any{
 		"StreamName": stream,
 		"MaxResults": 1000,
@@ -158,7 +164,7 @@ func (k *kvsd) listRange(ctx context.Context, stream string, fromMs, toMs int64)
 		},
 	}
 	var calls []time.Duration
-	var out []int64
+	var out []listed
 	for range 10_000 {
 		raw, d, err := k.call(ctx, "listFragments", in)
 		if err != nil {
@@ -170,7 +176,7 @@ func (k *kvsd) listRange(ctx context.Context, stream string, fromMs, toMs int64)
 			return out, calls, fmt.Errorf("listFragments answer: %w", err)
 		}
 		for _, f := range p.Fragments {
-			out = append(out, int64(f.ProducerTimestamp*1000+0.5))
+			out = append(out, listed{ms: int64(f.ProducerTimestamp*1000 + 0.5), number: f.FragmentNumber})
 		}
 		if p.NextToken == nil || *p.NextToken == "" {
 			return out, calls, nil

@@ -74,7 +74,7 @@ func TestSmoke(t *testing.T) {
 	if strings.Contains(report, "- errors:") {
 		t.Errorf("the report lists errors:\n%s", report)
 	}
-	if m := regexp.MustCompile(`\| ([0-9]+) / ([0-9]+) +\| 0 not listed`).FindStringSubmatch(report); m == nil || m[1] == "0" || m[2] != "0" {
+	if m := regexp.MustCompile(`\| ([0-9]+) / ([0-9]+) +\| 0 lost`).FindStringSubmatch(report); m == nil || m[1] == "0" || m[2] != "0" {
 		t.Errorf("the failover acknowledged nothing or lost acknowledged fragments (%q):\n%s", m, report)
 	}
 	t.Log("\n" + report + "\nprogress:\n" + log.String())
