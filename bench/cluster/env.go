@@ -105,6 +105,7 @@ type infra struct {
 	keyFile string
 	bin     string
 	work    string
+	pgDesc  string // server version and durability settings, for the report
 }
 
 const bucket = "kvsd-media"
@@ -121,6 +122,10 @@ func startInfra(work, bin string) (*infra, error) {
 		in.tb.close()
 		return nil, err
 	}
+	if err := in.describePostgres(); err != nil {
+		in.tb.close()
+		return nil, err
+	}
 	i := strings.LastIndexByte(in.pgURL, '/')
 	in.dbName, _, _ = strings.Cut(in.pgURL[i+1:], "?")
 	// One key file for every node: with --catalog and --media kvsd needs the cluster's key.
@@ -133,6 +138,25 @@ func startInfra(work, bin string) (*infra, error) {
 }
 
 func (in *infra) close() { in.tb.close() }
+
+// describePostgres reads the server's version and the settings that decide what a commit
+// costs.
+func (in *infra) describePostgres() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, in.pgURL)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	defer conn.Close(context.Background())
+	var version, syncCommit, fsync, walSync string
+	if err := conn.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('synchronous_commit'),
+		current_setting('fsync'), current_setting('wal_sync_method')`).Scan(&version, &syncCommit, &fsync, &walSync); err != nil {
+		return fmt.Errorf("read PostgreSQL settings: %w", err)
+	}
+	in.pgDesc = fmt.Sprintf("PostgreSQL %s (synchronous_commit %s, fsync %s, wal_sync_method %s)", version, syncCommit, fsync, walSync)
+	return nil
+}
 
 // freeAddr is kvstest.FreeAddr without a test.
 func (in *infra) freeAddr() (addr string, err error) {

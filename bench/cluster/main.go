@@ -147,6 +147,10 @@ func run(args []string) int {
 	if *camSecs > 0 {
 		cfg.camDuration = *camSecs
 	}
+	if cfg.nodes < 2 {
+		fmt.Fprintln(os.Stderr, "cluster: -nodes: want at least 2 (a stream must have somewhere to move)")
+		return 2
+	}
 	cfg.only = map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -268,8 +272,8 @@ func (b *bench) header(command string, cached bool) {
 	fmt.Fprintf(w, "- machine: %s; %d CPU cores; %s memory; Linux %s\n", machine.CPUModel(), runtime.NumCPU(), machine.Memory(), machine.Kernel())
 	fmt.Fprintf(w, "- **everything shares the %d cores**: this program (the producers), every kvsd node, versitygw, "+
 		"PostgreSQL and HAProxy run on this machine and talk over 127.0.0.1\n", runtime.NumCPU())
-	fmt.Fprintf(w, "- versitygw: %s, POSIX backend in %s (%s; it never fsyncs); PostgreSQL: a fresh database %s on the machine's server\n",
-		b.in.s3.Endpoint, b.in.s3.Dir, machine.FSType(b.in.s3.Dir), b.in.dbName)
+	fmt.Fprintf(w, "- versitygw: %s, POSIX backend in %s (%s; it never fsyncs); %s: a fresh database %s on the machine's server\n",
+		b.in.s3.Endpoint, b.in.s3.Dir, machine.FSType(b.in.s3.Dir), b.in.pgDesc, b.in.dbName)
 	m := b.media
 	src := "made with ffmpeg"
 	if cached {
