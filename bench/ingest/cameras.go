@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/bench/internal/child"
+	"github.com/kvsd/kvsd/bench/internal/mkvload"
 	"github.com/kvsd/kvsd/bench/internal/report"
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
@@ -60,7 +61,7 @@ func (b *bench) cameras(ctx context.Context) error {
 	if err := k.createStreams(ctx, names, 24); err != nil {
 		return err
 	}
-	fragDur := f.fragmentDuration()
+	fragDur := f.FragmentDuration()
 	clusters := int((dur+fragDur-1)/fragDur) + 1 // the last one only completes the one before
 	b.logf("cameras: %d cameras, %d fragments of %s each (about %s)", n, clusters-1, fragDur, dur)
 
@@ -99,7 +100,7 @@ func (b *bench) cameras(ctx context.Context) error {
 	for _, c := range cams {
 		start := t0.Add(time.Duration(rng.Int64N(int64(fragDur))))
 		wg.Go(func() {
-			body := newPacedBody(ctx, f, start, clusters, func(tc uint64, at time.Time) {
+			body := mkvload.NewPaced(ctx, f, start, clusters, func(tc uint64, at time.Time) {
 				c.mu.Lock()
 				c.at(tc).done = at
 				c.mu.Unlock()
@@ -125,7 +126,7 @@ func (b *bench) cameras(ctx context.Context) error {
 			if err != nil && c.err == nil {
 				c.err = err
 			}
-			c.lag = body.lateness()
+			c.lag = body.Lateness()
 			c.mu.Unlock()
 		})
 	}
@@ -200,7 +201,7 @@ func (b *bench) cameras(ctx context.Context) error {
 		"Client pacing lag: how late the client handed out pieces that were already due (writes blocked by back-pressure "+
 		"or the CPU being busy); it is 0 for pieces sent on time. Disk probe: this program appends 4 KiB to a file beside kvsd's "+
 		"data dir and fdatasyncs it every 100 ms during the run; its tail shows disk stalls that are not kvsd's doing.\n\n",
-		n, clusters-1, fragDur, float64(len(f.Raw)*8)/f.duration().Seconds()/1e6, fragDur, 33*time.Millisecond)
+		n, clusters-1, fragDur, float64(len(f.Raw)*8)/f.Duration().Seconds()/1e6, fragDur, 33*time.Millisecond)
 	if firstErr != nil {
 		fmt.Fprintf(b.out, "- errors: %d sessions failed; first: %v\n\n", failed, firstErr)
 	}

@@ -32,6 +32,7 @@ import (
 
 	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
 	"github.com/kvsd/kvsd/bench/internal/machine"
+	"github.com/kvsd/kvsd/bench/internal/mkvload"
 	"github.com/kvsd/kvsd/bench/internal/report"
 )
 
@@ -55,12 +56,12 @@ type config struct {
 	listDays    float64
 	listWindows int
 	listWarmup  int
-	media       mediaSpec
+	media       mkvload.Spec
 }
 
 func defaultConfig(quick bool) config {
 	c := config{streams: []int{1, 16, 64}, tpDuration: 10 * time.Second, cameras: 200, camDuration: 60 * time.Second,
-		listDays: 30, listWindows: 200, listWarmup: 10, media: fullHD, quick: quick}
+		listDays: 30, listWindows: 200, listWarmup: 10, media: mkvload.FullHD, quick: quick}
 	if quick {
 		c.streams = []int{1, 4, 16}
 		c.tpDuration /= 4
@@ -170,7 +171,7 @@ type bench struct {
 	out     io.Writer // the Markdown report
 	log     io.Writer // progress
 	work    string
-	media   *mkvFile
+	media   *mkvload.File
 	kvsd    *kvsdproc.Launcher
 	clear   *kvsdproc.Launcher // kvsd storing media in clear (compareClear); nil otherwise
 	results []result
@@ -219,11 +220,11 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 	}
 
 	b.logf("preparing the test video (%s)", cfg.media.Name)
-	raw, cached, err := makeMedia(ctx, cfg.media, cfg.cacheDir)
+	raw, cached, err := mkvload.Make(ctx, cfg.media, cfg.cacheDir)
 	if err != nil {
 		return nil, err
 	}
-	if b.media, err = parseMKV(raw); err != nil {
+	if b.media, err = mkvload.Parse(raw); err != nil {
 		return nil, err
 	}
 	b.header(command, cached)
@@ -267,8 +268,8 @@ func (b *bench) header(command string, cached bool) {
 		src = "from the cache, made earlier with ffmpeg"
 	}
 	fmt.Fprintf(w, "- test video: %s (%s): %.2f MB, %d fragments of %s, %.2f Mbit/s, mean fragment %d bytes\n\n",
-		b.cfg.media.Name, src, float64(len(m.Raw))/1e6, len(m.Clusters), m.fragmentDuration().Round(time.Millisecond),
-		float64(len(m.Raw)*8)/m.duration().Seconds()/1e6, m.meanFragment())
+		b.cfg.media.Name, src, float64(len(m.Raw))/1e6, len(m.Clusters), m.FragmentDuration().Round(time.Millisecond),
+		float64(len(m.Raw)*8)/m.Duration().Seconds()/1e6, m.MeanFragment())
 	if note := damonNote(); note != "" {
 		fmt.Fprintf(w, "> note: %s\n\n", note)
 	}

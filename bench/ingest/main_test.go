@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
+	"github.com/kvsd/kvsd/bench/internal/mkvload"
 )
 
 // TestMain lets the test binary stand in for this program's child modes (the baseline server
@@ -23,7 +24,7 @@ func TestMain(m *testing.M) {
 
 // tinyVideo is small enough for ffmpeg to make in well under a second; 2-second clusters like
 // the real one.
-var tinyVideo = mediaSpec{Name: "test-240p-g60-8s", Args: []string{
+var tinyVideo = mkvload.Spec{Name: "test-240p-g60-8s", Args: []string{
 	"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "8",
 	"-c:v", "libx264", "-preset", "ultrafast", "-b:v", "500k",
 	"-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
@@ -69,47 +70,4 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("the report lists errors:\n%s", report)
 	}
 	t.Log("\n" + report)
-}
-
-func TestParseMKVAndPacing(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("needs ffmpeg (make setup installs it)")
-	}
-	raw, _, err := makeMedia(context.Background(), tinyVideo, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := parseMKV(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(m.Clusters) != 4 || m.fragmentDuration() != 2*time.Second {
-		t.Fatalf("%d clusters of %s; want 4 of 2s", len(m.Clusters), m.fragmentDuration())
-	}
-	// Two loops, sent without waiting (start in the past), must parse as one stream whose
-	// timecodes keep increasing, with each fragment reported done exactly once.
-	var done []uint64
-	body := newPacedBody(context.Background(), m, time.Now().Add(-time.Hour), 2*len(m.Clusters), func(tc uint64, _ time.Time) {
-		done = append(done, tc)
-	})
-	var sent bytes.Buffer
-	if _, err := sent.ReadFrom(body); err != nil {
-		t.Fatal(err)
-	}
-	again, err := parseMKV(sent.Bytes())
-	if err != nil {
-		t.Fatalf("paced body: %v", err)
-	}
-	if len(again.Clusters) != 8 || len(done) != 7 {
-		t.Fatalf("%d clusters, %d done; want 8 and 7", len(again.Clusters), len(done))
-	}
-	for i, c := range again.Clusters {
-		want := m.Clusters[i%4].TC + uint64(i/4)*m.LoopTicks
-		if c.TC != want || c.crcAt < 0 {
-			t.Errorf("cluster %d: timecode %d (want %d), CRC valid %v", i, c.TC, want, c.crcAt >= 0)
-		}
-		if i < 7 && done[i] != c.TC {
-			t.Errorf("done[%d] = %d, want %d", i, done[i], c.TC)
-		}
-	}
 }

@@ -110,7 +110,7 @@ func (b *bench) throughput(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	baseArgs := []string{"-baseline-server", "-baseline-dir", baseDir, "-sync-bytes", fmt.Sprint(f.meanFragment())}
+	baseArgs := []string{"-baseline-server", "-baseline-dir", baseDir, "-sync-bytes", fmt.Sprint(f.MeanFragment())}
 	if b.cfg.kvsdProfileDir != "" {
 		baseArgs = append(baseArgs, "-cpuprofile", filepath.Join(b.cfg.kvsdProfileDir, "baseline.pprof"))
 	}
@@ -234,8 +234,8 @@ func (b *bench) throughput(ctx context.Context) error {
 		"Each stream count has its own fresh streams; before each half the baseline's files are removed and dirty pages flushed. "+
 		"kvsd encrypts the media at rest (AES-256-GCM, key file); \"kvsd, media in clear\" is the same source built with -tags "+kvsdproc.ClearTag+
 		" (when compared: its two halves run between kvsd's, so the order is baseline, kvsd, clear, clear, kvsd, baseline).\n\n",
-		float64(len(f.Raw))/1e6, len(f.Clusters), f.fragmentDuration().Round(time.Millisecond), f.meanFragment()/1000,
-		b.cfg.tpDuration, f.meanFragment())
+		float64(len(f.Raw))/1e6, len(f.Clusters), f.FragmentDuration().Round(time.Millisecond), f.MeanFragment()/1000,
+		b.cfg.tpDuration, f.MeanFragment())
 	for _, n := range notes {
 		fmt.Fprintf(b.out, "- errors: %s\n", n)
 	}

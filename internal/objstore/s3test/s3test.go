@@ -200,5 +200,14 @@ func (s *Server) WaitKeys(t testing.TB, bucket string, n int, timeout time.Durat
 	}
 }
 
+// PID is the running server's process id (0 while it is stopped), for benchmarks that
+// report its CPU.
+func (s *Server) PID() int {
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // String describes the server for failure messages.
 func (s *Server) String() string { return fmt.Sprintf("versitygw at %s (dir %s)", s.Endpoint, s.Dir) }

@@ -1,4 +1,7 @@
-package main
+// Package mkvload is the test video of the ingest benchmarks: made once with ffmpeg (and cached),
+// split into Clusters with kvsd's own reader, and replayed by Paced as a live camera would send
+// it, looping with shifted timecodes.
+package mkvload
 
 import (
 	"bytes"
@@ -17,28 +20,28 @@ import (
 	"github.com/kvsd/kvsd/internal/mkv"
 )
 
-// mediaSpec describes the test video: ffmpeg input and encoder arguments, everything but the
-// timestamp offset and the muxer, which makeMedia adds.
-type mediaSpec struct {
+// Spec describes the test video: ffmpeg input and encoder arguments, everything but the
+// timestamp offset and the muxer, which Make adds.
+type Spec struct {
 	Name string   // for the cache file and the report
 	Args []string // ffmpeg arguments between -hide_banner… and -output_ts_offset
 }
 
-// fullHD is 1080p 2 Mbit/s H.264 with a key frame every 2 s (30 fps, -g 60), one Cluster per
+// FullHD is 1080p 2 Mbit/s H.264 with a key frame every 2 s (30 fps, -g 60), one Cluster per
 // key frame: 2-second fragments, as KVS producers cut them. Writing to a pipe, ffmpeg's
 // Matroska muxer would otherwise also cut a Cluster every 32 KiB or 1 s (its defaults for
 // unseekable output), which makes fragments of about 130 ms; the two cluster options restore
 // its defaults for files, so only key frames start clusters.
-var fullHD = mediaSpec{Name: "1080p30-2Mbps-g60-20s", Args: []string{
+var FullHD = Spec{Name: "1080p30-2Mbps-g60-20s", Args: []string{
 	"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-t", "20",
 	"-c:v", "libx264", "-preset", "ultrafast", "-b:v", "2M", "-maxrate", "2M", "-bufsize", "4M",
 	"-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
 	"-cluster_size_limit", "5000000", "-cluster_time_limit", "5000",
 }}
 
-// makeMedia returns the spec's MKV, from cacheDir when it was made before. Cluster timecodes
+// Make returns the spec's MKV, from cacheDir when it was made before. Cluster timecodes
 // are absolute epoch milliseconds starting an hour before the file was made.
-func makeMedia(ctx context.Context, spec mediaSpec, cacheDir string) (data []byte, cached bool, err error) {
+func Make(ctx context.Context, spec Spec, cacheDir string) (data []byte, cached bool, err error) {
 	path := video.Path(cacheDir, spec.Name, spec.Args)
 	if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
 		return b, true, nil
@@ -50,49 +53,49 @@ func makeMedia(ctx context.Context, spec mediaSpec, cacheDir string) (data []byt
 	return data, false, err
 }
 
-// mkvFile is an MKV stream split for replay: the bytes before the first Cluster, and per
+// File is an MKV stream split for replay: the bytes before the first Cluster, and per
 // Cluster where its Timecode, CRC-32 and blocks lie, so that it can be sent in real time and
 // looped with shifted timecodes.
-type mkvFile struct {
+type File struct {
 	Raw       []byte
 	HeaderEnd int    // Raw[:HeaderEnd] precedes the first Cluster
 	Scale     uint64 // TimecodeScale, ns per tick
-	Clusters  []clusterInfo
+	Clusters  []ClusterInfo
 	LoopTicks uint64 // the file's duration in ticks: the timecode shift of each loop
 }
 
-type clusterInfo struct {
+type ClusterInfo struct {
 	Off, End int    // Raw[Off:End]: the Cluster and whatever follows it up to the next one
 	TC       uint64 // its Timecode
 	tcAt     int    // offset of the Timecode value in Raw[Off:End]
 	tcLen    int
 	crcAt    int // offset of the CRC-32 value in Raw[Off:End]; -1 if the Cluster has none
 	crcEnd   int // the CRC covers Raw[Off+crcAt+4 : Off+crcEnd]
-	Blocks   []blockInfo
+	Blocks   []BlockInfo
 }
 
-type blockInfo struct {
+type BlockInfo struct {
 	Off   int   // offset of the SimpleBlock/BlockGroup in Raw
 	Ticks int64 // presentation time: cluster Timecode + relative timecode
 }
 
-// meanFragment is the mean number of body bytes per fragment, header included: the baseline
+// MeanFragment is the mean number of body bytes per fragment, header included: the baseline
 // syncs at this cadence.
-func (m *mkvFile) meanFragment() int {
+func (m *File) MeanFragment() int {
 	return (len(m.Raw) + len(m.Clusters) - 1) / len(m.Clusters)
 }
 
-// duration is the media duration of one pass.
-func (m *mkvFile) duration() time.Duration { return time.Duration(m.LoopTicks * m.Scale) }
+// Duration is the media duration of one pass.
+func (m *File) Duration() time.Duration { return time.Duration(m.LoopTicks * m.Scale) }
 
-// fragmentDuration is the mean cluster duration.
-func (m *mkvFile) fragmentDuration() time.Duration {
-	return m.duration() / time.Duration(len(m.Clusters))
+// FragmentDuration is the mean cluster duration.
+func (m *File) FragmentDuration() time.Duration {
+	return m.Duration() / time.Duration(len(m.Clusters))
 }
 
-// parseMKV splits raw with kvsd's own streaming reader.
-func parseMKV(raw []byte) (*mkvFile, error) {
-	m := &mkvFile{Raw: raw, HeaderEnd: -1}
+// Parse splits raw with kvsd's own streaming reader.
+func Parse(raw []byte) (*File, error) {
+	m := &File{Raw: raw, HeaderEnd: -1}
 	r := mkv.NewReader(bytes.NewReader(raw), mkv.Limits{})
 	for {
 		ev, err := r.Next()
@@ -115,10 +118,10 @@ func parseMKV(raw []byte) (*mkvFile, error) {
 			if n := len(m.Clusters); n > 0 {
 				m.Clusters[n-1].End = int(ev.Offset)
 			}
-			m.Clusters = append(m.Clusters, clusterInfo{Off: int(ev.Offset), TC: ev.Timecode})
+			m.Clusters = append(m.Clusters, ClusterInfo{Off: int(ev.Offset), TC: ev.Timecode})
 		case mkv.KindBlock:
 			c := &m.Clusters[len(m.Clusters)-1]
-			c.Blocks = append(c.Blocks, blockInfo{Off: int(ev.Offset), Ticks: int64(ev.Timecode) + int64(ev.Block.RelTimecode)})
+			c.Blocks = append(c.Blocks, BlockInfo{Off: int(ev.Offset), Ticks: int64(ev.Timecode) + int64(ev.Block.RelTimecode)})
 		case mkv.KindClusterEnd:
 			c := &m.Clusters[len(m.Clusters)-1]
 			end := int(ev.Offset) + len(ev.Raw)
@@ -142,7 +145,7 @@ func parseMKV(raw []byte) (*mkvFile, error) {
 }
 
 // locate finds the Timecode and CRC-32 children of a Cluster.
-func (m *mkvFile) locate(c *clusterInfo) error {
+func (m *File) locate(c *ClusterInfo) error {
 	b := m.Raw[c.Off:c.End]
 	c.crcAt = -1
 	p := 4 // Cluster ID
@@ -186,7 +189,7 @@ func (m *mkvFile) locate(c *clusterInfo) error {
 
 // cluster returns the bytes of cluster i with its Timecode shifted by shift ticks and its
 // CRC-32 recomputed, in a copy.
-func (m *mkvFile) cluster(i int, shift uint64, dst []byte) ([]byte, uint64, error) {
+func (m *File) cluster(i int, shift uint64, dst []byte) ([]byte, uint64, error) {
 	c := &m.Clusters[i]
 	dst = append(dst[:0], m.Raw[c.Off:c.End]...)
 	tc := c.TC + shift
@@ -241,14 +244,14 @@ func vint(b []byte) (int, int64) {
 	return n, int64(v)
 }
 
-// pacedBody is a camera: an io.Reader that hands out the MKV as a live encoder would, each
+// Paced is a camera: an io.Reader that hands out the MKV as a live encoder would, each
 // block at its presentation time, looping the file with shifted timecodes. It reports when a
 // fragment's end reached the connection: that is when the transport comes back for more
 // after writing the next Cluster's first bytes (net/http writes and flushes each chunk before
 // it reads again).
-type pacedBody struct {
+type Paced struct {
 	ctx      context.Context
-	f        *mkvFile
+	f        *File
 	start    time.Time // wall time of the file's first block
 	clusters int       // clusters to send in all
 	onDone   func(tc uint64, at time.Time)
@@ -266,18 +269,20 @@ type pacedBody struct {
 	lag []time.Duration // how late each late piece was handed out
 }
 
-// lateness returns how late each late piece was handed out.
-func (b *pacedBody) lateness() []time.Duration {
+// Lateness returns how late each late piece was handed out.
+func (b *Paced) Lateness() []time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.lag)
 }
 
-func newPacedBody(ctx context.Context, f *mkvFile, start time.Time, clusters int, onDone func(uint64, time.Time)) *pacedBody {
-	return &pacedBody{ctx: ctx, f: f, start: start, clusters: clusters, onDone: onDone, bi: -1}
+// NewPaced sends clusters Clusters of f (looping), the first block at start; onDone gets each
+// fragment's timecode when the Cluster after it starts going out.
+func NewPaced(ctx context.Context, f *File, start time.Time, clusters int, onDone func(uint64, time.Time)) *Paced {
+	return &Paced{ctx: ctx, f: f, start: start, clusters: clusters, onDone: onDone, bi: -1}
 }
 
-func (b *pacedBody) Read(p []byte) (int, error) {
+func (b *Paced) Read(p []byte) (int, error) {
 	if len(b.cur) == 0 {
 		now := time.Now()
 		if b.hasDone {
@@ -312,7 +317,7 @@ func (b *pacedBody) Read(p []byte) (int, error) {
 }
 
 // next returns the next piece and when it is due.
-func (b *pacedBody) next() ([]byte, time.Time, error) {
+func (b *Paced) next() ([]byte, time.Time, error) {
 	f := b.f
 	if !b.headerSent {
 		b.headerSent = true

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/kvsd/kvsd/bench/internal/mkvload"
+	"github.com/kvsd/kvsd/bench/internal/report"
+	"github.com/kvsd/kvsd/internal/kvstest"
+	"github.com/kvsd/kvsd/internal/putmedia"
+)
+
+// cluster is nodes behind the front door, on the shared catalog and media.
+type cluster struct {
+	nodes []*node
+	fd    *kvstest.FrontDoor
+	front *kvsd // the API through the front door
+}
+
+// startCluster starts n scaled nodes behind HAProxy, as the README's deployment runs them.
+func (b *bench) startCluster(ctx context.Context, name string, n int) (*cluster, error) {
+	c := &cluster{}
+	var addrs []string
+	for range n {
+		addr, err := b.in.freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		addrs = append(addrs, addr)
+	}
+	fd, err := b.in.frontDoor(addrs)
+	if err != nil {
+		return nil, fmt.Errorf("front door: %w", err)
+	}
+	c.fd = fd
+	for i, addr := range addrs {
+		nd := b.in.scaledNode(fmt.Sprintf("%s-%d", name, i+1), name, addr, fd.URL)
+		if err := nd.start(b.bin); err != nil {
+			c.stop()
+			return nil, err
+		}
+		c.nodes = append(c.nodes, nd)
+	}
+	if err := waitHealthy(ctx, fd, 10*time.Second); err != nil {
+		c.stop()
+		return nil, err
+	}
+	c.front = newKvsd(fd.URL, 0)
+	return c, nil
+}
+
+// stop stops the nodes; the front door stops with the helpers, at the end of the run.
+func (c *cluster) stop() {
+	for _, n := range c.nodes {
+		_ = n.stop()
+	}
+}
+
+func (c *cluster) pids() []int {
+	var out []int
+	for _, n := range c.nodes {
+		out = append(out, n.pid())
+	}
+	return out
+}
+
+func (b *bench) clusterWatch(c *cluster) watch {
+	return func() map[string][]int {
+		return map[string][]int{grpKvsd: c.pids(), grpVersitygw: {b.in.s3.PID()}, grpPostgres: postgresPIDs(b.in.dbName),
+			grpHAProxy: haproxyPIDs(b.work)}
+	}
+}
+
+// fragTimes is what one camera saw of one fragment.
+type fragTimes struct {
+	done      time.Time // the next Cluster's first bytes went out: the fragment is complete
+	persisted time.Time
+}
+
+type camera struct {
+	name  string
+	mu    sync.Mutex
+	frags map[uint64]*fragTimes // by cluster timecode
+	err   error
+	errs  int
+}
+
+func (c *camera) at(tc uint64) *fragTimes {
+	ft := c.frags[tc]
+	if ft == nil {
+		ft = &fragTimes{}
+		c.frags[tc] = ft
+	}
+	return ft
+}
+
+// cameras runs section 2: real-time cameras through the front door, then ListFragments.
+func (b *bench) cameras(ctx context.Context) error {
+	f := b.media
+	n, dur := b.cfg.cameras, b.cfg.camDuration
+	fmt.Fprintf(b.out, "## 2. %d real-time cameras through the front door of %s\n\n", n, report.Plural(b.cfg.nodes, "node"))
+	c, err := b.startCluster(ctx, "cameras", b.cfg.nodes)
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	cams := make([]*camera, n)
+	names := make([]string, n)
+	for i := range cams {
+		names[i] = fmt.Sprintf("cam-%03d", i)
+		cams[i] = &camera{name: names[i], frags: map[uint64]*fragTimes{}}
+	}
+	if err := c.front.createStreams(ctx, names, 24); err != nil {
+		return err
+	}
+	fragDur := f.FragmentDuration()
+	clusters := int((dur+fragDur-1)/fragDur) + 1 // the last one only completes the one before
+	b.logf("cameras: %d cameras, %d fragments of %s each (about %s)", n, clusters-1, fragDur, dur)
+
+	pc := c.front.putClient()
+	rng := rand.New(rand.NewPCG(1, 2))
+	t0 := time.Now().Add(time.Second)
+	w := b.clusterWatch(c)
+	cpu0 := snapCPU(w)
+	ctx, cancel := context.WithTimeout(ctx, dur+fragDur+2*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, cam := range cams {
+		start := t0.Add(time.Duration(rng.Int64N(int64(fragDur))))
+		wg.Go(func() {
+			body := mkvload.NewPaced(ctx, f, start, clusters, func(tc uint64, at time.Time) {
+				cam.mu.Lock()
+				cam.at(tc).done = at
+				cam.mu.Unlock()
+			})
+			select { // connect just before the first frame
+			case <-time.After(time.Until(start.Add(-200 * time.Millisecond))):
+			case <-ctx.Done():
+				return
+			}
+			err := pc.Put(ctx, putmedia.Request{StreamName: cam.name, Body: body}, func(a putmedia.Ack) {
+				now := time.Now()
+				cam.mu.Lock()
+				defer cam.mu.Unlock()
+				switch a.EventType {
+				case "PERSISTED":
+					cam.at(a.FragmentTimecode).persisted = now
+				case "ERROR":
+					cam.errs++
+					if cam.err == nil {
+						cam.err = fmt.Errorf("ERROR ack %d %s", a.ErrorID, a.ErrorCode)
+					}
+				}
+			})
+			cam.mu.Lock()
+			if err != nil && cam.err == nil {
+				cam.err = err
+			}
+			cam.mu.Unlock()
+		})
+	}
+	wg.Wait()
+	cpu := cpu0.to(snapCPU(w))
+	for _, nd := range c.nodes {
+		if err := nd.p.Alive(); err != nil {
+			return err
+		}
+	}
+
+	var persist []time.Duration
+	missing, failed, errAcks := 0, 0, 0
+	var firstErr error
+	var bytes int64
+	for _, cam := range cams {
+		if cam.err != nil {
+			failed++
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%s: %w", cam.name, cam.err)
+			}
+		}
+		errAcks += cam.errs
+		for _, ft := range cam.frags {
+			if ft.done.IsZero() {
+				continue // the last fragment: no next cluster completes it
+			}
+			if ft.persisted.IsZero() {
+				missing++
+				continue
+			}
+			persist = append(persist, max(0, ft.persisted.Sub(ft.done)))
+		}
+	}
+	bytes = int64(len(persist)) * int64(f.MeanFragment())
+	dp := report.NewDist(persist)
+	ok := len(dp) > 0 && dp.Pct(99) <= 100*time.Millisecond && missing == 0 && failed == 0
+	t := &report.Table{Head: []string{"latency per fragment", "samples", "p50", "p90", "p99", "max", "target"}}
+	t.Add("fragment complete → PERSISTED, through the front door", len(dp), report.MS(dp.Pct(50)), report.MS(dp.Pct(90)),
+		report.MS(dp.Pct(99)), report.MS(dp.Max()), "p99 ≤ 100 ms: "+report.Verdict(ok))
+	t.Write(b.out)
+	m := &report.Table{Head: []string{"during the run", "cores", "CPU ms per MB"}}
+	for _, g := range []struct{ name, group string }{{fmt.Sprintf("kvsd (%s together)", report.Plural(b.cfg.nodes, "node")), grpKvsd},
+		{"versitygw", grpVersitygw}, {"PostgreSQL", grpPostgres}, {"HAProxy (the front door)", grpHAProxy}, {"this program (the cameras)", grpSelf}} {
+		m.Add(g.name, report.Cores(cpu.groups[g.group]), cpu.msPerMB(g.group, bytes))
+	}
+	m.Add("other (kernel outside processes, other processes)", report.Cores(cpu.other), "")
+	m.Add("fragments without PERSISTED / failed sessions / ERROR acks", fmt.Sprintf("%d / %d / %d", missing, failed, errAcks), "")
+	m.Write(b.out)
+	fmt.Fprintf(b.out, "%d cameras, one PutMedia session each to the front door (HAProxy with deploy/haproxy.cfg) in front of %s "+
+		"on one PostgreSQL database and one versitygw bucket; %d fragments of %s per camera (%.1f Mbit/s), each block written at its "+
+		"presentation time, camera starts spread at random over the first %s. Latency runs from the moment the client wrote the "+
+		"first bytes of the *next* Cluster (no server can know a fragment ended before that) to the PERSISTED ack arriving. "+
+		"Each camera's last fragment (ended by the end of the body) is left out. CPU per MB counts the fragments persisted at "+
+		"the mean fragment size.\n\n",
+		n, report.Plural(b.cfg.nodes, "kvsd node"), clusters-1, fragDur, float64(len(f.Raw)*8)/f.Duration().Seconds()/1e6, fragDur)
+	if firstErr != nil {
+		fmt.Fprintf(b.out, "- errors: %d sessions failed; first: %v\n\n", failed, firstErr)
+	}
+	b.results = append(b.results, report.Result{What: fmt.Sprintf("cameras (%d, front door): p99 complete → PERSISTED ≤ 100 ms", n),
+		Value: report.MS(dp.Pct(99)), OK: ok, Other: cpu.other})
+	b.logf("cameras: p50 %s p99 %s max %s", report.MS(dp.Pct(50)), report.MS(dp.Pct(99)), report.MS(dp.Max()))
+	return b.list(ctx, c)
+}
