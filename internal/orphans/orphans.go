@@ -56,6 +56,7 @@ type Index interface {
 // Media lists and deletes a stream's record objects (*s3media.Media implements it).
 type Media interface {
 	Records(ctx context.Context, k fragstore.Key) ([]s3media.Record, error)
+	UnknownRecords(ctx context.Context, known []fragstore.Key) ([]s3media.Record, error)
 	DeleteRecords(ctx context.Context, recs []s3media.Record) (int64, error)
 }
 
@@ -162,6 +163,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 	}
 	cutoff := s.cfg.Now().Add(-s.cfg.MinAge)
 	after := ""
+	var known []fragstore.Key
 	for {
 		page, err := s.cfg.Streams.ListStreams(ctx, "", after, 100)
 		if err != nil {
@@ -174,11 +176,25 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 			if err := s.sweepStream(ctx, fragstore.KeyOf(st), cutoff, &r); err != nil {
 				return r, err
 			}
+			known = append(known, fragstore.KeyOf(st))
 			after = st.Name
 		}
 		if len(page) < 100 {
 			break
 		}
+	}
+	// Streams the catalog no longer has (deleted by a node that died before it deleted all
+	// their objects). Their objects are old: a stream created since the listing above has only
+	// objects younger than MinAge.
+	if err := keep(); err != nil {
+		return r, err
+	}
+	gone, err := s.cfg.Media.UnknownRecords(ctx, known)
+	if err != nil {
+		return r, fmt.Errorf("orphans: %w", err)
+	}
+	if err := s.deleteOld(ctx, gone, cutoff, "", &r); err != nil {
+		return r, err
 	}
 	if _, err := s.cfg.Leases.RenewLease(ctx, l, s.cfg.Interval); err != nil {
 		return r, fmt.Errorf("orphans: keeping the lease until the next sweep: %w", err)
@@ -194,8 +210,8 @@ func (s *Sweeper) sweepStream(ctx context.Context, k fragstore.Key, cutoff time.
 	r.Streams++
 	var orphans []s3media.Record
 	for _, rec := range recs {
-		r.Objects++
 		if !rec.Modified.Before(cutoff) {
+			r.Objects++
 			continue
 		}
 		f, err := s.cfg.Index.GetFragment(ctx, k, rec.Seq)
@@ -204,19 +220,34 @@ func (s *Sweeper) sweepStream(ctx context.Context, k fragstore.Key, cutoff time.
 		case err != nil:
 			return fmt.Errorf("orphans: fragment %d of %s: %w", rec.Seq, k.Name, err)
 		case f.Location.Segment == rec.Segment:
+			r.Objects++
 			continue // referenced
 		}
 		orphans = append(orphans, rec)
 	}
-	if len(orphans) == 0 {
+	return s.deleteOld(ctx, orphans, cutoff, k.Name, r)
+}
+
+// deleteOld deletes the records of recs older than cutoff (what the sweep found no index entry
+// for) and counts the others as looked at; stream names them in the log ("" for streams the
+// catalog no longer has).
+func (s *Sweeper) deleteOld(ctx context.Context, recs []s3media.Record, cutoff time.Time, stream string, r *Result) error {
+	var old []s3media.Record
+	for _, rec := range recs {
+		r.Objects++
+		if rec.Modified.Before(cutoff) {
+			old = append(old, rec)
+		}
+	}
+	if len(old) == 0 {
 		return nil
 	}
-	n, err := s.cfg.Media.DeleteRecords(ctx, orphans)
+	n, err := s.cfg.Media.DeleteRecords(ctx, old)
 	if err != nil {
-		return fmt.Errorf("orphans: stream %s: %w", k.Name, err)
+		return fmt.Errorf("orphans: stream %q: %w", stream, err)
 	}
-	r.Deleted += len(orphans)
+	r.Deleted += len(old)
 	r.Bytes += n
-	s.cfg.Logger.Debug("deleted orphaned objects", "stream", k.Name, "objects", len(orphans))
+	s.cfg.Logger.Debug("deleted orphaned objects", "stream", stream, "objects", len(old))
 	return nil
 }

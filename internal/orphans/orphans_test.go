@@ -2,8 +2,12 @@ package orphans_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/stretchr/testify/require"
 
@@ -130,4 +134,53 @@ func TestSweepDeletesOnlyOldUnreferencedObjects(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 0, r.Deleted)
 	require.Equal(t, 3, r.Objects)
+}
+
+// A stream deleted from the catalog by a node that died before it deleted the stream's objects:
+// the sweep deletes them once they are older than MinAge, and leaves alone the objects of the
+// streams the catalog has and whatever else the bucket holds outside kvsd's stream prefixes.
+func TestSweepDeletesObjectsOfDeletedStreams(t *testing.T) {
+	pgURL := pgtest.NewDatabase(t)
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "media")
+	a := openNode(t, pgURL, srv)
+	retention := 24
+	streams := &stream.Service{Store: a.db, Region: "us-east-1", AccountID: "111122223333"}
+	keys := map[string]fragstore.Key{}
+	for _, name := range []string{"kept", "gone"} {
+		_, err := streams.Create(ctx, stream.CreateInput{Name: name, RetentionHours: &retention})
+		require.NoError(t, err)
+		st, err := a.db.GetStream(ctx, name)
+		require.NoError(t, err)
+		keys[name] = fragstore.KeyOf(st)
+		l, err := a.db.AcquireLease(ctx, name, "node-a", time.Hour)
+		require.NoError(t, err)
+		for seq := uint64(1); seq <= 3; seq++ {
+			require.NoError(t, write(t, a, keys[name], l.Epoch, seq))
+		}
+	}
+	_, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("media"), Key: aws.String("site-a/not-kvsd/0001.rec"), Body: strings.NewReader("x")})
+	require.NoError(t, err)
+	// The catalog forgets "gone"; its objects stay (the deleting node died).
+	require.NoError(t, a.db.DeleteStream(ctx, "gone", nil))
+	_, err = a.db.GetStream(ctx, "gone")
+	require.ErrorIs(t, err, stream.ErrNotFound)
+
+	r, err := a.sweeper("node-a", time.Now).Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 0, r.Deleted, "young objects stay")
+	require.Equal(t, 6, r.Objects)
+
+	_, err = a.db.Pool().Exec(ctx, `UPDATE stream_leases SET expires_at = now() - interval '1 second' WHERE stream = $1`, orphans.LeaseName)
+	require.NoError(t, err)
+	later := func() time.Time { return time.Now().Add(orphans.DefaultMinAge + time.Minute) }
+	r, err = a.sweeper("node-a", later).Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3, r.Deleted, "the deleted stream's objects")
+	left := srv.Keys(t, "media")
+	require.Len(t, left, 4, "the kept stream's 3 objects and the object that is not kvsd's: %v", left)
+	require.Contains(t, left, "site-a/not-kvsd/0001.rec")
+	recs, err := a.media.Records(ctx, keys["kept"])
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
 }

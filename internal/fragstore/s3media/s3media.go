@@ -365,6 +365,39 @@ func (m *Media) Records(ctx context.Context, k fragstore.Key) ([]Record, error) 
 	return out, nil
 }
 
+// UnknownRecords lists the record objects under stream prefixes not in known: what is left of
+// streams deleted from the catalog whose objects were not all deleted (the node deleting them
+// died), for package orphans. Prefixes not named <createdMs>_<name>/ are not kvsd's and are
+// left alone.
+func (m *Media) UnknownRecords(ctx context.Context, known []fragstore.Key) ([]Record, error) {
+	want := make(map[string]bool, len(known))
+	for _, k := range known {
+		want[m.streamPrefix(k)] = true
+	}
+	var out []Record
+	p := s3.NewListObjectsV2Paginator(m.api, &s3.ListObjectsV2Input{Bucket: aws.String(m.bucket), Prefix: aws.String(m.prefix), Delimiter: aws.String("/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("s3 media: list streams: %w", err)
+		}
+		for _, cp := range page.CommonPrefixes {
+			pre := aws.ToString(cp.Prefix)
+			if !isStreamPrefix(strings.TrimPrefix(pre, m.prefix)) || want[pre] {
+				continue
+			}
+			objs, err := m.listPrefix(ctx, pre, "")
+			if err != nil {
+				return nil, fmt.Errorf("s3 media: list %s: %w", pre, err)
+			}
+			for _, o := range objs {
+				out = append(out, Record{Key: o.key, Segment: o.seg, Seq: o.seq, Size: o.size, Modified: o.modified})
+			}
+		}
+	}
+	return out, nil
+}
+
 // DeleteRecords deletes the record objects named, and returns their bytes.
 func (m *Media) DeleteRecords(ctx context.Context, recs []Record) (int64, error) {
 	objs := make([]object, len(recs))
