@@ -68,10 +68,12 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeHeader$$' -fuzztime=$(FUZZTIME) ./internal/fragstore/s3media
 
 ## bench: the benchmark programs (tables in the README); each takes a few minutes
-bench: setup
+bench: setup-test
 	$(GO) run ./bench/ingest
-	$(GO) run ./bench/images -rounds 5
+	$(GO) run ./bench/images -workload all -rounds 5
 	$(GO) run ./bench/put
+	$(GO) run ./bench/playback
+	$(GO) run ./bench/cluster
 
 clean:
 	rm -rf bin internal/console/dist/index.html internal/console/dist/assets
