@@ -370,11 +370,30 @@ func (m *Media) Records(ctx context.Context, k fragstore.Key) ([]Record, error) 
 // died), for package orphans. Prefixes not named <createdMs>_<name>/ are not kvsd's and are
 // left alone.
 func (m *Media) UnknownRecords(ctx context.Context, known []fragstore.Key) ([]Record, error) {
+	pres, err := m.unknownPrefixes(ctx, known)
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for _, pre := range pres {
+		objs, err := m.listPrefix(ctx, pre, "")
+		if err != nil {
+			return nil, fmt.Errorf("s3 media: list %s: %w", pre, err)
+		}
+		for _, o := range objs {
+			out = append(out, Record{Key: o.key, Segment: o.seg, Seq: o.seq, Size: o.size, Modified: o.modified})
+		}
+	}
+	return out, nil
+}
+
+// unknownPrefixes lists the stream prefixes (named <createdMs>_<name>/) of streams not in known.
+func (m *Media) unknownPrefixes(ctx context.Context, known []fragstore.Key) ([]string, error) {
 	want := make(map[string]bool, len(known))
 	for _, k := range known {
 		want[m.streamPrefix(k)] = true
 	}
-	var out []Record
+	var out []string
 	p := s3.NewListObjectsV2Paginator(m.api, &s3.ListObjectsV2Input{Bucket: aws.String(m.bucket), Prefix: aws.String(m.prefix), Delimiter: aws.String("/")})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -382,16 +401,8 @@ func (m *Media) UnknownRecords(ctx context.Context, known []fragstore.Key) ([]Re
 			return nil, fmt.Errorf("s3 media: list streams: %w", err)
 		}
 		for _, cp := range page.CommonPrefixes {
-			pre := aws.ToString(cp.Prefix)
-			if !isStreamPrefix(strings.TrimPrefix(pre, m.prefix)) || want[pre] {
-				continue
-			}
-			objs, err := m.listPrefix(ctx, pre, "")
-			if err != nil {
-				return nil, fmt.Errorf("s3 media: list %s: %w", pre, err)
-			}
-			for _, o := range objs {
-				out = append(out, Record{Key: o.key, Segment: o.seg, Seq: o.seq, Size: o.size, Modified: o.modified})
+			if pre := aws.ToString(cp.Prefix); isStreamPrefix(strings.TrimPrefix(pre, m.prefix)) && !want[pre] {
+				out = append(out, pre)
 			}
 		}
 	}
@@ -592,35 +603,24 @@ func (m *Media) DeleteStream(ctx context.Context, k fragstore.Key) error {
 // Retain deletes the objects of every stream prefix not in keep. Prefixes not named
 // <createdMs>_<name>/ are not kvsd's and are left alone.
 func (m *Media) Retain(ctx context.Context, keep []fragstore.Key) ([]string, error) {
-	want := make(map[string]bool, len(keep))
-	for _, k := range keep {
-		want[m.streamPrefix(k)] = true
+	pres, err := m.unknownPrefixes(ctx, keep)
+	if err != nil {
+		return nil, err
 	}
 	var removed []string
-	p := s3.NewListObjectsV2Paginator(m.api, &s3.ListObjectsV2Input{Bucket: aws.String(m.bucket), Prefix: aws.String(m.prefix), Delimiter: aws.String("/")})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return removed, fmt.Errorf("s3 media: list streams: %w", err)
+	for _, pre := range pres {
+		unlock := m.lockPrefix(pre)
+		objs, err := m.listPrefix(ctx, pre, "")
+		var n int64
+		if err == nil {
+			n, err = m.remove(ctx, objs)
 		}
-		for _, cp := range page.CommonPrefixes {
-			pre := aws.ToString(cp.Prefix)
-			if !isStreamPrefix(strings.TrimPrefix(pre, m.prefix)) || want[pre] {
-				continue
-			}
-			unlock := m.lockPrefix(pre)
-			objs, err := m.listPrefix(ctx, pre, "")
-			var n int64
-			if err == nil {
-				n, err = m.remove(ctx, objs)
-			}
-			unlock()
-			if err != nil {
-				return removed, fmt.Errorf("s3 media: remove stream %s: %w", pre, err)
-			}
-			if len(objs) > 0 { // an empty prefix (a directory left by a POSIX-backed server) is nothing removed
-				removed = append(removed, fmt.Sprintf("%s (%d objects, %d bytes)", pre, len(objs), n))
-			}
+		unlock()
+		if err != nil {
+			return removed, fmt.Errorf("s3 media: remove stream %s: %w", pre, err)
+		}
+		if len(objs) > 0 { // an empty prefix (a directory left by a POSIX-backed server) is nothing removed
+			removed = append(removed, fmt.Sprintf("%s (%d objects, %d bytes)", pre, len(objs), n))
 		}
 	}
 	return removed, nil
