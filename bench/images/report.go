@@ -63,12 +63,9 @@ func writeReport(w io.Writer, in reportInput) {
 	for i, c := range in.contenders {
 		m := in.results[i]
 		if s := m.Stages; s != nil && m.Images > 0 {
-			n := float64(m.Images)
-			perImg := func(x time.Duration) float64 { return x.Seconds() * 1e3 / n }
-			fmt.Fprintf(w, "(%s) inside the media package, per image: decode %.2f ms, scale %.2f ms, encode %.2f ms "+
-				"(wall time of each stage); %d packets decoded (%d of them keyframes without the deblocking filter), "+
+			fmt.Fprintf(w, "(%s) %s; %d packets decoded (%d of them keyframes without the deblocking filter), "+
 				"%d skipped (selective decoding).\n",
-				c.id, perImg(s.Decode), perImg(s.Scale), perImg(s.Encode), s.Decoded, s.Unfiltered, s.Skipped)
+				c.id, stages(m), s.Decoded, s.Unfiltered, s.Skipped)
 		}
 	}
 
@@ -195,11 +192,8 @@ func writeSeedReport(w io.Writer, in seedReport) {
 	fmt.Fprintln(w)
 	for i, c := range in.contenders {
 		if s := in.results[i].Stages; s != nil && in.results[i].Images > 0 {
-			n := float64(in.results[i].Images)
-			perImg := func(x time.Duration) float64 { return x.Seconds() * 1e3 / n }
-			fmt.Fprintf(w, "(%s) inside the media package, per image: decode %.2f ms, scale %.2f ms, encode %.2f ms; "+
-				"%d packets decoded, %d skipped (needed by no sample: B-frames no sample shows, frames after a fragment's last sample).\n",
-				c.id, perImg(s.Decode), perImg(s.Scale), perImg(s.Encode), s.Decoded, s.Skipped)
+			fmt.Fprintf(w, "(%s) %s; %d packets decoded, %d skipped (needed by no sample: B-frames no sample shows, "+
+				"frames after a fragment's last sample).\n", c.id, stages(in.results[i]), s.Decoded, s.Skipped)
 		}
 	}
 	fmt.Fprintln(w, "\n| target | now | met |")
@@ -214,4 +208,15 @@ func writeSeedReport(w io.Writer, in seedReport) {
 	fmt.Fprintf(w, "| (a) ≥ 90 %% of (d) | %.0f %% | %s |\n", 100*ratio(a, d), yesNo(ratio(a, d) >= 0.9))
 	fmt.Fprintf(w, "\nOne core sustains about **%.1f** such cameras with kvsd (%.0f images/s per core ÷ %g images/s per camera).\n",
 		a.ImagesPerCore()/rate, a.ImagesPerCore(), rate)
+}
+
+// stages describes where m's CPU time per image went: the media package's stages (CPU time
+// of the decoding thread) and the rest of the process's CPU time (for (a) the store, the image
+// files and the cursor; for (d) demuxing).
+func stages(m measurement) string {
+	s, n := m.Stages, float64(m.Images)
+	perImg := func(x time.Duration) float64 { return x.Seconds() * 1e3 / n }
+	rest := m.CPU - s.Decode - s.Scale - s.Encode
+	return fmt.Sprintf("inside the media package, per image: decode %.2f ms, scale %.2f ms, encode %.2f ms "+
+		"(CPU time of the decoding thread); the rest of the process %.2f ms", perImg(s.Decode), perImg(s.Scale), perImg(s.Encode), perImg(rest))
 }

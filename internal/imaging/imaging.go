@@ -123,9 +123,10 @@ type Stats struct {
 	// most half their size (see media.Decoder.Render).
 	Unfiltered int
 	Skipped    int // packets Render was given but did not need to decode
-	Decode     time.Duration
-	Scale      time.Duration
-	Encode     time.Duration
+	// CPU time of each stage (the decoding thread's clock, not wall time).
+	Decode time.Duration
+	Scale  time.Duration
+	Encode time.Duration
 }
 
 var (

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <libavcodec/avcodec.h>
 #include <libavutil/error.h>
 #include <libavutil/frame.h>
@@ -36,7 +37,23 @@ struct kv_dec {
 
 	AVCodecContext *png; // opened for one size, reopened when it changes
 	AVPacket *png_pkt;
+
+	kv_cpu cpu; // see kv_cpu_times
 };
+
+// thread_ns is the calling thread's CPU time. The stage times are CPU time, not wall time:
+// a wall clock around a call also counts the time the thread waited for a core (other
+// processes, kernel work such as writeback run on that core, and on the Go side getting a P
+// back after the call), which on a busy machine can exceed the work itself. A cgo call runs
+// on one thread from start to end, so the thread's clock measures this call's work.
+static int64_t thread_ns(void) {
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void kv_cpu_times(kv_dec *d, kv_cpu *out) { *out = d->cpu; }
 
 void kv_quiet_logs(void) {
 	// Errors come back as return values; a server must not have libav
@@ -101,8 +118,10 @@ void kv_close(kv_dec *d) {
 // kv_reset forgets every reference picture and leaves draining mode, so
 // decoding can start again at a keyframe.
 void kv_reset(kv_dec *d) {
+	int64_t t0 = thread_ns();
 	avcodec_flush_buffers(d->dec);
 	av_frame_unref(d->frame);
+	d->cpu.decode_ns += thread_ns() - t0;
 }
 
 // kv_set_loop_filter turns the in-loop deblocking filter on (the default,
@@ -122,22 +141,29 @@ void kv_set_loop_filter(kv_dec *d, int on) {
 // copies it before returning and nothing keeps the pointer after the call.
 // The caller pads it with AV_INPUT_BUFFER_PADDING_SIZE zero bytes.
 int kv_send(kv_dec *d, const uint8_t *data, int size, int64_t pts) {
-	if (!data)
-		return avcodec_send_packet(d->dec, NULL);
-	d->pkt->data = (uint8_t *)data;
-	d->pkt->size = size;
-	d->pkt->pts = pts;
-	d->pkt->dts = AV_NOPTS_VALUE;
-	int ret = avcodec_send_packet(d->dec, d->pkt);
-	d->pkt->data = NULL;
-	d->pkt->size = 0;
+	int64_t t0 = thread_ns();
+	int ret;
+	if (!data) {
+		ret = avcodec_send_packet(d->dec, NULL);
+	} else {
+		d->pkt->data = (uint8_t *)data;
+		d->pkt->size = size;
+		d->pkt->pts = pts;
+		d->pkt->dts = AV_NOPTS_VALUE;
+		ret = avcodec_send_packet(d->dec, d->pkt);
+		d->pkt->data = NULL;
+		d->pkt->size = 0;
+	}
+	d->cpu.decode_ns += thread_ns() - t0;
 	return ret;
 }
 
 // kv_receive returns the next decoded picture, if any, in d->frame; it stays
 // valid until the next kv_receive or kv_reset.
 int kv_receive(kv_dec *d, kv_picture *pic) {
+	int64_t t0 = thread_ns();
 	int ret = avcodec_receive_frame(d->dec, d->frame);
+	d->cpu.decode_ns += thread_ns() - t0;
 	if (ret < 0)
 		return ret;
 	pic->pts = d->frame->pts;
@@ -174,7 +200,7 @@ static int sws_colorspace(enum AVColorSpace cs) {
 	}
 }
 
-// kv_scale converts d->frame to width x height in the given layout, into
+// scale (kv_scale) converts d->frame to width x height in the given layout, into
 // d->out. The output is always full range: cameras send limited-range
 // video and JPEG/PNG viewers assume full range, so without this blacks
 // come out grey. The ranges are set as options before sws_init_context,
@@ -182,7 +208,7 @@ static int sws_colorspace(enum AVColorSpace cs) {
 // unscaled fast path (a plain copy for same-size YUV420P) at init time and
 // takes it only when the ranges already differ there. Bicubic matches the
 // ffmpeg CLI; the cheaper point/fast-bilinear filters alias.
-int kv_scale(kv_dec *d, int width, int height, int layout) {
+static int scale(kv_dec *d, int width, int height, int layout) {
 	AVFrame *f = d->frame;
 	int full = f->color_range == AVCOL_RANGE_JPEG;
 	enum AVPixelFormat sfmt = source_format(f->format, &full);
@@ -249,10 +275,10 @@ int kv_scale(kv_dec *d, int width, int height, int layout) {
 	return ret < 0 ? ret : 0;
 }
 
-// kv_jpeg compresses d->out (KV_OUT_YUV420) straight from its planes, so
+// jpeg (kv_jpeg) compresses d->out (KV_OUT_YUV420) straight from its planes, so
 // there is no RGB step; the quality is libjpeg's 1-100 scale, which is
 // KVS's JPEGQuality. *buf stays valid until the next kv_jpeg or kv_close.
-int kv_jpeg(kv_dec *d, int quality, const uint8_t **buf, size_t *size) {
+static int jpeg(kv_dec *d, int quality, const uint8_t **buf, size_t *size) {
 	if (!d->tj && !(d->tj = tjInitCompress()))
 		return KV_EJPEG;
 	// For 4:2:0, turbojpeg reads the luma plane rounded up to even width and
@@ -308,9 +334,9 @@ static int open_png(kv_dec *d) {
 	return ret;
 }
 
-// kv_png encodes d->out (KV_OUT_RGB24). *buf stays valid until the next
+// png (kv_png) encodes d->out (KV_OUT_RGB24). *buf stays valid until the next
 // kv_png or kv_close.
-int kv_png(kv_dec *d, const uint8_t **buf, size_t *size) {
+static int png(kv_dec *d, const uint8_t **buf, size_t *size) {
 	int ret = open_png(d);
 	if (ret < 0)
 		return ret;
@@ -325,4 +351,27 @@ int kv_png(kv_dec *d, const uint8_t **buf, size_t *size) {
 	*buf = d->png_pkt->data;
 	*size = d->png_pkt->size;
 	return 0;
+}
+
+// The scaler's and encoders' entry points: their work, timed (see thread_ns).
+
+int kv_scale(kv_dec *d, int width, int height, int layout) {
+	int64_t t0 = thread_ns();
+	int ret = scale(d, width, height, layout);
+	d->cpu.scale_ns += thread_ns() - t0;
+	return ret;
+}
+
+int kv_jpeg(kv_dec *d, int quality, const uint8_t **buf, size_t *size) {
+	int64_t t0 = thread_ns();
+	int ret = jpeg(d, quality, buf, size);
+	d->cpu.encode_ns += thread_ns() - t0;
+	return ret;
+}
+
+int kv_png(kv_dec *d, const uint8_t **buf, size_t *size) {
+	int64_t t0 = thread_ns();
+	int ret = png(d, buf, size);
+	d->cpu.encode_ns += thread_ns() - t0;
+	return ret;
 }

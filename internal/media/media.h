@@ -39,6 +39,12 @@ typedef struct kv_picture {
 	int corrupt; // the decoder flagged it (concealed errors)
 } kv_picture;
 
+// CPU time the decoder's calls have spent, in nanoseconds, since kv_open: decode is
+// kv_send, kv_receive and kv_reset; scale is kv_scale; encode is kv_jpeg and kv_png.
+typedef struct kv_cpu {
+	int64_t decode_ns, scale_ns, encode_ns;
+} kv_cpu;
+
 void kv_quiet_logs(void);
 int kv_open(kv_dec **out, int codec, const uint8_t *extradata, int size);
 void kv_close(kv_dec *d);
@@ -51,5 +57,6 @@ int kv_jpeg(kv_dec *d, int quality, const uint8_t **buf, size_t *size);
 const char *kv_jpeg_error(kv_dec *d);
 int kv_png(kv_dec *d, const uint8_t **buf, size_t *size);
 void kv_strerror(int err, char *buf, size_t size);
+void kv_cpu_times(kv_dec *d, kv_cpu *out);
 
 #endif

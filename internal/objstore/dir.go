@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -31,9 +32,30 @@ import (
 // Durability comes in groups: Sync makes everything Put so far durable with one syncfs(2),
 // because on small files an fsync per file costs more than the rest of the write (a caller
 // that records progress durably, like the image generator's cursor, calls Sync first).
+//
+// Objects put one after another in the same directory with the same content type and
+// metadata (the images of one fragment) share one metadata file under their names (hard
+// links, Linux): making a file costs far more than naming one, the most on an ext4 without a
+// journal, which skips every recently freed inode when it picks one. A put of one of those
+// keys replaces its own name only; nothing writes a metadata file in place.
 type Dir struct {
 	Root string
+
+	mu sync.Mutex
+	// kept holds, by directory, the metadata file Put created there last, open, so that
+	// the next objects with the same metadata link it (at most maxKept directories).
+	kept map[string]keptFile
 }
+
+// keptFile is an open metadata file and its content.
+type keptFile struct {
+	fd   int
+	data []byte
+}
+
+// maxKept bounds the open metadata files a Dir keeps: one per directory being written to
+// (each image generation worker writes one stream's images at a time).
+const maxKept = 16
 
 // MetadataSuffix ends the name of the file that holds an object's content type and metadata.
 const MetadataSuffix = ".metadata.json"
@@ -63,7 +85,7 @@ func (d *Dir) Put(ctx context.Context, bucket, key string, body []byte, contentT
 	if err != nil {
 		return &Error{Code: "InvalidArgument", Permanent: true, Err: err}
 	}
-	if err := replace(path+MetadataSuffix, m); err != nil {
+	if err := d.putMetadata(path+MetadataSuffix, m); err != nil {
 		return localError(err)
 	}
 	return localError(replace(path, body))

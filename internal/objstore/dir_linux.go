@@ -1,6 +1,7 @@
 package objstore
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -49,42 +50,109 @@ var noTmpfile atomic.Bool
 // fs.ErrNotExist when its directory does not, errUnsupported where the file system cannot;
 // the caller then takes the temporary-name way. Nothing is left behind on failure.
 func createNew(path string, data []byte) error {
+	fd, err := createOpen(path, data)
+	if err == nil {
+		unix.Close(fd)
+	}
+	return err
+}
+
+// createOpen is createNew, returning the new file's descriptor open (the caller closes it).
+func createOpen(path string, data []byte) (int, error) {
 	if noTmpfile.Load() {
-		return errUnsupported
+		return -1, errUnsupported
 	}
 	fd, err := openTmpfile(filepath.Dir(path))
 	switch {
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
-		return &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
+		return -1, &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
 	case errors.Is(err, unix.EISDIR), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EINVAL):
 		noTmpfile.Store(true)
-		return errUnsupported
+		return -1, errUnsupported
 	case err != nil:
-		return &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
+		return -1, &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
 	}
-	defer unix.Close(fd)
 	for b := data; len(b) > 0; {
 		n, err := unix.Write(fd, b)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return &os.PathError{Op: "write", Path: path, Err: err}
+			unix.Close(fd)
+			return -1, &os.PathError{Op: "write", Path: path, Err: err}
 		}
 		b = b[n:]
 	}
 	// linkat(AT_EMPTY_PATH) would need CAP_DAC_READ_SEARCH; the /proc link needs nothing.
-	err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+	err = linkFD(fd, path)
+	if err == nil {
+		return fd, nil
+	}
+	unix.Close(fd)
 	switch {
-	case err == nil:
-		return nil
 	case errors.Is(err, unix.EEXIST):
-		return &os.PathError{Op: "link", Path: path, Err: fs.ErrExist}
+		return -1, &os.PathError{Op: "link", Path: path, Err: fs.ErrExist}
 	case errors.Is(err, unix.ENOENT) && !procMounted():
 		noTmpfile.Store(true)
-		return errUnsupported
+		return -1, errUnsupported
 	}
-	return &os.PathError{Op: "link", Path: path, Err: err}
+	return -1, &os.PathError{Op: "link", Path: path, Err: err}
+}
+
+// linkFD gives the open file fd the name path.
+func linkFD(fd int, path string) error {
+	return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+}
+
+// putMetadata writes the metadata file path: a new name for the metadata file Put created
+// last in the same directory when its content is the same (see Dir), else a file of its own
+// (replace), which is kept open for the next.
+func (d *Dir) putMetadata(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	d.mu.Lock()
+	if k, ok := d.kept[dir]; ok && bytes.Equal(k.data, data) {
+		// The kept file is the one created here, never written since: linking it cannot
+		// give the name other content. It fails when the name exists (a put again) or the
+		// file has no name left (removed): then it is written as usual.
+		err := linkFD(k.fd, path)
+		d.mu.Unlock()
+		if err == nil {
+			return nil
+		}
+		return replace(path, data)
+	}
+	d.mu.Unlock()
+	fd, err := createOpen(path, data)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		fd, err = createOpen(path, data)
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, errUnsupported) {
+			return replace(path, data)
+		}
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old, ok := d.kept[dir]; ok {
+		unix.Close(old.fd)
+		delete(d.kept, dir)
+	}
+	if d.kept == nil {
+		d.kept = map[string]keptFile{}
+	}
+	for k, f := range d.kept {
+		if len(d.kept) < maxKept {
+			break
+		}
+		unix.Close(f.fd)
+		delete(d.kept, k)
+	}
+	d.kept[dir] = keptFile{fd: fd, data: bytes.Clone(data)}
+	return nil
 }
 
 func openTmpfile(dir string) (int, error) {
