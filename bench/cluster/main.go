@@ -230,12 +230,5 @@ func (b *bench) header(command string, cached bool) {
 		"PostgreSQL and HAProxy run on this machine and talk over 127.0.0.1\n", runtime.NumCPU())
 	fmt.Fprintf(w, "- versitygw: %s, POSIX backend in %s (%s; it never fsyncs); %s: a fresh database %s on the machine's server\n",
 		b.in.s3.Endpoint, b.in.s3.Dir, machine.FSType(b.in.s3.Dir), b.in.pgDesc, b.in.dbName)
-	m := b.media
-	src := "made with ffmpeg"
-	if cached {
-		src = "from the cache, made earlier with ffmpeg"
-	}
-	fmt.Fprintf(w, "- test video: %s (%s): %.2f MB, %d fragments of %s, %.2f Mbit/s, mean fragment %d bytes\n\n",
-		b.cfg.media.Name, src, float64(len(m.Raw))/1e6, len(m.Clusters), m.FragmentDuration().Round(time.Millisecond),
-		float64(len(m.Raw)*8)/m.Duration().Seconds()/1e6, m.MeanFragment())
+	fmt.Fprintf(w, "- test video: %s\n\n", b.media.Summary(b.cfg.media.Name, cached))
 }

@@ -219,14 +219,7 @@ func (b *bench) header(command string, cached bool) {
 		"clients), kvsd and the baseline server all run on this machine and talk over 127.0.0.1; the baseline and kvsd "+
 		"never run a load at the same time\n", runtime.NumCPU())
 	fmt.Fprintf(w, "- data dirs: %s (%s); kvsd and the baseline write to the same file system\n", b.work, machine.FSType(b.work))
-	m := b.media
-	src := "made with ffmpeg"
-	if cached {
-		src = "from the cache, made earlier with ffmpeg"
-	}
-	fmt.Fprintf(w, "- test video: %s (%s): %.2f MB, %d fragments of %s, %.2f Mbit/s, mean fragment %d bytes\n\n",
-		b.cfg.media.Name, src, float64(len(m.Raw))/1e6, len(m.Clusters), m.FragmentDuration().Round(time.Millisecond),
-		float64(len(m.Raw)*8)/m.Duration().Seconds()/1e6, m.MeanFragment())
+	fmt.Fprintf(w, "- test video: %s\n\n", b.media.Summary(b.cfg.media.Name, cached))
 	if note := damonNote(); note != "" {
 		fmt.Fprintf(w, "> note: %s\n\n", note)
 	}
