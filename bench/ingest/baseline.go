@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kvsd/kvsd/bench/internal/baseline"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/kvsd/kvsd/bench/internal/baseline"
 )
 
 // serveBaseline is the baseline server: the least a durable ingest server must do. Each
