@@ -111,8 +111,7 @@ func (b *bench) cameras(ctx context.Context) error {
 	dp := report.NewDist(persist)
 	ok := len(dp) > 0 && dp.Pct(99) <= 100*time.Millisecond && missing == 0 && failed == 0
 	t := &report.Table{Head: []string{"latency per fragment", "samples", "p50", "p90", "p99", "max", "target"}}
-	t.Add("fragment complete → PERSISTED, through the front door", len(dp), report.MS(dp.Pct(50)), report.MS(dp.Pct(90)),
-		report.MS(dp.Pct(99)), report.MS(dp.Max()), "p99 ≤ 100 ms: "+report.Verdict(ok))
+	t.AddDist("fragment complete → PERSISTED, through the front door", dp, "p99 ≤ 100 ms: "+report.Verdict(ok))
 	t.Write(b.out)
 	m := &report.Table{Head: []string{"during the run", "cores", "CPU ms per MB"}}
 	for _, g := range []struct{ name, group string }{{fmt.Sprintf("kvsd (%s together)", report.Plural(b.cfg.nodes, "node")), grpKvsd},

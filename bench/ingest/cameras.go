@@ -84,10 +84,10 @@ func (b *bench) cameras(ctx context.Context) error {
 	rssOK := memEnd.HWM <= 300e6
 
 	t := &report.Table{Head: []string{"latency per fragment", "samples", "p50", "p90", "p99", "max"}}
-	t.Add("fragment complete → PERSISTED", len(dp), report.MS(dp.Pct(50)), report.MS(dp.Pct(90)), report.MS(dp.Pct(99)), report.MS(dp.Max()))
-	t.Add("fragment complete → RECEIVED", len(dr), report.MS(dr.Pct(50)), report.MS(dr.Pct(90)), report.MS(dr.Pct(99)), report.MS(dr.Max()))
-	t.Add("client pacing lag (late pieces only)", len(dl), report.MS(dl.Pct(50)), report.MS(dl.Pct(90)), report.MS(dl.Pct(99)), report.MS(dl.Max()))
-	t.Add("disk probe: 4 KiB write + fdatasync, every 100 ms", len(dd), report.MS(dd.Pct(50)), report.MS(dd.Pct(90)), report.MS(dd.Pct(99)), report.MS(dd.Max()))
+	t.AddDist("fragment complete → PERSISTED", dp)
+	t.AddDist("fragment complete → RECEIVED", dr)
+	t.AddDist("client pacing lag (late pieces only)", dl)
+	t.AddDist("disk probe: 4 KiB write + fdatasync, every 100 ms", dd)
 	t.Write(b.out)
 	m := &report.Table{Head: []string{"kvsd", "value", "target"}}
 	m.Add("peak RSS (VmHWM)", report.MB(memEnd.HWM), "≤ 300 MB: "+report.Verdict(rssOK))

@@ -193,9 +193,8 @@ func (b *bench) list(ctx context.Context) error {
 		catSize = fi.Size()
 	}
 	t := &report.Table{Head: []string{"ListFragments", "samples", "p50", "p90", "p99", "max", "target"}}
-	t.Add("per call (MaxResults 1000)", len(dc), report.MS(dc.Pct(50)), report.MS(dc.Pct(90)), report.MS(dc.Pct(99)), report.MS(dc.Max()), "p99 ≤ 20 ms: "+report.Verdict(ok))
-	t.Add(fmt.Sprintf("per 1-hour window (%d fragments, %d calls)", want, len(dc)/max(1, len(dw))), len(dw),
-		report.MS(dw.Pct(50)), report.MS(dw.Pct(90)), report.MS(dw.Pct(99)), report.MS(dw.Max()), "(p99 ≤ 20 ms: "+report.Verdict(dw.Pct(99) <= 20*time.Millisecond)+")")
+	t.AddDist("per call (MaxResults 1000)", dc, "p99 ≤ 20 ms: "+report.Verdict(ok))
+	t.AddDist(fmt.Sprintf("per 1-hour window (%d fragments, %d calls)", want, len(dc)/max(1, len(dw))), dw, "(p99 ≤ 20 ms: "+report.Verdict(dw.Pct(99) <= 20*time.Millisecond)+")")
 	t.Write(b.out)
 	fill := fmt.Sprintf("filled in %.0f s", mk.FillSecs)
 	if cached {
