@@ -167,8 +167,7 @@ func (b *bench) list(ctx context.Context, c *cluster) error {
 	dc, dw := report.NewDist(calls), report.NewDist(windows)
 	ok := len(dc) > 0 && dc.Pct(99) <= 20*time.Millisecond
 	t := &report.Table{Head: []string{"ListFragments, through the front door", "samples", "p50", "p90", "p99", "max", "target"}}
-	t.AddDist("per call (MaxResults 1000)", dc,
-		"p99 ≤ 20 ms: "+report.Verdict(ok))
+	t.AddDist("per call (MaxResults 1000)", dc, "p99 ≤ 20 ms: "+report.Verdict(ok))
 	t.AddDist(fmt.Sprintf("per 1-hour window (%d fragments, %d calls)", want, len(dc)/max(1, len(dw))), dw, "")
 	t.Write(b.out)
 	fmt.Fprintf(b.out, "One stream whose index holds %d fragments in the cluster's PostgreSQL database (%.1f days at one per %s; "+
