@@ -29,7 +29,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/kvsd/kvsd/bench/internal/harness"
@@ -191,11 +190,8 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 		b.bin = bin
 	}
 	b.logf("preparing the test video (%s)", cfg.media.Name)
-	raw, cached, err := mkvload.Make(ctx, cfg.media, cfg.cacheDir)
-	if err != nil {
-		return nil, err
-	}
-	if b.media, err = mkvload.Parse(raw); err != nil {
+	var cached bool
+	if b.media, cached, err = mkvload.Load(ctx, cfg.media, cfg.cacheDir); err != nil {
 		return nil, err
 	}
 	b.logf("starting versitygw and a fresh PostgreSQL database")
@@ -221,9 +217,7 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 // header describes the machine, the build, the pieces and the media.
 func (b *bench) header(command string, cached bool) {
 	w := b.out
-	fmt.Fprintf(w, "# kvsd cluster benchmark\n\n")
-	fmt.Fprintf(w, "- command: `%s`\n", strings.TrimSpace(command))
-	fmt.Fprintf(w, "- date: %s\n", time.Now().UTC().Format(time.RFC3339))
+	harness.Header(w, "kvsd cluster benchmark", command)
 	fmt.Fprintf(w, "- kvsd: %s, built with %s; media encrypted at rest (one key file for every node)\n", kvsdproc.Describe(b.bin), runtime.Version())
 	fmt.Fprintf(w, "- machine: %s; %d CPU cores; %s memory; Linux %s\n", machine.CPUModel(), runtime.NumCPU(), machine.Memory(), machine.Kernel())
 	fmt.Fprintf(w, "- **everything shares the %d cores**: this program (the producers), every kvsd node, versitygw, "+

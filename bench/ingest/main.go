@@ -182,11 +182,8 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 	}
 
 	b.logf("preparing the test video (%s)", cfg.media.Name)
-	raw, cached, err := mkvload.Make(ctx, cfg.media, cfg.cacheDir)
-	if err != nil {
-		return nil, err
-	}
-	if b.media, err = mkvload.Parse(raw); err != nil {
+	var cached bool
+	if b.media, cached, err = mkvload.Load(ctx, cfg.media, cfg.cacheDir); err != nil {
 		return nil, err
 	}
 	b.header(command, cached)
@@ -207,9 +204,7 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 // header describes the machine, the build and the media.
 func (b *bench) header(command string, cached bool) {
 	w := b.out
-	fmt.Fprintf(w, "# kvsd ingest benchmark\n\n")
-	fmt.Fprintf(w, "- command: `%s`\n", strings.TrimSpace(command))
-	fmt.Fprintf(w, "- date: %s\n", time.Now().UTC().Format(time.RFC3339))
+	harness.Header(w, "kvsd ingest benchmark", command)
 	fmt.Fprintf(w, "- kvsd: %s, built with %s; media encrypted at rest (key file)\n", kvsdproc.Describe(b.kvsd.Bin), runtime.Version())
 	if b.clear != nil {
 		fmt.Fprintf(w, "- kvsd, media in clear: %s, the same source built with -tags %s, for the throughput comparison\n", b.clear.Bin, kvsdproc.ClearTag)

@@ -26,7 +26,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/kvsd/kvsd/bench/internal/harness"
@@ -190,9 +189,7 @@ func (b *bench) loops() int {
 // header describes the machine, the build and the media.
 func (b *bench) header(command string, cached bool) {
 	w := b.out
-	fmt.Fprintf(w, "# kvsd playback benchmark\n\n")
-	fmt.Fprintf(w, "- command: `%s`\n", strings.TrimSpace(command))
-	fmt.Fprintf(w, "- date: %s\n", time.Now().UTC().Format(time.RFC3339))
+	harness.Header(w, "kvsd playback benchmark", command)
 	fmt.Fprintf(w, "- kvsd: %s, built with %s\n", kvsdproc.Describe(b.kvsd.Bin), runtime.Version())
 	fmt.Fprintf(w, "- machine: %s; %d CPU cores; Linux %s; ffmpeg %s\n", machine.CPUModel(), runtime.NumCPU(), machine.Kernel(), machine.FFmpegVersion())
 	fmt.Fprintf(w, "- **the client load shares the %d cores with kvsd**: this program (producers, players), kvsd and ffmpeg "+

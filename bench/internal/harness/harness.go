@@ -66,6 +66,13 @@ func Main(prog string, args []string, bench func(ctx context.Context, out, log i
 	return 0
 }
 
+// Header starts a report: its title, the command that ran it and the date.
+func Header(w io.Writer, title, command string) {
+	fmt.Fprintf(w, "# %s\n\n", title)
+	fmt.Fprintf(w, "- command: `%s`\n", strings.TrimSpace(command))
+	fmt.Fprintf(w, "- date: %s\n", time.Now().UTC().Format(time.RFC3339))
+}
+
 // Logf writes one progress line, stamped with the seconds since started.
 func Logf(w io.Writer, started time.Time, format string, a ...any) {
 	fmt.Fprintf(w, "[%5.1fs] %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, a...))

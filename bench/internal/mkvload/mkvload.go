@@ -62,6 +62,16 @@ func Make(ctx context.Context, spec Spec, cacheDir string) (data []byte, cached 
 	return data, false, err
 }
 
+// Load is Make, then Parse.
+func Load(ctx context.Context, spec Spec, cacheDir string) (f *File, cached bool, err error) {
+	raw, cached, err := Make(ctx, spec, cacheDir)
+	if err != nil {
+		return nil, false, err
+	}
+	f, err = Parse(raw)
+	return f, cached, err
+}
+
 // File is an MKV stream split for replay: the bytes before the first Cluster, and per
 // Cluster where its Timecode, CRC-32 and blocks lie, so that it can be sent in real time and
 // looped with shifted timecodes.
