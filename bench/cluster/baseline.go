@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -19,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/kvsd/kvsd/bench/internal/baseline"
 	"github.com/kvsd/kvsd/internal/objstore/s3test"
 )
 
@@ -64,14 +64,10 @@ func serveBaseline(s3Endpoint, pgURL string, fragBytes int) error {
 	var seq atomic.Int64
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		stream := r.Header.Get("x-amzn-stream-name")
-		rc := http.NewResponseController(w)
-		if err := rc.EnableFullDuplex(); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+		rc, err := baseline.Begin(w)
+		if err != nil {
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		_ = rc.Flush()
 		store := func(frag []byte) error {
 			n := seq.Add(1)
 			key := fmt.Sprintf("baseline/%s/%020d.rec", stream, n)
@@ -83,10 +79,7 @@ func serveBaseline(s3Endpoint, pgURL string, fragBytes int) error {
 				stream, n, key, len(frag), time.Now().UnixMilli()); err != nil {
 				return err
 			}
-			if _, err := io.WriteString(w, `{"EventType":"PERSISTED"}`+"\n"); err != nil {
-				return err
-			}
-			return rc.Flush()
+			return baseline.Ack(w, rc)
 		}
 		buf := make([]byte, 0, fragBytes+64<<10)
 		chunk := make([]byte, 64<<10)
@@ -107,20 +100,5 @@ func serveBaseline(s3Endpoint, pgURL string, fragBytes int) error {
 			}
 		}
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Printf("baseline: serving the baseline on http://%s\n", ln.Addr())
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return baseline.Serve(ctx, h)
 }

@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"sync"
 	"time"
 
-	"github.com/kvsd/kvsd/bench/internal/mkvload"
+	"github.com/kvsd/kvsd/bench/internal/loadgen"
 	"github.com/kvsd/kvsd/bench/internal/report"
 	"github.com/kvsd/kvsd/internal/kvstest"
-	"github.com/kvsd/kvsd/internal/putmedia"
 )
 
 // cluster is nodes behind the front door, on the shared catalog and media.
@@ -74,29 +71,6 @@ func (b *bench) clusterWatch(c *cluster) watch {
 	}
 }
 
-// fragTimes is what one camera saw of one fragment.
-type fragTimes struct {
-	done      time.Time // the next Cluster's first bytes went out: the fragment is complete
-	persisted time.Time
-}
-
-type camera struct {
-	name  string
-	mu    sync.Mutex
-	frags map[uint64]*fragTimes // by cluster timecode
-	err   error
-	errs  int
-}
-
-func (c *camera) at(tc uint64) *fragTimes {
-	ft := c.frags[tc]
-	if ft == nil {
-		ft = &fragTimes{}
-		c.frags[tc] = ft
-	}
-	return ft
-}
-
 // cameras runs section 2: real-time cameras through the front door, then ListFragments.
 func (b *bench) cameras(ctx context.Context) error {
 	f := b.media
@@ -107,11 +81,9 @@ func (b *bench) cameras(ctx context.Context) error {
 		return err
 	}
 	defer c.stop()
-	cams := make([]*camera, n)
 	names := make([]string, n)
-	for i := range cams {
+	for i := range names {
 		names[i] = fmt.Sprintf("cam-%03d", i)
-		cams[i] = &camera{name: names[i], frags: map[uint64]*fragTimes{}}
 	}
 	if err := c.front.createStreams(ctx, names, 24); err != nil {
 		return err
@@ -121,48 +93,12 @@ func (b *bench) cameras(ctx context.Context) error {
 	b.logf("cameras: %d cameras, %d fragments of %s each (about %s)", n, clusters-1, fragDur, dur)
 
 	pc := c.front.putClient()
-	rng := rand.New(rand.NewPCG(1, 2))
 	t0 := time.Now().Add(time.Second)
 	w := b.clusterWatch(c)
 	cpu0 := snapCPU(w)
 	ctx, cancel := context.WithTimeout(ctx, dur+fragDur+2*time.Minute)
 	defer cancel()
-	var wg sync.WaitGroup
-	for _, cam := range cams {
-		start := t0.Add(time.Duration(rng.Int64N(int64(fragDur))))
-		wg.Go(func() {
-			body := mkvload.NewPaced(ctx, f, start, clusters, func(tc uint64, at time.Time) {
-				cam.mu.Lock()
-				cam.at(tc).done = at
-				cam.mu.Unlock()
-			})
-			select { // connect just before the first frame
-			case <-time.After(time.Until(start.Add(-200 * time.Millisecond))):
-			case <-ctx.Done():
-				return
-			}
-			err := pc.Put(ctx, putmedia.Request{StreamName: cam.name, Body: body}, func(a putmedia.Ack) {
-				now := time.Now()
-				cam.mu.Lock()
-				defer cam.mu.Unlock()
-				switch a.EventType {
-				case "PERSISTED":
-					cam.at(a.FragmentTimecode).persisted = now
-				case "ERROR":
-					cam.errs++
-					if cam.err == nil {
-						cam.err = fmt.Errorf("ERROR ack %d %s", a.ErrorID, a.ErrorCode)
-					}
-				}
-			})
-			cam.mu.Lock()
-			if err != nil && cam.err == nil {
-				cam.err = err
-			}
-			cam.mu.Unlock()
-		})
-	}
-	wg.Wait()
+	sum := loadgen.Summarize(loadgen.RunCameras(ctx, pc, f, names, t0, clusters))
 	cpu := cpu0.to(snapCPU(w))
 	for _, nd := range c.nodes {
 		if err := nd.p.Alive(); err != nil {
@@ -170,35 +106,12 @@ func (b *bench) cameras(ctx context.Context) error {
 		}
 	}
 
-	var persist []time.Duration
-	missing, failed, errAcks := 0, 0, 0
-	var firstErr error
-	var bytes int64
-	for _, cam := range cams {
-		if cam.err != nil {
-			failed++
-			if firstErr == nil {
-				firstErr = fmt.Errorf("%s: %w", cam.name, cam.err)
-			}
-		}
-		errAcks += cam.errs
-		for _, ft := range cam.frags {
-			if ft.done.IsZero() {
-				continue // the last fragment: no next cluster completes it
-			}
-			if ft.persisted.IsZero() {
-				missing++
-				continue
-			}
-			persist = append(persist, max(0, ft.persisted.Sub(ft.done)))
-		}
-	}
-	bytes = int64(len(persist)) * int64(f.MeanFragment())
+	persist, missing, failed, errAcks, firstErr := sum.Persisted, sum.Missing, sum.Failed, sum.ErrAcks, sum.FirstErr
+	bytes := int64(len(persist)) * int64(f.MeanFragment())
 	dp := report.NewDist(persist)
 	ok := len(dp) > 0 && dp.Pct(99) <= 100*time.Millisecond && missing == 0 && failed == 0
 	t := &report.Table{Head: []string{"latency per fragment", "samples", "p50", "p90", "p99", "max", "target"}}
-	t.Add("fragment complete → PERSISTED, through the front door", len(dp), report.MS(dp.Pct(50)), report.MS(dp.Pct(90)),
-		report.MS(dp.Pct(99)), report.MS(dp.Max()), "p99 ≤ 100 ms: "+report.Verdict(ok))
+	t.AddDist("fragment complete → PERSISTED, through the front door", dp, "p99 ≤ 100 ms: "+report.Verdict(ok))
 	t.Write(b.out)
 	m := &report.Table{Head: []string{"during the run", "cores", "CPU ms per MB"}}
 	for _, g := range []struct{ name, group string }{{fmt.Sprintf("kvsd (%s together)", report.Plural(b.cfg.nodes, "node")), grpKvsd},

@@ -239,7 +239,7 @@ func (b *bench) failover(ctx context.Context) error {
 		}
 		have := map[int64]string{}
 		for _, f := range frags {
-			have[f.ms] = f.number
+			have[f.Ms] = f.Number
 		}
 		var numbers []string
 		for _, ms := range tcs {

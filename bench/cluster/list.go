@@ -4,12 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"strings"
 	"time"
 
@@ -114,76 +110,15 @@ func (b *bench) fillIndex(ctx context.Context, front *kvsd, count int) (int64, e
 }
 
 // call sends a signed JSON request and returns the answer's body and how long the exchange
-// took, from sending the request to the last byte of the answer.
+// took (kvsdproc.Call).
 func (k *kvsd) call(ctx context.Context, op string, in any) ([]byte, time.Duration, error) {
-	req, err := kvsdproc.NewRequest(ctx, k.url, op, in)
-	if err != nil {
-		return nil, 0, err
-	}
-	start := time.Now()
-	resp, err := k.http.Do(req)
-	if err != nil {
-		return nil, 0, err
-	}
-	out, err := io.ReadAll(resp.Body)
-	d := time.Since(start)
-	resp.Body.Close()
-	if err != nil {
-		return nil, 0, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, 0, fmt.Errorf("%s: %d %s", op, resp.StatusCode, strings.TrimSpace(string(out)))
-	}
-	return out, d, nil
-}
-
-// listPage is the part of ListFragments' answer the benchmark reads.
-type listPage struct {
-	Fragments []struct {
-		FragmentNumber    string
-		ProducerTimestamp float64
-	}
-	NextToken *string
-}
-
-// listed is one fragment of a ListFragments answer.
-type listed struct {
-	ms     int64 // producer time
-	number string
+	return kvsdproc.Call(ctx, k.http, k.url, op, in)
 }
 
 // listRange lists [fromMs, toMs] of a stream by producer time, following NextToken: the
 // fragments, and the time of each call.
-func (k *kvsd) listRange(ctx context.Context, stream string, fromMs, toMs int64) ([]listed, []time.Duration, error) {
-	in := map[string]any{
-		"StreamName": stream,
-		"MaxResults": 1000,
-		"FragmentSelector": map[string]any{
-			"FragmentSelectorType": "PRODUCER_TIMESTAMP",
-			"TimestampRange":       map[string]any{"StartTimestamp": float64(fromMs) / 1000, "EndTimestamp": float64(toMs) / 1000},
-		},
-	}
-	var calls []time.Duration
-	var out []listed
-	for range 10_000 {
-		raw, d, err := k.call(ctx, "listFragments", in)
-		if err != nil {
-			return out, calls, err
-		}
-		calls = append(calls, d)
-		var p listPage
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return out, calls, fmt.Errorf("listFragments answer: %w", err)
-		}
-		for _, f := range p.Fragments {
-			out = append(out, listed{ms: int64(f.ProducerTimestamp*1000 + 0.5), number: f.FragmentNumber})
-		}
-		if p.NextToken == nil || *p.NextToken == "" {
-			return out, calls, nil
-		}
-		in = map[string]any{"StreamName": stream, "MaxResults": 1000, "NextToken": *p.NextToken}
-	}
-	return out, calls, errors.New("more than 10000 pages")
+func (k *kvsd) listRange(ctx context.Context, stream string, fromMs, toMs int64) ([]kvsdproc.Listed, []time.Duration, error) {
+	return kvsdproc.ListFragments(ctx, k.http, k.url, stream, fromMs, toMs, 10_000)
 }
 
 // list measures ListFragments over the filled index, through the front door, with the
@@ -232,10 +167,8 @@ func (b *bench) list(ctx context.Context, c *cluster) error {
 	dc, dw := report.NewDist(calls), report.NewDist(windows)
 	ok := len(dc) > 0 && dc.Pct(99) <= 20*time.Millisecond
 	t := &report.Table{Head: []string{"ListFragments, through the front door", "samples", "p50", "p90", "p99", "max", "target"}}
-	t.Add("per call (MaxResults 1000)", len(dc), report.MS(dc.Pct(50)), report.MS(dc.Pct(90)), report.MS(dc.Pct(99)), report.MS(dc.Max()),
-		"p99 ≤ 20 ms: "+report.Verdict(ok))
-	t.Add(fmt.Sprintf("per 1-hour window (%d fragments, %d calls)", want, len(dc)/max(1, len(dw))), len(dw),
-		report.MS(dw.Pct(50)), report.MS(dw.Pct(90)), report.MS(dw.Pct(99)), report.MS(dw.Max()), "")
+	t.AddDist("per call (MaxResults 1000)", dc, "p99 ≤ 20 ms: "+report.Verdict(ok))
+	t.AddDist(fmt.Sprintf("per 1-hour window (%d fragments, %d calls)", want, len(dc)/max(1, len(dw))), dw, "")
 	t.Write(b.out)
 	fmt.Fprintf(b.out, "One stream whose index holds %d fragments in the cluster's PostgreSQL database (%.1f days at one per %s; "+
 		"index rows only, no media: the first through the catalog's PutFragments, the rest with one COPY, %s). Windows start "+

@@ -23,15 +23,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// tinyVideo is small enough for ffmpeg to make in well under a second; 2-second clusters like
-// the real one.
-var tinyVideo = mkvload.Spec{Name: "test-240p-g60-8s", Args: []string{
-	"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "8",
-	"-c:v", "libx264", "-preset", "ultrafast", "-b:v", "500k",
-	"-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
-	"-cluster_size_limit", "5000000", "-cluster_time_limit", "5000",
-}}
-
 // TestSmoke runs every section at toy size against the real pieces (versitygw, a fresh
 // PostgreSQL database, HAProxy, kvsd built from this tree) and checks that the report comes
 // out whole, that nothing failed and that the failover lost nothing. The latency and
@@ -44,7 +35,7 @@ func TestSmoke(t *testing.T) {
 		t.Skip("needs ffmpeg (make setup installs it)")
 	}
 	cfg := config{
-		cacheDir: t.TempDir(), workDir: t.TempDir(), media: tinyVideo,
+		cacheDir: t.TempDir(), workDir: t.TempDir(), media: mkvload.Tiny,
 		streams: []int{1, 3}, replayDuration: time.Second, nodes: 3,
 		cameras: 4, camDuration: 4 * time.Second, indexRows: 2500, listWindows: 5, listWarmup: 1,
 		failStreams: 3, kills: 1,

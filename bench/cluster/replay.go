@@ -1,94 +1,37 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/kvsd/kvsd/bench/internal/child"
 	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
+	"github.com/kvsd/kvsd/bench/internal/loadgen"
 	"github.com/kvsd/kvsd/bench/internal/report"
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
 
 // loadResult is one replay load against one server.
 type loadResult struct {
-	wall     time.Duration
-	bytes    int64 // body bytes of complete calls
-	acks     int64 // PERSISTED acks
-	puts     int64
-	short    int64 // complete calls with fewer acks than the file has fragments
-	errs     int64
-	firstErr error
-	cpu      cpuUse
+	loadgen.Replayed
+	cpu cpuUse
 }
 
 func (r *loadResult) merge(o *loadResult) *loadResult {
-	m := &loadResult{wall: r.wall + o.wall, bytes: r.bytes + o.bytes, acks: r.acks + o.acks, puts: r.puts + o.puts,
-		short: r.short + o.short, errs: r.errs + o.errs, firstErr: r.firstErr, cpu: r.cpu.merge(o.cpu)}
-	if m.firstErr == nil {
-		m.firstErr = o.firstErr
-	}
-	return m
+	return &loadResult{Replayed: r.Replayed.Plus(o.Replayed), cpu: r.cpu.merge(o.cpu)}
 }
 
-func (r *loadResult) mbps() float64 { return float64(r.bytes) / 1e6 / r.wall.Seconds() }
+func (r *loadResult) mbps() float64 { return r.MBps() }
 
-// replayLoad has every stream send body through PutMedia again and again until dur has
-// passed, then waits for the calls in flight (bench/ingest's throughput load).
+// replayLoad is loadgen.Replay (bench/ingest's throughput load) with the CPU of the groups w
+// names.
 func replayLoad(ctx context.Context, pc *putmedia.Client, names []string, body []byte, dur time.Duration, wantAcks int, w watch) *loadResult {
-	ctx, cancel := context.WithTimeout(ctx, dur+3*time.Minute)
-	defer cancel()
-	res := &loadResult{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
 	cpu0 := snapCPU(w)
-	start := time.Now()
-	until := start.Add(dur)
-	for _, name := range names {
-		wg.Go(func() {
-			for time.Now().Before(until) && ctx.Err() == nil {
-				acks, errAcks := 0, 0
-				// A plain Reader: net/http then sends 32 KiB chunks, as a streaming producer would.
-				err := pc.Put(ctx, putmedia.Request{StreamName: name, Body: struct{ io.Reader }{bytes.NewReader(body)}},
-					func(a putmedia.Ack) {
-						switch a.EventType {
-						case "PERSISTED":
-							acks++
-						case "ERROR":
-							errAcks++
-						}
-					})
-				mu.Lock()
-				res.puts++
-				res.acks += int64(acks)
-				if err == nil && errAcks > 0 {
-					err = fmt.Errorf("%d ERROR acks", errAcks)
-				}
-				if err != nil {
-					res.errs++
-					if res.firstErr == nil {
-						res.firstErr = fmt.Errorf("stream %s: %w", name, err)
-					}
-				} else {
-					res.bytes += int64(len(body))
-					if acks < wantAcks {
-						res.short++
-					}
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	res.wall = time.Since(start)
-	res.cpu = cpu0.to(snapCPU(w))
-	return res
+	r := loadgen.Replay(ctx, pc, names, body, dur, wantAcks)
+	return &loadResult{Replayed: r, cpu: cpu0.to(snapCPU(w))}
 }
 
 // replay runs section 1.
@@ -179,9 +122,9 @@ func (b *bench) replay(ctx context.Context) error {
 		}
 		rb, rs, re := res[0], res[1], res[2]
 		row := func(who string, r *loadResult, group string, ratio, target string) {
-			t.Add(n, who, fmt.Sprintf("%.1f", r.mbps()), fmt.Sprintf("%.1f", float64(r.acks)/r.wall.Seconds()), r.puts,
-				r.cpu.msPerMB(group, r.bytes), r.cpu.msPerMB(grpVersitygw, r.bytes), r.cpu.msPerMB(grpPostgres, r.bytes),
-				r.cpu.msPerMB(grpSelf, r.bytes), report.Cores(r.cpu.other), ratio, target)
+			t.Add(n, who, fmt.Sprintf("%.1f", r.mbps()), fmt.Sprintf("%.1f", float64(r.Acks)/r.Wall.Seconds()), r.Puts,
+				r.cpu.msPerMB(group, r.Bytes), r.cpu.msPerMB(grpVersitygw, r.Bytes), r.cpu.msPerMB(grpPostgres, r.Bytes),
+				r.cpu.msPerMB(grpSelf, r.Bytes), report.Cores(r.cpu.other), ratio, target)
 		}
 		ratio := rs.mbps() / rb.mbps() * 100
 		row("baseline (S3 PUT + one INSERT per fragment)", rb, grpBaseline, "", "")
@@ -193,9 +136,9 @@ func (b *bench) replay(ctx context.Context) error {
 			who string
 			r   *loadResult
 		}{{"baseline", rb}, {"scaled node", rs}, {"embedded node", re}} {
-			if x.r.errs > 0 || x.r.short > 0 {
+			if x.r.Errs > 0 || x.r.Short > 0 {
 				notes = append(notes, fmt.Sprintf("%d streams, %s: %d of %d calls failed (first: %v), %d complete calls got fewer than %d acks",
-					n, x.who, x.r.errs, x.r.puts, x.r.firstErr, x.r.short, len(f.Clusters)))
+					n, x.who, x.r.Errs, x.r.Puts, x.r.FirstErr, x.r.Short, len(f.Clusters)))
 			}
 		}
 		b.logf("replay: %d streams: baseline %.1f MB/s, scaled %.1f MB/s (%.0f %%), embedded %.1f MB/s", n, rb.mbps(), rs.mbps(), ratio, re.mbps())

@@ -5,14 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
-	"time"
+
+	"github.com/kvsd/kvsd/bench/internal/baseline"
 )
 
 // serveBaseline is the baseline server: the least a durable ingest server must do. Each
@@ -34,22 +34,15 @@ func serveBaseline(dir string, syncBytes int) error {
 			return
 		}
 		defer f.Close()
-		rc := http.NewResponseController(w)
-		if err := rc.EnableFullDuplex(); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+		rc, err := baseline.Begin(w)
+		if err != nil {
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		_ = rc.Flush()
 		ack := func() error {
 			if err := f.Sync(); err != nil {
 				return err
 			}
-			if _, err := io.WriteString(w, `{"EventType":"PERSISTED"}`+"\n"); err != nil {
-				return err
-			}
-			return rc.Flush()
+			return baseline.Ack(w, rc)
 		}
 		buf := make([]byte, 64<<10)
 		pending := 0 // bytes written since the last sync
@@ -74,22 +67,7 @@ func serveBaseline(dir string, syncBytes int) error {
 			}
 		}
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Printf("baseline: serving the baseline on http://%s\n", ln.Addr())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return baseline.Serve(ctx, h)
 }

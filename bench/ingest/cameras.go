@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,36 +10,9 @@ import (
 	"time"
 
 	"github.com/kvsd/kvsd/bench/internal/child"
-	"github.com/kvsd/kvsd/bench/internal/mkvload"
+	"github.com/kvsd/kvsd/bench/internal/loadgen"
 	"github.com/kvsd/kvsd/bench/internal/report"
-	"github.com/kvsd/kvsd/internal/putmedia"
 )
-
-// fragTimes is what one camera saw of one fragment.
-type fragTimes struct {
-	done      time.Time // the next Cluster's first bytes were written: the fragment is complete
-	received  time.Time // RECEIVED ack
-	persisted time.Time // PERSISTED ack
-}
-
-// camera is one simulated real-time camera.
-type camera struct {
-	name  string
-	mu    sync.Mutex
-	frags map[uint64]*fragTimes // by cluster timecode
-	err   error
-	errs  int // ERROR acks
-	lag   []time.Duration
-}
-
-func (c *camera) at(tc uint64) *fragTimes {
-	ft := c.frags[tc]
-	if ft == nil {
-		ft = &fragTimes{}
-		c.frags[tc] = ft
-	}
-	return ft
-}
 
 // cameras runs section 2.
 func (b *bench) cameras(ctx context.Context) error {
@@ -52,11 +24,9 @@ func (b *bench) cameras(ctx context.Context) error {
 		return err
 	}
 	defer k.Stop()
-	cams := make([]*camera, n)
 	names := make([]string, n)
-	for i := range cams {
+	for i := range names {
 		names[i] = fmt.Sprintf("cam-%03d", i)
-		cams[i] = &camera{name: names[i], frags: map[uint64]*fragTimes{}}
 	}
 	if err := k.createStreams(ctx, names, 24); err != nil {
 		return err
@@ -88,7 +58,6 @@ func (b *bench) cameras(ctx context.Context) error {
 	samplerWG.Go(func() { probe = diskProbe(filepath.Join(b.work, "disk-probe"), 100*time.Millisecond, samplerDone) })
 
 	pc := k.putClient()
-	rng := rand.New(rand.NewPCG(1, 2))
 	t0 := time.Now().Add(time.Second)
 	cpu0 := snapCPU(k.PID())
 	h0 := k.scrapeHistogram(ctx, storeAppend)
@@ -96,41 +65,7 @@ func (b *bench) cameras(ctx context.Context) error {
 	defer cancel()
 	heap := time.AfterFunc(time.Until(t0.Add(dur*3/4)), k.heapProfile) // all cameras streaming
 	defer heap.Stop()
-	var wg sync.WaitGroup
-	for _, c := range cams {
-		start := t0.Add(time.Duration(rng.Int64N(int64(fragDur))))
-		wg.Go(func() {
-			body := mkvload.NewPaced(ctx, f, start, clusters, func(tc uint64, at time.Time) {
-				c.mu.Lock()
-				c.at(tc).done = at
-				c.mu.Unlock()
-			})
-			time.Sleep(time.Until(start.Add(-200 * time.Millisecond))) // connect just before the first frame
-			err := pc.Put(ctx, putmedia.Request{StreamName: c.name, Body: body}, func(a putmedia.Ack) {
-				now := time.Now()
-				c.mu.Lock()
-				defer c.mu.Unlock()
-				switch a.EventType {
-				case "RECEIVED":
-					c.at(a.FragmentTimecode).received = now
-				case "PERSISTED":
-					c.at(a.FragmentTimecode).persisted = now
-				case "ERROR":
-					c.errs++
-					if c.err == nil {
-						c.err = fmt.Errorf("ERROR ack %d %s", a.ErrorID, a.ErrorCode)
-					}
-				}
-			})
-			c.mu.Lock()
-			if err != nil && c.err == nil {
-				c.err = err
-			}
-			c.lag = body.Lateness()
-			c.mu.Unlock()
-		})
-	}
-	wg.Wait()
+	sum := loadgen.Summarize(loadgen.RunCameras(ctx, pc, f, names, t0, clusters))
 	cpu := cpu0.to(snapCPU(k.PID()))
 	appends := k.scrapeHistogram(ctx, storeAppend).since(h0)
 	close(samplerDone)
@@ -143,41 +78,16 @@ func (b *bench) cameras(ctx context.Context) error {
 		return err
 	}
 
-	var persist, received, lag []time.Duration
-	missing, failed, errAcks := 0, 0, 0
-	var firstErr error
-	for _, c := range cams {
-		if c.err != nil {
-			failed++
-			if firstErr == nil {
-				firstErr = fmt.Errorf("%s: %w", c.name, c.err)
-			}
-		}
-		errAcks += c.errs
-		lag = append(lag, c.lag...)
-		for _, ft := range c.frags {
-			if ft.done.IsZero() {
-				continue // the last fragment: no next cluster completes it
-			}
-			if ft.persisted.IsZero() {
-				missing++
-				continue
-			}
-			persist = append(persist, max(0, ft.persisted.Sub(ft.done)))
-			if !ft.received.IsZero() {
-				received = append(received, max(0, ft.received.Sub(ft.done)))
-			}
-		}
-	}
-	dp, dr, dl, dd := report.NewDist(persist), report.NewDist(received), report.NewDist(lag), report.NewDist(probe)
+	missing, failed, errAcks, firstErr := sum.Missing, sum.Failed, sum.ErrAcks, sum.FirstErr
+	dp, dr, dl, dd := report.NewDist(sum.Persisted), report.NewDist(sum.Received), report.NewDist(sum.Lag), report.NewDist(probe)
 	p99ok := len(dp) > 0 && dp.Pct(99) <= 50*time.Millisecond && missing == 0 && failed == 0
 	rssOK := memEnd.HWM <= 300e6
 
 	t := &report.Table{Head: []string{"latency per fragment", "samples", "p50", "p90", "p99", "max"}}
-	t.Add("fragment complete → PERSISTED", len(dp), report.MS(dp.Pct(50)), report.MS(dp.Pct(90)), report.MS(dp.Pct(99)), report.MS(dp.Max()))
-	t.Add("fragment complete → RECEIVED", len(dr), report.MS(dr.Pct(50)), report.MS(dr.Pct(90)), report.MS(dr.Pct(99)), report.MS(dr.Max()))
-	t.Add("client pacing lag (late pieces only)", len(dl), report.MS(dl.Pct(50)), report.MS(dl.Pct(90)), report.MS(dl.Pct(99)), report.MS(dl.Max()))
-	t.Add("disk probe: 4 KiB write + fdatasync, every 100 ms", len(dd), report.MS(dd.Pct(50)), report.MS(dd.Pct(90)), report.MS(dd.Pct(99)), report.MS(dd.Max()))
+	t.AddDist("fragment complete → PERSISTED", dp)
+	t.AddDist("fragment complete → RECEIVED", dr)
+	t.AddDist("client pacing lag (late pieces only)", dl)
+	t.AddDist("disk probe: 4 KiB write + fdatasync, every 100 ms", dd)
 	t.Write(b.out)
 	m := &report.Table{Head: []string{"kvsd", "value", "target"}}
 	m.Add("peak RSS (VmHWM)", report.MB(memEnd.HWM), "≤ 300 MB: "+report.Verdict(rssOK))

@@ -17,19 +17,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/harness"
 	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
 	"github.com/kvsd/kvsd/bench/internal/machine"
 	"github.com/kvsd/kvsd/bench/internal/mkvload"
@@ -122,47 +120,20 @@ func run(args []string) int {
 	cfg.cacheDir, cfg.workDir, cfg.keep, cfg.kvsdBin, cfg.kvsdProfileDir = *cacheDir, *workDir, *keep, *kvsdBin, *kvsdProf
 	cfg.compareClear = *compareClear && *kvsdBin == "" && *kvsdProf == ""
 	if *streams != "" {
-		cfg.streams = nil
-		for _, s := range strings.Split(*streams, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(s))
-			if err != nil || n <= 0 {
-				fmt.Fprintf(os.Stderr, "ingest: -streams %q: want positive numbers, comma-separated\n", *streams)
-				return 2
-			}
-			cfg.streams = append(cfg.streams, n)
-		}
-	}
-	cfg.only = map[string]bool{}
-	for _, s := range strings.Split(*only, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		if !contains(sections, s) {
-			fmt.Fprintf(os.Stderr, "ingest: -only %q: want one of %s\n", s, strings.Join(sections, ", "))
+		var err error
+		if cfg.streams, err = harness.Counts("-streams", *streams); err != nil {
+			fmt.Fprintln(os.Stderr, "ingest:", err)
 			return 2
 		}
-		cfg.only[s] = true
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	results, err := runBench(ctx, cfg, os.Stdout, os.Stderr, "go run ./bench/ingest "+strings.Join(args, " "))
-	if err != nil {
+	var err error
+	if cfg.only, err = harness.Only(*only, sections); err != nil {
 		fmt.Fprintln(os.Stderr, "ingest:", err)
-		return 1
+		return 2
 	}
-	if !report.Met(results) {
-		return 3 // a target was missed; the report says which
-	}
-	return 0
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	return harness.Main("ingest", args, func(ctx context.Context, out, log io.Writer, command string) ([]report.Result, error) {
+		return runBench(ctx, cfg, out, log, command)
+	})
 }
 
 // bench is one run in progress.
@@ -181,26 +152,17 @@ type bench struct {
 // result is one target's outcome.
 type result = report.Result
 
-func (b *bench) logf(format string, a ...any) {
-	fmt.Fprintf(b.log, "[%5.1fs] %s\n", time.Since(b.started).Seconds(), fmt.Sprintf(format, a...))
-}
+func (b *bench) logf(format string, a ...any) { harness.Logf(b.log, b.started, format, a...) }
 
 // runBench runs the sections cfg selects and writes the report to out.
 func runBench(ctx context.Context, cfg config, out, log io.Writer, command string) ([]result, error) {
 	b := &bench{cfg: cfg, out: out, log: log, started: time.Now()}
-	b.work = cfg.workDir
-	if b.work == "" {
-		dir, err := os.MkdirTemp("", "kvsd-bench-")
-		if err != nil {
-			return nil, err
-		}
-		b.work = dir
-		if !cfg.keep {
-			defer os.RemoveAll(dir)
-		}
-	} else if err := os.MkdirAll(b.work, 0o755); err != nil {
+	work, done, err := harness.WorkDir(cfg.workDir, "kvsd-bench-", cfg.keep)
+	if err != nil {
 		return nil, err
 	}
+	defer done()
+	b.work = work
 	if err := os.MkdirAll(cfg.cacheDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -220,25 +182,17 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 	}
 
 	b.logf("preparing the test video (%s)", cfg.media.Name)
-	raw, cached, err := mkvload.Make(ctx, cfg.media, cfg.cacheDir)
-	if err != nil {
-		return nil, err
-	}
-	if b.media, err = mkvload.Parse(raw); err != nil {
+	var cached bool
+	if b.media, cached, err = mkvload.Load(ctx, cfg.media, cfg.cacheDir); err != nil {
 		return nil, err
 	}
 	b.header(command, cached)
 
-	run := func(name string, f func(context.Context) error) error {
-		if len(cfg.only) > 0 && !cfg.only[name] {
-			return nil
-		}
-		if err := f(ctx); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		return ctx.Err()
-	}
-	err = errors.Join(run("throughput", b.throughput), run("cameras", b.cameras), run("list", b.list))
+	err = harness.RunSections(ctx, cfg.only,
+		harness.Section{Name: "throughput", Run: b.throughput},
+		harness.Section{Name: "cameras", Run: b.cameras},
+		harness.Section{Name: "list", Run: b.list},
+	)
 	if err != nil {
 		return b.results, err
 	}
@@ -250,9 +204,7 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 // header describes the machine, the build and the media.
 func (b *bench) header(command string, cached bool) {
 	w := b.out
-	fmt.Fprintf(w, "# kvsd ingest benchmark\n\n")
-	fmt.Fprintf(w, "- command: `%s`\n", strings.TrimSpace(command))
-	fmt.Fprintf(w, "- date: %s\n", time.Now().UTC().Format(time.RFC3339))
+	harness.Header(w, "kvsd ingest benchmark", command)
 	fmt.Fprintf(w, "- kvsd: %s, built with %s; media encrypted at rest (key file)\n", kvsdproc.Describe(b.kvsd.Bin), runtime.Version())
 	if b.clear != nil {
 		fmt.Fprintf(w, "- kvsd, media in clear: %s, the same source built with -tags %s, for the throughput comparison\n", b.clear.Bin, kvsdproc.ClearTag)
@@ -262,14 +214,7 @@ func (b *bench) header(command string, cached bool) {
 		"clients), kvsd and the baseline server all run on this machine and talk over 127.0.0.1; the baseline and kvsd "+
 		"never run a load at the same time\n", runtime.NumCPU())
 	fmt.Fprintf(w, "- data dirs: %s (%s); kvsd and the baseline write to the same file system\n", b.work, machine.FSType(b.work))
-	m := b.media
-	src := "made with ffmpeg"
-	if cached {
-		src = "from the cache, made earlier with ffmpeg"
-	}
-	fmt.Fprintf(w, "- test video: %s (%s): %.2f MB, %d fragments of %s, %.2f Mbit/s, mean fragment %d bytes\n\n",
-		b.cfg.media.Name, src, float64(len(m.Raw))/1e6, len(m.Clusters), m.FragmentDuration().Round(time.Millisecond),
-		float64(len(m.Raw)*8)/m.Duration().Seconds()/1e6, m.MeanFragment())
+	fmt.Fprintf(w, "- test video: %s\n\n", b.media.Summary(b.cfg.media.Name, cached))
 	if note := damonNote(); note != "" {
 		fmt.Fprintf(w, "> note: %s\n\n", note)
 	}

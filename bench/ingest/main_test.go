@@ -22,15 +22,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// tinyVideo is small enough for ffmpeg to make in well under a second; 2-second clusters like
-// the real one.
-var tinyVideo = mkvload.Spec{Name: "test-240p-g60-8s", Args: []string{
-	"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "8",
-	"-c:v", "libx264", "-preset", "ultrafast", "-b:v", "500k",
-	"-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
-	"-cluster_size_limit", "5000000", "-cluster_time_limit", "5000",
-}}
-
 // TestSmoke runs every section at toy size against kvsd (in this test binary's kvsd child
 // mode, so no go build; the throughput comparison with media in clear builds that one) and
 // checks that the report comes out whole. Targets are not checked:
@@ -43,7 +34,7 @@ func TestSmoke(t *testing.T) {
 		t.Skip("needs ffmpeg (make setup installs it)")
 	}
 	cfg := config{
-		cacheDir: t.TempDir(), workDir: t.TempDir(), kvsdBin: "self", media: tinyVideo, compareClear: true,
+		cacheDir: t.TempDir(), workDir: t.TempDir(), kvsdBin: "self", media: mkvload.Tiny, compareClear: true,
 		streams: []int{1, 3}, tpDuration: time.Second,
 		cameras: 4, camDuration: 4 * time.Second,
 		listDays: 0.25, listWindows: 5, listWarmup: 1,

@@ -1,103 +1,44 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/kvsd/kvsd/bench/internal/child"
 	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
+	"github.com/kvsd/kvsd/bench/internal/loadgen"
 	"github.com/kvsd/kvsd/bench/internal/report"
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
 
 // tpResult is one throughput configuration against one server.
 type tpResult struct {
-	streams  int
-	wall     time.Duration
-	bytes    int64
-	acks     int64 // PERSISTED acks (kvsd) or sync acks (baseline)
-	puts     int64
-	short    int64 // PutMedia calls that got fewer acks than the file has fragments
-	errs     int64
-	firstErr error
-	cpu      cpuUse
+	streams          int
+	loadgen.Replayed // Acks: PERSISTED acks (kvsd) or sync acks (baseline)
+	cpu              cpuUse
 }
 
 // merge adds up two runs of the same configuration.
 func (r *tpResult) merge(o *tpResult) *tpResult {
-	w1, w2 := r.wall.Seconds(), o.wall.Seconds()
+	w1, w2 := r.Wall.Seconds(), o.Wall.Seconds()
 	avg := func(a, b float64) float64 { return (a*w1 + b*w2) / (w1 + w2) }
-	m := &tpResult{streams: r.streams, wall: r.wall + o.wall, bytes: r.bytes + o.bytes, acks: r.acks + o.acks,
-		puts: r.puts + o.puts, short: r.short + o.short, errs: r.errs + o.errs, firstErr: r.firstErr,
+	return &tpResult{streams: r.streams, Replayed: r.Replayed.Plus(o.Replayed),
 		cpu: cpuUse{server: avg(r.cpu.server, o.cpu.server), self: avg(r.cpu.self, o.cpu.self),
 			kernel: avg(r.cpu.kernel, o.cpu.kernel), other: avg(r.cpu.other, o.cpu.other)}}
-	if m.firstErr == nil {
-		m.firstErr = o.firstErr
-	}
-	return m
 }
 
-func (r *tpResult) mbps() float64   { return float64(r.bytes) / 1e6 / r.wall.Seconds() }
-func (r *tpResult) fragps() float64 { return float64(r.acks) / r.wall.Seconds() }
+func (r *tpResult) mbps() float64   { return r.MBps() }
+func (r *tpResult) fragps() float64 { return float64(r.Acks) / r.Wall.Seconds() }
 
-// runLoad has `streams` producers each send body through PutMedia again and again until dur
-// has passed, then waits for the calls in flight. wantAcks is the acks a complete call gets.
+// runLoad is loadgen.Replay with the CPU the server, this program and the machine used.
 func runLoad(ctx context.Context, pc *putmedia.Client, names []string, body []byte, dur time.Duration, wantAcks int, serverPID int) *tpResult {
-	ctx, cancel := context.WithTimeout(ctx, dur+3*time.Minute)
-	defer cancel()
-	res := &tpResult{streams: len(names)}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
 	cpu0 := snapCPU(serverPID)
-	start := time.Now()
-	until := start.Add(dur)
-	for _, name := range names {
-		wg.Go(func() {
-			for time.Now().Before(until) && ctx.Err() == nil {
-				acks, errAcks := 0, 0
-				// A plain Reader: net/http then sends 32 KiB chunks, as a streaming producer
-				// would, rather than one chunk of the whole file.
-				err := pc.Put(ctx, putmedia.Request{StreamName: name, Body: struct{ io.Reader }{bytes.NewReader(body)}},
-					func(a putmedia.Ack) {
-						switch a.EventType {
-						case "PERSISTED":
-							acks++
-						case "ERROR":
-							errAcks++
-						}
-					})
-				mu.Lock()
-				res.puts++
-				res.acks += int64(acks)
-				if err == nil && errAcks > 0 {
-					err = fmt.Errorf("%d ERROR acks", errAcks)
-				}
-				if err != nil {
-					res.errs++
-					if res.firstErr == nil {
-						res.firstErr = fmt.Errorf("stream %s: %w", name, err)
-					}
-				} else {
-					res.bytes += int64(len(body))
-					if acks < wantAcks {
-						res.short++
-					}
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	res.wall = time.Since(start)
-	res.cpu = cpu0.to(snapCPU(serverPID))
-	return res
+	r := loadgen.Replay(ctx, pc, names, body, dur, wantAcks)
+	return &tpResult{streams: len(names), Replayed: r, cpu: cpu0.to(snapCPU(serverPID))}
 }
 
 // throughput runs section 1.
@@ -193,7 +134,7 @@ func (b *bench) throughput(ctx context.Context) error {
 		rb, rk := rb1.merge(rb2), rk1.merge(rk2)
 		ratio := rk.mbps() / rb.mbps() * 100
 		row := func(who string, r *tpResult, ratio, target string) {
-			t.Add(n, who, fmt.Sprintf("%.1f", r.mbps()), fmt.Sprintf("%.1f", r.fragps()), r.puts,
+			t.Add(n, who, fmt.Sprintf("%.1f", r.mbps()), fmt.Sprintf("%.1f", r.fragps()), r.Puts,
 				report.Cores(r.cpu.server), report.Cores(r.cpu.self), report.Cores(r.cpu.kernel), report.Cores(r.cpu.other), ratio, target)
 		}
 		row("baseline", rb, "", "")
@@ -214,9 +155,9 @@ func (b *bench) throughput(ctx context.Context) error {
 			if r.r == nil {
 				continue
 			}
-			if r.r.errs > 0 || r.r.short > 0 {
+			if r.r.Errs > 0 || r.r.Short > 0 {
 				notes = append(notes, fmt.Sprintf("%d streams, %s: %d of %d calls failed (first: %v), %d complete calls got fewer than %d acks",
-					n, r.who, r.r.errs, r.r.puts, r.r.firstErr, r.r.short, len(f.Clusters)))
+					n, r.who, r.r.Errs, r.r.Puts, r.r.FirstErr, r.r.Short, len(f.Clusters)))
 			}
 		}
 		b.logf("throughput: %d streams: baseline %.1f MB/s, kvsd %.1f MB/s (%.0f %%)", n, rb.mbps(), rk.mbps(), ratio)

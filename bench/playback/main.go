@@ -20,19 +20,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/harness"
 	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
 	"github.com/kvsd/kvsd/bench/internal/machine"
 	"github.com/kvsd/kvsd/bench/internal/report"
@@ -115,28 +111,14 @@ func run(args []string) int {
 	if *streams > 0 {
 		cfg.liveStreams = *streams
 	}
-	cfg.only = map[string]bool{}
-	for _, s := range strings.Split(*only, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		if !slices.Contains(sections, s) {
-			fmt.Fprintf(os.Stderr, "playback: -only %q: want one of %s\n", s, strings.Join(sections, ", "))
-			return 2
-		}
-		cfg.only[s] = true
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	results, err := runBench(ctx, cfg, os.Stdout, os.Stderr, "go run ./bench/playback "+strings.Join(args, " "))
-	if err != nil {
+	var err error
+	if cfg.only, err = harness.Only(*only, sections); err != nil {
 		fmt.Fprintln(os.Stderr, "playback:", err)
-		return 1
+		return 2
 	}
-	if !report.Met(results) {
-		return 3 // a target was missed; the report says which
-	}
-	return 0
+	return harness.Main("playback", args, func(ctx context.Context, out, log io.Writer, command string) ([]report.Result, error) {
+		return runBench(ctx, cfg, out, log, command)
+	})
 }
 
 // bench is one run in progress.
@@ -155,26 +137,17 @@ type bench struct {
 // result is one target's outcome.
 type result = report.Result
 
-func (b *bench) logf(format string, a ...any) {
-	fmt.Fprintf(b.log, "[%5.1fs] %s\n", time.Since(b.started).Seconds(), fmt.Sprintf(format, a...))
-}
+func (b *bench) logf(format string, a ...any) { harness.Logf(b.log, b.started, format, a...) }
 
 // runBench runs the sections cfg selects and writes the report to out.
 func runBench(ctx context.Context, cfg config, out, log io.Writer, command string) ([]result, error) {
 	b := &bench{cfg: cfg, out: out, log: log, started: time.Now()}
-	b.work = cfg.workDir
-	if b.work == "" {
-		dir, err := os.MkdirTemp("", "kvsd-bench-playback-")
-		if err != nil {
-			return nil, err
-		}
-		b.work = dir
-		if !cfg.keep {
-			defer os.RemoveAll(dir)
-		}
-	} else if err := os.MkdirAll(b.work, 0o755); err != nil {
+	work, done, err := harness.WorkDir(cfg.workDir, "kvsd-bench-playback-", cfg.keep)
+	if err != nil {
 		return nil, err
 	}
+	defer done()
+	b.work = work
 	l, err := kvsdproc.NewLauncher(ctx, cfg.kvsdBin, cfg.kvsdProfileDir, b.work, b.logf)
 	if err != nil {
 		return nil, err
@@ -194,16 +167,11 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 	}
 	b.header(command, cached)
 
-	run := func(name string, f func(context.Context) error) error {
-		if len(cfg.only) > 0 && !cfg.only[name] {
-			return nil
-		}
-		if err := f(ctx); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		return ctx.Err()
-	}
-	err = errors.Join(run("clip", b.clip), run("hls", b.hls), run("live", b.live))
+	err = harness.RunSections(ctx, cfg.only,
+		harness.Section{Name: "clip", Run: b.clip},
+		harness.Section{Name: "hls", Run: b.hls},
+		harness.Section{Name: "live", Run: b.live},
+	)
 	if err != nil {
 		return b.results, err
 	}
@@ -221,9 +189,7 @@ func (b *bench) loops() int {
 // header describes the machine, the build and the media.
 func (b *bench) header(command string, cached bool) {
 	w := b.out
-	fmt.Fprintf(w, "# kvsd playback benchmark\n\n")
-	fmt.Fprintf(w, "- command: `%s`\n", strings.TrimSpace(command))
-	fmt.Fprintf(w, "- date: %s\n", time.Now().UTC().Format(time.RFC3339))
+	harness.Header(w, "kvsd playback benchmark", command)
 	fmt.Fprintf(w, "- kvsd: %s, built with %s\n", kvsdproc.Describe(b.kvsd.Bin), runtime.Version())
 	fmt.Fprintf(w, "- machine: %s; %d CPU cores; Linux %s; ffmpeg %s\n", machine.CPUModel(), runtime.NumCPU(), machine.Kernel(), machine.FFmpegVersion())
 	fmt.Fprintf(w, "- **the client load shares the %d cores with kvsd**: this program (producers, players), kvsd and ffmpeg "+

@@ -1,7 +1,8 @@
 // Package kvsdproc runs the kvsd a benchmark program measures: a binary built from this module
 // (or one given), or the program itself re-executed in its -kvsd-server child mode (for
 // profiles), on a free loopback port with the benchmarks' credentials. It also makes the clients
-// that talk to it and describes it for the report.
+// that talk to it, sends it signed requests (ListFragments among them) and describes it for the
+// report.
 package kvsdproc
 
 import (
@@ -12,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -242,4 +244,78 @@ func NewRequest(ctx context.Context, url, op string, in any) (*http.Request, err
 		return nil, fmt.Errorf("sign %s: %w", op, err)
 	}
 	return req, nil
+}
+
+// Call sends a signed JSON request to the server at url and returns the answer's body and how
+// long the exchange took, from sending the request to the last byte of the answer (signing and
+// decoding are outside).
+func Call(ctx context.Context, hc *http.Client, url, op string, in any) ([]byte, time.Duration, error) {
+	req, err := NewRequest(ctx, url, op, in)
+	if err != nil {
+		return nil, 0, err
+	}
+	start := time.Now()
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	out, err := io.ReadAll(resp.Body)
+	d := time.Since(start)
+	resp.Body.Close()
+	if err != nil {
+		return nil, 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, 0, fmt.Errorf("%s: %d %s", op, resp.StatusCode, strings.TrimSpace(string(out)))
+	}
+	return out, d, nil
+}
+
+// listPage is the part of ListFragments' answer the benchmarks read.
+type listPage struct {
+	Fragments []struct {
+		FragmentNumber    string
+		ProducerTimestamp float64
+	}
+	NextToken *string
+}
+
+// Listed is one fragment of a ListFragments answer.
+type Listed struct {
+	Ms     int64 // producer time
+	Number string
+}
+
+// ListFragments lists [fromMs, toMs] of a stream by producer time with MaxResults 1000,
+// following NextToken for at most maxPages calls: the fragments, and the time of each call.
+func ListFragments(ctx context.Context, hc *http.Client, url, stream string, fromMs, toMs int64, maxPages int) ([]Listed, []time.Duration, error) {
+	in := map[string]any{
+		"StreamName": stream,
+		"MaxResults": 1000,
+		"FragmentSelector": map[string]any{
+			"FragmentSelectorType": "PRODUCER_TIMESTAMP",
+			"TimestampRange":       map[string]any{"StartTimestamp": float64(fromMs) / 1000, "EndTimestamp": float64(toMs) / 1000},
+		},
+	}
+	var calls []time.Duration
+	var out []Listed
+	for range maxPages {
+		raw, d, err := Call(ctx, hc, url, "listFragments", in)
+		if err != nil {
+			return out, calls, err
+		}
+		calls = append(calls, d)
+		var p listPage
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return out, calls, fmt.Errorf("listFragments answer: %w", err)
+		}
+		for _, f := range p.Fragments {
+			out = append(out, Listed{Ms: int64(f.ProducerTimestamp*1000 + 0.5), Number: f.FragmentNumber})
+		}
+		if p.NextToken == nil || *p.NextToken == "" {
+			return out, calls, nil
+		}
+		in = map[string]any{"StreamName": stream, "MaxResults": 1000, "NextToken": *p.NextToken}
+	}
+	return out, calls, fmt.Errorf("more than %d pages", maxPages)
 }

@@ -39,6 +39,15 @@ var FullHD = Spec{Name: "1080p30-2Mbps-g60-20s", Args: []string{
 	"-cluster_size_limit", "5000000", "-cluster_time_limit", "5000",
 }}
 
+// Tiny is small enough for ffmpeg to make in well under a second, with 2-second clusters like
+// FullHD's: the benchmarks' smoke tests stream it.
+var Tiny = Spec{Name: "test-240p-g60-8s", Args: []string{
+	"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "8",
+	"-c:v", "libx264", "-preset", "ultrafast", "-b:v", "500k",
+	"-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+	"-cluster_size_limit", "5000000", "-cluster_time_limit", "5000",
+}}
+
 // Make returns the spec's MKV, from cacheDir when it was made before. Cluster timecodes
 // are absolute epoch milliseconds starting an hour before the file was made.
 func Make(ctx context.Context, spec Spec, cacheDir string) (data []byte, cached bool, err error) {
@@ -51,6 +60,16 @@ func Make(ctx context.Context, spec Spec, cacheDir string) (data []byte, cached 
 		"-f", "matroska", "-live", "1", "-")
 	data, err = video.Encode(ctx, path, args)
 	return data, false, err
+}
+
+// Load is Make, then Parse.
+func Load(ctx context.Context, spec Spec, cacheDir string) (f *File, cached bool, err error) {
+	raw, cached, err := Make(ctx, spec, cacheDir)
+	if err != nil {
+		return nil, false, err
+	}
+	f, err = Parse(raw)
+	return f, cached, err
 }
 
 // File is an MKV stream split for replay: the bytes before the first Cluster, and per
@@ -91,6 +110,17 @@ func (m *File) Duration() time.Duration { return time.Duration(m.LoopTicks * m.S
 // FragmentDuration is the mean cluster duration.
 func (m *File) FragmentDuration() time.Duration {
 	return m.Duration() / time.Duration(len(m.Clusters))
+}
+
+// Summary describes the file for a report's header: name is its Spec's, cached what Make said.
+func (m *File) Summary(name string, cached bool) string {
+	src := "made with ffmpeg"
+	if cached {
+		src = "from the cache, made earlier with ffmpeg"
+	}
+	return fmt.Sprintf("%s (%s): %.2f MB, %d fragments of %s, %.2f Mbit/s, mean fragment %d bytes",
+		name, src, float64(len(m.Raw))/1e6, len(m.Clusters), m.FragmentDuration().Round(time.Millisecond),
+		float64(len(m.Raw)*8)/m.Duration().Seconds()/1e6, m.MeanFragment())
 }
 
 // Parse splits raw with kvsd's own streaming reader.

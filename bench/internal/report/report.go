@@ -66,6 +66,12 @@ func (t *Table) Add(cells ...any) {
 	t.rows = append(t.rows, row)
 }
 
+// AddDist appends the row of a sample of durations: label, the sample's size, p50, p90, p99
+// and max in milliseconds, then the cells after.
+func (t *Table) AddDist(label string, d Dist, after ...any) {
+	t.Add(append([]any{label, len(d), MS(d.Pct(50)), MS(d.Pct(90)), MS(d.Pct(99)), MS(d.Max())}, after...)...)
+}
+
 // Write writes the table, its columns padded to one width, and an empty line.
 func (t *Table) Write(w io.Writer) {
 	width := make([]int, len(t.Head))
