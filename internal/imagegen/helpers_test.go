@@ -149,6 +149,17 @@ type frag struct {
 
 // put stores fragments of a stream and wakes the generator, as ingest does.
 func (e *env) put(name string, frags ...frag) []*fragment.Fragment {
+	out := e.putQuietly(name, frags...)
+	if e.gen != nil {
+		for range out {
+			e.gen.Wake(fragstore.KeyOf(e.stream(name)))
+		}
+	}
+	return out
+}
+
+// putQuietly is put without waking the generator, for a test that wakes the streams itself.
+func (e *env) putQuietly(name string, frags ...frag) []*fragment.Fragment {
 	st := e.stream(name)
 	k := fragstore.KeyOf(st)
 	if _, ok := e.seqs[k]; !ok {
@@ -179,9 +190,6 @@ func (e *env) put(name string, frags ...frag) []*fragment.Fragment {
 			Duration: time.Second, HeaderID: hex.EncodeToString(sum[:16]), Tags: fr.tags}
 		require.NoError(e.t, e.store.Append(context.Background(), k, hdr, f, body))
 		out = append(out, f)
-		if e.gen != nil {
-			e.gen.Wake(k)
-		}
 	}
 	return out
 }

@@ -41,8 +41,14 @@ func TestOverloadFairBoundedVisible(t *testing.T) {
 		e.configure(names[i], imageConfig("s3://images/"+names[i], 1000))
 	}
 	<-e.gen.Ready()
+	// Every stream's backlog is stored before any is woken: a turn that ran during the puts
+	// would find a part of its stream's backlog, and the round-robin below would not be even.
 	for _, n := range names {
-		e.put(n, seconds(t0, frags, imageTag)...)
+		e.settle(n)
+		e.putQuietly(n, seconds(t0, frags, imageTag)...)
+	}
+	for _, n := range names {
+		e.gen.Wake(fragstore.KeyOf(e.stream(n)))
 	}
 	perStream := func() map[string]int {
 		out := map[string]int{}
@@ -68,6 +74,17 @@ func TestOverloadFairBoundedVisible(t *testing.T) {
 	}
 	made, _, _ := e.decs.counts()
 	require.LessOrEqual(t, made, streams, "one decoder per stream")
+	// Each stream's lag counts from its oldest fragment without images, once the turn that
+	// made its last image has ended (the image is stored a moment before).
+	lags := map[string]float64{}
+	require.Eventually(t, func() bool {
+		ok := true
+		for _, n := range names {
+			lags[n] = gathered(t, reg, "kvsd_images_lag_seconds", n)
+			ok = ok && lags[n] <= float64(frags-counts[n])
+		}
+		return ok
+	}, 10*time.Second, time.Millisecond, "lags after the first turns: %v, images %v", lags, counts)
 
 	// A minute later nothing more was rendered: every stream lags, in /metrics and the doctor.
 	mu.Lock()

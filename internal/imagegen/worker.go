@@ -93,17 +93,34 @@ func (g *Generator) process(ctx context.Context, t *task) streamwork.Outcome {
 		}
 		t.cursor = f.Seq
 		t.unsaved++
+		if i+1 < len(frags) {
+			g.setBehind(t, frags[i+1]) // the lag counts from the oldest fragment still without images
+		}
 	}
 	g.setQueue(t, st, len(frags)-n)
-	if more {
+	switch {
+	case more:
 		g.setBehind(t, frags[n])
-	} else {
-		g.setBehind(t, nil)
+	default:
+		// Caught up with what the turn listed; a fragment stored since (its wake came while
+		// the turn ran, so the next turn is due) keeps the stream behind from that fragment,
+		// or the stream would show no lag while it waits for a worker.
+		g.setBehind(t, g.firstAfter(ctx, t))
 	}
 	if more {
 		return streamwork.More()
 	}
 	return streamwork.Done()
+}
+
+// firstAfter returns the first fragment after the task's cursor, or nil (none, or the store
+// could not say: the next turn reads it again).
+func (g *Generator) firstAfter(ctx context.Context, t *task) *fragment.Fragment {
+	frags, err := g.cfg.Store.After(ctx, t.key, t.cursor, 1)
+	if err != nil || len(frags) == 0 {
+		return nil
+	}
+	return frags[0]
 }
 
 // observe brings the task's view of the stream up to date. While a stream is not enabled its
