@@ -44,7 +44,9 @@ func ParseFragmentPayload(p string) (catalog.Key, uint64, error) {
 	sq, name, ok2 := strings.Cut(rest, " ")
 	created, err1 := strconv.ParseInt(ms, 10, 64)
 	seq, err2 := strconv.ParseUint(sq, 10, 64)
-	if !ok1 || !ok2 || err1 != nil || err2 != nil || name == "" {
+	// Only the form fragmentPayload writes: "00" or "+5" is not a number a node sent.
+	canonical := err1 == nil && err2 == nil && strconv.FormatInt(created, 10) == ms && strconv.FormatUint(seq, 10) == sq
+	if !ok1 || !ok2 || !canonical || name == "" {
 		return catalog.Key{}, 0, fmt.Errorf("fragment notification %.80q is not <createdMs> <seq> <name>", p)
 	}
 	return catalog.Key{Name: name, CreatedMs: created}, seq, nil
