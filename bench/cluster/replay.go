@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/kvsd/kvsd/bench/internal/child"
@@ -36,6 +37,7 @@ func replayLoad(ctx context.Context, pc *putmedia.Client, names []string, body [
 
 // replay runs section 1.
 func (b *bench) replay(ctx context.Context) error {
+	defer b.settle()
 	f := b.media
 	fmt.Fprintf(b.out, "## 1. Replay: scaled node, embedded single node, baseline\n\n")
 	b.logf("replay: starting the baseline, a scaled node and an embedded node")
@@ -167,4 +169,16 @@ func (b *bench) replay(ctx context.Context) error {
 		fmt.Fprintln(b.out)
 	}
 	return nil
+}
+
+// settle removes what the replay stored (gigabytes in versitygw's directory, which never
+// fsyncs, and the embedded node's data dir) and flushes dirty pages, so that the next section
+// does not pay for their writeback: PostgreSQL's commits behind a disk busy with it took
+// hundreds of ms.
+func (b *bench) settle() {
+	for _, dir := range []string{filepath.Join(b.in.s3.Dir, bucket, "replay"), filepath.Join(b.in.s3.Dir, bucket, "baseline"),
+		filepath.Join(b.in.work, "data-replay-embedded")} {
+		_ = os.RemoveAll(dir)
+	}
+	syscall.Sync()
 }
