@@ -140,25 +140,17 @@ var errUnsupported = errors.New("objstore: unnamed temporary files unsupported h
 // directory is made on the way.
 func replace(path string, data []byte) error {
 	if !syncEach {
-		err := createNew(path, data)
-		if errors.Is(err, fs.ErrNotExist) {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				return err
-			}
-			err = createNew(path, data)
-		}
+		err := inDir(path, func() error { return createNew(path, data) })
 		if err == nil || !(errors.Is(err, fs.ErrExist) || errors.Is(err, errUnsupported)) {
 			return err
 		}
 	}
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+strconv.FormatUint(rand.Uint64(), 36)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return err
-		}
+	var f *os.File
+	err := inDir(path, func() (err error) {
 		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	}
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -174,6 +166,19 @@ func replace(path string, data []byte) error {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
+	}
+	return err
+}
+
+// inDir runs create, a creation of path or of a file beside it, and runs it again after
+// making path's directory when that was missing (an object's first in its directory).
+func inDir(path string, create func() error) error {
+	err := create()
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		err = create()
 	}
 	return err
 }

@@ -122,13 +122,11 @@ func (d *Dir) putMetadata(path string, data []byte) error {
 		return replace(path, data)
 	}
 	d.mu.Unlock()
-	fd, err := createOpen(path, data)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
+	var fd int
+	err := inDir(path, func() (err error) {
 		fd, err = createOpen(path, data)
-	}
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) || errors.Is(err, errUnsupported) {
 			return replace(path, data)
