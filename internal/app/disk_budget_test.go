@@ -84,9 +84,22 @@ func TestDiskBudget(t *testing.T) {
 	require.Equal(t, 0, code, "every fragment persisted while the budget evicted: %s", out)
 	require.Contains(t, out, "20 of 20 fragments persisted")
 
-	require.Eventually(t, func() bool { return metricSum(t, srv.URL, "kvsd_disk_media_bytes") <= budget },
-		10*time.Second, 10*time.Millisecond, "the media shrinks to the budget")
-	cam := srv.ListFragments(t, "cam")
+	// Evictions go on for a few checks after the upload (the gauge may still be a check's from
+	// before the last fragments landed): wait until the media is within the budget, the
+	// evictions counted did not change over the last poll (2.5 check intervals) and the
+	// stream's listing agrees with them.
+	var cam []kvstest.FragmentInfo
+	last := -1.0
+	require.Eventually(t, func() bool {
+		ev := metricSum(t, srv.URL, "kvsd_disk_evicted_fragments_total", `stream="cam"`)
+		settled := ev == last
+		last = ev
+		if !settled || metricSum(t, srv.URL, "kvsd_disk_media_bytes") > budget {
+			return false
+		}
+		cam = srv.ListFragments(t, "cam")
+		return float64(20-len(cam)) == ev
+	}, 10*time.Second, 50*time.Millisecond, "the media shrinks to the budget")
 	require.NotEmpty(t, cam, "the newest video is kept")
 	require.Less(t, len(cam), 20, "the oldest video is evicted")
 	require.Equal(t, start.Add(19*time.Second).UnixMilli(), cam[len(cam)-1].Producer, "the newest fragment is kept")
