@@ -37,7 +37,13 @@ func replayLoad(ctx context.Context, pc *putmedia.Client, names []string, body [
 
 // replay runs section 1.
 func (b *bench) replay(ctx context.Context) error {
-	defer b.settle()
+	var running []*node
+	defer func() {
+		for _, n := range running {
+			_ = n.stop()
+		}
+		b.settle()
+	}()
 	f := b.media
 	fmt.Fprintf(b.out, "## 1. Replay: scaled node, embedded single node, baseline\n\n")
 	b.logf("replay: starting the baseline, a scaled node and an embedded node")
@@ -51,29 +57,20 @@ func (b *bench) replay(ctx context.Context) error {
 		return err
 	}
 	defer base.Stop()
-	var nodes [2]*node
-	for i, mk := range []func(string) *node{
-		func(addr string) *node { return b.in.scaledNode("replay-scaled", "replay", addr, "") },
-		func(addr string) *node { return b.in.embeddedNode("replay-embedded", addr) },
-	} {
-		addr, err := b.in.freeAddr()
-		if err != nil {
-			return err
-		}
-		n := mk(addr)
-		if err := n.start(b.bin); err != nil {
-			return err
-		}
-		defer n.stop()
-		nodes[i] = n
-	}
-	scaled, embedded := nodes[0], nodes[1]
 	basePC := kvsdproc.PutClient(base.URL, kvsdproc.NewHTTPClient())
 
 	t := &report.Table{Head: []string{"streams", "server", "MB/s", "fragments/s", "PutMedia calls", "server CPU ms/MB",
 		"versitygw CPU ms/MB", "PostgreSQL CPU ms/MB", "load CPU ms/MB", "other CPU (cores)", "of baseline", "target ≥ 70 %"}}
 	var notes []string
 	for _, n := range b.cfg.streams {
+		// Fresh nodes for each stream count, whose data is removed after it (settle): a
+		// longer -replay-duration stores tens of GB per count, and a disk filled by the
+		// counts before would fail the next one.
+		scaled, embedded, err := b.replayNodes(n)
+		if err != nil {
+			return err
+		}
+		running = append(running, scaled, embedded) // stop is idempotent
 		names := make([]string, n)
 		for i := range names {
 			names[i] = fmt.Sprintf("replay%d-%03d", n, i)
@@ -144,6 +141,9 @@ func (b *bench) replay(ctx context.Context) error {
 			}
 		}
 		b.logf("replay: %d streams: baseline %.1f MB/s, scaled %.1f MB/s (%.0f %%), embedded %.1f MB/s", n, rb.mbps(), rs.mbps(), ratio, re.mbps())
+		_ = scaled.stop()
+		_ = embedded.stop()
+		b.settle()
 	}
 	t.Write(b.out)
 	fmt.Fprintf(b.out, "Each stream sends the %.1f MB test file (%d fragments of %s) through PutMedia again and again, in 32 KiB "+
@@ -171,13 +171,43 @@ func (b *bench) replay(ctx context.Context) error {
 	return nil
 }
 
+// replayNodes starts the scaled and the embedded node for one stream count; the caller stops
+// them.
+func (b *bench) replayNodes(streams int) (scaled, embedded *node, err error) {
+	var nodes [2]*node
+	for i, mk := range []func(string) *node{
+		func(addr string) *node {
+			return b.in.scaledNode(fmt.Sprintf("replay-scaled-%d", streams), fmt.Sprintf("replay%d", streams), addr, "")
+		},
+		func(addr string) *node { return b.in.embeddedNode(fmt.Sprintf("replay-embedded-%d", streams), addr) },
+	} {
+		addr, err := b.in.freeAddr()
+		if err != nil {
+			return nil, nil, err
+		}
+		n := mk(addr)
+		if err := n.start(b.bin); err != nil {
+			if i == 1 {
+				_ = nodes[0].stop()
+			}
+			return nil, nil, err
+		}
+		nodes[i] = n
+	}
+	return nodes[0], nodes[1], nil
+}
+
 // settle removes what the replay stored (gigabytes in versitygw's directory, which never
-// fsyncs, and the embedded node's data dir) and flushes dirty pages, so that the next section
-// does not pay for their writeback: PostgreSQL's commits behind a disk busy with it took
-// hundreds of ms.
+// fsyncs, and the nodes' data dirs) and flushes dirty pages, so that the next stream count or
+// section does not pay for their writeback (PostgreSQL's commits behind a disk busy with it
+// took hundreds of ms) and the disk does not fill up over the counts.
 func (b *bench) settle() {
-	for _, dir := range []string{filepath.Join(b.in.s3.Dir, bucket, "replay"), filepath.Join(b.in.s3.Dir, bucket, "baseline"),
-		filepath.Join(b.in.work, "data-replay-embedded")} {
+	dirs := []string{filepath.Join(b.in.s3.Dir, bucket, "baseline")}
+	for _, n := range b.cfg.streams {
+		dirs = append(dirs, filepath.Join(b.in.s3.Dir, bucket, fmt.Sprintf("replay%d", n)),
+			filepath.Join(b.in.work, fmt.Sprintf("data-replay-scaled-%d", n)), filepath.Join(b.in.work, fmt.Sprintf("data-replay-embedded-%d", n)))
+	}
+	for _, dir := range dirs {
 		_ = os.RemoveAll(dir)
 	}
 	syscall.Sync()
