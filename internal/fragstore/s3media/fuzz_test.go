@@ -40,3 +40,38 @@ func FuzzDecodeHeader(f *testing.F) {
 		require.LessOrEqual(t, h.len, int64(len(b)))
 	})
 }
+
+// An object sealed before its segment is known (Prepare), into a buffer that held a larger
+// object before, reads back as the record in the segment set afterwards, in clear and sealed.
+func TestObjectSegmentSetAfterSealing(t *testing.T) {
+	k := fragstore.Key{Name: "cam", CreatedMs: 1700000000123}
+	rec := fragstore.Record{Seq: 9, Meta: []byte(`{"m":1}`), Data: []byte("the fragment's media")}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	aead, err := keys.NewAEAD(key)
+	require.NoError(t, err)
+	for _, dk := range []*keys.DataKey{nil, {AEAD: aead, Wrapped: keys.Wrapped{Source: keys.SourceFile, KeyID: "k1", Blob: []byte("wrapped")}}} {
+		dirty := make([]byte, 4096)
+		for i := range dirty {
+			dirty[i] = 0xA5
+		}
+		b, err := appendObject(dirty, k, 0, rec, dk)
+		require.NoError(t, err)
+		setSegment(b, k, 42)
+		loc := fragstore.Location{Segment: 42, Offset: 9, Length: int64(len(rec.Data))}
+		h, err := decodeHeader(k, loc, b)
+		require.NoError(t, err)
+		data := b[h.len : h.len+h.stored()]
+		got, err := openData(k, loc, h, data, aead)
+		require.NoError(t, err)
+		require.Equal(t, rec.Data, got)
+		require.Equal(t, rec.Meta, b[h.len+h.stored():])
+		if dk == nil { // byte for byte what encodeObject writes for the segment
+			want, err := encodeObject(k, 42, rec, nil)
+			require.NoError(t, err)
+			require.Equal(t, want, b)
+		}
+		_, err = decodeHeader(k, fragstore.Location{Segment: 0, Offset: 9}, b)
+		require.ErrorIs(t, err, fragstore.ErrCorrupt, "the segment Prepare sealed with is gone")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/keys"
@@ -69,6 +70,11 @@ func recordAAD(k fragstore.Key, seq uint64) []byte {
 // encodeObject lays out rec of k in segment seg as one object body: in clear when dk is nil,
 // else sealed with it (version 2).
 func encodeObject(k fragstore.Key, seg uint64, rec fragstore.Record, dk *keys.DataKey) ([]byte, error) {
+	return appendObject(nil, k, seg, rec, dk)
+}
+
+// appendObject is encodeObject into buf's storage when it is large enough.
+func appendObject(buf []byte, k fragstore.Key, seg uint64, rec fragstore.Record, dk *keys.DataKey) ([]byte, error) {
 	var w *keys.Wrapped
 	version := byte(versionClear)
 	stored := int64(len(rec.Data))
@@ -79,7 +85,8 @@ func encodeObject(k fragstore.Key, seg uint64, rec fragstore.Record, dk *keys.Da
 		w, version, stored = &dk.Wrapped, versionEncrypted, stored+sealOverhead
 	}
 	hl := headerLen(k) + keyFieldsLen(w)
-	b := make([]byte, hl, hl+stored+int64(len(rec.Meta)))
+	b := slices.Grow(buf[:0], int(hl+stored)+len(rec.Meta))[:hl]
+	clear(b) // buf may hold an earlier object
 	copy(b, magic)
 	b[4] = version
 	binary.BigEndian.PutUint16(b[6:], uint16(len(k.Name)))
@@ -108,6 +115,18 @@ func encodeObject(k fragstore.Key, seg uint64, rec fragstore.Record, dk *keys.Da
 	binary.BigEndian.PutUint32(b[40:], crc(b[hl:]))
 	binary.BigEndian.PutUint32(b[at:], crc(b[:at]))
 	return append(b, rec.Meta...), nil
+}
+
+// setSegment rewrites the segment number of an object body appendObject made, and its
+// header's CRC: a record is sealed before its segment is known (the seal does not cover it).
+func setSegment(b []byte, k fragstore.Key, seg uint64) {
+	at := fixedHeader + len(k.Name)
+	if b[4] == versionEncrypted {
+		at += 3 + int(binary.BigEndian.Uint16(b[at+1:]))
+		at += 2 + int(binary.BigEndian.Uint16(b[at:]))
+	}
+	binary.BigEndian.PutUint64(b[16:], seg)
+	binary.BigEndian.PutUint32(b[at:], crc(b[:at]))
 }
 
 // objHeader is a decoded object header.

@@ -57,7 +57,10 @@ const DefaultSegmentSpan = 30 * time.Second
 // maxSegmentRecords bounds a segment to one page of ListObjectsV2 and one DeleteObjects.
 const maxSegmentRecords = 1000
 
-var _ fragstore.Media = (*Media)(nil)
+var (
+	_ fragstore.Media    = (*Media)(nil)
+	_ fragstore.Preparer = (*Media)(nil)
+)
 
 var errClosed = errors.New("s3 media: closed")
 
@@ -190,25 +193,97 @@ func (m *Media) state(k fragstore.Key) *streamState {
 
 // Append puts rec as its own object in k's current segment, starting a segment when needed.
 func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Record) (fragstore.Location, error) {
+	p, err := m.Prepare(ctx, k, rec)
+	if err != nil {
+		return fragstore.Location{}, err
+	}
+	return m.AppendPrepared(ctx, k, p)
+}
+
+// prepared is a record sealed into its object body by Prepare, its segment not yet set.
+type prepared struct {
+	k    fragstore.Key
+	rec  fragstore.Record
+	body *[]byte // from bodies; nil once released
+}
+
+// Release returns the body's buffer for reuse.
+func (p *prepared) Release() {
+	if p.body != nil {
+		putBody(p.body)
+		p.body = nil
+	}
+}
+
+// bodies recycles object bodies: a fragment's object is hundreds of KB, and one allocated per
+// fragment made the garbage collector a large part of a node's CPU.
+var bodies sync.Pool // of *[]byte
+
+func getBody() *[]byte {
+	if b, ok := bodies.Get().(*[]byte); ok {
+		return b
+	}
+	return new([]byte)
+}
+
+func putBody(b *[]byte) {
+	if cap(*b) <= maxPooledBody {
+		bodies.Put(b)
+	}
+}
+
+// maxPooledBody keeps rare huge fragments from being held for reuse.
+const maxPooledBody = 8 << 20
+
+// Prepare seals rec into its object body with the stream's current data key, without taking
+// the stream's turn: the seal and the checksums are most of an Append's CPU, and a writer does
+// them for a stream's next record while the previous one's PUT is in flight. The seal does not
+// cover the segment number, which AppendPrepared sets.
+func (m *Media) Prepare(ctx context.Context, k fragstore.Key, rec fragstore.Record) (fragstore.PreparedRecord, error) {
+	if m.closed.Load() {
+		return nil, errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkKey(k); err != nil {
+		return nil, err
+	}
+	if len(rec.Meta) > maxMeta || int64(len(rec.Data)) > 1<<32-1 {
+		return nil, fmt.Errorf("s3 media: record %d of %s is too large", rec.Seq, k.Name)
+	}
+	var dk *keys.DataKey
+	if m.keys != nil {
+		var err error
+		if dk, err = m.keys.DataKey(ctx, k); err != nil {
+			return nil, fmt.Errorf("s3 media: data key of %s: %w", k.Name, err)
+		}
+	}
+	p := &prepared{k: k, rec: rec, body: getBody()}
+	b, err := appendObject(*p.body, k, 0, rec, dk)
+	if err != nil {
+		p.Release()
+		return nil, fmt.Errorf("s3 media: record %d of %s: %w", rec.Seq, k.Name, err)
+	}
+	*p.body = b
+	return p, nil
+}
+
+// AppendPrepared puts a record Prepare made as its own object in k's current segment,
+// starting a segment when needed.
+func (m *Media) AppendPrepared(ctx context.Context, k fragstore.Key, pr fragstore.PreparedRecord) (fragstore.Location, error) {
+	p, ok := pr.(*prepared)
+	if !ok || p.body == nil || p.k != k {
+		return fragstore.Location{}, fmt.Errorf("s3 media: append to %s: not a pending record this Media prepared for it", k.Name)
+	}
+	defer p.Release()
 	if m.closed.Load() {
 		return fragstore.Location{}, errClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return fragstore.Location{}, err
 	}
-	if err := checkKey(k); err != nil {
-		return fragstore.Location{}, err
-	}
-	if len(rec.Meta) > maxMeta || int64(len(rec.Data)) > 1<<32-1 {
-		return fragstore.Location{}, fmt.Errorf("s3 media: record %d of %s is too large", rec.Seq, k.Name)
-	}
-	var dk *keys.DataKey
-	if m.keys != nil {
-		var err error
-		if dk, err = m.keys.DataKey(ctx, k); err != nil {
-			return fragstore.Location{}, fmt.Errorf("s3 media: data key of %s: %w", k.Name, err)
-		}
-	}
+	rec := p.rec
 	st := m.state(k)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -227,11 +302,13 @@ func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Recor
 		st.maxSeg = st.cur
 		st.count, st.minT, st.maxT = 0, rec.Time, rec.Time
 	}
-	body, err := encodeObject(k, st.cur, rec, dk)
-	if err != nil {
-		return fragstore.Location{}, fmt.Errorf("s3 media: record %d of %s: %w", rec.Seq, k.Name, err)
+	body := *p.body
+	setSegment(body, k, st.cur)
+	done, err := m.putOnce(ctx, m.objectKey(k, st.cur, rec.Seq), body)
+	if !done {
+		p.body = nil // still read, maybe: left to the garbage collector
 	}
-	if err := m.put(ctx, m.objectKey(k, st.cur, rec.Seq), body); err != nil {
+	if err != nil {
 		return fragstore.Location{}, fmt.Errorf("s3 media: record %d of %s: %w", rec.Seq, k.Name, err)
 	}
 	st.count++
@@ -247,30 +324,41 @@ func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Recor
 // put stores body under key unless an object is there (If-None-Match: *). When one is, it
 // is read back: the same bytes are a write that already happened, other bytes ErrObjectExists.
 func (m *Media) put(ctx context.Context, key string, body []byte) error {
+	_, err := m.putOnce(ctx, key, body)
+	return err
+}
+
+// putOnce is put; done says whether the PUT itself succeeded, so that the server read all of
+// body. Otherwise net/http may still be reading body after the call (a server may answer
+// before it read the request, as a 412 can), and its buffer must not be reused.
+func (m *Media) putOnce(ctx context.Context, key string, body []byte) (done bool, err error) {
 	// A store that accepts the connection and never answers (hung, or a black hole) would hold
 	// the fragment's ack, and the stream, until TCP gives up: minutes.
 	ctx, cancel := context.WithTimeout(ctx, putTimeout)
 	defer cancel()
-	_, err := m.api.PutObject(ctx, &s3.PutObjectInput{
+	_, err = m.api.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(m.bucket), Key: aws.String(key), Body: bytes.NewReader(body),
 		ContentLength: aws.Int64(int64(len(body))), ContentType: aws.String("application/octet-stream"),
 		IfNoneMatch: aws.String("*"),
 	})
-	if err == nil || httpStatus(err) != http.StatusPreconditionFailed {
-		return err
+	if err == nil {
+		return true, nil
+	}
+	if httpStatus(err) != http.StatusPreconditionFailed {
+		return false, err
 	}
 	stored, gerr := m.get(ctx, key, "")
 	if gerr != nil {
-		return fmt.Errorf("%w (and reading it back: %v)", ErrObjectExists, gerr)
+		return false, fmt.Errorf("%w (and reading it back: %v)", ErrObjectExists, gerr)
 	}
 	if !bytes.Equal(stored, body) {
 		// Another writer's record under this key: a node that lost the stream, or two nodes
 		// writing one prefix. The index's fencing keeps it from being acknowledged twice.
 		m.log.Warn("refused to replace a stored object with other bytes", "key", key)
-		return fmt.Errorf("%w: %s", ErrObjectExists, key)
+		return false, fmt.Errorf("%w: %s", ErrObjectExists, key)
 	}
 	m.log.Debug("PUT repeated after a lost answer: the object holds these bytes already", "key", key)
-	return nil
+	return false, nil
 }
 
 // putTimeout bounds one record's PUT, the SDK's retries included, as fragstore's commit
