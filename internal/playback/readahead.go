@@ -41,9 +41,10 @@ func startReadAhead(n int, read func(i int, buf []byte) ([]byte, error)) *readAh
 	for i := range r.results {
 		r.results[i] = make(chan readResult, 1)
 	}
-	for range slots - 1 { // the first Fragment call hands in the last slot's buffer (nil)
-		r.free <- nil
+	for range slots - 1 {
+		r.free <- getBuffer()
 	}
+	r.out = getBuffer() // the last slot's, which the first Fragment call hands in
 	r.wg.Add(workers)
 	for range workers {
 		go r.work()
@@ -78,8 +79,51 @@ func (r *readAhead) Fragment(i int) ([]byte, error) {
 	return res.media, res.err
 }
 
-// Stop ends the workers and waits for them; the buffers they hold are dropped.
+// Stop ends the workers, waits for them and recycles the buffers: the media Fragment gave out
+// must not be used any more.
 func (r *readAhead) Stop() {
-	r.close.Do(func() { close(r.done) })
-	r.wg.Wait()
+	r.close.Do(func() {
+		close(r.done)
+		r.wg.Wait()
+		putBuffer(r.out)
+		r.out = nil
+		for {
+			select {
+			case b := <-r.free:
+				putBuffer(b)
+				continue
+			default:
+			}
+			break
+		}
+		for _, c := range r.results {
+			select {
+			case res := <-c:
+				putBuffer(res.media)
+			default:
+			}
+		}
+	})
+}
+
+// buffers recycles fragment buffers between clips: fresh ones cost the clip their page faults
+// on first touch (pread fills them) and the collector their garbage, a few MB per clip.
+var buffers sync.Pool // of *[]byte
+
+// maxPooled keeps rare huge fragments from being held for reuse.
+const maxPooled = 8 << 20
+
+func getBuffer() []byte {
+	if b, ok := buffers.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return nil
+}
+
+func putBuffer(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooled {
+		return
+	}
+	b = b[:0]
+	buffers.Put(&b)
 }
