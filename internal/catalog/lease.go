@@ -75,6 +75,12 @@ type Lease struct {
 //   - RenewLease extends a grant whose epoch is still current and that was not released, even
 //     past its expiry (nobody acquired meanwhile, so nobody else wrote); otherwise
 //     *FencedError.
+//   - RenewLeases is RenewLease for many grants in one request (a node renews all of its
+//     streams' grants together): each grant is renewed or lost exactly as RenewLease would
+//     renew it or answer *FencedError, independently of the others, and the answer says which
+//     (renewed, with their new Expires; lost, one *FencedError each). An error means nothing
+//     is known: any of the grants may or may not have been extended. The grants must be of
+//     distinct streams.
 //   - ReleaseLease ends a current grant at once (the next AcquireLease succeeds); releasing a
 //     lost grant is no error.
 //   - Index commits fence on Put.Epoch (see Index): a non-zero Epoch that is not the current
@@ -92,6 +98,10 @@ type Leases interface {
 	AcquireLease(ctx context.Context, stream, holder string, ttl time.Duration) (Lease, error)
 	// RenewLease extends l for ttl from now (the catalog's now), or returns *FencedError.
 	RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
+	// RenewLeases extends each of ls for ttl from now, in one request. Every lease of ls is
+	// either in renewed (with its new Expires) or in lost (fenced: released, or acquired by
+	// someone since), both in ls's order; an error means nothing is known.
+	RenewLeases(ctx context.Context, ls []Lease, ttl time.Duration) (renewed []Lease, lost []*FencedError, err error)
 	// ReleaseLease ends l if it is still current.
 	ReleaseLease(ctx context.Context, l Lease) error
 }

@@ -204,6 +204,59 @@ func TestLeaseRenewal(t *testing.T) {
 	require.Empty(t, holder, "b's grant was released when its session closed")
 }
 
+// One renewer renews all of a node's grants, in one request per tick: a grant another node
+// took is dropped while the node's other grant in the same request goes on being renewed, and
+// the renewer stops once the node holds no grant.
+func TestLeaseRenewerRenewsAllTogether(t *testing.T) {
+	ctx := context.Background()
+	a, b := newCluster(t)
+	a.m.cfg.LeaseTTL, a.m.cfg.HolderSilence = 300*time.Millisecond, time.Hour
+	retention := 24
+	_, err := a.svc.Create(ctx, stream.CreateInput{Name: "cam_other", RetentionHours: &retention})
+	require.NoError(t, err)
+	s1, err := a.open(t)
+	require.NoError(t, err)
+	s2, err := a.m.Open(ctx, Request{StreamName: "cam_other", TimecodeType: Absolute})
+	require.NoError(t, err)
+	t.Cleanup(s2.Close)
+	a.m.mu.Lock()
+	r := a.m.renewer
+	a.m.mu.Unlock()
+	require.NotNil(t, r)
+
+	expires := func(name string) (at time.Time) {
+		require.NoError(t, a.db.Pool().QueryRow(ctx, `SELECT expires_at FROM stream_leases WHERE stream = $1`, name).Scan(&at))
+		return at
+	}
+	_, err = a.db.Pool().Exec(ctx, `UPDATE stream_leases SET expires_at = now() - interval '1 second' WHERE stream = $1`, testStreamName)
+	require.NoError(t, err)
+	sb, err := b.open(t)
+	require.NoError(t, err)
+	eventually(t, "a's renewer dropping the grant b took", func() bool {
+		a.m.mu.Lock()
+		defer a.m.mu.Unlock()
+		return a.m.leases[testStreamName] == nil
+	})
+	after := expires("cam_other")
+	eventually(t, "a's other grant renewed on", func() bool { return expires("cam_other").After(after) })
+
+	s1.Close()
+	a.m.mu.Lock()
+	require.Same(t, r, a.m.renewer, "one renewer for all of the node's grants")
+	require.False(t, r.stopped, "a grant is still held")
+	a.m.mu.Unlock()
+	s2.Close()
+	a.m.mu.Lock()
+	require.True(t, r.stopped, "the node holds no grant")
+	a.m.mu.Unlock()
+	select {
+	case <-r.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the renewer did not return")
+	}
+	sb.Close()
+}
+
 // The holder silent for a while: a connection that stops sending (its producer vanished
 // without closing it) stops its node renewing the stream's lease, so that another node's
 // connection takes the stream once the lease lapsed; the silent connection's next fragment is

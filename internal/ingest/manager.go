@@ -179,6 +179,7 @@ type Manager struct {
 	mu       sync.Mutex
 	streams  map[string]*streamState // by stream name
 	leases   map[string]*streamLease // by stream name: this node's grants (lease.go)
+	renewer  *renewer                // the last renewer started, which renews leases (lease.go)
 	problems problems
 
 	leaseMu sync.Mutex // serialises lease acquisitions (leaseFor)
@@ -412,8 +413,8 @@ func (m *Manager) EndStream(name string) {
 
 // Shutdown ends every session for a server shutdown: each persists what it has received, then
 // sends ERROR 5000 naming the fragment in flight, on which producers reconnect (to this server
-// once it is back, or another) and resend from it. It returns when all have stopped, or with
-// ctx's error.
+// once it is back, or another) and resend from it. It returns when all have stopped, and the
+// lease renewer with them (it stops with the last grant), or with ctx's error.
 func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	var all []*Session
@@ -429,6 +430,20 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	for _, s := range all {
 		select {
 		case <-s.released:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	// No renewal in flight once the catalog is closed after this.
+	var renewed chan struct{}
+	m.mu.Lock()
+	if r := m.renewer; r != nil && r.stopped {
+		renewed = r.done
+	}
+	m.mu.Unlock()
+	if renewed != nil {
+		select {
+		case <-renewed:
 		case <-ctx.Done():
 			return ctx.Err()
 		}

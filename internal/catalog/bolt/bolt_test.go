@@ -153,6 +153,11 @@ func TestLeasesAreTrivial(t *testing.T) {
 	assert.Greater(t, b.Epoch, a.Epoch)
 	_, err = db.RenewLease(ctx, a, time.Hour)
 	require.NoError(t, err)
+	renewed, lost, err := db.RenewLeases(ctx, []catalog.Lease{a, b}, time.Hour)
+	require.NoError(t, err)
+	require.Len(t, renewed, 2, "even a's grant, which b's acquisition replaced")
+	assert.Equal(t, a.Epoch, renewed[0].Epoch)
+	assert.Empty(t, lost)
 	require.NoError(t, db.ReleaseLease(ctx, a))
 
 	k := catalog.Key{Name: "cam", CreatedMs: 1}

@@ -30,5 +30,19 @@ func (d *DB) RenewLease(ctx context.Context, l catalog.Lease, ttl time.Duration)
 	return l, nil
 }
 
+// RenewLeases extends every one of ls.
+func (d *DB) RenewLeases(ctx context.Context, ls []catalog.Lease, ttl time.Duration) ([]catalog.Lease, []*catalog.FencedError, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	renewed := make([]catalog.Lease, len(ls))
+	until := time.Now().Add(ttl)
+	for i, l := range ls {
+		l.Expires = until
+		renewed[i] = l
+	}
+	return renewed, nil, nil
+}
+
 // ReleaseLease has nothing to release.
 func (d *DB) ReleaseLease(ctx context.Context, _ catalog.Lease) error { return ctx.Err() }

@@ -34,6 +34,8 @@ func TestLeases(t *testing.T, open func(t *testing.T) Fenced) {
 		{"EpochsNeverReused", testLeaseEpochs},
 		{"ConcurrentAcquire", testLeaseConcurrent},
 		{"FencedBatchStoresNothing", testLeaseFencedBatch},
+		{"RenewBatch", testLeaseRenewBatch},
+		{"RenewBatchEmpty", testLeaseRenewBatchEmpty},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -212,4 +214,48 @@ func testLeaseFencedBatch(t *testing.T, c Fenced) {
 	require.NoError(t, err)
 	require.Zero(t, seq)
 	require.NoError(t, c.PutFragments(ctx, []catalog.Put{otherPut}))
+}
+
+// testLeaseRenewBatch: one RenewLeases answers for each grant as RenewLease would, the others
+// in the batch unaffected: current grants (an expired one nobody took included) are renewed,
+// one another node took since and one released are lost, with their current epochs.
+func testLeaseRenewBatch(t *testing.T, c Fenced) {
+	ctx := context.Background()
+	live := acquire(t, c, "cam_live", "node-a", long)
+	lapsed := acquire(t, c, "cam_lapsed", "node-a", expired)
+	taken := acquire(t, c, ixKey.Name, "node-a", expired)
+	b := acquire(t, c, ixKey.Name, "node-b", long)
+	released := acquire(t, c, "cam_released", "node-a", long)
+	require.NoError(t, c.ReleaseLease(ctx, released))
+
+	renewed, lost, err := c.RenewLeases(ctx, []catalog.Lease{live, taken, lapsed, released}, long)
+	require.NoError(t, err)
+	require.Len(t, renewed, 2)
+	require.Equal(t, live.Stream, renewed[0].Stream, "renewed in the batch's order")
+	require.Equal(t, live.Epoch, renewed[0].Epoch)
+	require.False(t, renewed[0].Expires.Before(live.Expires), "a renewal does not shorten the grant")
+	require.Equal(t, lapsed.Stream, renewed[1].Stream)
+	require.Equal(t, lapsed.Epoch, renewed[1].Epoch)
+	require.True(t, renewed[1].Expires.After(lapsed.Expires))
+
+	require.Len(t, lost, 2)
+	requireFenced(t, lost[0], taken.Epoch, b.Epoch)
+	require.Equal(t, &catalog.FencedError{Stream: released.Stream, Epoch: released.Epoch, Current: released.Epoch}, lost[1],
+		"a released grant is not renewed; its epoch stays the stream's current one")
+
+	// The renewed grants are live, the lost ones untouched: b still holds its stream, and the
+	// released stream is free.
+	for _, l := range []catalog.Lease{live, lapsed, taken} {
+		_, err = c.AcquireLease(ctx, l.Stream, "node-c", long)
+		require.ErrorIs(t, err, catalog.ErrLeaseHeld, l.Stream)
+	}
+	acquire(t, c, released.Stream, "node-c", long)
+	require.NoError(t, c.PutFragments(ctx, []catalog.Put{fencedPut(1, b.Epoch)}))
+}
+
+func testLeaseRenewBatchEmpty(t *testing.T, c Fenced) {
+	renewed, lost, err := c.RenewLeases(context.Background(), nil, long)
+	require.NoError(t, err)
+	require.Empty(t, renewed)
+	require.Empty(t, lost)
 }

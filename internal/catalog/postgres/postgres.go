@@ -8,7 +8,8 @@
 //
 // Durability is PostgreSQL's: a commit returns once its WAL is flushed when
 // synchronous_commit is on (the default). Open warns when it is off, since a fragment could
-// then be acknowledged PERSISTED and lost with the database server.
+// then be acknowledged PERSISTED and lost with the database server. Lease renewals alone
+// commit with synchronous_commit off (RenewLeases says why that is safe).
 //
 // Writes of fragment entries are one pipelined batch per PutFragments (an implicit
 // transaction: one round trip, all or nothing), so fragstore's group commit becomes one
