@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"sync"
 	"time"
 
+	"github.com/kvsd/kvsd/bench/internal/diskprobe"
 	"github.com/kvsd/kvsd/bench/internal/loadgen"
 	"github.com/kvsd/kvsd/bench/internal/report"
 	"github.com/kvsd/kvsd/internal/kvstest"
@@ -98,8 +101,14 @@ func (b *bench) cameras(ctx context.Context) error {
 	cpu0 := snapCPU(w)
 	ctx, cancel := context.WithTimeout(ctx, dur+fragDur+2*time.Minute)
 	defer cancel()
+	probeStop := make(chan struct{})
+	var probe []time.Duration
+	var probeWG sync.WaitGroup
+	probeWG.Go(func() { probe = diskprobe.Run(filepath.Join(b.work, "disk-probe"), 100*time.Millisecond, probeStop) })
 	sum := loadgen.Summarize(loadgen.RunCameras(ctx, pc, f, names, t0, clusters))
 	cpu := cpu0.to(snapCPU(w))
+	close(probeStop)
+	probeWG.Wait()
 	for _, nd := range c.nodes {
 		if err := nd.p.Alive(); err != nil {
 			return err
@@ -112,6 +121,7 @@ func (b *bench) cameras(ctx context.Context) error {
 	ok := len(dp) > 0 && dp.Pct(99) <= 100*time.Millisecond && missing == 0 && failed == 0
 	t := &report.Table{Head: []string{"latency per fragment", "samples", "p50", "p90", "p99", "max", "target"}}
 	t.AddDist("fragment complete → PERSISTED, through the front door", dp, "p99 ≤ 100 ms: "+report.Verdict(ok))
+	t.AddDist("disk probe: 4 KiB write + fdatasync beside PostgreSQL's data, every 100 ms", report.NewDist(probe), "")
 	t.Write(b.out)
 	m := &report.Table{Head: []string{"during the run", "cores", "CPU ms per MB"}}
 	for _, g := range []struct{ name, group string }{{fmt.Sprintf("kvsd (%s together)", report.Plural(b.cfg.nodes, "node")), grpKvsd},
@@ -126,8 +136,12 @@ func (b *bench) cameras(ctx context.Context) error {
 		"presentation time, camera starts spread at random over the first %s. Latency runs from the moment the client wrote the "+
 		"first bytes of the *next* Cluster (no server can know a fragment ended before that) to the PERSISTED ack arriving. "+
 		"Each camera's last fragment (ended by the end of the body) is left out. CPU per MB counts the fragments persisted at "+
-		"the mean fragment size.\n\n",
-		n, report.Plural(b.cfg.nodes, "kvsd node"), clusters-1, fragDur, float64(len(f.Raw)*8)/f.Duration().Seconds()/1e6, fragDur)
+		"the mean fragment size. Disk probe: this program appends 4 KiB to a file in the work dir (the file system of "+
+		"PostgreSQL's data here) and fdatasyncs it; a PERSISTED waits for PostgreSQL's WAL flush, so the probe's tail, "+
+		"when the disk stalls (writeback of versitygw's objects, which it never fsyncs, when they share the disk: %s), "+
+		"shows in PERSISTED's.\n\n",
+		n, report.Plural(b.cfg.nodes, "kvsd node"), clusters-1, fragDur, float64(len(f.Raw)*8)/f.Duration().Seconds()/1e6, fragDur,
+		b.in.s3Where)
 	if firstErr != nil {
 		fmt.Fprintf(b.out, "- errors: %d sessions failed; first: %v\n\n", failed, firstErr)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kvsd/kvsd/bench/internal/child"
 	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
+	"github.com/kvsd/kvsd/bench/internal/machine"
 	"github.com/kvsd/kvsd/internal/catalog/postgres/pgtest"
 	kvskeys "github.com/kvsd/kvsd/internal/keys"
 	"github.com/kvsd/kvsd/internal/kvstest"
@@ -106,14 +107,31 @@ type infra struct {
 	bin     string
 	work    string
 	pgDesc  string // server version and durability settings, for the report
+	s3Where string // where versitygw's objects are, for the report
 }
 
 const bucket = "kvsd-media"
 
-func startInfra(work, bin string) (*infra, error) {
+// startInfra starts versitygw, with its objects in s3Dir ("": in the work dir), and a fresh
+// PostgreSQL database.
+func startInfra(work, bin, s3Dir string) (*infra, error) {
 	in := &infra{tb: newHelperTB(filepath.Join(work, "helpers")), bin: bin, work: work}
+	in.s3Where = "they share it in this run"
+	var dir string
+	if s3Dir != "" {
+		var err error
+		if dir, err = os.MkdirTemp(s3Dir, "kvsd-bench-versitygw-"); err != nil {
+			return nil, fmt.Errorf("versitygw's directory: %w", err)
+		}
+		in.tb.Cleanup(func() { os.RemoveAll(dir) })
+		in.s3Where = fmt.Sprintf("not in this run, whose versitygw keeps its objects in %s (%s)", dir, machine.FSType(dir))
+	}
 	err := guard(func() error {
-		in.s3 = s3test.Start(in.tb)
+		if dir != "" {
+			in.s3 = s3test.StartIn(in.tb, dir)
+		} else {
+			in.s3 = s3test.Start(in.tb)
+		}
 		in.s3.CreateBucket(in.tb, bucket)
 		in.pgURL = pgtest.NewDatabase(in.tb)
 		return nil

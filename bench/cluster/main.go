@@ -45,6 +45,7 @@ type config struct {
 	workDir  string // "" makes (and removes) a temporary one
 	keep     bool
 	kvsdBin  string // "" builds ./cmd/kvsd
+	s3Dir    string // "": versitygw's objects in the work dir
 	media    mkvload.Spec
 
 	streams        []int         // replay
@@ -99,6 +100,7 @@ func run(args []string) int {
 	workDir := fs.String("work-dir", "", "directory for this run's data (default: a new temporary directory, removed afterwards)")
 	keep := fs.Bool("keep", false, "keep the work dir (kvsd's logs are there)")
 	kvsdBin := fs.String("kvsd", "", "a kvsd binary to benchmark (default: go build ./cmd/kvsd into the work dir)")
+	s3Dir := fs.String("s3-dir", "", "keep versitygw's objects in a new directory under this one (default: in the work dir, on the disk of PostgreSQL's data here); a tmpfs such as /dev/shm stands for an object store on its own device")
 	baseline := fs.Bool("baseline-server", false, "child mode: run the baseline server")
 	s3Endpoint := fs.String("s3-endpoint", "", "baseline-server: versitygw's URL")
 	pgURL := fs.String("pg-url", "", "baseline-server: the PostgreSQL database")
@@ -114,7 +116,7 @@ func run(args []string) int {
 		return 0
 	}
 	cfg := defaultConfig(*quick)
-	cfg.cacheDir, cfg.workDir, cfg.keep, cfg.kvsdBin = *cacheDir, *workDir, *keep, *kvsdBin
+	cfg.cacheDir, cfg.workDir, cfg.keep, cfg.kvsdBin, cfg.s3Dir = *cacheDir, *workDir, *keep, *kvsdBin, *s3Dir
 	if *streams != "" {
 		var err error
 		if cfg.streams, err = harness.Counts("-streams", *streams); err != nil {
@@ -195,7 +197,7 @@ func runBench(ctx context.Context, cfg config, out, log io.Writer, command strin
 		return nil, err
 	}
 	b.logf("starting versitygw and a fresh PostgreSQL database")
-	if b.in, err = startInfra(b.work, b.bin); err != nil {
+	if b.in, err = startInfra(b.work, b.bin, cfg.s3Dir); err != nil {
 		return nil, fmt.Errorf("start versitygw and PostgreSQL: %w", err)
 	}
 	defer b.in.close()

@@ -3,13 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/kvsd/kvsd/bench/internal/child"
+	"github.com/kvsd/kvsd/bench/internal/diskprobe"
 	"github.com/kvsd/kvsd/bench/internal/loadgen"
 	"github.com/kvsd/kvsd/bench/internal/report"
 )
@@ -55,7 +54,7 @@ func (b *bench) cameras(ctx context.Context) error {
 	})
 	memStart, _ := child.ReadMem(k.PID())
 	var probe []time.Duration
-	samplerWG.Go(func() { probe = diskProbe(filepath.Join(b.work, "disk-probe"), 100*time.Millisecond, samplerDone) })
+	samplerWG.Go(func() { probe = diskprobe.Run(filepath.Join(b.work, "disk-probe"), 100*time.Millisecond, samplerDone) })
 
 	pc := k.putClient()
 	t0 := time.Now().Add(time.Second)
@@ -120,33 +119,4 @@ func (b *bench) cameras(ctx context.Context) error {
 		result{What: fmt.Sprintf("cameras (%d): kvsd peak RSS ≤ 300 MB", n), Value: report.MB(memEnd.HWM), OK: rssOK, Other: cpu.other})
 	b.logf("cameras: p50 %s p99 %s max %s, peak RSS %s", report.MS(dp.Pct(50)), report.MS(dp.Pct(99)), report.MS(dp.Max()), report.MB(memEnd.HWM))
 	return nil
-}
-
-// diskProbe appends 4 KiB to a file and fdatasyncs it every interval until stop is closed, and
-// returns how long each write+sync took: the disk's own latency while the load runs.
-func diskProbe(path string, every time.Duration, stop <-chan struct{}) []time.Duration {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	var out []time.Duration
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return out
-		case <-t.C:
-		}
-		start := time.Now()
-		if _, err := f.Write(buf); err != nil {
-			return out
-		}
-		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
-			return out
-		}
-		out = append(out, time.Since(start))
-	}
 }

@@ -161,6 +161,7 @@ func (d *DB) PutFragments(ctx context.Context, puts []catalog.Put) error {
 
 	b := &pgx.Batch{}
 	var checks []func(pgx.BatchResults) error // one per queued statement, in order
+	payloads := make([]string, 0, len(keys))
 	for _, g := range keys {
 		k := g.key
 		fences := map[uint64]bool{}
@@ -185,9 +186,7 @@ func (d *DB) PutFragments(ctx context.Context, puts []catalog.Put) error {
 			WHERE s.last_seq < EXCLUDED.last_seq`,
 			k.Name, k.CreatedMs, int64(last.Fragment.Seq), int64(last.Location.Segment), last.Location.Offset, last.Location.Length)
 		checks = append(checks, execOK)
-		// Delivered at commit, to the listeners of every node (live readers elsewhere).
-		b.Queue(`SELECT pg_notify($1, $2)`, FragmentsChannel, fragmentPayload(k, last.Fragment.Seq))
-		checks = append(checks, execOK)
+		payloads = append(payloads, fragmentPayload(k, last.Fragment.Seq))
 
 		headers := map[string]*headerRefs{}
 		var hids []string
@@ -234,7 +233,25 @@ func (d *DB) PutFragments(ctx context.Context, puts []catalog.Put) error {
 			checks = append(checks, execOK)
 		}
 	}
-	return d.runBatch(ctx, b, checks)
+	if err := d.runBatch(ctx, b, checks); err != nil {
+		return err
+	}
+	d.notifyFragments(ctx, payloads)
+	return nil
+}
+
+// notifyFragments tells the listeners of every node (live readers elsewhere) that fragments
+// were committed, after the commit and in a transaction of its own whose commit is not
+// flushed. PostgreSQL serialises the commits of all transactions that NOTIFY (a database-wide
+// lock held through the commit record's flush), so a NOTIFY in the index commit made every
+// node's commits wait on each other's WAL flushes, disk stalls included. A notification lost
+// in a crash costs a wake-up that polling makes up for.
+func (d *DB) notifyFragments(ctx context.Context, payloads []string) {
+	_, err := d.pool.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, p) FROM unnest($2::text[]) AS p`,
+		FragmentsChannel, payloads)
+	if err != nil {
+		d.log.Debug("notifying committed fragments; listeners poll", "err", err)
+	}
 }
 
 // SQLSTATEs the batch's statements fail with.

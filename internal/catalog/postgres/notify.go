@@ -13,12 +13,14 @@ import (
 	"github.com/kvsd/kvsd/internal/catalog"
 )
 
-// Nodes sharing a database tell each other what changed with NOTIFY, sent in the transaction
-// of the change (so delivered only when it commits, to every listening session):
+// Nodes sharing a database tell each other what changed with NOTIFY, delivered to every
+// listening session:
 //
 //   - StreamsChannel: a stream record was created, updated or deleted; payload: its name.
+//     Sent in the transaction of the change, so delivered only when it commits.
 //   - FragmentsChannel: a stream's fragments up to a sequence were committed; payload:
-//     "<createdMs> <seq> <name>", one per stream and commit.
+//     "<createdMs> <seq> <name>", one per stream and commit. Sent right after the commit, in
+//     a transaction of its own (notifyFragments says why).
 //
 // Notifications are wake-ups, never the truth: a listener that loses its connection misses
 // some, so Listen reports every (re)connection and callers poll behind them.

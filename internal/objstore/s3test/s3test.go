@@ -57,7 +57,13 @@ func Binary(t testing.TB) string {
 // Start runs versitygw until the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{Dir: t.TempDir(), bin: Binary(t)}
+	return StartIn(t, t.TempDir())
+}
+
+// StartIn is Start with the objects in dir, an existing directory.
+func StartIn(t testing.TB, dir string) *Server {
+	t.Helper()
+	s := &Server{Dir: dir, bin: Binary(t)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
