@@ -40,13 +40,18 @@ func startNode(t *testing.T, pgURL, holder string) *node {
 	t.Cleanup(func() { _ = db.Close() })
 
 	n := &node{db: db, done: make(chan error, 1),
-		sw: &retention.Sweeper{Store: store, Catalog: ix, Interval: 20 * time.Millisecond, Leases: db, Holder: holder}}
+		sw: &retention.Sweeper{Store: store, Catalog: ix, Interval: sweepInterval, Leases: db, Holder: holder}}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	go func() { n.done <- n.sw.Run(ctx) }()
 	t.Cleanup(n.stop)
 	return n
 }
+
+// sweepInterval makes the lease 3 intervals long: long enough that a busy machine (the race
+// detector, every package's tests at once) does not stall the holder's renewal past it, which
+// handed the sweeps over while the holder was alive (1 run of make test in a few at 20 ms).
+const sweepInterval = 100 * time.Millisecond
 
 func (n *node) stop() {
 	if n.cancel != nil {
@@ -88,8 +93,9 @@ func TestOneSweeperPerCluster(t *testing.T) {
 	require.Greater(t, taken.epoch, dead.epoch)
 	require.NotEqual(t, dead.holder, taken.holder)
 	// The grant is for 3 intervals from the database's now(): it came once the dead one ended.
-	require.False(t, taken.expires.Add(-60*time.Millisecond).Before(dead.expires), "taken over at %v, before the dead lease expired at %v",
-		taken.expires.Add(-60*time.Millisecond), dead.expires)
+	ttl := 3 * sweepInterval
+	require.False(t, taken.expires.Add(-ttl).Before(dead.expires), "taken over at %v, before the dead lease expired at %v",
+		taken.expires.Add(-ttl), dead.expires)
 }
 
 type leaseRow struct {
