@@ -10,6 +10,7 @@ import (
 	"github.com/kvsd/kvsd/bench/internal/child"
 	"github.com/kvsd/kvsd/bench/internal/diskprobe"
 	"github.com/kvsd/kvsd/bench/internal/loadgen"
+	"github.com/kvsd/kvsd/bench/internal/promhist"
 	"github.com/kvsd/kvsd/bench/internal/report"
 )
 
@@ -59,14 +60,14 @@ func (b *bench) cameras(ctx context.Context) error {
 	pc := k.putClient()
 	t0 := time.Now().Add(time.Second)
 	cpu0 := snapCPU(k.PID())
-	h0 := k.scrapeHistogram(ctx, storeAppend)
+	h0 := k.scrapeHistogram(ctx, promhist.StoreAppend)
 	ctx, cancel := context.WithTimeout(ctx, dur+fragDur+2*time.Minute)
 	defer cancel()
 	heap := time.AfterFunc(time.Until(t0.Add(dur*3/4)), k.heapProfile) // all cameras streaming
 	defer heap.Stop()
 	sum := loadgen.Summarize(loadgen.RunCameras(ctx, pc, f, names, t0, clusters))
 	cpu := cpu0.to(snapCPU(k.PID()))
-	appends := k.scrapeHistogram(ctx, storeAppend).since(h0)
+	appends := k.scrapeHistogram(ctx, promhist.StoreAppend).Since(h0)
 	close(samplerDone)
 	samplerWG.Wait()
 	memEnd, err := child.ReadMem(k.PID())
@@ -98,7 +99,7 @@ func (b *bench) cameras(ctx context.Context) error {
 	m.Add("(CPU of the kernel outside processes: interrupts, writeback)", fmt.Sprintf("%.2f cores", cpu.kernel), "")
 	m.Add("(CPU of other processes, not the benchmark)", fmt.Sprintf("%.2f cores", cpu.other), "")
 	m.Add("p99 fragment complete → PERSISTED", report.MS(dp.Pct(99)), "≤ 50 ms: "+report.Verdict(p99ok))
-	m.Add("Store.Append per fragment (kvsd's own histogram)", appends.describe(), "")
+	m.Add("Store.Append per fragment (kvsd's own histogram)", appends.Describe(), "")
 	m.Add("fragments without PERSISTED / failed sessions / ERROR acks", fmt.Sprintf("%d / %d / %d", missing, failed, errAcks), "0")
 	m.Write(b.out)
 	fmt.Fprintf(b.out, "%d cameras, one PutMedia session each, %d fragments of %s per camera (%.1f Mbit/s), "+

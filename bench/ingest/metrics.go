@@ -1,107 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"math"
-	"net/http"
-	"sort"
-	"strconv"
-	"strings"
-	"time"
 
-	"github.com/kvsd/kvsd/bench/internal/report"
+	"github.com/kvsd/kvsd/bench/internal/promhist"
 )
 
-// histogram is a Prometheus histogram scraped from kvsd's /metrics: cumulative bucket counts
-// by upper bound, and the sum and count.
-type histogram struct {
-	buckets map[float64]float64
-	sum     float64
-	count   float64
+// scrapeHistogram reads one histogram from kvsd's /metrics (promhist.Scrape).
+func (k *kvsd) scrapeHistogram(ctx context.Context, name string) promhist.Histogram {
+	return promhist.Scrape(ctx, k.http, k.URL, name)
 }
-
-// scrapeHistogram reads one histogram from kvsd's /metrics; a zero histogram on failure (the
-// numbers are context, not the measurement).
-func (k *kvsd) scrapeHistogram(ctx context.Context, name string) histogram {
-	h := histogram{buckets: map[float64]float64{}}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.URL+"/metrics", nil)
-	if err != nil {
-		return h
-	}
-	resp, err := k.http.Do(req)
-	if err != nil {
-		return h
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"_") {
-			continue
-		}
-		key, val, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-		if err != nil {
-			continue
-		}
-		switch {
-		case key == name+"_sum":
-			h.sum = v
-		case key == name+"_count":
-			h.count = v
-		case strings.HasPrefix(key, name+`_bucket{le="`):
-			le := strings.TrimSuffix(strings.TrimPrefix(key, name+`_bucket{le="`), `"}`)
-			if b, err := strconv.ParseFloat(le, 64); err == nil {
-				h.buckets[b] = v
-			} else if le == "+Inf" {
-				h.buckets[math.Inf(1)] = v
-			}
-		}
-	}
-	return h
-}
-
-// since is the histogram of the observations made after old.
-func (h histogram) since(old histogram) histogram {
-	d := histogram{buckets: map[float64]float64{}, sum: h.sum - old.sum, count: h.count - old.count}
-	for b, v := range h.buckets {
-		d.buckets[b] = v - old.buckets[b]
-	}
-	return d
-}
-
-// describe gives the mean and the bucket bounds holding p50 and p99, e.g. "mean 12.3 ms,
-// p50 ≤ 16 ms, p99 ≤ 32 ms".
-func (h histogram) describe() string {
-	if h.count <= 0 {
-		return "n/a"
-	}
-	bounds := make([]float64, 0, len(h.buckets))
-	for b := range h.buckets {
-		bounds = append(bounds, b)
-	}
-	sort.Float64s(bounds)
-	q := func(p float64) string {
-		for _, b := range bounds {
-			if h.buckets[b] >= p*h.count {
-				if math.IsInf(b, 1) {
-					return "> " + report.MS(time.Duration(bounds[len(bounds)-2]*float64(time.Second)))
-				}
-				return "≤ " + report.MS(time.Duration(b*float64(time.Second)))
-			}
-		}
-		return "?"
-	}
-	return fmt.Sprintf("mean %s, p50 %s, p99 %s", report.MS(time.Duration(h.sum/h.count*float64(time.Second))), q(0.5), q(0.99))
-}
-
-// storeAppend is kvsd's histogram of Store.Append: media written and synced, index committed.
-const storeAppend = "kvsd_store_append_seconds"

@@ -11,6 +11,7 @@ import (
 	"github.com/kvsd/kvsd/bench/internal/child"
 	"github.com/kvsd/kvsd/bench/internal/kvsdproc"
 	"github.com/kvsd/kvsd/bench/internal/loadgen"
+	"github.com/kvsd/kvsd/bench/internal/promhist"
 	"github.com/kvsd/kvsd/bench/internal/report"
 	"github.com/kvsd/kvsd/internal/putmedia"
 )
@@ -105,7 +106,7 @@ func (b *bench) throughput(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		h0 := k.scrapeHistogram(ctx, storeAppend)
+		h0 := k.scrapeHistogram(ctx, promhist.StoreAppend)
 		rk1, err := load("kvsd", k.putClient(), k.Proc)
 		if err != nil {
 			return err
@@ -126,7 +127,7 @@ func (b *bench) throughput(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		appends.Add(n, k.scrapeHistogram(ctx, storeAppend).since(h0).describe())
+		appends.Add(n, k.scrapeHistogram(ctx, promhist.StoreAppend).Since(h0).Describe())
 		rb2, err := load("the baseline", basePC, base)
 		if err != nil {
 			return err
