@@ -14,12 +14,16 @@ import (
 	"github.com/kvsd/kvsd/internal/kvstest"
 )
 
-// storeAppends is the nodes' Store.Append histograms added up.
-func (c *cluster) storeAppends(ctx context.Context) promhist.Histogram {
-	var h promhist.Histogram
+// storeHists is the nodes' storage histograms (promhist.StoreAppend, StoreMedia, StoreCommit),
+// each added up over the nodes.
+func (c *cluster) storeHists(ctx context.Context) [3]promhist.Histogram {
+	var h [3]promhist.Histogram
 	for _, n := range c.nodes {
-		if n.kv != nil {
-			h = h.Plus(promhist.Scrape(ctx, n.kv.http, n.kv.url, promhist.StoreAppend))
+		if n.kv == nil {
+			continue
+		}
+		for i, name := range []string{promhist.StoreAppend, promhist.StoreMedia, promhist.StoreCommit} {
+			h[i] = h[i].Plus(promhist.Scrape(ctx, n.kv.http, n.kv.url, name))
 		}
 	}
 	return h
@@ -117,10 +121,13 @@ func (b *bench) cameras(ctx context.Context) error {
 	var probe []time.Duration
 	var probeWG sync.WaitGroup
 	probeWG.Go(func() { probe = diskprobe.Run(filepath.Join(b.work, "disk-probe"), 100*time.Millisecond, probeStop) })
-	appends0 := c.storeAppends(ctx)
+	store0 := c.storeHists(ctx)
 	sum := loadgen.Summarize(loadgen.RunCameras(ctx, pc, f, names, t0, clusters))
 	cpu := cpu0.to(snapCPU(w))
-	appends := c.storeAppends(ctx).Since(appends0)
+	store := c.storeHists(ctx)
+	for i := range store {
+		store[i] = store[i].Since(store0[i])
+	}
 	close(probeStop)
 	probeWG.Wait()
 	for _, nd := range c.nodes {
@@ -145,8 +152,9 @@ func (b *bench) cameras(ctx context.Context) error {
 	m.Add("other (kernel outside processes, other processes)", report.Cores(cpu.other), "")
 	m.Add("fragments without PERSISTED / failed sessions / ERROR acks", fmt.Sprintf("%d / %d / %d", missing, failed, errAcks), "")
 	m.Write(b.out)
-	fmt.Fprintf(b.out, "kvsd's own view, Store.Append per fragment (its histogram, the nodes together: the object's PUT and the "+
-		"index commit, not the wait for the stream's turn): %s.\n\n", appends.Describe())
+	fmt.Fprintf(b.out, "kvsd's own view (its histograms, the nodes together): Store.Append per fragment (the object's PUT and "+
+		"the index commit, not the wait for the stream's turn) %s; of which the PUT %s; each group commit %s.\n\n",
+		store[0].Describe(), store[1].Describe(), store[2].Describe())
 	fmt.Fprintf(b.out, "%d cameras, one PutMedia session each to the front door (HAProxy with deploy/haproxy.cfg) in front of %s "+
 		"on one PostgreSQL database and one versitygw bucket; %d fragments of %s per camera (%.1f Mbit/s), each block written at its "+
 		"presentation time, camera starts spread at random over the first %s. Latency runs from the moment the client wrote the "+

@@ -148,6 +148,7 @@ func (s *Store) WritePrepared(ctx context.Context, p *Prepared, epoch uint64) (*
 	}
 	var loc Location
 	var err error
+	mediaStart := time.Now()
 	if p.rec != nil {
 		rec := p.rec
 		p.rec = nil // AppendPrepared releases it
@@ -159,6 +160,7 @@ func (s *Store) WritePrepared(ctx context.Context, p *Prepared, epoch uint64) (*
 	if err != nil {
 		return nil, fmt.Errorf("append media of fragment %d of %s: %w", f.Seq, k.Name, err)
 	}
+	s.metrics.mediaSeconds.Observe(time.Since(mediaStart).Seconds())
 	f.Size = int64(len(p.media))
 	st.lastSeq = f.Seq
 	c := &Commit{put: Put{Key: k, Fragment: f, Location: loc, Header: p.header, Epoch: epoch}, st: st, start: start, done: make(chan struct{})}
@@ -234,9 +236,12 @@ func (s *Store) commit(batch []*Commit) {
 	for i, c := range batch {
 		puts[i] = c.put
 	}
+	commitStart := time.Now()
 	err := s.index.PutFragments(ctx, puts)
 	if err != nil {
 		s.noteWrite(err) // the catalog's file may be what ran out of space
+	} else {
+		s.metrics.commitSeconds.Observe(time.Since(commitStart).Seconds())
 	}
 	for i, c := range batch {
 		if err != nil && len(batch) > 1 && ctx.Err() == nil {

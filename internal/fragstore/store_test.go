@@ -287,6 +287,8 @@ func TestMetrics(t *testing.T) {
 		"kvsd_store_fragments_expired_total": 2,
 		"kvsd_store_fragments_evicted_total": 0,
 		"kvsd_store_append_seconds":          3, // observations
+		"kvsd_store_media_write_seconds":     3,
+		"kvsd_store_commit_seconds":          3,
 		"kvsd_store_commit_fragments":        3, // one commit each: every Append waits for its own
 	}, got)
 

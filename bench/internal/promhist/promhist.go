@@ -16,9 +16,13 @@ import (
 	"github.com/kvsd/kvsd/bench/internal/report"
 )
 
-// StoreAppend is kvsd's histogram of Store.Append: media stored (and synced, or its object
-// PUT), index committed.
-const StoreAppend = "kvsd_store_append_seconds"
+// kvsd's histograms of a fragment's storage: Store.Append (media stored, synced or PUT, and
+// index committed) and its two parts, the media write and the index's group commits.
+const (
+	StoreAppend = "kvsd_store_append_seconds"
+	StoreMedia  = "kvsd_store_media_write_seconds"
+	StoreCommit = "kvsd_store_commit_seconds"
+)
 
 // Histogram is a Prometheus histogram scraped from kvsd's /metrics: cumulative bucket counts
 // by upper bound, and the sum and count.
