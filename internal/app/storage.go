@@ -135,7 +135,7 @@ func openS3Media(ctx context.Context, cfg Config, getenv func(string) string, lo
 		// which checksum headers they accept; records carry their own CRC-32C.
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
-		HTTPClient:                 &http.Client{Timeout: time.Minute},
+		HTTPClient:                 &http.Client{Timeout: time.Minute, Transport: mediaTransport()},
 	}
 	endpoint := "AWS S3"
 	if cfg.S3Endpoint != "" {
@@ -153,4 +153,15 @@ func openS3Media(ctx context.Context, cfg Config, getenv func(string) string, lo
 		return nil, "", fmt.Errorf("--media %s: %w", cfg.Media, err)
 	}
 	return m, fmt.Sprintf("%s on %s (region %s)", cfg.Media, endpoint, region), nil
+}
+
+// mediaTransport is the media store's HTTP transport. Every stream a node ingests PUTs its
+// fragments on its own, so dozens of requests are in flight at once; net/http's default keeps
+// 2 idle connections per host and closed the rest after each request, so most PUTs paid a new
+// connection (and the store a new accept) and left one in TIME_WAIT.
+func mediaTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 0 // no total limit: the per-host one bounds it, there is one host
+	t.MaxIdleConnsPerHost = 256
+	return t
 }
