@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kvsd/kvsd/internal/bufpool"
 	"github.com/kvsd/kvsd/internal/fragment"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/mkv"
@@ -207,8 +208,8 @@ func (s *Session) parse(ctx context.Context, in *meter, out chan<- input, stop <
 			return
 		}
 	}
-	rd.SwapCluster(buffers.get(0))
-	defer func() { buffers.put(rd.SwapCluster(nil)) }() // nil while a Cluster is half read
+	rd.SwapCluster(buffers.Get(0))
+	defer func() { buffers.Put(rd.SwapCluster(nil)) }() // nil while a Cluster is half read
 	var sizes recentSizes
 	for {
 		ev, err := rd.Next()
@@ -216,7 +217,7 @@ func (s *Session) parse(ctx context.Context, in *meter, out chan<- input, stop <
 		if ev.Kind == mkv.KindClusterEnd {
 			// The Reader's buffer becomes the fragment's (no copy of hundreds of KB); the
 			// Reader goes on in a recycled one.
-			msg.ev.Raw = rd.SwapCluster(buffers.get(sizes.add(len(ev.Raw))))
+			msg.ev.Raw = rd.SwapCluster(buffers.Get(sizes.add(len(ev.Raw))))
 		} else {
 			msg.ev.Raw = bytes.Clone(ev.Raw) // the Reader reuses its buffers on the next call
 		}
@@ -639,7 +640,7 @@ func (l *loop) persisted(r written) error {
 	l.publish(r.c, true)
 	// Publish is done with the media of a persisted fragment (it is read back from the store
 	// from now on), so its buffer goes to the next Cluster.
-	buffers.put(r.c.media)
+	buffers.Put(r.c.media)
 	r.c.media = nil
 	return nil
 }
@@ -677,25 +678,7 @@ func (l *loop) idle() error {
 // buffer goes back here for the next Cluster of any session. Without it every fragment is a
 // fresh allocation of hundreds of KB, and the garbage collector lets the heap grow to twice
 // the live buffers before it reclaims them.
-var buffers bufferPool
-
-// maxPooled keeps rare huge fragments (up to 50 MB) from being held for reuse.
-const maxPooled = 8 << 20
-
-type bufferPool struct{ p sync.Pool } // of *[]byte
-
-// get returns an empty buffer for a Cluster that will probably be at most hint bytes long (the
-// largest of the session's recent ones; 0 when unknown). A recycled buffer too small for that
-// is dropped: growing it while the Cluster arrives would copy it, maybe more than once.
-func (bp *bufferPool) get(hint int) []byte {
-	if b, ok := bp.p.Get().(*[]byte); ok && cap(*b) >= hint {
-		return (*b)[:0]
-	}
-	if hint == 0 {
-		return nil // grows as the first Cluster arrives
-	}
-	return make([]byte, 0, min(hint+hint/8, maxPooled)) // Clusters vary a little
-}
+var buffers bufpool.Pool
 
 // recentSizes is the sizes of a session's last few Clusters. Their largest is the hint for the
 // next one's buffer: Clusters of one stream differ by ±10 % or more (a 1080p 2 Mbit/s file's
@@ -712,13 +695,4 @@ func (r *recentSizes) add(size int) int {
 	r.last[r.n%len(r.last)] = size
 	r.n++
 	return slices.Max(r.last[:])
-}
-
-// put recycles b; its owner must not use it afterwards.
-func (bp *bufferPool) put(b []byte) {
-	if cap(b) == 0 || cap(b) > maxPooled {
-		return
-	}
-	b = b[:0]
-	bp.p.Put(&b)
 }

@@ -1,6 +1,7 @@
 package playback
 
 import (
+	"github.com/kvsd/kvsd/internal/bufpool"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -42,9 +43,9 @@ func startReadAhead(n int, read func(i int, buf []byte) ([]byte, error)) *readAh
 		r.results[i] = make(chan readResult, 1)
 	}
 	for range slots - 1 {
-		r.free <- getBuffer()
+		r.free <- buffers.Get(0)
 	}
-	r.out = getBuffer() // the last slot's, which the first Fragment call hands in
+	r.out = buffers.Get(0) // the last slot's, which the first Fragment call hands in
 	r.wg.Add(workers)
 	for range workers {
 		go r.work()
@@ -85,22 +86,16 @@ func (r *readAhead) Stop() {
 	r.close.Do(func() {
 		close(r.done)
 		r.wg.Wait()
-		putBuffer(r.out)
+		buffers.Put(r.out)
 		r.out = nil
-		for {
-			select {
-			case b := <-r.free:
-				putBuffer(b)
-				continue
-			default:
-			}
-			break
+		// The workers have returned and Fragment is not called again: nothing else sends
+		// or receives on the channels.
+		for len(r.free) > 0 {
+			buffers.Put(<-r.free)
 		}
 		for _, c := range r.results {
-			select {
-			case res := <-c:
-				putBuffer(res.media)
-			default:
+			if len(c) > 0 {
+				buffers.Put((<-c).media)
 			}
 		}
 	})
@@ -108,22 +103,4 @@ func (r *readAhead) Stop() {
 
 // buffers recycles fragment buffers between clips: fresh ones cost the clip their page faults
 // on first touch (pread fills them) and the collector their garbage, a few MB per clip.
-var buffers sync.Pool // of *[]byte
-
-// maxPooled keeps rare huge fragments from being held for reuse.
-const maxPooled = 8 << 20
-
-func getBuffer() []byte {
-	if b, ok := buffers.Get().(*[]byte); ok {
-		return (*b)[:0]
-	}
-	return nil
-}
-
-func putBuffer(b []byte) {
-	if cap(b) == 0 || cap(b) > maxPooled {
-		return
-	}
-	b = b[:0]
-	buffers.Put(&b)
-}
+var buffers bufpool.Pool

@@ -47,6 +47,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/kvsd/kvsd/internal/bufpool"
 	"github.com/kvsd/kvsd/internal/fragstore"
 	"github.com/kvsd/kvsd/internal/keys"
 )
@@ -204,36 +205,20 @@ func (m *Media) Append(ctx context.Context, k fragstore.Key, rec fragstore.Recor
 type prepared struct {
 	k    fragstore.Key
 	rec  fragstore.Record
-	body *[]byte // from bodies; nil once released
+	body []byte // from bodies; nil once released
 }
 
 // Release returns the body's buffer for reuse.
 func (p *prepared) Release() {
 	if p.body != nil {
-		putBody(p.body)
+		bodies.Put(p.body)
 		p.body = nil
 	}
 }
 
 // bodies recycles object bodies: a fragment's object is hundreds of KB, and one allocated per
 // fragment made the garbage collector a large part of a node's CPU.
-var bodies sync.Pool // of *[]byte
-
-func getBody() *[]byte {
-	if b, ok := bodies.Get().(*[]byte); ok {
-		return b
-	}
-	return new([]byte)
-}
-
-func putBody(b *[]byte) {
-	if cap(*b) <= maxPooledBody {
-		bodies.Put(b)
-	}
-}
-
-// maxPooledBody keeps rare huge fragments from being held for reuse.
-const maxPooledBody = 8 << 20
+var bodies bufpool.Pool
 
 // Prepare seals rec into its object body with the stream's current data key, without taking
 // the stream's turn: the seal and the checksums are most of an Append's CPU, and a writer does
@@ -259,14 +244,13 @@ func (m *Media) Prepare(ctx context.Context, k fragstore.Key, rec fragstore.Reco
 			return nil, fmt.Errorf("s3 media: data key of %s: %w", k.Name, err)
 		}
 	}
-	p := &prepared{k: k, rec: rec, body: getBody()}
-	b, err := appendObject(*p.body, k, 0, rec, dk)
+	body := bodies.Get(0)
+	b, err := appendObject(body, k, 0, rec, dk)
 	if err != nil {
-		p.Release()
+		bodies.Put(body)
 		return nil, fmt.Errorf("s3 media: record %d of %s: %w", rec.Seq, k.Name, err)
 	}
-	*p.body = b
-	return p, nil
+	return &prepared{k: k, rec: rec, body: b}, nil
 }
 
 // AppendPrepared puts a record Prepare made as its own object in k's current segment,
@@ -302,9 +286,9 @@ func (m *Media) AppendPrepared(ctx context.Context, k fragstore.Key, pr fragstor
 		st.maxSeg = st.cur
 		st.count, st.minT, st.maxT = 0, rec.Time, rec.Time
 	}
-	body := *p.body
+	body := p.body
 	setSegment(body, k, st.cur)
-	done, err := m.putOnce(ctx, m.objectKey(k, st.cur, rec.Seq), body)
+	done, err := m.put(ctx, m.objectKey(k, st.cur, rec.Seq), body)
 	if !done {
 		p.body = nil // still read, maybe: left to the garbage collector
 	}
@@ -323,15 +307,10 @@ func (m *Media) AppendPrepared(ctx context.Context, k fragstore.Key, pr fragstor
 
 // put stores body under key unless an object is there (If-None-Match: *). When one is, it
 // is read back: the same bytes are a write that already happened, other bytes ErrObjectExists.
-func (m *Media) put(ctx context.Context, key string, body []byte) error {
-	_, err := m.putOnce(ctx, key, body)
-	return err
-}
-
-// putOnce is put; done says whether the PUT itself succeeded, so that the server read all of
-// body. Otherwise net/http may still be reading body after the call (a server may answer
-// before it read the request, as a 412 can), and its buffer must not be reused.
-func (m *Media) putOnce(ctx context.Context, key string, body []byte) (done bool, err error) {
+// done says whether the PUT itself succeeded, so that the server read all of body. Otherwise
+// net/http may still be reading body after the call (a server may answer before it read the
+// request, as a 412 can), and its buffer must not be reused.
+func (m *Media) put(ctx context.Context, key string, body []byte) (done bool, err error) {
 	// A store that accepts the connection and never answers (hung, or a black hole) would hold
 	// the fragment's ack, and the stream, until TCP gives up: minutes.
 	ctx, cancel := context.WithTimeout(ctx, putTimeout)

@@ -92,9 +92,13 @@ func TestServerHonoursIfNoneMatch(t *testing.T) {
 // are accepted, other bytes under the key are refused with ErrObjectExists.
 func TestPutNeverReplaces(t *testing.T) {
 	srv, m := newMedia(t)
-	require.NoError(t, m.put(ctx, "kvsd/x", []byte("fragment")))
-	require.NoError(t, m.put(ctx, "kvsd/x", []byte("fragment")), "a retry of the same write")
-	require.ErrorIs(t, m.put(ctx, "kvsd/x", []byte("another writer's")), ErrObjectExists)
+	put := func(body string) error {
+		_, err := m.put(ctx, "kvsd/x", []byte(body))
+		return err
+	}
+	require.NoError(t, put("fragment"))
+	require.NoError(t, put("fragment"), "a retry of the same write")
+	require.ErrorIs(t, put("another writer's"), ErrObjectExists)
 	require.Equal(t, []byte("fragment"), srv.Get(t, "media", "kvsd/x").Body)
 }
 
