@@ -127,11 +127,10 @@ func startInfra(work, bin, s3Dir string) (*infra, error) {
 		in.s3Where = fmt.Sprintf("not in this run, whose versitygw keeps its objects in %s (%s)", dir, machine.FSType(dir))
 	}
 	err := guard(func() error {
-		if dir != "" {
-			in.s3 = s3test.StartIn(in.tb, dir)
-		} else {
-			in.s3 = s3test.Start(in.tb)
+		if dir == "" {
+			dir = in.tb.TempDir()
 		}
+		in.s3 = s3test.StartIn(in.tb, dir)
 		in.s3.CreateBucket(in.tb, bucket)
 		in.pgURL = pgtest.NewDatabase(in.tb)
 		return nil
@@ -210,12 +209,15 @@ func kvsdEnv() []string {
 		"AWS_ACCESS_KEY_ID=" + s3test.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + s3test.SecretAccessKey, "AWS_REGION=" + s3test.Region}
 }
 
+// dataDir is the data dir of the node called name.
+func (in *infra) dataDir(name string) string { return filepath.Join(in.work, "data-"+name) }
+
 // scaledNode prepares (does not start) a kvsd on the shared catalog and media: the README's
 // cluster command line. Nodes of one cluster share site, the media's prefix (every node
 // reads every node's objects there). publicURL "" leaves GetDataEndpoint at the node's own
 // address.
 func (in *infra) scaledNode(name, site, addr, publicURL string) *node {
-	args := []string{"serve", "--listen", addr, "--data-dir", filepath.Join(in.work, "data-"+name), "--region", kvsdproc.Region,
+	args := []string{"serve", "--listen", addr, "--data-dir", in.dataDir(name), "--region", kvsdproc.Region,
 		"--log-level", "warn", "--max-conns-per-client", "0", "--catalog", in.pgURL, "--media", "s3://" + bucket + "/" + site,
 		"--s3-endpoint", in.s3.Endpoint, "--s3-path-style", "--key-file", in.keyFile}
 	if publicURL != "" {
@@ -226,7 +228,7 @@ func (in *infra) scaledNode(name, site, addr, publicURL string) *node {
 
 // embeddedNode prepares the single node with its embedded catalog and disk media.
 func (in *infra) embeddedNode(name, addr string) *node {
-	args := []string{"serve", "--listen", addr, "--data-dir", filepath.Join(in.work, "data-"+name), "--region", kvsdproc.Region,
+	args := []string{"serve", "--listen", addr, "--data-dir", in.dataDir(name), "--region", kvsdproc.Region,
 		"--log-level", "warn", "--max-conns-per-client", "0"}
 	return &node{name: name, addr: addr, url: "http://" + addr, args: args, env: kvsdEnv(), log: filepath.Join(in.work, "kvsd-"+name+".log")}
 }

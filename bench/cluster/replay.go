@@ -171,15 +171,19 @@ func (b *bench) replay(ctx context.Context) error {
 	return nil
 }
 
+// replayNames names one stream count's nodes and the scaled node's key prefix (its site).
+func replayNames(streams int) (scaled, site, embedded string) {
+	return fmt.Sprintf("replay-scaled-%d", streams), fmt.Sprintf("replay%d", streams), fmt.Sprintf("replay-embedded-%d", streams)
+}
+
 // replayNodes starts the scaled and the embedded node for one stream count; the caller stops
 // them.
 func (b *bench) replayNodes(streams int) (scaled, embedded *node, err error) {
+	scaledName, site, embeddedName := replayNames(streams)
 	var nodes [2]*node
 	for i, mk := range []func(string) *node{
-		func(addr string) *node {
-			return b.in.scaledNode(fmt.Sprintf("replay-scaled-%d", streams), fmt.Sprintf("replay%d", streams), addr, "")
-		},
-		func(addr string) *node { return b.in.embeddedNode(fmt.Sprintf("replay-embedded-%d", streams), addr) },
+		func(addr string) *node { return b.in.scaledNode(scaledName, site, addr, "") },
+		func(addr string) *node { return b.in.embeddedNode(embeddedName, addr) },
 	} {
 		addr, err := b.in.freeAddr()
 		if err != nil {
@@ -204,8 +208,8 @@ func (b *bench) replayNodes(streams int) (scaled, embedded *node, err error) {
 func (b *bench) settle() {
 	dirs := []string{filepath.Join(b.in.s3.Dir, bucket, "baseline")}
 	for _, n := range b.cfg.streams {
-		dirs = append(dirs, filepath.Join(b.in.s3.Dir, bucket, fmt.Sprintf("replay%d", n)),
-			filepath.Join(b.in.work, fmt.Sprintf("data-replay-scaled-%d", n)), filepath.Join(b.in.work, fmt.Sprintf("data-replay-embedded-%d", n)))
+		scaled, site, embedded := replayNames(n)
+		dirs = append(dirs, filepath.Join(b.in.s3.Dir, bucket, site), b.in.dataDir(scaled), b.in.dataDir(embedded))
 	}
 	for _, dir := range dirs {
 		_ = os.RemoveAll(dir)
